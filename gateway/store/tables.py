@@ -1,0 +1,130 @@
+"""The database schema (SQLAlchemy Core). Alembic migrations in store/migrations mirror it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+
+metadata = MetaData()
+
+
+class UtcDateTime(TypeDecorator):
+    """Aware datetimes in, aware UTC datetimes out, on PostgreSQL and on SQLite (which has no time zones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# BigInteger ids become plain INTEGER on SQLite so that they autoincrement there too.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+dossiers = Table(
+    "dossiers",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("code", String(64), nullable=False, unique=True),
+    Column("procedure_code", String(64), nullable=False),
+    Column("procedure_name", String(500), nullable=False),
+    Column("level", String(16), nullable=False),
+    Column("channel", Integer, nullable=False),
+    Column("source", String(32), nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("applicant_name", String(500), nullable=False),
+    Column("id_number", String(16), nullable=False, index=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("data", JSON, nullable=False),
+    Column("received_at", UtcDateTime(), nullable=False),
+    Column("due_at", UtcDateTime()),
+    Column("last_seq", Integer, nullable=False, default=0),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+dossier_events = Table(
+    "dossier_events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("dossier_id", Id, ForeignKey("dossiers.id"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("event_id", String(100)),
+    Column("fingerprint", String(64), nullable=False),
+    Column("from_status", Integer, nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("at", UtcDateTime(), nullable=False),
+    Column("data", JSON, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    UniqueConstraint("dossier_id", "seq", name="uq_dossier_events_seq"),
+    UniqueConstraint("dossier_id", "event_id", name="uq_dossier_events_event_id"),
+)
+
+feed_items = Table(
+    "feed_items",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),  # the cursor
+    Column("type", String(64), nullable=False),
+    Column("code", String(64), nullable=False),
+    Column("at", UtcDateTime(), nullable=False),
+    Column("data", JSON, nullable=False),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("queue", String(64), nullable=False),  # one queue per adapter
+    Column("kind", String(64), nullable=False),
+    Column("ordering_key", String(128), nullable=False),  # jobs with one key run one after another
+    Column("payload", JSON, nullable=False),
+    Column("state", String(16), nullable=False),  # pending, in_flight, done, dead, discarded
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("max_attempts", Integer, nullable=False),
+    Column("next_attempt_at", UtcDateTime(), nullable=False),
+    Column("published_at", UtcDateTime()),
+    Column("locked_until", UtcDateTime()),
+    Column("last_error", Text),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Column("finished_at", UtcDateTime()),
+    Index("ix_jobs_state_next", "state", "next_attempt_at"),
+    Index("ix_jobs_order", "queue", "ordering_key", "id"),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("at", UtcDateTime(), nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("action", String(100), nullable=False),
+    Column("subject", String(200), nullable=False),
+    Column("detail", JSON, nullable=False),
+)

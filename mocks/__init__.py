@@ -1,0 +1,1 @@
+"""Fake external systems (national portal, later payment/postal/sms) for tests and testers."""
