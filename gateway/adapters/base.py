@@ -1,0 +1,78 @@
+"""The adapter contract: a delivery either returns, or raises one of these error kinds.
+
+The worker reads only the kind: retryable errors are tried again with backoff, throttled ones after
+the partner's Retry-After, permanent ones go straight to the dead letters, and a duplicate means the
+partner already has the effect, which counts as success.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import requests
+
+
+class AdapterError(Exception):
+    retryable = True
+
+
+class RetryableError(AdapterError):
+    """Timeouts, connection errors, 5xx, 408, transient business codes."""
+
+
+class ThrottledError(RetryableError):
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentError(AdapterError):
+    """Other 4xx and business rejections: trying again would get the same answer."""
+
+    retryable = False
+
+
+class DuplicateError(AdapterError):
+    """The partner already holds this effect."""
+
+    retryable = False
+
+
+# A job handler takes the job's payload and delivers it.
+Handler = Callable[[dict[str, Any]], None]
+
+RETRYABLE_HTTP = frozenset({408, 425, 500, 502, 503, 504})
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    try:
+        return float(response.headers.get("Retry-After", ""))
+    except ValueError:
+        return None
+
+
+def check_http(response: requests.Response, what: str) -> None:
+    """Turn an HTTP failure into the right error kind; return quietly on 2xx."""
+    status = response.status_code
+    if status < 300:
+        return
+    message = f"{what}: HTTP {status} {response.text[:300]}"
+    if status == 429:
+        raise ThrottledError(message, _retry_after(response))
+    if status in RETRYABLE_HTTP or status >= 500:
+        raise RetryableError(message)
+    raise PermanentError(message)
+
+
+def send(session: requests.Session, method: str, url: str, what: str, *, timeout: float,
+         **kwargs: Any) -> requests.Response:
+    """One HTTP call; network trouble becomes RetryableError, an HTTP failure its own kind."""
+    try:
+        response = session.request(method, url, timeout=timeout, **kwargs)
+    except (requests.Timeout, requests.ConnectionError) as exc:
+        raise RetryableError(f"{what}: {type(exc).__name__}: {exc}") from exc
+    except requests.RequestException as exc:  # e.g. a broken chunked answer from a dropped connection
+        raise RetryableError(f"{what}: {type(exc).__name__}: {exc}") from exc
+    check_http(response, what)
+    return response

@@ -1,0 +1,179 @@
+"""The national portal (DVCQG) client: DongBoHoSoMC and CapNhatTienDoHoSoMC over REST JSON.
+
+Two ways in, chosen by `national_portal.flavour`: a direct session (login with username/password
+and a `dstcode` header, the session travels in each body) or the province's LGSP (OAuth2
+client-credentials bearer token). Both re-authenticate once when the portal says the credential
+expired.
+"""
+
+from __future__ import annotations
+
+import threading
+from enum import Enum
+from typing import Any
+
+import requests
+
+from gateway.adapters.base import PermanentError, RetryableError, check_http, send
+from gateway.config import NationalPortalSettings
+
+from .mapping import dossier_to_dvcqg, event_to_progress
+
+
+class Reply(Enum):
+    OK = "ok"
+    RELOGIN = "relogin"
+    EXISTS = "exists"
+    RETRY = "retry"
+    REJECT = "reject"
+
+
+# The portal's error_code values and what each means for us. Unknown codes are business errors.
+ERROR_CODES: dict[int, Reply] = {
+    0: Reply.OK,
+    1: Reply.RETRY,      # login refused: credentials may be fixed by an operator, keep trying a while
+    2: Reply.REJECT,     # invalid data
+    3: Reply.EXISTS,     # dossier already exists: DongBoHoSoMC create becomes an update
+    4: Reply.REJECT,     # dossier not found
+    99: Reply.RETRY,     # system busy
+    401: Reply.RELOGIN,  # session unknown or expired
+}
+
+
+class _SessionAuth:
+    def __init__(self, settings: NationalPortalSettings) -> None:
+        self.settings = settings
+        self._session: str | None = None
+        self._lock = threading.Lock()
+
+    def url(self) -> str:
+        return f"{self.settings.base_url}/service"
+
+    def prepare(self, http: requests.Session, body: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            if self._session is None:
+                self._session = self._login(http)
+            return {"session": self._session, **body}
+
+    def _login(self, http: requests.Session) -> str:
+        s = self.settings
+        reply = send(http, "POST", f"{s.base_url}/login", "national portal login", timeout=s.timeout_seconds,
+                     json={"username": s.username, "password": s.password}, headers={"dstcode": s.unit_code})
+        data = _json(reply, "national portal login")
+        if data.get("error_code") != 0 or not data.get("session"):
+            raise RetryableError(f"national portal login refused: {data.get('message')!r}")
+        return data["session"]
+
+    def expired(self, response: requests.Response, data: dict[str, Any] | None) -> bool:
+        return data is not None and ERROR_CODES.get(data.get("error_code")) is Reply.RELOGIN
+
+    def forget(self) -> None:
+        with self._lock:
+            self._session = None
+
+
+class _LgspAuth:
+    def __init__(self, settings: NationalPortalSettings) -> None:
+        self.settings = settings
+        self._token: str | None = None
+        self._lock = threading.Lock()
+
+    def url(self) -> str:
+        return f"{self.settings.base_url}/lgsp/service"
+
+    def prepare(self, http: requests.Session, body: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            if self._token is None:
+                self._token = self._fetch_token(http)
+            http.headers["Authorization"] = f"Bearer {self._token}"
+        return body
+
+    def _fetch_token(self, http: requests.Session) -> str:
+        s = self.settings
+        reply = send(http, "POST", f"{s.base_url}/lgsp/token", "LGSP token", timeout=s.timeout_seconds,
+                     data={"grant_type": "client_credentials"}, auth=(s.lgsp_client_id, s.lgsp_client_secret))
+        token = _json(reply, "LGSP token").get("access_token")
+        if not token:
+            raise RetryableError("LGSP token reply has no access_token")
+        return token
+
+    def expired(self, response: requests.Response, data: dict[str, Any] | None) -> bool:
+        return response.status_code == 401
+
+    def forget(self) -> None:
+        with self._lock:
+            self._token = None
+
+
+def _json(response: requests.Response, what: str) -> dict[str, Any]:
+    try:
+        data = response.json()
+    except ValueError:
+        raise RetryableError(f"{what}: answer is not JSON: {response.text[:200]!r}") from None
+    if not isinstance(data, dict):
+        raise RetryableError(f"{what}: answer is not a JSON object")
+    return data
+
+
+class NationalPortalClient:
+    """Delivers dossier and progress jobs; thread-safe (one HTTP session per thread)."""
+
+    def __init__(self, settings: NationalPortalSettings) -> None:
+        self.settings = settings
+        self.auth = _LgspAuth(settings) if settings.flavour == "lgsp" else _SessionAuth(settings)
+        self._local = threading.local()
+
+    def _http(self) -> requests.Session:
+        if not hasattr(self._local, "http"):
+            self._local.http = requests.Session()
+        return self._local.http
+
+    # Job handlers -------------------------------------------------------------------------------
+
+    def sync_dossier(self, payload: dict[str, Any]) -> None:
+        """DongBoHoSoMC: create, or update when asked to or when the portal already has the dossier."""
+        record = dossier_to_dvcqg(payload["dossier"])
+        updating = bool(payload.get("updating"))
+        reply = self._call({"service": "DongBoHoSoMC", "isUpdating": updating, "data": [record]})
+        if reply is Reply.EXISTS and not updating:
+            self._call({"service": "DongBoHoSoMC", "isUpdating": True, "data": [record]})
+
+    def report_progress(self, payload: dict[str, Any]) -> None:
+        """CapNhatTienDoHoSoMC: one processing step."""
+        record = event_to_progress(payload["code"], payload["event"])
+        self._call({"service": "CapNhatTienDoHoSoMC", "data": [record]})
+
+    # Plumbing -----------------------------------------------------------------------------------
+
+    def _call(self, body: dict[str, Any]) -> Reply:
+        http = self._http()
+        service = body["service"]
+        for attempt in (1, 2):
+            full = {"madonvi": self.settings.unit_code, **self.auth.prepare(http, body)}
+            try:
+                response = http.post(self.auth.url(), json=full, timeout=self.settings.timeout_seconds)
+            except requests.RequestException as exc:
+                raise RetryableError(f"{service}: {type(exc).__name__}: {exc}") from exc
+            data = None
+            if response.headers.get("Content-Type", "").startswith("application/json"):
+                try:
+                    data = response.json()
+                except ValueError:
+                    data = None
+            if self.auth.expired(response, data if isinstance(data, dict) else None):
+                self.auth.forget()
+                if attempt == 1:
+                    continue
+                raise RetryableError(f"{service}: credential refused right after a fresh login")
+            break
+        check_http(response, service)
+        if not isinstance(data, dict) or "error_code" not in data:
+            raise RetryableError(f"{service}: answer without error_code: {response.text[:200]!r}")
+        code = data["error_code"]
+        reply = ERROR_CODES.get(code, Reply.REJECT)
+        message = f"{service}: error_code {code}: {data.get('message')!r}"
+        if reply is Reply.RETRY:
+            raise RetryableError(message)
+        if reply in (Reply.REJECT, Reply.RELOGIN):
+            raise PermanentError(message)
+        return reply

@@ -1,0 +1,33 @@
+"""Reading a JSON request body into a pydantic model, with a precise 4xx for each way it can be wrong."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypeVar
+
+from flask import request
+from pydantic import BaseModel
+
+from .errors import ApiError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def json_object() -> dict[str, Any]:
+    if request.mimetype != "application/json":
+        raise ApiError(415, "unsupported_media_type", "send the body as application/json")
+    raw = request.get_data(cache=True)  # the size limit (413) applies here
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ApiError(400, "invalid_json", "the body is not UTF-8") from None
+    except json.JSONDecodeError as exc:
+        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc.msg} at line {exc.lineno} "
+                                            f"column {exc.colno}") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "invalid_json", "the body must be a JSON object")
+    return data
+
+
+def parse(model: type[M], data: dict[str, Any] | None = None) -> M:
+    return model.model_validate(json_object() if data is None else data)

@@ -1,0 +1,63 @@
+"""Every error is JSON {"error": {"code", "message"[, "details"]}}; nothing escapes as an HTML page."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, jsonify
+from pydantic import ValidationError
+from werkzeug.exceptions import HTTPException
+
+from gateway.services.errors import Conflict, NotFound, ServiceError
+
+log = logging.getLogger(__name__)
+
+SERVICE_STATUS: dict[type[ServiceError], int] = {NotFound: 404, Conflict: 409}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, details: Any = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.details, self.headers = status, code, message, details, headers
+
+
+def error_response(status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None):
+    body: dict[str, Any] = {"code": code, "message": message}
+    if details:
+        body["details"] = details
+    response = jsonify({"error": body})
+    response.status_code = status
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def _pydantic_details(exc: ValidationError) -> list[dict[str, Any]]:
+    return [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"], "type": e["type"]}
+            for e in exc.errors(include_url=False, include_input=False)]
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def _api(exc: ApiError):
+        return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
+
+    @app.errorhandler(ValidationError)
+    def _invalid(exc: ValidationError):
+        return error_response(422, "validation_failed", "the request body is not valid", _pydantic_details(exc))
+
+    @app.errorhandler(ServiceError)
+    def _service(exc: ServiceError):
+        return error_response(SERVICE_STATUS.get(type(exc), 400), exc.code, exc.message, exc.details or None)
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException):
+        code = (exc.name or "error").lower().replace(" ", "_")
+        return error_response(exc.code or 500, code, exc.description or exc.name)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        log.exception("unhandled error")
+        return error_response(500, "internal_error", "an internal error occurred; nothing was half-written")

@@ -1,0 +1,57 @@
+"""The provincial portal (and the national portal) file dossiers; callers read them back."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, g, jsonify, request
+
+from gateway.domain.codes import DOSSIER_CODE_RE, ID_NUMBER_RE
+from gateway.domain.dossier import DossierIn
+from gateway.services import dossiers as service
+from gateway.store import dossiers as store
+
+from . import views
+from .auth import require
+from .body import parse
+from .errors import ApiError
+
+bp = Blueprint("intake", __name__, url_prefix="/api/v1")
+
+
+def ctx():  # noqa: ANN201
+    return current_app.config["GATEWAY"].context
+
+
+def filed_response(filed: service.Filed):  # noqa: ANN201
+    return jsonify(views.dossier(filed.dossier)), 201 if filed.created else 200
+
+
+@bp.post("/dossiers")
+@require("portal", "national_portal")
+def file_dossier():  # noqa: ANN201
+    dossier = parse(DossierIn)
+    source = "national_portal" if "national_portal" in g.roles and "portal" not in g.roles else "portal"
+    return filed_response(service.file_dossier(ctx(), dossier, source=source, actor=g.caller))
+
+
+@bp.get("/dossiers/<code>")
+@require("one_stop", "portal", "ops")
+def get_dossier(code: str):  # noqa: ANN201
+    dossier, history = service.get_with_history(ctx(), code)
+    return jsonify(views.dossier(dossier, history))
+
+
+@bp.get("/lookup")
+@require("portal")
+def lookup():  # noqa: ANN201
+    code, id_number = request.args.get("code"), request.args.get("id_number")
+    if bool(code) == bool(id_number):
+        raise ApiError(400, "bad_query", "give exactly one of ?code= or ?id_number=")
+    if code and not DOSSIER_CODE_RE.match(code):
+        raise ApiError(400, "bad_query", f"not a valid dossier code: {code!r}")
+    if id_number and not ID_NUMBER_RE.match(id_number):
+        raise ApiError(400, "bad_query", "id_number must be 12 (CCCD) or 9 (CMND) digits")
+    with ctx().engine.connect() as conn:
+        rows = [r for r in [store.get(conn, code)] if r] if code else store.by_id_number(conn, id_number)
+    if not rows:
+        raise ApiError(404, "not_found", "no dossier matches")
+    return jsonify({"items": [views.citizen(r) for r in rows]})

@@ -1,0 +1,54 @@
+"""Operators: jobs by state, dead letters to retry or discard."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, g, jsonify, request
+
+from gateway.services import dead_letters
+from gateway.store import outbox
+
+from . import views
+from .auth import require
+from .errors import ApiError
+
+bp = Blueprint("ops", __name__, url_prefix="/ops")
+
+STATES = (outbox.PENDING, outbox.IN_FLIGHT, outbox.DONE, outbox.DEAD, outbox.DISCARDED)
+
+
+def ctx():  # noqa: ANN201
+    return current_app.config["GATEWAY"].context
+
+
+@bp.get("/jobs")
+@require("ops")
+def jobs():  # noqa: ANN201
+    state = request.args.get("state")
+    with ctx().engine.connect() as conn:
+        counts = [dict(r) for r in outbox.counts(conn)]
+        if state is None:
+            return jsonify({"counts": counts})
+        if state not in STATES:
+            raise ApiError(400, "bad_query", f"state must be one of {list(STATES)}")
+        rows = outbox.list_by_state(conn, state, queue=request.args.get("queue"),
+                                    ordering_key=request.args.get("ordering_key"), limit=500)
+    return jsonify({"counts": counts, "items": [views.job(r) for r in rows]})
+
+
+@bp.get("/dead-letters")
+@require("ops")
+def list_dead_letters():  # noqa: ANN201
+    rows = dead_letters.list_dead(ctx(), queue=request.args.get("queue"))
+    return jsonify({"items": [views.job(r) for r in rows]})
+
+
+@bp.post("/dead-letters/<int:job_id>/retry")
+@require("ops")
+def retry(job_id: int):  # noqa: ANN201
+    return jsonify(views.job(dead_letters.retry(ctx(), job_id, actor=g.caller)))
+
+
+@bp.post("/dead-letters/<int:job_id>/discard")
+@require("ops")
+def discard(job_id: int):  # noqa: ANN201
+    return jsonify(views.job(dead_letters.discard(ctx(), job_id, actor=g.caller)))

@@ -1,0 +1,148 @@
+"""The `gateway` command: serve the API, run a worker, migrate, handle dead letters, run everything."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+
+import click
+
+from gateway.bootstrap import bootstrap, build_worker
+from gateway.store.database import migrate as run_migrations
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(level=getattr(logging, level.upper()),
+                        format="%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s")
+
+
+@click.group()
+@click.option("--log-level", default=lambda: os.environ.get("GATEWAY_LOG_LEVEL", "info"), show_default="info")
+def main(log_level: str) -> None:
+    """Integration gateway for Vietnam's online public services."""
+    _logging(log_level)
+
+
+@main.command()
+def migrate() -> None:
+    """Bring the database schema up to date (Alembic)."""
+    gateway = bootstrap()
+    run_migrations(gateway.settings.database.url)
+    click.echo("database migrated")
+
+
+@main.command()
+@click.option("--host", default=None, help="default: api.host")
+@click.option("--port", default=None, type=int, help="default: api.port")
+@click.option("--workers", default=1, show_default=True, help="gunicorn worker processes")
+@click.option("--threads", default=8, show_default=True, help="threads per gunicorn worker")
+def serve(host: str | None, port: int | None, workers: int, threads: int) -> None:
+    """Serve the HTTP API with gunicorn."""
+    from gunicorn.app.base import BaseApplication
+
+    settings = bootstrap().settings
+    bind = f"{host or settings.api.host}:{port or settings.api.port}"
+
+    class _App(BaseApplication):
+        def load_config(self) -> None:
+            for key, value in {"bind": bind, "workers": workers, "threads": threads, "worker_class": "gthread",
+                               "accesslog": None, "graceful_timeout": 10, "timeout": 60}.items():
+                self.cfg.set(key, value)
+
+        def load(self):  # noqa: ANN202 - gunicorn's hook; each worker process builds its own app
+            from gateway.app import create_app
+
+            return create_app()
+
+    _App().run()
+
+
+@main.command()
+@click.option("--threads", default=None, type=int, help="consumer threads (default: jobs.worker_threads)")
+@click.option("--no-sweeper", is_flag=True, help="leave sweeping to other workers")
+def worker(threads: int | None, no_sweeper: bool) -> None:
+    """Run a worker: consume jobs, retry, sweep."""
+    gateway = bootstrap()
+    if threads:
+        gateway.settings.jobs.worker_threads = threads
+    w = build_worker(gateway)
+    signal.signal(signal.SIGTERM, lambda *_: w.stopping.set())
+    w.start(sweeper=not no_sweeper)
+    with contextlib.suppress(KeyboardInterrupt):
+        w.wait()
+    w.stop()
+
+
+@main.group("dead-letters")
+def dead_letters_group() -> None:
+    """List, retry or discard dead letters."""
+
+
+@dead_letters_group.command("list")
+@click.option("--queue", default=None)
+def dl_list(queue: str | None) -> None:
+    from gateway.api.views import job
+    from gateway.services import dead_letters
+
+    rows = dead_letters.list_dead(bootstrap().context, queue=queue)
+    click.echo(json.dumps([job(r) for r in rows], ensure_ascii=False, indent=2))
+
+
+@dead_letters_group.command("retry")
+@click.argument("job_id", type=int)
+def dl_retry(job_id: int) -> None:
+    _operate("retry", job_id)
+
+
+@dead_letters_group.command("discard")
+@click.argument("job_id", type=int)
+def dl_discard(job_id: int) -> None:
+    _operate("discard", job_id)
+
+
+def _operate(action: str, job_id: int) -> None:
+    from gateway.services import dead_letters
+    from gateway.services.errors import NotFound
+
+    gateway = bootstrap()
+    try:
+        getattr(dead_letters, action)(gateway.context, job_id, actor=f"cli:{os.environ.get('USER', 'operator')}")
+    except NotFound as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        gateway.close()
+    click.echo(f"dead letter {job_id}: {action} done")
+
+
+@main.command("run-all")
+@click.option("--mock-port", default=8001, show_default=True)
+def run_all(mock_port: int) -> None:
+    """Development: migrate, then run the mocks, the API and a worker until Ctrl-C."""
+    gateway = bootstrap()
+    run_migrations(gateway.settings.database.url)
+    exe = [sys.executable, "-m"]
+    procs = [
+        subprocess.Popen([*exe, "mocks", "--port", str(mock_port)]),
+        subprocess.Popen([*exe, "gateway", "serve", "--workers", "1"]),
+        subprocess.Popen([*exe, "gateway", "worker"]),
+    ]
+    try:
+        while all(p.poll() is None for p in procs):
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                procs[0].wait(timeout=1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()

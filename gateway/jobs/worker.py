@@ -1,0 +1,135 @@
+"""The worker process: consumer threads running jobs, and a sweeper thread.
+
+Each consumer thread owns its own broker connection (kombu connections are not thread-safe) and
+acknowledges a message only after the job's outcome is committed, so a worker killed mid-delivery
+leaves the message to be redelivered, and the job's expired lease to the sweeper.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import UTC, datetime
+
+from kombu import Connection
+from sqlalchemy import Engine
+
+from gateway.config import JobSettings
+from gateway.store import outbox
+
+from .broker import Broker
+from .runner import JobRunner
+
+log = logging.getLogger(__name__)
+
+
+def publish_or_mark(engine: Engine, broker: Broker, conn: Connection | None,
+                    jobs: list[tuple[int, str]]) -> list[int]:
+    """Publish on `conn` (or a fresh connection); jobs that could not be sent are marked for the sweeper."""
+    failed: list[int] = []
+    try:
+        if conn is None:
+            with broker.connection() as own:
+                for job_id, queue in jobs:
+                    broker.publish_with(own, queue, job_id)
+        else:
+            for job_id, queue in jobs:
+                broker.publish_with(conn, queue, job_id)
+    except Exception as exc:  # noqa: BLE001 - broker trouble: the sweeper will send them
+        log.warning("could not publish %d job(s): %s", len(jobs), exc)
+        failed = [job_id for job_id, _ in jobs]
+        with engine.begin() as db:
+            outbox.mark_unpublished(db, failed)
+    return failed
+
+
+class Worker:
+    def __init__(self, engine: Engine, broker: Broker, runner: JobRunner, settings: JobSettings,
+                 queues: list[str]) -> None:
+        self.engine = engine
+        self.broker = broker
+        self.runner = runner
+        self.settings = settings
+        self.queues = queues
+        self.stopping = threading.Event()
+        self.threads: list[threading.Thread] = []
+
+    def start(self, *, sweeper: bool = True) -> None:
+        for n in range(self.settings.worker_threads):
+            self.threads.append(threading.Thread(target=self._consume, name=f"consumer-{n}", daemon=True))
+        if sweeper:
+            self.threads.append(threading.Thread(target=self._sweep_forever, name="sweeper", daemon=True))
+        for thread in self.threads:
+            thread.start()
+        log.info("worker started: queues %s, %d consumer threads", self.queues, self.settings.worker_threads)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.stopping.set()
+        for thread in self.threads:
+            thread.join(timeout)
+
+    def wait(self) -> None:
+        while not self.stopping.wait(1.0):
+            pass
+
+    # Consuming ---------------------------------------------------------------------------------
+
+    def _consume(self) -> None:
+        pause = 0.5
+        while not self.stopping.is_set():
+            try:
+                with self.broker.connection() as conn:
+                    conn.ensure_connection(max_retries=1)
+                    self.broker.declare(conn, self.queues)
+                    queues = [self.broker.queue(q) for q in self.queues]
+
+                    def on_message(body: dict, message, conn=conn) -> None:  # noqa: ANN001
+                        self._handle(conn, body, message)
+
+                    with conn.Consumer(queues, callbacks=[on_message], accept=["json"], prefetch_count=2):
+                        pause = 0.5
+                        while not self.stopping.is_set():
+                            try:
+                                conn.drain_events(timeout=1.0)
+                            except TimeoutError:  # socket.timeout: no message this second
+                                continue
+            except Exception as exc:  # noqa: BLE001 - broker gone: reconnect with a growing pause
+                if self.stopping.is_set():
+                    return
+                log.warning("consumer lost the broker (%s: %s); reconnecting in %.1fs",
+                            type(exc).__name__, exc, pause)
+                self.stopping.wait(pause)
+                pause = min(pause * 2, 10.0)
+
+    def _handle(self, conn: Connection, body: dict, message) -> None:  # noqa: ANN001
+        job_id = body.get("job_id") if isinstance(body, dict) else None
+        if not isinstance(job_id, int):
+            log.error("dropping a message that names no job: %r", body)
+            message.ack()
+            return
+        try:
+            self.runner.run(job_id, lambda jobs: publish_or_mark(self.engine, self.broker, conn, jobs))
+        except Exception:  # noqa: BLE001 - e.g. the database is down: put the message back, slow down
+            log.exception("job %s could not be run; message requeued", job_id)
+            message.requeue()
+            self.stopping.wait(1.0)
+            return
+        message.ack()
+
+    # Sweeping ----------------------------------------------------------------------------------
+
+    def sweep_once(self) -> int:
+        now = datetime.now(UTC)
+        with self.engine.begin() as conn:
+            outbox.recover_expired_leases(conn, now=now)
+            due = outbox.take_due_for_publish(conn, now=now, republish_after=self.settings.republish_after_seconds)
+        if due:
+            publish_or_mark(self.engine, self.broker, None, due)
+        return len(due)
+
+    def _sweep_forever(self) -> None:
+        while not self.stopping.wait(self.settings.sweep_interval_seconds):
+            try:
+                self.sweep_once()
+            except Exception as exc:  # noqa: BLE001 - database or broker down: try again next round
+                log.warning("sweep failed: %s: %s", type(exc).__name__, exc)

@@ -1,0 +1,1 @@
+"""Use cases: each runs one transaction (change + audit + outbox jobs), then publishes the jobs."""

@@ -1,0 +1,44 @@
+"""Operators' hands on dead letters: list, retry, discard. Used by /ops and by the CLI."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import RowMapping
+
+from gateway.store import audit, outbox
+
+from .errors import NotFound
+from .unit_of_work import Context
+
+
+def list_dead(ctx: Context, *, queue: str | None = None, limit: int = 100) -> list[RowMapping]:
+    with ctx.engine.connect() as conn:
+        return outbox.list_by_state(conn, outbox.DEAD, queue=queue, limit=limit)
+
+
+def retry(ctx: Context, job_id: int, *, actor: str) -> RowMapping:
+    now = datetime.now(UTC)
+    with ctx.engine.begin() as conn:
+        job = outbox.revive(conn, job_id, now=now)
+        if job is None:
+            raise NotFound(f"no dead letter {job_id}")
+        audit.record(conn, actor=actor, action="dead_letter.retry", subject=f"job:{job_id}", at=now,
+                     detail={"kind": job["kind"], "last_error": job["last_error"]})
+    ctx.publish_after_commit([(job_id, job["queue"])])
+    return job
+
+
+def discard(ctx: Context, job_id: int, *, actor: str) -> RowMapping:
+    """Give up on a dead letter; the jobs queued behind it (same dossier) may then go ahead."""
+    now = datetime.now(UTC)
+    with ctx.engine.begin() as conn:
+        job = outbox.discard(conn, job_id, now=now)
+        if job is None:
+            raise NotFound(f"no dead letter {job_id}")
+        audit.record(conn, actor=actor, action="dead_letter.discard", subject=f"job:{job_id}", at=now,
+                     detail={"kind": job["kind"], "last_error": job["last_error"]})
+        nxt = outbox.successor(conn, job["queue"], job["ordering_key"], job_id)
+    if nxt is not None:
+        ctx.publish_after_commit([(nxt, job["queue"])])
+    return job

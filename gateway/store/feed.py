@@ -1,0 +1,29 @@
+"""The one-stop change feed: an append-only, ordered list read by cursor."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, RowMapping, insert, select, text
+
+from .tables import feed_items
+
+# Concurrent PostgreSQL transactions could commit ids out of order, and a reader that had moved its
+# cursor past a later id would never see the earlier one. Appends therefore take a transaction-scoped
+# advisory lock, so ids become visible in order. SQLite has one writer at a time anyway.
+_FEED_LOCK = 0x6665_6564  # "feed"
+
+
+def append(conn: Connection, *, type: str, code: str, at: datetime, data: dict[str, Any]) -> int:
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _FEED_LOCK})
+    return conn.execute(
+        insert(feed_items).values(type=type, code=code, at=at, data=data).returning(feed_items.c.id)
+    ).scalar_one()
+
+
+def read(conn: Connection, after: int, limit: int) -> list[RowMapping]:
+    return list(conn.execute(
+        select(feed_items).where(feed_items.c.id > after).order_by(feed_items.c.id).limit(limit)
+    ).mappings())

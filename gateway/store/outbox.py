@@ -1,0 +1,171 @@
+"""The outbox: jobs written in the same transaction as the change that causes them.
+
+A job's life: pending -> in_flight -> done, or back to pending for a retry, or dead (a dead letter)
+after its last attempt; an operator may revive a dead letter (pending again) or discard it.
+Jobs sharing (queue, ordering_key) run strictly one after another, in id order: a job is claimable
+only when no earlier job of its key is still pending, in flight or dead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, RowMapping, and_, exists, func, insert, or_, select, update
+
+from .tables import jobs
+
+PENDING, IN_FLIGHT, DONE, DEAD, DISCARDED = "pending", "in_flight", "done", "dead", "discarded"
+UNFINISHED = (PENDING, IN_FLIGHT, DEAD)
+
+
+@dataclass(frozen=True)
+class NewJob:
+    queue: str
+    kind: str
+    ordering_key: str
+    payload: dict[str, Any]
+
+
+def enqueue(conn: Connection, job: NewJob, *, now: datetime, max_attempts: int) -> int:
+    # published_at is set optimistically: the caller publishes right after commit and clears it on
+    # failure, so the common path costs no second write. A crash in between is caught by the sweeper.
+    return conn.execute(insert(jobs).values(
+        queue=job.queue, kind=job.kind, ordering_key=job.ordering_key, payload=job.payload,
+        state=PENDING, attempts=0, max_attempts=max_attempts, next_attempt_at=now,
+        published_at=now, created_at=now, updated_at=now,
+    ).returning(jobs.c.id)).scalar_one()
+
+
+def mark_unpublished(conn: Connection, job_ids: list[int]) -> None:
+    conn.execute(update(jobs).where(jobs.c.id.in_(job_ids), jobs.c.state == PENDING).values(published_at=None))
+
+
+def _earlier_unfinished():  # noqa: ANN202 - a SQL expression
+    prior = jobs.alias("prior")
+    return exists().where(
+        prior.c.queue == jobs.c.queue,
+        prior.c.ordering_key == jobs.c.ordering_key,
+        prior.c.id < jobs.c.id,
+        prior.c.state.in_(UNFINISHED),
+    )
+
+
+def claim(conn: Connection, job_id: int, *, now: datetime, lease: float) -> RowMapping | None:
+    """Take a job for one attempt, or None if it is not due, already taken, finished, or waiting its turn."""
+    return conn.execute(
+        update(jobs)
+        .where(jobs.c.id == job_id, jobs.c.state == PENDING, jobs.c.next_attempt_at <= now,
+               ~_earlier_unfinished())
+        .values(state=IN_FLIGHT, attempts=jobs.c.attempts + 1, locked_until=now + timedelta(seconds=lease),
+                updated_at=now)
+        .returning(jobs)
+    ).mappings().first()
+
+
+def _finish(conn: Connection, job_id: int, attempt: int, values: dict[str, Any]) -> bool:
+    # Guarded by the attempt number: a worker whose lease ran out must not overwrite a newer attempt.
+    result = conn.execute(update(jobs).where(
+        jobs.c.id == job_id, jobs.c.state == IN_FLIGHT, jobs.c.attempts == attempt
+    ).values(**values))
+    return result.rowcount == 1
+
+
+def complete(conn: Connection, job_id: int, attempt: int, *, now: datetime) -> bool:
+    return _finish(conn, job_id, attempt, {
+        "state": DONE, "locked_until": None, "finished_at": now, "updated_at": now, "last_error": None,
+    })
+
+
+def retry_later(conn: Connection, job_id: int, attempt: int, *, now: datetime, at: datetime,
+                error: str) -> bool:
+    return _finish(conn, job_id, attempt, {
+        "state": PENDING, "locked_until": None, "next_attempt_at": at, "updated_at": now,
+        "last_error": error[:4000],
+    })
+
+
+def bury(conn: Connection, job_id: int, attempt: int, *, now: datetime, error: str) -> bool:
+    return _finish(conn, job_id, attempt, {
+        "state": DEAD, "locked_until": None, "finished_at": now, "updated_at": now, "last_error": error[:4000],
+    })
+
+
+def successor(conn: Connection, queue: str, ordering_key: str, after_id: int) -> int | None:
+    """The next job waiting behind this one, to be published now that its turn has come."""
+    return conn.execute(
+        select(jobs.c.id).where(jobs.c.queue == queue, jobs.c.ordering_key == ordering_key,
+                                jobs.c.id > after_id, jobs.c.state == PENDING)
+        .order_by(jobs.c.id).limit(1)
+    ).scalar_one_or_none()
+
+
+def recover_expired_leases(conn: Connection, *, now: datetime) -> int:
+    """In-flight jobs whose worker vanished: back to pending, or dead once out of attempts."""
+    expired = and_(jobs.c.state == IN_FLIGHT, jobs.c.locked_until < now)
+    dead = conn.execute(update(jobs).where(expired, jobs.c.attempts >= jobs.c.max_attempts).values(
+        state=DEAD, locked_until=None, finished_at=now, updated_at=now,
+        last_error=func.coalesce(jobs.c.last_error, "") + " [lease expired on the last attempt]",
+    )).rowcount
+    revived = conn.execute(update(jobs).where(expired).values(
+        state=PENDING, locked_until=None, published_at=None, next_attempt_at=now, updated_at=now,
+    )).rowcount
+    return dead + revived
+
+
+def take_due_for_publish(conn: Connection, *, now: datetime, republish_after: float,
+                         limit: int = 500) -> list[tuple[int, str]]:
+    """Pending jobs the broker never got, whose retry is due, or whose message seems lost."""
+    stale = now - timedelta(seconds=republish_after)
+    query = (
+        select(jobs.c.id, jobs.c.queue)
+        .where(jobs.c.state == PENDING, jobs.c.next_attempt_at <= now,
+               or_(jobs.c.published_at.is_(None), jobs.c.published_at < jobs.c.next_attempt_at,
+                   jobs.c.published_at < stale))
+        .order_by(jobs.c.id).limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)  # several sweepers share the work
+    rows = [(r.id, r.queue) for r in conn.execute(query)]
+    if rows:
+        conn.execute(update(jobs).where(jobs.c.id.in_([r[0] for r in rows])).values(published_at=now))
+    return rows
+
+
+def get(conn: Connection, job_id: int) -> RowMapping | None:
+    return conn.execute(select(jobs).where(jobs.c.id == job_id)).mappings().first()
+
+
+def list_by_state(conn: Connection, state: str, *, queue: str | None = None, limit: int = 100,
+                  ordering_key: str | None = None) -> list[RowMapping]:
+    query = select(jobs).where(jobs.c.state == state)
+    if queue:
+        query = query.where(jobs.c.queue == queue)
+    if ordering_key:
+        query = query.where(jobs.c.ordering_key == ordering_key)
+    return list(conn.execute(query.order_by(jobs.c.id).limit(limit)).mappings())
+
+
+def revive(conn: Connection, job_id: int, *, now: datetime) -> RowMapping | None:
+    """A dead letter gets a fresh set of attempts."""
+    return conn.execute(update(jobs).where(jobs.c.id == job_id, jobs.c.state == DEAD).values(
+        state=PENDING, attempts=0, next_attempt_at=now, published_at=now, finished_at=None, updated_at=now,
+    ).returning(jobs)).mappings().first()
+
+
+def discard(conn: Connection, job_id: int, *, now: datetime) -> RowMapping | None:
+    return conn.execute(update(jobs).where(jobs.c.id == job_id, jobs.c.state == DEAD).values(
+        state=DISCARDED, finished_at=now, updated_at=now,
+    ).returning(jobs)).mappings().first()
+
+
+def counts(conn: Connection) -> list[RowMapping]:
+    return list(conn.execute(
+        select(jobs.c.queue, jobs.c.state, func.count().label("count")).group_by(jobs.c.queue, jobs.c.state)
+        .order_by(jobs.c.queue, jobs.c.state)
+    ).mappings())
+
+
+def unfinished_count(conn: Connection) -> int:
+    return conn.execute(select(func.count()).where(jobs.c.state.in_((PENDING, IN_FLIGHT)))).scalar_one()
