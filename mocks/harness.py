@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, make_response, request
@@ -35,13 +35,13 @@ class RequestLog:
         """Store a record, stamping `index` and `at`; returns the index."""
         with self._lock:
             index = len(self._records)
-            stamped = {"index": index, "at": datetime.now(timezone.utc).isoformat(timespec="milliseconds")}
+            stamped = {"index": index, "at": datetime.now(UTC).isoformat(timespec="milliseconds")}
             self._records.append(stamped | record)
             return index
 
     def records(self, since: int = 0) -> list[dict[str, Any]]:
         with self._lock:
-            return [dict(r) for r in self._records[max(since, 0):]]
+            return [dict(r) for r in self._records[max(since, 0) :]]
 
     def total(self) -> int:
         with self._lock:
@@ -81,7 +81,10 @@ class FaultInjector:
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise ValueError("count must be a positive integer")
         if seconds is not None and (
-            isinstance(seconds, bool) or not isinstance(seconds, int | float) or not math.isfinite(seconds) or seconds < 0
+            isinstance(seconds, bool)
+            or not isinstance(seconds, int | float)
+            or not math.isfinite(seconds)
+            or seconds < 0
         ):
             raise ValueError("seconds must be a non-negative number")
         if services is not None and (

@@ -1,0 +1,412 @@
+"""Fake national public-service portal (DVCQG), OpenCPS-style session API plus LGSP OAuth2 flavour."""
+
+from __future__ import annotations
+
+import copy
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+
+from mocks.harness import (
+    Fault,
+    FaultInjector,
+    Outcome,
+    RequestLog,
+    add_mock_endpoints,
+    finish,
+    replaced_outcome,
+)
+
+OK = "OK"
+MSG_BAD_LOGIN = "Sai thông tin đăng nhập"
+MSG_BAD_SESSION = "Phiên làm việc không hợp lệ hoặc đã hết hạn"
+MSG_EXISTS = "Hồ sơ đã tồn tại"
+MSG_NOT_FOUND = "Không tìm thấy hồ sơ"
+MSG_DUPLICATE = "Tiến độ đã được ghi nhận trước đó"
+BUSY: Outcome = (200, {"error_code": 99, "message": "Hệ thống đang bận"})
+
+DOSSIER_REQUIRED = ("MaHoSo", "MaTTHC", "ChuHoSo", "NgayTiepNhan")
+DOSSIER_DATES = ("NgayTiepNhan", "NgayHenTra", "NgayTra")
+PROGRESS_DATES = ("ThoiDiemXuLy", "NgayBatDau", "NgayKetThucTheoQuyDinh")
+COUNTERS = ("creates", "updates", "progress")  # mock bookkeeping, never taken from input
+LOGIN_FAULT_NAME = "login"  # fault name for both /login and /lgsp/token
+
+
+class Invalid(Exception):
+    """A validation failure, answered with error_code 2."""
+
+
+@dataclass
+class PortalConfig:
+    username: str = "gateway"
+    password: str = "gateway-secret"
+    client_id: str = "gateway-lgsp"
+    client_secret: str = "lgsp-secret"
+    session_ttl_seconds: float = 3600.0
+    token_ttl_seconds: float = 3600.0
+
+    def update(self, changes: Any) -> None:
+        """Apply a partial `_mock/config` body; raises Invalid and changes nothing on error."""
+        if not isinstance(changes, dict):
+            raise Invalid("body must be a JSON object")
+        types = {f.name: f.type for f in fields(self)}
+        for key, value in changes.items():
+            if key not in types:
+                raise Invalid(f"unknown config key: {key}")
+            if types[key] == "str" and not isinstance(value, str):
+                raise Invalid(f"{key} must be a string")
+            if types[key] == "float" and (isinstance(value, bool) or not isinstance(value, int | float) or value < 0):
+                raise Invalid(f"{key} must be a non-negative number")
+        for key, value in changes.items():
+            setattr(self, key, float(value) if types[key] == "float" else value)
+
+
+def _check_date(record: dict[str, Any], key: str, required: bool) -> None:
+    value = record.get(key)
+    if value in (None, "") and not required:
+        return
+    if not isinstance(value, str) or len(value) != 14 or not value.isdigit():
+        raise Invalid(f"{key} phải có định dạng yyyyMMddHHmmss")
+    try:
+        datetime.strptime(value, "%Y%m%d%H%M%S")
+    except ValueError:
+        raise Invalid(f"{key} không phải ngày hợp lệ") from None
+
+
+def _check_text(record: dict[str, Any], key: str, required: bool, max_len: int | None = None) -> None:
+    value = record.get(key)
+    if value is None and not required:
+        return
+    if not isinstance(value, str) or (required and not value.strip()):
+        raise Invalid(f"{key} là bắt buộc" if required else f"{key} phải là chuỗi")
+    if max_len is not None and len(value) > max_len:
+        raise Invalid(f"{key} vượt quá {max_len} ký tự")
+
+
+def _status(record: dict[str, Any], key: str, required: bool) -> int | None:
+    """Validate a 1–10 status (int or digit string) and return it as int."""
+    value = record.get(key)
+    if value is None and not required:
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10:
+        raise Invalid(f"{key} phải là số từ 1 đến 10")
+    return value
+
+
+def _records(body: dict[str, Any]) -> list[dict[str, Any]]:
+    data = body.get("data")
+    if not isinstance(data, list) or not data or not all(isinstance(item, dict) for item in data):
+        raise Invalid("data phải là danh sách đối tượng không rỗng")
+    return data
+
+
+def _is_updating(body: dict[str, Any]) -> bool:
+    value = body.get("isUpdating", False)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise Invalid("isUpdating phải là true hoặc false")
+
+
+def _validate_dossier(item: dict[str, Any], creating: bool) -> dict[str, Any]:
+    """Validate one dossier; returns a clean copy (status normalised, bookkeeping keys dropped).
+
+    On update only MaHoSo is required: the update merges whatever fields it carries.
+    """
+    _check_text(item, "MaHoSo", required=True)
+    # A required field present in an update must still be valid (no blanking it).
+    for key in ("MaTTHC", "ChuHoSo"):
+        _check_text(item, key, required=creating or key in item)
+    for key in DOSSIER_DATES:
+        _check_date(item, key, required=key in DOSSIER_REQUIRED and (creating or key in item))
+    _check_text(item, "TrichYeuHoSo", required=False, max_len=1000)
+    clean = {k: copy.deepcopy(v) for k, v in item.items() if k not in COUNTERS}
+    status = _status(item, "TrangThaiHoSo", required=False)
+    if status is not None:
+        clean["TrangThaiHoSo"] = status
+    return clean
+
+
+def _validate_progress(item: dict[str, Any]) -> dict[str, Any]:
+    _check_text(item, "MaHoSo", required=True)
+    _check_text(item, "NguoiXuLy", required=False, max_len=50)
+    for key in PROGRESS_DATES:
+        _check_date(item, key, required=key == "ThoiDiemXuLy")
+    clean = copy.deepcopy(item)
+    clean["TrangThai"] = _status(item, "TrangThai", required=True)
+    return clean
+
+
+class NationalPortal:
+    """State of one portal instance: config, sessions, tokens and dossiers."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.log = RequestLog()
+        self.faults = FaultInjector()
+        self.reset()
+
+    def reset(self) -> None:
+        with self.lock:
+            self.config = PortalConfig()
+            self.sessions: dict[str, float] = {}  # token -> created (monotonic)
+            self.tokens: dict[str, float] = {}
+            self.dossiers: dict[str, dict[str, Any]] = {}
+
+    def expire_credentials(self) -> None:
+        with self.lock:
+            self.sessions.clear()
+            self.tokens.clear()
+
+    # --- authentication -------------------------------------------------
+
+    @staticmethod
+    def _valid(store: dict[str, float], key: Any, ttl: float) -> bool:
+        # Expiry is checked against the current TTL so testers can shorten it live.
+        created = store.get(key) if isinstance(key, str) else None
+        return created is not None and time.monotonic() - created < ttl
+
+    def login(self, body: dict[str, Any], dstcode: str | None) -> Outcome:
+        with self.lock:
+            cfg = self.config
+            if not dstcode or body.get("username") != cfg.username or body.get("password") != cfg.password:
+                return 200, {"error_code": 1, "message": MSG_BAD_LOGIN}
+            session = secrets.token_urlsafe(24)
+            self.sessions[session] = time.monotonic()
+            return 200, {"error_code": 0, "session": session, "message": OK}
+
+    def issue_token(self, client_id: str | None, client_secret: str | None, grant_type: str | None) -> Outcome:
+        with self.lock:
+            cfg = self.config
+            if client_id != cfg.client_id or client_secret != cfg.client_secret:
+                return 401, {"error": "invalid_client"}
+            if not grant_type:
+                return 400, {"error": "invalid_request"}
+            if grant_type != "client_credentials":
+                return 400, {"error": "unsupported_grant_type"}
+            token = secrets.token_urlsafe(32)
+            self.tokens[token] = time.monotonic()
+            return 200, {
+                "access_token": token,
+                "token_type": "Bearer",
+                "expires_in": int(cfg.token_ttl_seconds),
+            }
+
+    def session_ok(self, session: Any) -> bool:
+        with self.lock:
+            return self._valid(self.sessions, session, self.config.session_ttl_seconds)
+
+    def token_ok(self, token: str | None) -> bool:
+        with self.lock:
+            return self._valid(self.tokens, token, self.config.token_ttl_seconds)
+
+    # --- services -------------------------------------------------------
+
+    def call_service(self, body: dict[str, Any]) -> Outcome:
+        handlers = {
+            "DongBoHoSoMC": self._sync_dossiers,
+            "CapNhatTienDoHoSoMC": self._update_progress,
+            "TraCuuHoSo": self._lookup,
+        }
+        handler = handlers.get(_service_name(body) or "")
+        if handler is None:
+            return 200, {"error_code": 2, "message": f"Dịch vụ không hợp lệ: {body.get('service')}"}
+        try:
+            with self.lock:
+                return handler(body)
+        except Invalid as exc:
+            return 200, {"error_code": 2, "message": str(exc)}
+
+    def _sync_dossiers(self, body: dict[str, Any]) -> Outcome:
+        # All-or-nothing per call: validate and check every item before changing anything.
+        updating = _is_updating(body)
+        items = [_validate_dossier(item, creating=not updating) for item in _records(body)]
+        ids = [item["MaHoSo"] for item in items]
+        if updating:
+            if any(i not in self.dossiers for i in ids):
+                return 200, {"error_code": 4, "message": MSG_NOT_FOUND}
+        elif any(i in self.dossiers for i in ids) or len(set(ids)) != len(ids):
+            return 200, {"error_code": 3, "message": MSG_EXISTS}
+        for item in items:
+            if updating:
+                dossier = self.dossiers[item["MaHoSo"]]
+                if any(dossier.get(k, object()) != v for k, v in item.items()):
+                    dossier.update(item)
+                    dossier["updates"] += 1
+            else:
+                self.dossiers[item["MaHoSo"]] = item | {"creates": 1, "updates": 0, "progress": []}
+        return 200, {"error_code": 0, "message": OK}
+
+    def _update_progress(self, body: dict[str, Any]) -> Outcome:
+        items = [_validate_progress(item) for item in _records(body)]
+        if any(item["MaHoSo"] not in self.dossiers for item in items):
+            return 200, {"error_code": 4, "message": MSG_NOT_FOUND}
+        duplicates = 0
+        for item in items:
+            dossier = self.dossiers[item["MaHoSo"]]
+            key = (item["TrangThai"], item["ThoiDiemXuLy"])
+            # A step already recorded is a retry: acknowledge it without appending.
+            if any((p["TrangThai"], p["ThoiDiemXuLy"]) == key for p in dossier["progress"]):
+                duplicates += 1
+                continue
+            dossier["progress"].append(item)
+            dossier["TrangThaiHoSo"] = item["TrangThai"]
+        if duplicates == len(items):
+            return 200, {"error_code": 0, "message": MSG_DUPLICATE, "duplicate": True}
+        return 200, {"error_code": 0, "message": OK} | ({"duplicates": duplicates} if duplicates else {})
+
+    def _lookup(self, body: dict[str, Any]) -> Outcome:
+        mahoso = body.get("mahoso")
+        if not isinstance(mahoso, str) or not mahoso:
+            raise Invalid("mahoso là bắt buộc")
+        dossier = self.dossiers.get(mahoso)
+        if dossier is None:
+            return 200, {"error_code": 4, "message": MSG_NOT_FOUND}
+        return 200, {"error_code": 0, "message": OK, "data": copy.deepcopy(dossier)}
+
+    def snapshot(self, mahoso: str | None = None) -> Any:
+        with self.lock:
+            return copy.deepcopy(self.dossiers if mahoso is None else self.dossiers.get(mahoso))
+
+
+def _json_object() -> dict[str, Any] | None:
+    body = request.get_json(force=True, silent=True)
+    return body if isinstance(body, dict) else None
+
+
+def _logged_headers() -> dict[str, Any]:
+    # Only whether Authorization was sent: the log must not leak tokens.
+    return {"dstcode": request.headers.get("dstcode"), "authorization": "Authorization" in request.headers}
+
+
+def _raw_body() -> str:
+    return request.get_data(as_text=True)[:2000]  # malformed input, kept short in the log
+
+
+def create_blueprint() -> Blueprint:
+    """A fresh portal (own state, log and faults) as a blueprint; mount it at /national-portal."""
+    portal = NationalPortal()
+    bp = Blueprint("national_portal", __name__)
+    add_mock_endpoints(bp, portal.log, portal.faults, portal.reset)
+
+    def record(service: str | None, body: Any, status: int, payload: Any, fault: Fault | None) -> None:
+        portal.log.append(
+            {
+                "path": request.path,
+                "service": service,
+                "headers": _logged_headers(),
+                "body": body,
+                # For delay/drop this is what was computed; the client may never see it.
+                "status": status,
+                "response": payload,
+                "fault": fault.mode if fault else None,
+            }
+        )
+
+    def respond(service: str | None, body: Any, run: Callable[[], Outcome], *, control: bool = False) -> Response:
+        """Take a fault, run the call unless the fault replaces it, log, then reply."""
+        fault = portal.faults.take(service or "", explicit_only=control)
+        status, payload = replaced_outcome(fault, BUSY) or run()
+        record(service, body, status, payload, fault)
+        resp = finish(fault, status, payload)
+        if status == 401 and isinstance(payload, dict) and "error" in payload:
+            scheme = "Basic" if payload["error"] == "invalid_client" else "Bearer"
+            resp.headers["WWW-Authenticate"] = f'{scheme} error="{payload["error"]}"'
+        return resp
+
+    def malformed() -> Response:
+        # Faults need a service name, so a body we cannot read never consumes one.
+        status, payload = 400, {"error_code": 2, "message": "Body phải là đối tượng JSON hợp lệ"}
+        record(None, _raw_body(), status, payload, None)
+        return finish(None, status, payload)
+
+    @bp.post("/login")
+    def login() -> Response:
+        body = _json_object()
+        if body is None:
+            return malformed()
+        dstcode = request.headers.get("dstcode")
+        return respond(LOGIN_FAULT_NAME, body, run=partial(portal.login, body, dstcode), control=True)
+
+    @bp.post("/service")
+    def service() -> Response:
+        body = _json_object()
+        if body is None:
+            return malformed()
+
+        def run() -> Outcome:
+            if not portal.session_ok(body.get("session")):
+                return 200, {"error_code": 401, "message": MSG_BAD_SESSION}
+            return portal.call_service(body)
+
+        return respond(_service_name(body), body, run=run)
+
+    @bp.post("/lgsp/token")
+    def lgsp_token() -> Response:
+        auth = request.authorization
+        client_id, secret = (auth.username, auth.password) if auth and auth.type == "basic" else (None, None)
+        form = request.form.to_dict()
+        run = partial(portal.issue_token, client_id, secret, form.get("grant_type"))
+        return respond(LOGIN_FAULT_NAME, form, run=run, control=True)
+
+    @bp.post("/lgsp/service")
+    def lgsp_service() -> Response:
+        body = _json_object()
+        if body is None:
+            return malformed()
+        auth = request.authorization
+        token = auth.token if auth is not None and auth.type == "bearer" else None
+
+        def run() -> Outcome:
+            if not portal.token_ok(token):
+                return 401, {"error": "invalid_token"}
+            return portal.call_service(body)
+
+        return respond(_service_name(body), body, run=run)
+
+    @bp.get("/_mock/state")
+    def mock_state() -> Response:
+        return jsonify({"dossiers": portal.snapshot()})
+
+    @bp.get("/_mock/state/<mahoso>")
+    def mock_state_one(mahoso: str) -> Response | tuple[Response, int]:
+        dossier = portal.snapshot(mahoso)
+        if dossier is None:
+            return jsonify({"error": "not_found", "message": MSG_NOT_FOUND}), 404
+        return jsonify(dossier)
+
+    @bp.get("/_mock/config")
+    def mock_config() -> Response:
+        with portal.lock:
+            return jsonify(asdict(portal.config))
+
+    @bp.post("/_mock/config")
+    def mock_config_update() -> Response | tuple[Response, int]:
+        try:
+            with portal.lock:
+                portal.config.update(request.get_json(force=True, silent=True))
+                return jsonify(asdict(portal.config))
+        except Invalid as exc:
+            return jsonify({"error": str(exc)}), 400
+
+    @bp.post("/_mock/expire-sessions")
+    def mock_expire() -> Response:
+        portal.expire_credentials()
+        return jsonify({"status": "expired"})
+
+    return bp
+
+
+def _service_name(body: dict[str, Any]) -> str | None:
+    service = body.get("service")
+    return service if isinstance(service, str) else None

@@ -1,0 +1,30 @@
+"""One Flask app mounting every mock under its own prefix."""
+
+from __future__ import annotations
+
+from flask import Flask, Response, jsonify
+from werkzeug.exceptions import HTTPException
+
+from mocks import national_portal
+
+# Later mocks add themselves here, e.g. ("/payment", payment.create_blueprint).
+MOCKS = (("/national-portal", national_portal.create_blueprint),)
+
+
+def create_app() -> Flask:
+    app = Flask(__name__)
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]  # readable Vietnamese in UTF-8 JSON
+
+    for prefix, factory in MOCKS:
+        app.register_blueprint(factory(), url_prefix=prefix)
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return jsonify({"status": "ok"})
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> tuple[Response, int]:
+        # Clients under test parse JSON; an HTML 404/405 page would only confuse them.
+        return jsonify({"error": exc.name, "message": exc.description}), exc.code or 500
+
+    return app
