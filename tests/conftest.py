@@ -1,0 +1,341 @@
+"""Test stacks: every integration test runs on the embedded defaults (SQLite + kombu filesystem) and on
+the production stack (PostgreSQL + RabbitMQ on this machine), each with the real mocks server and real
+worker processes.
+
+The production stack is skipped when its servers are unreachable, unless GATEWAY_TEST_REQUIRE_SERVICES=1
+(as in CI), which turns their absence into a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_ADMIN_URL = os.environ.get("GATEWAY_TEST_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+AMQP_URL = os.environ.get("GATEWAY_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672//")
+REQUIRE = os.environ.get("GATEWAY_TEST_REQUIRE_SERVICES") == "1"
+
+
+def reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def production_services_up() -> bool:
+    return reachable("127.0.0.1", 5432) and reachable("127.0.0.1", 5672)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if REQUIRE and not production_services_up():
+        pytest.exit("GATEWAY_TEST_REQUIRE_SERVICES=1 but PostgreSQL (5432) or RabbitMQ (5672) is not reachable",
+                    returncode=3)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05,
+             what: str = "condition") -> Any:
+    """Poll until predicate() is truthy; the interval is a polling period, not a guess at a race."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+class MockServer:
+    def __init__(self, log_dir: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = open(log_dir / "mocks.log", "w")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen([sys.executable, "-m", "mocks", "--port", str(self.port)], cwd=ROOT,
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        wait_for(lambda: self._up(), 15, what="mocks server")
+
+    def _up(self) -> bool:
+        try:
+            return requests.get(f"{self.url}/healthz", timeout=1).ok
+        except requests.RequestException:
+            return False
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+        self.log.close()
+
+
+class NationalPortalMock:
+    def __init__(self, server: MockServer) -> None:
+        self.base = f"{server.url}/national-portal"
+
+    def faults(self, mode: str, count: int, **extra: Any) -> None:
+        requests.post(f"{self.base}/_mock/faults", json={"mode": mode, "count": count, **extra},
+                      timeout=5).raise_for_status()
+
+    def clear_faults(self) -> None:
+        requests.delete(f"{self.base}/_mock/faults", timeout=5).raise_for_status()
+
+    def expire_sessions(self) -> None:
+        requests.post(f"{self.base}/_mock/expire-sessions", timeout=5).raise_for_status()
+
+    def dossier(self, code: str) -> dict[str, Any] | None:
+        r = requests.get(f"{self.base}/_mock/state/{code}", timeout=5)
+        return r.json() if r.status_code == 200 else None
+
+    def requests(self, since: int = 0) -> list[dict[str, Any]]:
+        return requests.get(f"{self.base}/_mock/requests", params={"since": since}, timeout=5).json()["requests"]
+
+    def requests_for(self, code: str) -> list[dict[str, Any]]:
+        return [r for r in self.requests() if code in str(r.get("body"))]
+
+    def reset(self) -> None:
+        requests.post(f"{self.base}/_mock/reset", timeout=5).raise_for_status()
+
+
+class Stack:
+    """One running gateway: settings, an in-process API client, worker processes, the mocks."""
+
+    FAST_JOBS = {
+        "GATEWAY_JOBS__MAX_ATTEMPTS": "4",
+        "GATEWAY_JOBS__BACKOFF_BASE_SECONDS": "0.2",
+        "GATEWAY_JOBS__BACKOFF_CAP_SECONDS": "1.0",
+        "GATEWAY_JOBS__LEASE_SECONDS": "4",
+        "GATEWAY_JOBS__SWEEP_INTERVAL_SECONDS": "0.2",
+        "GATEWAY_JOBS__REPUBLISH_AFTER_SECONDS": "3",
+        "GATEWAY_JOBS__WORKER_THREADS": "2",
+        "GATEWAY_NATIONAL_PORTAL__TIMEOUT_SECONDS": "1.5",
+    }
+
+    def __init__(self, name: str, tmp: Path, db_url: str, broker_env: dict[str, str]) -> None:
+        from gateway.app import create_app
+        from gateway.bootstrap import bootstrap
+        from gateway.config import load_settings
+        from gateway.store.database import migrate
+
+        self.name = name
+        self.tmp = tmp
+        self.mocks = MockServer(tmp)
+        self.portal = NationalPortalMock(self.mocks)
+        self.env = {
+            **self.FAST_JOBS, **broker_env,
+            "GATEWAY_DATABASE__URL": db_url,
+            "GATEWAY_NATIONAL_PORTAL__BASE_URL": self.portal.base,
+        }
+        with mock.patch.dict(os.environ, self.env):
+            self.settings = load_settings()
+        migrate(db_url)
+        self.gateway = bootstrap(self.settings)
+        self.app = create_app(self.gateway)
+        self.client = self.app.test_client()
+        self.workers: list[subprocess.Popen] = []
+        self._worker_logs: list[Any] = []
+
+    # Processes ---------------------------------------------------------------------------------
+
+    def start_worker(self, *args: str, **env: str) -> subprocess.Popen:
+        log = open(self.tmp / f"worker-{len(self._worker_logs)}.log", "w")  # noqa: SIM115
+        self._worker_logs.append(log)
+        proc = subprocess.Popen([sys.executable, "-m", "gateway", "worker", *args], cwd=ROOT,
+                                env={**os.environ, **self.env, **env}, stdout=log, stderr=subprocess.STDOUT)
+        self.workers.append(proc)
+        return proc
+
+    def stop_workers(self, sig: int | None = None) -> None:
+        for proc in self.workers:
+            if proc.poll() is None:
+                if sig is None:
+                    proc.terminate()
+                else:
+                    proc.send_signal(sig)
+        for proc in self.workers:
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.workers.clear()
+
+    def gateway_cli(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "gateway", *args], cwd=ROOT, env={**os.environ, **self.env},
+                              capture_output=True, text=True, timeout=60)
+
+    def close(self) -> None:
+        self.stop_workers()
+        self.gateway.close()
+        self.mocks.stop()
+        for log in self._worker_logs:
+            log.close()
+
+    # API helpers -------------------------------------------------------------------------------
+
+    def post(self, path: str, body: Any, key: str = "dev-portal-key", **kw: Any):  # noqa: ANN201
+        return self.client.post(path, json=body, headers={"Authorization": f"Bearer {key}"}, **kw)
+
+    def get(self, path: str, key: str = "dev-one-stop-key", **kw: Any):  # noqa: ANN201
+        return self.client.get(path, headers={"Authorization": f"Bearer {key}"}, **kw)
+
+    def file(self, dossier: dict[str, Any]) -> dict[str, Any]:
+        r = self.post("/api/v1/dossiers", dossier)
+        assert r.status_code == 201, r.get_json()
+        return r.get_json()
+
+    def step(self, code: str, status: int, **fields: Any) -> dict[str, Any]:
+        r = self.post(f"/api/v1/dossiers/{code}/events", {"status": status, **fields}, key="dev-one-stop-key")
+        assert r.status_code == 201, r.get_json()
+        return r.get_json()
+
+    # Job inspection ----------------------------------------------------------------------------
+
+    def jobs(self, code: str) -> list[dict[str, Any]]:
+        from gateway.store import outbox
+
+        with self.gateway.engine.connect() as conn:
+            rows = []
+            for state in (outbox.PENDING, outbox.IN_FLIGHT, outbox.DONE, outbox.DEAD, outbox.DISCARDED):
+                rows += [dict(r) for r in outbox.list_by_state(conn, state, ordering_key=code, limit=1000)]
+        return sorted(rows, key=lambda r: r["id"])
+
+    def wait_jobs(self, code: str, state: str = "done", count: int | None = None, timeout: float = 30) -> list:
+        def settled() -> list | None:
+            jobs = self.jobs(code)
+            ok = jobs and all(j["state"] == state for j in jobs) and (count is None or len(jobs) == count)
+            return jobs if ok else None
+
+        return wait_for(settled, timeout, what=f"jobs of {code} to be {state}")
+
+    def wait_idle(self, timeout: float = 60) -> None:
+        from gateway.store import outbox
+
+        def idle() -> bool:
+            with self.gateway.engine.connect() as conn:
+                return outbox.unfinished_count(conn) == 0
+
+        wait_for(idle, timeout, what="no pending or in-flight jobs")
+
+
+def _pg_database(name: str) -> str:
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+
+
+def _pg_drop(name: str) -> None:
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _rabbit_cleanup(prefix: str) -> None:
+    from kombu import Connection
+
+    try:
+        with Connection(AMQP_URL, connect_timeout=3) as conn:
+            channel = conn.channel()
+            channel.queue_delete(f"{prefix}.national_portal")
+            channel.exchange_delete(prefix)
+    except Exception:  # noqa: BLE001 - best effort: a leftover test queue harms nothing
+        pass
+
+
+@pytest.fixture(scope="session", params=["embedded", "production"])
+def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    tmp = tmp_path_factory.mktemp(request.param)
+    tag = f"gwtest_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    if request.param == "embedded":
+        s = Stack("embedded", tmp, f"sqlite:///{tmp / 'gateway.db'}",
+                  {"GATEWAY_BROKER__URL": "filesystem://", "GATEWAY_BROKER__DATA_FOLDER": str(tmp / "broker"),
+                   "GATEWAY_BROKER__QUEUE_PREFIX": tag})
+        cleanup: Callable[[], None] = lambda: None  # noqa: E731
+    else:
+        if not production_services_up():
+            if REQUIRE:
+                pytest.fail("PostgreSQL or RabbitMQ unreachable and GATEWAY_TEST_REQUIRE_SERVICES=1")
+            pytest.skip("PostgreSQL or RabbitMQ not reachable on 127.0.0.1")
+        s = Stack("production", tmp, _pg_database(tag),
+                  {"GATEWAY_BROKER__URL": AMQP_URL, "GATEWAY_BROKER__QUEUE_PREFIX": tag})
+
+        def cleanup() -> None:
+            _pg_drop(tag)
+            _rabbit_cleanup(tag)
+
+    s.start_worker()
+    yield s
+    s.close()
+    cleanup()
+
+
+@pytest.fixture
+def gw(stack: Stack) -> Iterator[Stack]:
+    """The stack, with a healthy mock and one running worker at the start of each test."""
+    stack.portal.clear_faults()
+    if not any(p.poll() is None for p in stack.workers):
+        stack.stop_workers()
+        stack.start_worker()
+    yield stack
+    stack.portal.clear_faults()
+
+
+_counter = iter(range(1, 10**6))
+
+
+def new_code(day: str = "240725") -> str:
+    """A fresh dossier code per call: a random unit code keeps test runs and stacks apart."""
+    unit = f"000.{uuid.uuid4().int % 100:02d}.{uuid.uuid4().int % 100:02d}.H{uuid.uuid4().int % 100:02d}"
+    return f"{unit}-{day}-{next(_counter) % 10000:04d}"
+
+
+def dossier_body(code: str | None = None, **overrides: Any) -> dict[str, Any]:
+    body = {
+        "code": code or new_code(),
+        "procedure_code": "1.003560.000.00.00.H56",
+        "procedure_name": "Đăng ký khai sinh",
+        "level": "toan_trinh",
+        "applicant": {
+            "type": 1,
+            "full_name": "Nguyễn Thị Hồng Nhung",
+            "id_number": "001190012345",
+            "phone": "0912345678",
+            "email": "nhung@example.vn",
+            "address": {"province": "Hà Nội", "commune": "Phường Ba Đình", "street": "12 Phố Điện Biên Phủ"},
+        },
+        "summary": "Đăng ký khai sinh cho con",
+        "submitted_at": "2024-07-25T09:15:00+07:00",
+        "channel": 2,
+        "delivery_method": "post",
+        "fees": [{"code": "LPKS", "name": "Lệ phí đăng ký khai sinh", "amount": 8000}],
+        "attachments": [{"id": "tk-1", "name": "To khai.pdf", "component_code": "TK01",
+                         "url": "https://dichvucong.example.gov.vn/files/tk-1.pdf"}],
+        "form": {"ten_tre": "Nguyễn Minh Khôi"},
+    }
+    body.update(overrides)
+    return body

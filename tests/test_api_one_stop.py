@@ -1,0 +1,149 @@
+"""The one-stop side: the change feed and processing steps (status machine, event_id, concurrency)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from .conftest import dossier_body, new_code
+
+
+def read_feed(gw, after: int, limit: int = 500) -> dict:
+    r = gw.get(f"/api/v1/one-stop/feed?after={after}&limit={limit}")
+    assert r.status_code == 200, r.get_json()
+    return r.get_json()
+
+
+def feed_tail(gw) -> int:
+    cursor = 0
+    while page := read_feed(gw, cursor)["items"]:
+        cursor = int(page[-1]["cursor"])
+    return cursor
+
+
+def test_feed_is_ordered_and_rereadable(gw):
+    start = feed_tail(gw)
+    codes = [gw.file(dossier_body())["code"] for _ in range(5)]
+    first = read_feed(gw, start, limit=3)
+    assert [i["code"] for i in first["items"]] == codes[:3]
+    assert all(i["type"] == "dossier.created" for i in first["items"])
+    assert first["items"][0]["data"]["applicant"]["full_name"] == "Nguyễn Thị Hồng Nhung"
+    rest = read_feed(gw, int(first["next_cursor"]))
+    assert [i["code"] for i in rest["items"]] == codes[3:]
+    again = read_feed(gw, start, limit=3)  # a client that lost its place reads the same items again
+    assert again["items"] == first["items"]
+    empty = read_feed(gw, int(rest["next_cursor"]))
+    assert empty["items"] == [] and empty["next_cursor"] == rest["next_cursor"]
+
+
+@pytest.mark.parametrize("query", ["after=-1", "after=abc", "limit=0", "limit=100000"])
+def test_feed_bad_cursor_or_limit(gw, query):
+    r = gw.get(f"/api/v1/one-stop/feed?{query}")
+    assert r.status_code == 400 and r.get_json()["error"]["code"] == "bad_query"
+
+
+def test_feed_reader_never_misses_items_filed_concurrently(gw):
+    """Writers commit in parallel while a reader follows the cursor: it must see every item once."""
+    start = feed_tail(gw)
+    filed: list[str] = []
+    lock = threading.Lock()
+
+    def writer() -> None:
+        for _ in range(10):
+            code = gw.file(dossier_body())["code"]
+            with lock:
+                filed.append(code)
+
+    writers = [threading.Thread(target=writer) for _ in range(4)]
+    for t in writers:
+        t.start()
+    seen: list[str] = []
+    cursor = start
+    while any(t.is_alive() for t in writers) or len(seen) < len(filed):
+        page = read_feed(gw, cursor, limit=7)
+        seen += [i["code"] for i in page["items"]]
+        cursor = int(page["next_cursor"])
+        if not page["items"] and not any(t.is_alive() for t in writers):
+            break
+    for t in writers:
+        t.join()
+    assert sorted(seen) == sorted(filed)
+    assert len(seen) == len(set(seen)) == 40
+
+
+def test_journey_and_history(gw):
+    code = gw.file(dossier_body())["code"]
+    gw.step(code, 2, officer="Trần Thị Bích", position="Chuyên viên", department="Bộ phận một cửa",
+            due_at="2024-07-30T17:00:00+07:00", at="2024-07-25T10:00:00+07:00")
+    gw.step(code, 4, note="Chuyển phòng Tư pháp")
+    gw.step(code, 9)
+    view = gw.get(f"/api/v1/dossiers/{code}").get_json()
+    assert view["status"] == 9 and view["status_label"] == "Đã xử lý xong"
+    assert view["due_at"] == "2024-07-30T17:00:00+07:00"
+    assert [(h["seq"], h["from_status"], h["status"]) for h in view["history"]] == [(1, 1, 2), (2, 2, 4), (3, 4, 9)]
+    assert view["history"][0]["officer"] == "Trần Thị Bích"
+    assert view["history"][0]["at"] == "2024-07-25T10:00:00+07:00"
+
+
+def test_illegal_step_is_409_naming_allowed(gw):
+    code = gw.file(dossier_body())["code"]
+    r = gw.post(f"/api/v1/dossiers/{code}/events", {"status": 10}, key="dev-one-stop-key")
+    assert r.status_code == 409
+    error = r.get_json()["error"]
+    assert error["code"] == "conflict"
+    assert error["details"] == {"current_status": 1, "allowed": [2, 3, 5, 6, 7]}
+    assert gw.get(f"/api/v1/dossiers/{code}").get_json()["history"] == []
+    assert len(gw.jobs(code)) == 1  # only the filing's job
+
+
+def test_final_status_allows_nothing(gw):
+    code = gw.file(dossier_body())["code"]
+    gw.step(code, 3, note="Hồ sơ không hợp lệ")
+    r = gw.post(f"/api/v1/dossiers/{code}/events", {"status": 2}, key="dev-one-stop-key")
+    assert r.status_code == 409 and r.get_json()["error"]["details"]["allowed"] == []
+
+
+def test_repeated_event_id_is_harmless(gw):
+    code = gw.file(dossier_body())["code"]
+    first = gw.step(code, 2, event_id="mc-123", at="2024-07-25T10:00:00+07:00")
+    again = gw.post(f"/api/v1/dossiers/{code}/events", {"status": 2, "event_id": "mc-123",
+                                                        "at": "2024-07-25T10:00:00+07:00"}, key="dev-one-stop-key")
+    assert again.status_code == 200 and again.get_json() == first
+    assert len(gw.get(f"/api/v1/dossiers/{code}").get_json()["history"]) == 1
+    assert len(gw.jobs(code)) == 3  # filing + progress + record update; no second progress
+    reused = gw.post(f"/api/v1/dossiers/{code}/events", {"status": 4, "event_id": "mc-123"}, key="dev-one-stop-key")
+    assert reused.status_code == 409
+
+
+@pytest.mark.parametrize("body", [{"status": 11}, {"status": "2"}, {"status": 2, "due_at": "soon"}, {}, {"status": 2,
+                                                                                                       "x": 1}])
+def test_bad_event_bodies(gw, body):
+    code = gw.file(dossier_body())["code"]
+    r = gw.post(f"/api/v1/dossiers/{code}/events", body, key="dev-one-stop-key")
+    assert r.status_code == 422 and r.get_json()["error"]["code"] == "validation_failed"
+
+
+def test_event_for_unknown_dossier_is_404(gw):
+    r = gw.post(f"/api/v1/dossiers/{new_code()}/events", {"status": 2}, key="dev-one-stop-key")
+    assert r.status_code == 404
+
+
+def test_concurrent_steps_on_one_dossier_are_serialised(gw):
+    code = gw.file(dossier_body())["code"]
+    gw.step(code, 2)
+    results: list[int] = []
+
+    def post(n: int) -> None:
+        r = gw.post(f"/api/v1/dossiers/{code}/events", {"status": 4, "event_id": f"p-{n % 5}"},
+                    key="dev-one-stop-key")
+        results.append(r.status_code)
+
+    threads = [threading.Thread(target=post, args=(n,)) for n in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    history = gw.get(f"/api/v1/dossiers/{code}").get_json()["history"]
+    assert [h["seq"] for h in history] == list(range(1, 7))  # 2, then five distinct event ids
+    assert sorted(results) == [200] * 5 + [201] * 5

@@ -1,0 +1,43 @@
+"""Settings: TOML defaults, overrides by env, and a production profile that refuses to start unsafe."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from gateway.config import load_settings
+
+
+def test_defaults_are_embedded(monkeypatch):
+    monkeypatch.delenv("GATEWAY_CONFIG", raising=False)
+    s = load_settings()
+    assert s.database.url.startswith("sqlite")
+    assert s.broker.url == "filesystem://"
+    assert {k.name for k in s.auth.api_keys} == {"dev-portal", "dev-one-stop", "dev-national-portal", "dev-ops"}
+
+
+def test_env_overrides_nested_keys(monkeypatch):
+    monkeypatch.setenv("GATEWAY_DATABASE__URL", "postgresql+psycopg://x@db/gw")
+    monkeypatch.setenv("GATEWAY_JOBS__MAX_ATTEMPTS", "3")
+    s = load_settings()
+    assert s.database.url == "postgresql+psycopg://x@db/gw" and s.jobs.max_attempts == 3
+
+
+def test_production_refuses_development_keys(monkeypatch, tmp_path):
+    monkeypatch.setenv("GATEWAY_ENVIRONMENT", "production")
+    monkeypatch.setenv("GATEWAY_DATABASE__URL", "postgresql+psycopg://x@db/gw")
+    with pytest.raises(ValidationError, match="development key"):
+        load_settings()
+
+
+def test_production_config_file_with_hashed_keys_starts(monkeypatch, tmp_path):
+    cfg = tmp_path / "prod.toml"
+    cfg.write_text('environment = "production"\n[database]\nurl = "postgresql+psycopg://gw@db/gw"\n'
+                   '[national_portal]\npassword = "s3cret"\n'
+                   '[auth]\napi_keys = [{name = "portal", key_sha256 = "' + "a" * 64 + '", roles = ["portal"]}]\n')
+    monkeypatch.setenv("GATEWAY_CONFIG", str(cfg))
+    s = load_settings()
+    assert [k.name for k in s.auth.api_keys] == ["portal"]
+    monkeypatch.setenv("GATEWAY_NATIONAL_PORTAL__PASSWORD", "")
+    with pytest.raises(ValidationError, match="password missing"):
+        load_settings()
