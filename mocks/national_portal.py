@@ -254,9 +254,9 @@ class NationalPortal:
         duplicates = 0
         for item in items:
             dossier = self.dossiers[item["MaHoSo"]]
-            key = (item["TrangThai"], item["ThoiDiemXuLy"])
-            # A step already recorded is a retry: acknowledge it without appending.
-            if any((p["TrangThai"], p["ThoiDiemXuLy"]) == key for p in dossier["progress"]):
+            # A step identical to one already recorded is a retry: acknowledge it without appending.
+            # (The protocol carries no step id; two steps differing in any field are two steps.)
+            if any(p == item for p in dossier["progress"]):
                 duplicates += 1
                 continue
             dossier["progress"].append(item)

@@ -118,7 +118,7 @@ class Stack:
     """One running gateway: settings, an in-process API client, worker processes, the mocks."""
 
     FAST_JOBS = {
-        "GATEWAY_JOBS__MAX_ATTEMPTS": "4",
+        "GATEWAY_JOBS__MAX_ATTEMPTS": "5",
         "GATEWAY_JOBS__BACKOFF_BASE_SECONDS": "0.2",
         "GATEWAY_JOBS__BACKOFF_CAP_SECONDS": "1.0",
         "GATEWAY_JOBS__LEASE_SECONDS": "4",

@@ -437,12 +437,15 @@ def test_progress_appends_and_sets_status(portal: Portal) -> None:
 def test_progress_repeat_is_acknowledged_duplicate(portal: Portal) -> None:
     portal.sync(dossier())
     portal.progress(step())
-    resp = portal.progress(step(NoiDungXuLy="retry"))
+    resp = portal.progress(step())
     assert resp == {"error_code": 0, "message": "Tiến độ đã được ghi nhận trước đó", "duplicate": True}
     assert len(portal.state("HS-001")["progress"]) == 1
+    # Same status and time but other content (another officer's note) is another step.
+    assert portal.progress(step(NoiDungXuLy="Chuyển phòng khác"))["message"] == "OK"
+    assert len(portal.state("HS-001")["progress"]) == 2
     # A different time for the same status is a new step.
     assert portal.progress(step(at="20240115100000"))["message"] == "OK"
-    assert len(portal.state("HS-001")["progress"]) == 2
+    assert len(portal.state("HS-001")["progress"]) == 3
 
 
 def test_progress_batch_with_some_duplicates(portal: Portal) -> None:

@@ -1,0 +1,171 @@
+"""Nothing accepted is lost, nothing is applied twice, steps stay in order: proven by breaking things."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import threading
+
+import pytest
+
+from .conftest import dossier_body, wait_for
+
+JOURNEY = [2, 4, 4, 9, 10]
+
+
+def file_with_journey(gw, statuses=JOURNEY) -> str:
+    code = gw.file(dossier_body())["code"]
+    for n, status in enumerate(statuses):
+        gw.step(code, status, note=f"Bước {n + 1}", officer="Trần Thị Bích")
+    return code
+
+
+def portal_steps(gw, code: str) -> list[tuple[int, str]]:
+    state = gw.portal.dossier(code)
+    return [(p["TrangThai"], p["NoiDungXuLy"]) for p in state["progress"]] if state else []
+
+
+def expected_steps(statuses=JOURNEY) -> list[tuple[int, str]]:
+    return [(s, f"Bước {n + 1}") for n, s in enumerate(statuses)]
+
+
+def test_journey_reaches_the_national_portal_in_order(gw):
+    code = file_with_journey(gw)
+    gw.wait_jobs(code, "done", count=1 + len(JOURNEY) + 3)  # 2, 9, 10 also update the dossier record
+    assert portal_steps(gw, code) == expected_steps()
+    state = gw.portal.dossier(code)
+    assert state["creates"] == 1 and state["TrangThaiHoSo"] == 10
+    assert state["NgayTra"] != ""  # status 10 set the return date on the record
+
+
+def test_transient_failures_are_retried_and_order_kept(gw):
+    gw.portal.faults("http_500", 1)
+    gw.portal.faults("timeout", 1, seconds=3)
+    gw.portal.faults("error_code", 1)
+    code = file_with_journey(gw)
+    jobs = gw.wait_jobs(code, "done", timeout=60)
+    assert portal_steps(gw, code) == expected_steps()
+    assert max(j["attempts"] for j in jobs) >= 2
+    assert gw.portal.dossier(code)["creates"] == 1
+
+
+def test_dropped_answers_do_not_duplicate_effects(gw):
+    gw.portal.faults("drop", 3)  # the portal applies the call, then the answer is lost
+    code = file_with_journey(gw)
+    gw.wait_jobs(code, "done", timeout=60)
+    assert portal_steps(gw, code) == expected_steps()
+    state = gw.portal.dossier(code)
+    assert state["creates"] == 1
+
+
+def test_dead_letter_then_operator_retry(gw):
+    code = gw.file(dossier_body())["code"]
+    gw.portal.faults("http_500", 1000)
+    gw.step(code, 2, note="Bước 1")
+    dead = wait_for(lambda: [j for j in gw.jobs(code) if j["state"] == "dead"], 60, what="a dead letter")
+    assert len(dead) == 1 and dead[0]["attempts"] == gw.settings.jobs.max_attempts
+    listed = gw.get("/ops/dead-letters", key="dev-ops-key").get_json()["items"]
+    entry = next(i for i in listed if i["id"] == dead[0]["id"])
+    assert "HTTP 500" in entry["last_error"] and entry["kind"] == "national_portal.sync_dossier"
+    # The steps behind it wait: order matters more than speed.
+    assert all(j["state"] == "pending" for j in gw.jobs(code) if j["id"] != dead[0]["id"])
+    assert gw.portal.dossier(code) is None
+
+    gw.portal.clear_faults()
+    r = gw.client.post(f"/ops/dead-letters/{dead[0]['id']}/retry", headers={"Authorization": "Bearer dev-ops-key"})
+    assert r.status_code == 200 and r.get_json()["state"] == "pending"
+    gw.wait_jobs(code, "done", count=3)
+    assert portal_steps(gw, code) == expected_steps([2])
+    again = gw.client.post(f"/ops/dead-letters/{dead[0]['id']}/retry", headers={"Authorization": "Bearer dev-ops-key"})
+    assert again.status_code == 404
+
+
+def test_dead_letters_from_the_cli(gw):
+    code = gw.file(dossier_body())["code"]
+    gw.portal.faults("error_code", 1000)
+    gw.step(code, 2, note="Bước 1")
+    wait_for(lambda: [j for j in gw.jobs(code) if j["state"] == "dead"], 60, what="a dead letter")
+    listed = gw.gateway_cli("dead-letters", "list")
+    assert listed.returncode == 0, listed.stderr
+    dead = [j for j in json.loads(listed.stdout) if j["ordering_key"] == code]
+    assert len(dead) == 1 and "error_code 99" in dead[0]["last_error"]
+
+    # Discarding the record creation lets the steps behind it go ahead (they then fail: unknown dossier).
+    gw.portal.clear_faults()
+    out = gw.gateway_cli("dead-letters", "discard", str(dead[0]["id"]))
+    assert out.returncode == 0, out.stderr
+    jobs = wait_for(lambda: (j := gw.jobs(code)) and j[1]["state"] == "dead" and j, 60,
+                    what="the next step to run after the discard")
+    assert [j["state"] for j in jobs] == ["discarded", "dead", "pending"]  # the third waits behind the second
+    assert "error_code 4" in jobs[1]["last_error"]  # a permanent error is not retried
+    assert jobs[1]["attempts"] == 1
+
+    missing = gw.gateway_cli("dead-letters", "retry", "999999999")
+    assert missing.returncode != 0 and "no dead letter" in missing.stderr
+
+
+def test_worker_killed_mid_delivery(gw):
+    code = gw.file(dossier_body())["code"]
+    gw.wait_jobs(code, "done")
+    gw.portal.faults("delay", 1, seconds=5, services=["CapNhatTienDoHoSoMC"])
+    gw.step(code, 2, note="Bước 1")
+    # The portal has applied the step and is holding its answer: kill the worker now.
+    wait_for(lambda: [r for r in gw.portal.requests_for(code) if r["service"] == "CapNhatTienDoHoSoMC"], 20,
+             what="the progress call to reach the portal")
+    gw.stop_workers(signal.SIGKILL)
+    assert [j["state"] for j in gw.jobs(code) if j["kind"] == "national_portal.progress"] == ["in_flight"]
+    gw.start_worker()
+    gw.wait_jobs(code, "done", count=3, timeout=60)
+    calls = [r for r in gw.portal.requests_for(code) if r["service"] == "CapNhatTienDoHoSoMC"]
+    assert len(calls) >= 2  # delivered again after the restart...
+    assert portal_steps(gw, code) == expected_steps([2])  # ...with no second effect
+
+
+def test_several_workers_keep_each_dossiers_order(gw):
+    gw.start_worker()
+    gw.start_worker()
+    gw.portal.faults("http_500", 6)
+    gw.portal.faults("drop", 4)
+    codes: list[str] = []
+    lock = threading.Lock()
+
+    def one() -> None:
+        code = file_with_journey(gw)
+        with lock:
+            codes.append(code)
+
+    threads = [threading.Thread(target=one) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for code in codes:
+        gw.wait_jobs(code, "done", timeout=90)
+        assert portal_steps(gw, code) == expected_steps(), code
+        assert gw.portal.dossier(code)["creates"] == 1
+    gw.stop_workers()
+
+
+def rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=120)
+
+
+def test_broker_restart_loses_nothing(gw):
+    if gw.name != "production":
+        pytest.skip("the embedded broker is a folder on disk; there is no server to restart")
+    gw.stop_workers()
+    queued = [file_with_journey(gw, [2, 4]) for _ in range(5)]  # jobs wait in RabbitMQ: no worker runs
+    rabbitmqctl("stop_app")
+    try:
+        # With the broker down the API still accepts; the jobs wait in the outbox for the sweeper.
+        during = [file_with_journey(gw, [2, 4]) for _ in range(2)]
+        ready = gw.client.get("/readyz")
+        assert ready.status_code == 503 and ready.get_json()["checks"]["broker"] != "ok"
+    finally:
+        rabbitmqctl("start_app")
+        rabbitmqctl("await_startup")
+    gw.start_worker()
+    for code in queued + during:
+        gw.wait_jobs(code, "done", count=4, timeout=90)
+        assert portal_steps(gw, code) == expected_steps([2, 4])
