@@ -157,3 +157,29 @@ def test_health_and_readiness(gw):
     ready = gw.client.get("/readyz")
     assert ready.status_code == 200
     assert ready.get_json()["checks"] == {"database": "ok", "broker": "ok"}
+
+
+@pytest.mark.parametrize("raw,why", [
+    (b'{"code": NaN}', "NaN"),
+    (b'{"a": Infinity}', "Infinity"),
+    (b"[" * 100_000 + b"]" * 100_000, "nested"),
+    (b'{"code": "x\\u0000y"}', "NUL"),
+])
+def test_hostile_json_is_a_400(gw, raw, why):
+    before = row_counts(gw)
+    r = gw.client.post("/api/v1/dossiers", data=raw, content_type="application/json",
+                       headers={"Authorization": "Bearer dev-portal-key"})
+    assert r.status_code == 400, why
+    assert r.get_json()["error"]["code"] == "invalid_json"
+    assert row_counts(gw) == before
+
+
+def test_nul_inside_free_form_data_is_refused(gw):
+    r = gw.post("/api/v1/dossiers", dossier_body(form={"ghi_chu": "a\u0000b"}))
+    assert r.status_code == 400
+
+
+@pytest.mark.parametrize("when", ["9999-12-31T23:59:59-12:00", "0001-01-01T00:00:00+14:00", "1990-01-01T00:00:00"])
+def test_absurd_dates_are_422(gw, when):
+    r = gw.post("/api/v1/dossiers", dossier_body(submitted_at=when))
+    assert r.status_code == 422

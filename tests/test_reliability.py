@@ -60,8 +60,8 @@ def test_dropped_answers_do_not_duplicate_effects(gw):
 
 
 def test_dead_letter_then_operator_retry(gw):
-    code = gw.file(dossier_body())["code"]
     gw.portal.faults("http_500", 1000)
+    code = gw.file(dossier_body())["code"]
     gw.step(code, 2, note="Bước 1")
     dead = wait_for(lambda: [j for j in gw.jobs(code) if j["state"] == "dead"], 60, what="a dead letter")
     assert len(dead) == 1 and dead[0]["attempts"] == gw.settings.jobs.max_attempts
@@ -82,8 +82,8 @@ def test_dead_letter_then_operator_retry(gw):
 
 
 def test_dead_letters_from_the_cli(gw):
-    code = gw.file(dossier_body())["code"]
     gw.portal.faults("error_code", 1000)
+    code = gw.file(dossier_body())["code"]
     gw.step(code, 2, note="Bước 1")
     wait_for(lambda: [j for j in gw.jobs(code) if j["state"] == "dead"], 60, what="a dead letter")
     listed = gw.gateway_cli("dead-letters", "list")

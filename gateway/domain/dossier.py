@@ -26,7 +26,10 @@ VN_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 
 def _aware(value: datetime) -> datetime:
     # A time without an offset is Vietnamese local time: that is what every partner here means.
-    return value.replace(tzinfo=VN_TZ) if value.tzinfo is None else value
+    value = value.replace(tzinfo=VN_TZ) if value.tzinfo is None else value
+    if not 2000 <= value.year <= 2100:  # also keeps UTC conversion away from year 0 / 10000
+        raise ValueError("a date between the years 2000 and 2100")
+    return value
 
 
 def _matches(pattern, what: str):  # noqa: ANN001, ANN202 - tiny validator factory

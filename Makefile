@@ -1,0 +1,31 @@
+# Two commands do all set-up on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+# The gateway API on :8000, a worker, and every mock on :8001 (SQLite + on-disk kombu transport).
+run: $(STAMP)
+	$(PY) -m gateway run-all
+
+# Lint, then the whole suite: on the embedded stack, and on PostgreSQL + RabbitMQ when reachable.
+test: $(STAMP)
+	$(VENV)/bin/ruff check gateway mocks tests bench
+	$(PY) -m pytest -p no:cacheprovider
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check gateway mocks tests bench
+
+bench: $(STAMP)
+	$(PY) bench/e2e.py
+
+clean:
+	rm -rf $(VENV) var
