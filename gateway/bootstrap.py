@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 
 from gateway.adapters import national_portal as np
-from gateway.adapters.base import Handler
+from gateway.adapters.base import BatchHandler
 from gateway.config import Settings, load_settings
 from gateway.jobs.broker import Broker, Publisher
 from gateway.jobs.runner import JobRunner
@@ -41,9 +41,9 @@ def bootstrap(settings: Settings | None = None) -> Gateway:
     return Gateway(settings, engine, broker, Publisher(broker))
 
 
-def handlers(settings: Settings) -> dict[str, Handler]:
+def handlers(settings: Settings) -> dict[str, BatchHandler]:
     portal = np.NationalPortalClient(settings.national_portal)
-    return {np.SYNC_DOSSIER: portal.sync_dossier, np.PROGRESS: portal.report_progress}
+    return {np.SYNC_DOSSIER: portal.sync_dossier_many, np.PROGRESS: portal.report_progress_many}
 
 
 def build_worker(gateway: Gateway) -> Worker:

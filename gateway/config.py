@@ -47,6 +47,8 @@ class JobSettings(BaseModel):
     sweep_interval_seconds: float = Field(1.0, gt=0)
     republish_after_seconds: float = Field(60.0, gt=0)
     worker_threads: int = Field(4, ge=1)
+    batch_size: int = Field(50, ge=1, le=500)  # jobs claimed and sent to a partner together
+    drain_seconds: float = Field(20.0, gt=0)  # a consumer's time slice before it hands the queue on
 
 
 class NationalPortalSettings(BaseModel):

@@ -133,3 +133,37 @@ def test_connection_refused_is_retryable():
     client = NationalPortalClient(NationalPortalSettings(base_url=base, password="p"))
     with pytest.raises(RetryableError):
         client.sync_dossier({"dossier": snapshot(), "updating": False})
+
+
+def test_progress_batch_is_one_call_and_isolates_a_bad_record(portal):
+    client = NationalPortalClient(settings(portal))
+    a, b = snapshot(), snapshot()
+    client.sync_dossier_many([{"dossier": a, "updating": False}, {"dossier": b, "updating": False}])
+    assert portal.dossier(a["code"])["creates"] == 1 and portal.dossier(b["code"])["creates"] == 1
+    before = len(portal.requests())
+    assert client.report_progress_many([step(a["code"], 2), step(b["code"], 2)]) == [None, None]
+    assert len(portal.requests()) == before + 1  # one call for the whole batch
+    results = client.report_progress_many([step(a["code"], 4), step("000.00.17.H31-240725-0998", 2),
+                                           step(b["code"], 4)])
+    assert results[0] is None and results[2] is None and isinstance(results[1], PermanentError)
+    assert [p["TrangThai"] for p in portal.dossier(a["code"])["progress"]] == [2, 4]
+    assert [p["TrangThai"] for p in portal.dossier(b["code"])["progress"]] == [2, 4]
+
+
+def test_dossier_batch_with_one_already_there_falls_back_to_updates(portal):
+    client = NationalPortalClient(settings(portal))
+    old, new = snapshot(), snapshot()
+    client.sync_dossier({"dossier": old, "updating": False})
+    results = client.sync_dossier_many([{"dossier": {**old, "status": 2}, "updating": False},
+                                        {"dossier": new, "updating": False}])
+    assert results == [None, None]
+    assert portal.dossier(old["code"])["updates"] == 1 and portal.dossier(new["code"])["creates"] == 1
+
+
+def test_a_failed_batch_call_fails_every_job_in_it(portal):
+    client = NationalPortalClient(settings(portal))
+    a, b = snapshot(), snapshot()
+    portal.faults("http_500", 1)
+    results = client.sync_dossier_many([{"dossier": a, "updating": False}, {"dossier": b, "updating": False}])
+    assert all(isinstance(r, RetryableError) for r in results)
+    assert portal.dossier(a["code"]) is None and portal.dossier(b["code"]) is None

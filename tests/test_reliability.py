@@ -125,8 +125,9 @@ def test_worker_killed_mid_delivery(gw):
 def test_several_workers_keep_each_dossiers_order(gw):
     gw.start_worker()
     gw.start_worker()
-    gw.portal.faults("http_500", 6)
-    gw.portal.faults("drop", 4)
+    # Fewer failing calls than attempts: a batch shares its call's fate, so a job may meet every fault.
+    gw.portal.faults("http_500", 2)
+    gw.portal.faults("drop", 2)
     codes: list[str] = []
     lock = threading.Lock()
 

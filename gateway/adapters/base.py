@@ -41,6 +41,36 @@ class DuplicateError(AdapterError):
 
 # A job handler takes the job's payload and delivers it.
 Handler = Callable[[dict[str, Any]], None]
+# A batch handler delivers many payloads at once and answers per payload: None (delivered) or the error.
+BatchHandler = Callable[[list[dict[str, Any]]], list["AdapterError | None"]]
+
+
+def one_by_one(handler: Handler, payloads: list[dict[str, Any]]) -> list[AdapterError | None]:
+    results: list[AdapterError | None] = []
+    for payload in payloads:
+        try:
+            handler(payload)
+            results.append(None)
+        except DuplicateError:
+            results.append(None)
+        except AdapterError as exc:
+            results.append(exc)
+    return results
+
+
+def batch_or_each(send_all: Callable[[list[dict[str, Any]]], None], handler: Handler,
+                  payloads: list[dict[str, Any]]) -> list[AdapterError | None]:
+    """Send a batch in one call; if the partner rejects the batch as a whole for a business reason,
+    send the payloads one by one so that only the bad ones fail. A retryable failure fails them all."""
+    if len(payloads) == 1:
+        return one_by_one(handler, payloads)
+    try:
+        send_all(payloads)
+        return [None] * len(payloads)
+    except RetryableError as exc:
+        return [exc] * len(payloads)
+    except AdapterError:
+        return one_by_one(handler, payloads)
 
 RETRYABLE_HTTP = frozenset({408, 425, 500, 502, 503, 504})
 

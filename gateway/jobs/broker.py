@@ -54,8 +54,9 @@ class Broker:
 
     def publish_with(self, conn: Connection, queue: str, job_id: int) -> None:
         producer = conn.Producer(serializer="json")
-        producer.publish({"job_id": job_id}, exchange=self.exchange, routing_key=self.routing_key(queue),
-                         declare=[self.queue(queue)], delivery_mode=2, retry=False)
+        producer.publish({"job_id": job_id, "queue": queue}, exchange=self.exchange,
+                         routing_key=self.routing_key(queue), declare=[self.queue(queue)], delivery_mode=2,
+                         retry=False)
 
     def ping(self) -> None:
         with self.connection() as conn:

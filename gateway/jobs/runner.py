@@ -1,16 +1,24 @@
-"""One attempt at one job: claim it, call its adapter, record the outcome."""
+"""Running jobs: claim a batch of due jobs, deliver them through their adapters, record the outcomes.
+
+A message on a queue is only a wake-up call. The runner then drains the queue: it claims the due
+jobs that head their ordering key, up to a batch at a time, until none is left (or its time slice
+ends). Finishing a job makes the next one of its dossier a head, so a dossier's backlog flows through
+without another message, and always in order.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Engine
 
-from gateway.adapters.base import AdapterError, DuplicateError, Handler, ThrottledError
+from gateway.adapters.base import BatchHandler, DuplicateError, PermanentError, ThrottledError
 from gateway.config import JobSettings
 from gateway.store import outbox
 
@@ -18,73 +26,100 @@ from .retry_schedule import retry_delay
 
 log = logging.getLogger(__name__)
 
-# Publishes (job id, queue) pairs; returns the ids it could not publish.
-Publish = Callable[[list[tuple[int, str]]], list[int]]
-
 
 @dataclass(frozen=True)
 class Outcome:
     job_id: int
-    state: str  # done, retry, dead, skipped
+    state: str  # done, retry, dead, lost (our lease ran out before we could record)
     error: str | None = None
 
 
+@dataclass(frozen=True)
+class Drained:
+    outcomes: list[Outcome]
+    more: bool  # stopped by the time slice with work left
+
+
 class JobRunner:
-    def __init__(self, engine: Engine, handlers: Mapping[str, Handler], settings: JobSettings) -> None:
+    def __init__(self, engine: Engine, handlers: Mapping[str, BatchHandler], settings: JobSettings) -> None:
         self.engine = engine
         self.handlers = handlers
         self.settings = settings
 
-    def run(self, job_id: int, publish: Publish) -> Outcome:
-        with self.engine.begin() as conn:
-            job = outbox.claim(conn, job_id, now=datetime.now(UTC), lease=self.settings.lease_seconds)
-        if job is None:
-            return Outcome(job_id, "skipped")
+    def drain(self, queue: str, should_stop: Callable[[], bool] = lambda: False) -> Drained:
+        outcomes: list[Outcome] = []
+        deadline = time.monotonic() + self.settings.drain_seconds
+        while not should_stop():
+            batch = self.run_batch(queue)
+            if not batch:
+                return Drained(outcomes, more=False)
+            outcomes += batch
+            if time.monotonic() > deadline:
+                return Drained(outcomes, more=True)
+        return Drained(outcomes, more=False)
 
+    def run_batch(self, queue: str) -> list[Outcome]:
+        with self.engine.begin() as conn:
+            claim = outbox.claim_heads(conn, queue, now=datetime.now(UTC), lease=self.settings.lease_seconds,
+                                       limit=self.settings.batch_size)
+        if not claim.jobs:
+            return []
         started = time.monotonic()
-        error: AdapterError | Exception | None = None
-        try:
-            handler = self.handlers[job["kind"]]
-            handler(job["payload"])
-        except DuplicateError:
-            error = None  # the partner already has it: that is what we wanted
-        except KeyError as exc:
-            error = AdapterError(f"no handler for job kind {exc}")
-            error.retryable = False
-        except AdapterError as exc:
-            error = exc
-        except Exception as exc:  # noqa: BLE001 - a bug or an unforeseen failure: retry, then dead letter
-            log.exception("job %s (%s) failed unexpectedly", job_id, job["kind"])
-            error = exc
-        elapsed = time.monotonic() - started
+        results = self._deliver(claim.jobs)
+        outcomes = self._record(claim, results)
+        counts: dict[str, int] = defaultdict(int)
+        for outcome in outcomes:
+            counts[outcome.state] += 1
+        log.info("%s: %d job(s) in %.0f ms: %s", queue, len(outcomes), (time.monotonic() - started) * 1000,
+                 dict(counts))
+        for outcome in outcomes:
+            if outcome.error:
+                log.warning("job %s -> %s: %s", outcome.job_id, outcome.state, outcome.error)
+        return outcomes
 
-        attempt = job["attempts"]
-        now = datetime.now(UTC)
-        next_job = None
-        with self.engine.begin() as conn:
-            if error is None:
-                state = "done"
-                recorded = outbox.complete(conn, job_id, attempt, now=now)
-                if recorded:
-                    next_job = outbox.successor(conn, job["queue"], job["ordering_key"], job_id)
+    def _deliver(self, jobs: list[Any]) -> list[Exception | None]:
+        results: list[Exception | None] = [None] * len(jobs)
+        by_kind: dict[str, list[int]] = defaultdict(list)
+        for i, job in enumerate(jobs):
+            by_kind[job["kind"]].append(i)
+        for kind, idx in by_kind.items():
+            handler = self.handlers.get(kind)
+            if handler is None:
+                answers: list[Exception | None] = [PermanentError(f"no handler for job kind {kind!r}")] * len(idx)
             else:
+                try:
+                    answers = list(handler([jobs[i]["payload"] for i in idx]))
+                except Exception as exc:  # noqa: BLE001 - a bug or an unforeseen failure: retry, then dead letter
+                    log.exception("%d %s job(s) failed unexpectedly", len(idx), kind)
+                    answers = [exc] * len(idx)
+            for i, answer in zip(idx, answers, strict=True):
+                results[i] = None if isinstance(answer, DuplicateError) else answer
+        return results
+
+    def _record(self, claim: outbox.Claim, results: list[Exception | None]) -> list[Outcome]:
+        now = datetime.now(UTC)
+        outcomes: list[Outcome] = []
+        with self.engine.begin() as conn:
+            done = [job["id"] for job, error in zip(claim.jobs, results, strict=True) if error is None]
+            recorded = outbox.complete(conn, done, claim.lease_end, now=now) if done else 0
+            outcomes += [Outcome(job_id, "done" if recorded == len(done) else "lost") for job_id in done]
+            for job, error in zip(claim.jobs, results, strict=True):
+                if error is None:
+                    continue
                 text = f"{type(error).__name__}: {error}"
-                retryable = getattr(error, "retryable", True)
-                if retryable and attempt < job["max_attempts"]:
-                    state = "retry"
+                attempt = job["attempts"]
+                if getattr(error, "retryable", True) and attempt < job["max_attempts"]:
                     delay = retry_delay(attempt, base=self.settings.backoff_base_seconds,
                                         cap=self.settings.backoff_cap_seconds,
                                         retry_after=error.retry_after if isinstance(error, ThrottledError) else None)
-                    recorded = outbox.retry_later(conn, job_id, attempt, now=now, at=now + timedelta(seconds=delay),
-                                                  error=text)
+                    ok = outbox.retry_later(conn, job["id"], claim.lease_end, now=now,
+                                            at=now + timedelta(seconds=delay), error=text)
+                    outcomes.append(Outcome(job["id"], "retry" if ok else "lost", text))
                 else:
-                    state = "dead"
-                    recorded = outbox.bury(conn, job_id, attempt, now=now, error=text)
-        if not recorded:
-            # Our lease ran out and the sweeper gave the job to someone else; their record wins.
-            log.warning("job %s: lease lost before the outcome (%s) was recorded", job_id, state)
-        log.info("job %s %s attempt %s -> %s in %.0f ms%s", job_id, job["kind"], attempt, state, elapsed * 1000,
-                 f" ({error})" if error else "")
-        if next_job is not None:
-            publish([(next_job, job["queue"])])
-        return Outcome(job_id, state, None if error is None else str(error))
+                    ok = outbox.bury(conn, job["id"], claim.lease_end, now=now, error=text)
+                    outcomes.append(Outcome(job["id"], "dead" if ok else "lost", text))
+        if any(o.state == "lost" for o in outcomes):
+            # The lease ran out and the sweeper handed the jobs on; the later holder's record wins.
+            log.warning("lease lost before some outcomes were recorded: %s",
+                        [o.job_id for o in outcomes if o.state == "lost"])
+        return outcomes

@@ -102,18 +102,20 @@ class Worker:
                 pause = min(pause * 2, 10.0)
 
     def _handle(self, conn: Connection, body: dict, message) -> None:  # noqa: ANN001
-        job_id = body.get("job_id") if isinstance(body, dict) else None
-        if not isinstance(job_id, int):
-            log.error("dropping a message that names no job: %r", body)
+        queue = body.get("queue") if isinstance(body, dict) else None
+        if queue not in self.queues:
+            log.error("dropping a message for no queue of ours: %r", body)
             message.ack()
             return
         try:
-            self.runner.run(job_id, lambda jobs: publish_or_mark(self.engine, self.broker, conn, jobs))
+            drained = self.runner.drain(queue, should_stop=self.stopping.is_set)
         except Exception:  # noqa: BLE001 - e.g. the database is down: put the message back, slow down
-            log.exception("job %s could not be run; message requeued", job_id)
+            log.exception("queue %s could not be drained; message requeued", queue)
             message.requeue()
             self.stopping.wait(1.0)
             return
+        if drained.more:  # our time slice is over: hand the rest on rather than hold the message
+            publish_or_mark(self.engine, self.broker, conn, [(body.get("job_id", 0), queue)])
         message.ack()
 
     # Sweeping ----------------------------------------------------------------------------------

@@ -66,9 +66,9 @@ def file_dossier(ctx: Context, dossier: DossierIn, *, source: str, actor: str) -
                 "created_at": now, "updated_at": now,
             }
             row["id"] = dossiers.insert_dossier(conn, row)
-            job = outbox.enqueue(conn, outbox.NewJob(np.QUEUE, np.SYNC_DOSSIER, dossier.code,
-                                                     {"dossier": _snapshot(row), "updating": False}),
-                                 now=now, max_attempts=ctx.jobs.max_attempts)
+            job, _ = outbox.enqueue(conn, outbox.NewJob(np.QUEUE, np.SYNC_DOSSIER, dossier.code,
+                                                        {"dossier": _snapshot(row), "updating": False}),
+                                    now=now, max_attempts=ctx.jobs.max_attempts)
             audit.record(conn, actor=actor, action="dossier.filed", subject=dossier.code, at=now,
                          detail={"source": source, "fingerprint": fingerprint, "jobs": [job]})
             feed.append(conn, type="dossier.created", code=dossier.code, at=now,
@@ -89,6 +89,7 @@ def record_event(ctx: Context, code: str, event: EventIn, *, actor: str) -> Reco
     now = datetime.now(UTC)
     fingerprint = event.fingerprint()
     jobs: list[int] = []
+    to_publish: list[int] = []
     with ctx.engine.begin() as conn:
         dossier = dossiers.get(conn, code, for_update=True)
         if dossier is None:
@@ -110,17 +111,19 @@ def record_event(ctx: Context, code: str, event: EventIn, *, actor: str) -> Reco
                   "at": at, "data": step, "created_at": now}
         dossiers.insert_event(conn, values)
         dossiers.set_status(conn, dossier["id"], status=int(status), seq=seq, now=now, due_at=event.due_at)
-        jobs.append(outbox.enqueue(conn, outbox.NewJob(np.QUEUE, np.PROGRESS, code, {"code": code, "event": step}),
-                                   now=now, max_attempts=ctx.jobs.max_attempts))
+        new_jobs = [outbox.NewJob(np.QUEUE, np.PROGRESS, code, {"code": code, "event": step})]
         if status in CHANGES_DOSSIER_RECORD:
             snap = _snapshot(dossier, status=int(status), due_at=event.due_at,
                              returned_at=at.isoformat() if status is Status.RESULT_RETURNED else None)
-            jobs.append(outbox.enqueue(conn, outbox.NewJob(np.QUEUE, np.SYNC_DOSSIER, code,
-                                                           {"dossier": snap, "updating": True}),
-                                       now=now, max_attempts=ctx.jobs.max_attempts))
+            new_jobs.append(outbox.NewJob(np.QUEUE, np.SYNC_DOSSIER, code, {"dossier": snap, "updating": True}))
+        for job in new_jobs:
+            job_id, waiting = outbox.enqueue(conn, job, now=now, max_attempts=ctx.jobs.max_attempts)
+            jobs.append(job_id)
+            if not waiting:  # a job behind another is taken by whoever finishes that one
+                to_publish.append(job_id)
         audit.record(conn, actor=actor, action="dossier.step", subject=code, at=now,
                      detail={"seq": seq, "from": dossier["status"], "to": int(status), "jobs": jobs})
-    ctx.publish_after_commit([(job, np.QUEUE) for job in jobs])
+    ctx.publish_after_commit([(job, np.QUEUE) for job in to_publish])
     return Recorded(True, values)
 
 

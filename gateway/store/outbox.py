@@ -28,68 +28,97 @@ class NewJob:
     payload: dict[str, Any]
 
 
-def enqueue(conn: Connection, job: NewJob, *, now: datetime, max_attempts: int) -> int:
-    # published_at is set optimistically: the caller publishes right after commit and clears it on
-    # failure, so the common path costs no second write. A crash in between is caught by the sweeper.
-    return conn.execute(insert(jobs).values(
+def enqueue(conn: Connection, job: NewJob, *, now: datetime, max_attempts: int) -> tuple[int, bool]:
+    """Insert a job; also say whether it waits behind an unfinished job of its key.
+
+    A waiting job needs no message: the worker that finishes the job before it goes on with it, and
+    should that worker have stopped looking just before this job committed, the sweeper publishes
+    it (published_at stays empty). A job not waiting gets published_at set optimistically: the caller
+    publishes right after commit and clears it on failure, so the common path costs no second write.
+    """
+    waiting = has_unfinished(conn, job.queue, job.ordering_key)
+    job_id = conn.execute(insert(jobs).values(
         queue=job.queue, kind=job.kind, ordering_key=job.ordering_key, payload=job.payload,
         state=PENDING, attempts=0, max_attempts=max_attempts, next_attempt_at=now,
-        published_at=now, created_at=now, updated_at=now,
+        published_at=None if waiting else now, created_at=now, updated_at=now,
     ).returning(jobs.c.id)).scalar_one()
+    return job_id, waiting
+
+
+def has_unfinished(conn: Connection, queue: str, ordering_key: str) -> bool:
+    return conn.execute(select(jobs.c.id).where(
+        jobs.c.queue == queue, jobs.c.ordering_key == ordering_key, jobs.c.state.in_(UNFINISHED)
+    ).limit(1)).first() is not None
 
 
 def mark_unpublished(conn: Connection, job_ids: list[int]) -> None:
     conn.execute(update(jobs).where(jobs.c.id.in_(job_ids), jobs.c.state == PENDING).values(published_at=None))
 
 
-def _earlier_unfinished():  # noqa: ANN202 - a SQL expression
+def _earlier_unfinished(outer):  # noqa: ANN001, ANN202 - a SQL expression over a jobs alias
     prior = jobs.alias("prior")
     return exists().where(
-        prior.c.queue == jobs.c.queue,
-        prior.c.ordering_key == jobs.c.ordering_key,
-        prior.c.id < jobs.c.id,
+        prior.c.queue == outer.c.queue,
+        prior.c.ordering_key == outer.c.ordering_key,
+        prior.c.id < outer.c.id,
         prior.c.state.in_(UNFINISHED),
     )
 
 
-def claim(conn: Connection, job_id: int, *, now: datetime, lease: float) -> RowMapping | None:
-    """Take a job for one attempt, or None if it is not due, already taken, finished, or waiting its turn."""
-    return conn.execute(
-        update(jobs)
-        .where(jobs.c.id == job_id, jobs.c.state == PENDING, jobs.c.next_attempt_at <= now,
-               ~_earlier_unfinished())
-        .values(state=IN_FLIGHT, attempts=jobs.c.attempts + 1, locked_until=now + timedelta(seconds=lease),
-                updated_at=now)
+@dataclass(frozen=True)
+class Claim:
+    """A batch of jobs taken for one attempt each; lease_end identifies this claim in the updates after."""
+
+    jobs: list[RowMapping]
+    lease_end: datetime
+
+
+def claim_heads(conn: Connection, queue: str, *, now: datetime, lease: float, limit: int) -> Claim:
+    """Take up to `limit` due jobs of a queue, each the first unfinished job of its ordering key.
+
+    One job per key at most, so a batch never holds two steps of one dossier; on PostgreSQL several
+    workers claim side by side (SKIP LOCKED) without ever taking the same job.
+    """
+    candidate = jobs.alias("candidate")
+    heads = (
+        select(candidate.c.id)
+        .where(candidate.c.queue == queue, candidate.c.state == PENDING, candidate.c.next_attempt_at <= now,
+               ~_earlier_unfinished(candidate))
+        .order_by(candidate.c.id).limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        heads = heads.with_for_update(skip_locked=True, of=candidate)
+    lease_end = now + timedelta(seconds=lease)
+    rows = conn.execute(
+        update(jobs).where(jobs.c.id.in_(heads.scalar_subquery()), jobs.c.state == PENDING)
+        .values(state=IN_FLIGHT, attempts=jobs.c.attempts + 1, locked_until=lease_end, updated_at=now)
         .returning(jobs)
-    ).mappings().first()
+    ).mappings().all()
+    return Claim(sorted(rows, key=lambda r: r["id"]), lease_end)
 
 
-def _finish(conn: Connection, job_id: int, attempt: int, values: dict[str, Any]) -> bool:
-    # Guarded by the attempt number: a worker whose lease ran out must not overwrite a newer attempt.
-    result = conn.execute(update(jobs).where(
-        jobs.c.id == job_id, jobs.c.state == IN_FLIGHT, jobs.c.attempts == attempt
-    ).values(**values))
-    return result.rowcount == 1
+def _ours(claim_end: datetime):  # noqa: ANN202 - a SQL condition
+    # Our claim still holds: a worker whose lease ran out must not overwrite the next holder's record.
+    return and_(jobs.c.state == IN_FLIGHT, jobs.c.locked_until == claim_end)
 
 
-def complete(conn: Connection, job_id: int, attempt: int, *, now: datetime) -> bool:
-    return _finish(conn, job_id, attempt, {
-        "state": DONE, "locked_until": None, "finished_at": now, "updated_at": now, "last_error": None,
-    })
+def complete(conn: Connection, job_ids: list[int], claim_end: datetime, *, now: datetime) -> int:
+    return conn.execute(update(jobs).where(jobs.c.id.in_(job_ids), _ours(claim_end)).values(
+        state=DONE, locked_until=None, finished_at=now, updated_at=now, last_error=None,
+    )).rowcount
 
 
-def retry_later(conn: Connection, job_id: int, attempt: int, *, now: datetime, at: datetime,
+def retry_later(conn: Connection, job_id: int, claim_end: datetime, *, now: datetime, at: datetime,
                 error: str) -> bool:
-    return _finish(conn, job_id, attempt, {
-        "state": PENDING, "locked_until": None, "next_attempt_at": at, "updated_at": now,
-        "last_error": error[:4000],
-    })
+    return conn.execute(update(jobs).where(jobs.c.id == job_id, _ours(claim_end)).values(
+        state=PENDING, locked_until=None, next_attempt_at=at, updated_at=now, last_error=error[:4000],
+    )).rowcount == 1
 
 
-def bury(conn: Connection, job_id: int, attempt: int, *, now: datetime, error: str) -> bool:
-    return _finish(conn, job_id, attempt, {
-        "state": DEAD, "locked_until": None, "finished_at": now, "updated_at": now, "last_error": error[:4000],
-    })
+def bury(conn: Connection, job_id: int, claim_end: datetime, *, now: datetime, error: str) -> bool:
+    return conn.execute(update(jobs).where(jobs.c.id == job_id, _ours(claim_end)).values(
+        state=DEAD, locked_until=None, finished_at=now, updated_at=now, last_error=error[:4000],
+    )).rowcount == 1
 
 
 def successor(conn: Connection, queue: str, ordering_key: str, after_id: int) -> int | None:
@@ -116,11 +145,11 @@ def recover_expired_leases(conn: Connection, *, now: datetime) -> int:
 
 def take_due_for_publish(conn: Connection, *, now: datetime, republish_after: float,
                          limit: int = 500) -> list[tuple[int, str]]:
-    """Pending jobs the broker never got, whose retry is due, or whose message seems lost."""
+    """Due jobs heading their key that the broker never got, whose retry is due, or whose message seems lost."""
     stale = now - timedelta(seconds=republish_after)
     query = (
         select(jobs.c.id, jobs.c.queue)
-        .where(jobs.c.state == PENDING, jobs.c.next_attempt_at <= now,
+        .where(jobs.c.state == PENDING, jobs.c.next_attempt_at <= now, ~_earlier_unfinished(jobs),
                or_(jobs.c.published_at.is_(None), jobs.c.published_at < jobs.c.next_attempt_at,
                    jobs.c.published_at < stale))
         .order_by(jobs.c.id).limit(limit)

@@ -14,7 +14,7 @@ from typing import Any
 
 import requests
 
-from gateway.adapters.base import PermanentError, RetryableError, check_http, send
+from gateway.adapters.base import AdapterError, PermanentError, RetryableError, batch_or_each, check_http, send
 from gateway.config import NationalPortalSettings
 
 from .mapping import dossier_to_dvcqg, event_to_progress
@@ -140,8 +140,34 @@ class NationalPortalClient:
 
     def report_progress(self, payload: dict[str, Any]) -> None:
         """CapNhatTienDoHoSoMC: one processing step."""
-        record = event_to_progress(payload["code"], payload["event"])
-        self._call({"service": "CapNhatTienDoHoSoMC", "data": [record]})
+        self._progress([payload])
+
+    # Batches: the portal takes a list in `data`; a batch holds at most one job per dossier. ------
+
+    def sync_dossier_many(self, payloads: list[dict[str, Any]]) -> list[AdapterError | None]:
+        results: list[AdapterError | None] = [None] * len(payloads)
+        for updating in (False, True):
+            idx = [i for i, p in enumerate(payloads) if bool(p.get("updating")) is updating]
+            if not idx:
+                continue
+
+            def send_all(group: list[dict[str, Any]], updating: bool = updating) -> None:
+                reply = self._call({"service": "DongBoHoSoMC", "isUpdating": updating,
+                                    "data": [dossier_to_dvcqg(p["dossier"]) for p in group]})
+                if reply is Reply.EXISTS:  # someone in the batch exists: sort it out one by one
+                    raise PermanentError("DongBoHoSoMC: a dossier of the batch already exists")
+
+            for i, result in zip(idx, batch_or_each(send_all, self.sync_dossier, [payloads[i] for i in idx]),
+                                 strict=True):
+                results[i] = result
+        return results
+
+    def report_progress_many(self, payloads: list[dict[str, Any]]) -> list[AdapterError | None]:
+        return batch_or_each(self._progress, self.report_progress, payloads)
+
+    def _progress(self, payloads: list[dict[str, Any]]) -> None:
+        records = [event_to_progress(p["code"], p["event"]) for p in payloads]
+        self._call({"service": "CapNhatTienDoHoSoMC", "data": records})
 
     # Plumbing -----------------------------------------------------------------------------------
 
