@@ -88,9 +88,14 @@ def claim_heads(conn: Connection, queue: str, *, now: datetime, lease: float, li
     )
     if conn.dialect.name == "postgresql":
         heads = heads.with_for_update(skip_locked=True, of=candidate)
+    ids = list(conn.execute(heads).scalars())
     lease_end = now + timedelta(seconds=lease)
+    if not ids:
+        return Claim([], lease_end)
+    # A second statement by primary key: folded into one UPDATE ... IN (subquery), PostgreSQL would
+    # hash-join against every pending row, which grows with the backlog.
     rows = conn.execute(
-        update(jobs).where(jobs.c.id.in_(heads.scalar_subquery()), jobs.c.state == PENDING)
+        update(jobs).where(jobs.c.id.in_(ids), jobs.c.state == PENDING)
         .values(state=IN_FLIGHT, attempts=jobs.c.attempts + 1, locked_until=lease_end, updated_at=now)
         .returning(jobs)
     ).mappings().all()

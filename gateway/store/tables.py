@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 
@@ -117,6 +118,14 @@ jobs = Table(
     Index("ix_jobs_state_next", "state", "next_attempt_at"),
     Index("ix_jobs_order", "queue", "ordering_key", "id"),
 )
+
+# Partial indexes keep the hot queries (claim the heads, sweep) proportional to the unfinished jobs,
+# not to the ever-growing history of finished ones.
+_PENDING = text("state = 'pending'")
+_UNFINISHED = text("state IN ('pending', 'in_flight', 'dead')")
+Index("ix_jobs_pending", jobs.c.queue, jobs.c.id, postgresql_where=_PENDING, sqlite_where=_PENDING)
+Index("ix_jobs_unfinished", jobs.c.queue, jobs.c.ordering_key, jobs.c.id,
+      postgresql_where=_UNFINISHED, sqlite_where=_UNFINISHED)
 
 audit_log = Table(
     "audit_log",
