@@ -1,0 +1,116 @@
+"""CPU time per role (API, workers, mocks, PostgreSQL, RabbitMQ, the load client) from /proc.
+
+Linux only; elsewhere every reading is empty and the report says so. A role's CPU is the user+system
+time of its processes, plus the time of children they already reaped (so PostgreSQL backends that
+exit between two readings are still counted, through the postmaster).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROC = Path("/proc")
+TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+POSTGRES_NAMES = frozenset({"postgres", "postmaster"})
+RABBIT_NAMES = frozenset({"beam.smp", "erl_child_setup", "epmd", "inet_gethost"})
+
+
+@dataclass(frozen=True)
+class Proc:
+    pid: int
+    ppid: int
+    name: str
+    own_ticks: int  # utime + stime
+    reaped_ticks: int  # cutime + cstime
+
+
+@dataclass(frozen=True)
+class Reading:
+    wall: float
+    roles: dict[str, float]  # CPU seconds so far
+    busy: float  # machine-wide busy CPU seconds so far (all cores)
+    cores: int = field(default_factory=lambda: os.cpu_count() or 1)
+
+
+def _read_proc(pid_dir: Path) -> Proc | None:
+    try:
+        raw = (pid_dir / "stat").read_text()
+    except OSError:  # gone in the meantime, or not ours to read
+        return None
+    name = raw[raw.index("(") + 1 : raw.rindex(")")]
+    rest = raw[raw.rindex(")") + 2 :].split()
+    utime, stime, cutime, cstime = (int(v) for v in rest[11:15])
+    return Proc(int(pid_dir.name), int(rest[1]), name, utime + stime, cutime + cstime)
+
+
+def process_table() -> dict[int, Proc]:
+    if not PROC.is_dir():
+        return {}
+    procs = (_read_proc(p) for p in PROC.iterdir() if p.name.isdigit())
+    return {p.pid: p for p in procs if p is not None}
+
+
+def descendants(table: dict[int, Proc], roots: Iterable[int]) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for proc in table.values():
+        children.setdefault(proc.ppid, []).append(proc.pid)
+    found, todo = set(), [r for r in roots if r in table]
+    while todo:
+        pid = todo.pop()
+        if pid not in found:
+            found.add(pid)
+            todo.extend(children.get(pid, []))
+    return found
+
+
+def _machine_busy_seconds() -> float:
+    try:
+        fields = [int(v) for v in (PROC / "stat").read_text().splitlines()[0].split()[1:]]
+    except OSError:
+        return 0.0
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / TICKS
+
+
+class CpuMeter:
+    """Readings of CPU seconds per role; `roots()` names each role's root pids at reading time."""
+
+    def __init__(self, roots: Callable[[], dict[str, list[int]]]) -> None:
+        self.roots = roots
+
+    def read(self) -> Reading:
+        table = process_table()
+        roles: dict[str, float] = {}
+        for role, pids in self.roots().items():
+            roles[role] = self._seconds(table, descendants(table, pids))
+        roles["postgres"] = self._seconds(table, {p.pid for p in table.values() if p.name in POSTGRES_NAMES})
+        roles["rabbitmq"] = self._seconds(table, {p.pid for p in table.values() if p.name in RABBIT_NAMES})
+        me = table.get(os.getpid())
+        roles["bench client"] = me.own_ticks / TICKS if me else 0.0
+        return Reading(time.monotonic(), roles, _machine_busy_seconds())
+
+    @staticmethod
+    def _seconds(table: dict[int, Proc], pids: set[int]) -> float:
+        return sum(table[p].own_ticks + table[p].reaped_ticks for p in pids) / TICKS
+
+
+def usage(start: Reading, end: Reading) -> dict[str, float]:
+    """Per role: percent of one core over the interval; 'machine' is percent of all cores together."""
+    wall = max(end.wall - start.wall, 1e-9)
+    out = {role: 100 * (end.roles[role] - start.roles.get(role, 0.0)) / wall for role in end.roles}
+    out["other"] = max(0.0, 100 * (end.busy - start.busy) / wall - sum(out.values()))
+    out["machine"] = 100 * (end.busy - start.busy) / wall / end.cores
+    return out
+
+
+def ms_per_unit(start: Reading, end: Reading, units: int) -> dict[str, float]:
+    """CPU milliseconds per unit of work (e.g. per accepted event) by role; 'machine' is all CPU used."""
+    n = max(units, 1)
+    out = {role: 1000 * (end.roles[role] - start.roles.get(role, 0.0)) / n for role in end.roles}
+    out["machine"] = 1000 * (end.busy - start.busy) / n
+    out["other"] = max(0.0, out["machine"] - sum(v for k, v in out.items() if k != "machine"))
+    return out

@@ -1,0 +1,205 @@
+"""The system under test as subprocesses: a fresh PostgreSQL database, a RabbitMQ queue prefix of its own,
+the mocks server, the API (gunicorn) and gateway workers. Everything it creates, close() removes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+AMQP_URL = os.environ.get("BENCH_AMQP", "amqp://guest:guest@127.0.0.1:5672//")
+
+
+@dataclass(frozen=True)
+class StackOptions:
+    api_workers: int
+    api_threads: int
+    gateway_workers: int
+    worker_threads: int
+    log_level: str
+    extra_env: dict[str, str]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
+    """Poll `predicate` until it is truthy; raise TimeoutError after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+def http_ok(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=1).ok
+    except requests.RequestException:
+        return False
+
+
+def _admin_sql(statement: str) -> None:
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(statement))
+    finally:
+        admin.dispose()
+
+
+def queue_consumers(queue: str) -> int:
+    """Consumers on a RabbitMQ queue, 0 while it does not exist yet."""
+    from kombu import Connection
+
+    try:
+        with Connection(AMQP_URL, connect_timeout=3) as conn:
+            return conn.channel().queue_declare(queue=queue, passive=True).consumer_count
+    except Exception:  # noqa: BLE001 - not declared yet (404 closes the channel) or broker busy: not ready
+        return 0
+
+
+def delete_broker_objects(queues: list[str], exchanges: list[str]) -> None:
+    from kombu import Connection
+
+    with Connection(AMQP_URL, connect_timeout=3) as conn:
+        for queue in queues:
+            with contextlib.suppress(Exception):  # already gone: fine
+                conn.channel().queue_delete(queue)
+        for exchange in exchanges:
+            with contextlib.suppress(Exception):
+                conn.channel().exchange_delete(exchange)
+
+
+class Stack:
+    """One gateway deployment on this machine; use as a context manager so it is always torn down."""
+
+    def __init__(self, options: StackOptions, log_dir: Path) -> None:
+        from gateway.bootstrap import QUEUES
+
+        self.options = options
+        self.log_dir = log_dir
+        self.tag = f"gwbench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+        self.job_queues = [f"{self.tag}.{q}" for q in QUEUES]
+        self.mock_url = f"http://127.0.0.1:{free_port()}"
+        self.api_url = f"http://127.0.0.1:{free_port()}"
+        self.portal_url = f"{self.mock_url}/national-portal"
+        self.db_url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{self.tag}"
+        self.env = {
+            **os.environ,
+            "GATEWAY_DATABASE__URL": self.db_url,
+            "GATEWAY_BROKER__URL": AMQP_URL,
+            "GATEWAY_BROKER__QUEUE_PREFIX": self.tag,
+            "GATEWAY_NATIONAL_PORTAL__BASE_URL": self.portal_url,
+            "GATEWAY_JOBS__WORKER_THREADS": str(options.worker_threads),
+            "GATEWAY_LOG_LEVEL": options.log_level,
+            **options.extra_env,
+        }
+        self.procs: dict[str, list[subprocess.Popen]] = {"api": [], "workers": [], "mocks": []}
+        self._logs: list[IO[str]] = []
+        self._db_created = False
+
+    # Lifecycle ---------------------------------------------------------------------------------
+
+    def __enter__(self) -> Stack:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def start(self) -> None:
+        _admin_sql(f'CREATE DATABASE "{self.tag}"')
+        self._db_created = True
+        self._run_cli("migrate")
+        self._spawn("mocks", [sys.executable, "-m", "mocks", "--port", self.mock_url.rsplit(":", 1)[1]])
+        o = self.options
+        self._spawn("api", [sys.executable, "-m", "gateway", "serve", "--port", self.api_url.rsplit(":", 1)[1],
+                            "--workers", str(o.api_workers), "--threads", str(o.api_threads)])
+        for _ in range(o.gateway_workers):
+            self._spawn("workers", [sys.executable, "-m", "gateway", "worker", "--threads", str(o.worker_threads)])
+        self.wait_ready()
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        wait_until(lambda: self._alive() and http_ok(f"{self.mock_url}/healthz"), timeout, "the mocks server")
+        wait_until(lambda: self._alive() and http_ok(f"{self.api_url}/healthz"), timeout, "the API")
+        consumers = self.options.gateway_workers * self.options.worker_threads
+        wait_until(lambda: self._alive() and queue_consumers(self.job_queues[0]) >= consumers, timeout,
+                   f"{consumers} consumers on {self.job_queues[0]}", interval=0.3)
+
+    def close(self) -> None:
+        for role in ("api", "workers", "mocks"):  # producers first, the partner last
+            for proc in self.procs[role]:
+                _stop(proc)
+        for log in self._logs:
+            log.close()
+        with contextlib.suppress(Exception):
+            delete_broker_objects(self.job_queues, [self.tag])
+        if self._db_created:
+            _admin_sql(f'DROP DATABASE IF EXISTS "{self.tag}" WITH (FORCE)')
+            self._db_created = False
+
+    # Processes ---------------------------------------------------------------------------------
+
+    def root_pids(self) -> dict[str, list[int]]:
+        return {role: [p.pid for p in procs] for role, procs in self.procs.items()}
+
+    def _alive(self) -> bool:
+        dead = [f"{role} (exit {p.returncode})" for role, procs in self.procs.items() for p in procs
+                if p.poll() is not None]
+        if dead:
+            raise RuntimeError(f"process ended early: {', '.join(dead)}; see the logs in {self.log_dir}")
+        return True
+
+    def check_alive(self) -> None:
+        self._alive()
+
+    def _spawn(self, role: str, argv: list[str]) -> None:
+        log = open(self.log_dir / f"{role}-{len(self.procs[role])}.log", "w")  # noqa: SIM115 - closed in close()
+        self._logs.append(log)
+        self.procs[role].append(subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=log,
+                                                 stderr=subprocess.STDOUT))
+
+    def _run_cli(self, *args: str) -> None:
+        done = subprocess.run([sys.executable, "-m", "gateway", *args], cwd=ROOT, env=self.env,
+                              capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            raise RuntimeError(f"gateway {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+
+
+def _stop(proc: subprocess.Popen, timeout: float = 15) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
