@@ -183,3 +183,16 @@ def test_nul_inside_free_form_data_is_refused(gw):
 def test_absurd_dates_are_422(gw, when):
     r = gw.post("/api/v1/dossiers", dossier_body(submitted_at=when))
     assert r.status_code == 422
+
+
+def test_database_down_is_503_not_500(gw, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    def refuse(*args, **kwargs):
+        raise OperationalError("connect", {}, ConnectionRefusedError("connection refused"))
+
+    monkeypatch.setattr(gw.gateway.engine, "begin", refuse)
+    monkeypatch.setattr(gw.gateway.engine, "connect", refuse)
+    r = gw.post("/api/v1/dossiers", dossier_body())
+    assert r.status_code == 503
+    assert r.get_json()["error"]["code"] == "database_unavailable" and r.headers["Retry-After"] == "2"

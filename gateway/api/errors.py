@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Flask, jsonify
 from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from gateway.services.errors import Conflict, NotFound, ServiceError
@@ -56,6 +57,16 @@ def register(app: Flask) -> None:
     def _http(exc: HTTPException):
         code = (exc.name or "error").lower().replace(" ", "_")
         return error_response(exc.code or 500, code, exc.description or exc.name)
+
+    @app.errorhandler(DBAPIError)
+    def _database(exc: DBAPIError):
+        # OperationalError: the server is down, restarting, or refused us; the transaction did not commit.
+        if exc.connection_invalidated or isinstance(exc, OperationalError):
+            log.warning("database unavailable: %s", exc.orig)
+            return error_response(503, "database_unavailable", "the database is unreachable; nothing was "
+                                  "written, try again", headers={"Retry-After": "2"})
+        log.exception("database error")
+        return error_response(500, "internal_error", "an internal error occurred; nothing was half-written")
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

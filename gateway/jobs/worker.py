@@ -115,7 +115,9 @@ class Worker:
             self.stopping.wait(1.0)
             return
         if drained.more:  # our time slice is over: hand the rest on rather than hold the message
-            publish_or_mark(self.engine, self.broker, conn, [(body.get("job_id", 0), queue)])
+            # On a connection of its own: publishing on ours would wait for the confirm by dispatching
+            # our next delivery, running a whole drain inside this one.
+            publish_or_mark(self.engine, self.broker, None, [(body.get("job_id", 0), queue)])
         message.ack()
 
     # Sweeping ----------------------------------------------------------------------------------

@@ -34,7 +34,9 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    # No pre-ping: it costs a round trip per transaction. A connection broken by a database restart
+    # fails once; SQLAlchemy then discards the whole pool and the API answers 503 (see api/errors.py).
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
 
 
 def alembic_config(url: str) -> Config:
@@ -46,3 +48,9 @@ def alembic_config(url: str) -> Config:
 
 def migrate(url: str) -> None:
     command.upgrade(alembic_config(url), "head")
+    if url.startswith("postgresql"):
+        # Fresh statistics: without them the planner walks the whole backlog to claim a batch.
+        engine = make_engine(url, pool_size=1)
+        with engine.begin() as conn:
+            conn.exec_driver_sql("ANALYZE jobs")
+        engine.dispose()
