@@ -100,9 +100,9 @@ class JobRunner:
         now = datetime.now(UTC)
         outcomes: list[Outcome] = []
         with self.engine.begin() as conn:
-            done = [job["id"] for job, error in zip(claim.jobs, results, strict=True) if error is None]
-            recorded = outbox.complete(conn, done, claim.lease_end, now=now) if done else 0
-            outcomes += [Outcome(job_id, "done" if recorded == len(done) else "lost") for job_id in done]
+            delivered = [job for job, error in zip(claim.jobs, results, strict=True) if error is None]
+            recorded = set(outbox.complete(conn, delivered, claim.lease_end, now=now))
+            outcomes += [Outcome(job["id"], "done" if job["id"] in recorded else "lost") for job in delivered]
             for job, error in zip(claim.jobs, results, strict=True):
                 if error is None:
                     continue

@@ -53,6 +53,7 @@ class Worker:
         self.queues = queues
         self.stopping = threading.Event()
         self.threads: list[threading.Thread] = []
+        self._sweeps = 0
 
     def start(self, *, sweeper: bool = True) -> None:
         for n in range(self.settings.worker_threads):
@@ -122,9 +123,14 @@ class Worker:
 
     # Sweeping ----------------------------------------------------------------------------------
 
+    REPAIR_EVERY = 60  # sweeps between two runs of the ready-flag safety net
+
     def sweep_once(self) -> int:
         now = datetime.now(UTC)
+        self._sweeps += 1
         with self.engine.begin() as conn:
+            if self._sweeps % self.REPAIR_EVERY == 1 and (repaired := outbox.repair_ready(conn)):
+                log.warning("jobs heading their key were not marked ready, repaired: %s", repaired)
             outbox.recover_expired_leases(conn, now=now)
             due = outbox.take_due_for_publish(conn, now=now, republish_after=self.settings.republish_after_seconds)
         if due:

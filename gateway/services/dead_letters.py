@@ -33,12 +33,10 @@ def discard(ctx: Context, job_id: int, *, actor: str) -> RowMapping:
     """Give up on a dead letter; the jobs queued behind it (same dossier) may then go ahead."""
     now = datetime.now(UTC)
     with ctx.engine.begin() as conn:
-        job = outbox.discard(conn, job_id, now=now)
+        job, ready = outbox.discard(conn, job_id, now=now)
         if job is None:
             raise NotFound(f"no dead letter {job_id}")
         audit.record(conn, actor=actor, action="dead_letter.discard", subject=f"job:{job_id}", at=now,
                      detail={"kind": job["kind"], "last_error": job["last_error"]})
-        nxt = outbox.successor(conn, job["queue"], job["ordering_key"], job_id)
-    if nxt is not None:
-        ctx.publish_after_commit([(nxt, job["queue"])])
+    ctx.publish_after_commit([(nxt, job["queue"]) for nxt in ready])
     return job

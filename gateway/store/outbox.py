@@ -2,8 +2,12 @@
 
 A job's life: pending -> in_flight -> done, or back to pending for a retry, or dead (a dead letter)
 after its last attempt; an operator may revive a dead letter (pending again) or discard it.
-Jobs sharing (queue, ordering_key) run strictly one after another, in id order: a job is claimable
-only when no earlier job of its key is still pending, in flight or dead.
+
+Jobs sharing (queue, ordering_key) run strictly one after another, in id order. The job heading its
+key is marked `ready`; only ready jobs are claimed, so claiming costs the same whatever the backlog.
+A job is ready when enqueued behind nothing unfinished, or when the job before it is done or
+discarded. On PostgreSQL both paths take a transaction-scoped advisory lock on the key, so a job
+enqueued while the one before it is finishing is never left unready; SQLite has one writer anyway.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, and_, exists, func, insert, or_, select, update
+from sqlalchemy import Connection, RowMapping, and_, bindparam, exists, func, insert, or_, select, text, update
 
 from .tables import jobs
 
@@ -28,41 +32,58 @@ class NewJob:
     payload: dict[str, Any]
 
 
+_LOCK_KEYS = text(
+    "SELECT count(pg_advisory_xact_lock(h)) FROM "
+    "(SELECT hashtextextended(k, 0) AS h FROM unnest(CAST(:keys AS text[])) AS k ORDER BY 1) AS sorted"
+)
+
+
+def _lock_keys(conn: Connection, queue: str, keys: list[str]) -> None:
+    if conn.dialect.name == "postgresql" and keys:
+        conn.execute(_LOCK_KEYS, {"keys": sorted({f"{queue}:{k}" for k in keys})})
+
+
 def enqueue(conn: Connection, job: NewJob, *, now: datetime, max_attempts: int) -> tuple[int, bool]:
     """Insert a job; also say whether it waits behind an unfinished job of its key.
 
-    A waiting job needs no message: the worker that finishes the job before it goes on with it, and
-    should that worker have stopped looking just before this job committed, the sweeper publishes
-    it (published_at stays empty). A job not waiting gets published_at set optimistically: the caller
-    publishes right after commit and clears it on failure, so the common path costs no second write.
+    A waiting job needs no message: the worker that finishes the job before it makes it ready and
+    drains on. A ready job gets published_at set optimistically: the caller publishes right after
+    commit and clears it on failure, so the common path costs no second write.
     """
+    _lock_keys(conn, job.queue, [job.ordering_key])
     waiting = has_unfinished(conn, job.queue, job.ordering_key)
     job_id = conn.execute(insert(jobs).values(
         queue=job.queue, kind=job.kind, ordering_key=job.ordering_key, payload=job.payload,
-        state=PENDING, attempts=0, max_attempts=max_attempts, next_attempt_at=now,
+        state=PENDING, ready=not waiting, attempts=0, max_attempts=max_attempts, next_attempt_at=now,
         published_at=None if waiting else now, created_at=now, updated_at=now,
     ).returning(jobs.c.id)).scalar_one()
     return job_id, waiting
 
 
+_HAS_UNFINISHED = select(jobs.c.id).where(
+    jobs.c.queue == bindparam("queue"), jobs.c.ordering_key == bindparam("key"), jobs.c.state.in_(UNFINISHED)
+).limit(1)
+
+
 def has_unfinished(conn: Connection, queue: str, ordering_key: str) -> bool:
-    return conn.execute(select(jobs.c.id).where(
-        jobs.c.queue == queue, jobs.c.ordering_key == ordering_key, jobs.c.state.in_(UNFINISHED)
-    ).limit(1)).first() is not None
+    return conn.execute(_HAS_UNFINISHED, {"queue": queue, "key": ordering_key}).first() is not None
 
 
 def mark_unpublished(conn: Connection, job_ids: list[int]) -> None:
     conn.execute(update(jobs).where(jobs.c.id.in_(job_ids), jobs.c.state == PENDING).values(published_at=None))
 
 
-def _earlier_unfinished(outer):  # noqa: ANN001, ANN202 - a SQL expression over a jobs alias
-    prior = jobs.alias("prior")
-    return exists().where(
-        prior.c.queue == outer.c.queue,
-        prior.c.ordering_key == outer.c.ordering_key,
-        prior.c.id < outer.c.id,
-        prior.c.state.in_(UNFINISHED),
-    )
+def _promote(conn: Connection, queue: str, keys: list[str]) -> list[int]:
+    """Mark the first unfinished job of each key ready; return the ids that became ready."""
+    if not keys:
+        return []
+    heads = (select(func.min(jobs.c.id)).where(jobs.c.queue == queue, jobs.c.ordering_key.in_(keys),
+                                               jobs.c.state.in_(UNFINISHED))
+             .group_by(jobs.c.ordering_key))
+    return list(conn.execute(
+        update(jobs).where(jobs.c.id.in_(heads.scalar_subquery()), jobs.c.state == PENDING, ~jobs.c.ready)
+        .values(ready=True).returning(jobs.c.id)
+    ).scalars())
 
 
 @dataclass(frozen=True)
@@ -74,26 +95,19 @@ class Claim:
 
 
 def claim_heads(conn: Connection, queue: str, *, now: datetime, lease: float, limit: int) -> Claim:
-    """Take up to `limit` due jobs of a queue, each the first unfinished job of its ordering key.
+    """Take up to `limit` due ready jobs of a queue: at most one per ordering key, oldest due first.
 
-    One job per key at most, so a batch never holds two steps of one dossier; on PostgreSQL several
-    workers claim side by side (SKIP LOCKED) without ever taking the same job.
+    On PostgreSQL several workers claim side by side (SKIP LOCKED) without ever taking the same job.
     """
-    candidate = jobs.alias("candidate")
-    heads = (
-        select(candidate.c.id)
-        .where(candidate.c.queue == queue, candidate.c.state == PENDING, candidate.c.next_attempt_at <= now,
-               ~_earlier_unfinished(candidate))
-        .order_by(candidate.c.id).limit(limit)
-    )
+    due = (select(jobs.c.id)
+           .where(jobs.c.queue == queue, jobs.c.state == PENDING, jobs.c.ready, jobs.c.next_attempt_at <= now)
+           .order_by(jobs.c.next_attempt_at, jobs.c.id).limit(limit))
     if conn.dialect.name == "postgresql":
-        heads = heads.with_for_update(skip_locked=True, of=candidate)
-    ids = list(conn.execute(heads).scalars())
+        due = due.with_for_update(skip_locked=True)
+    ids = list(conn.execute(due).scalars())
     lease_end = now + timedelta(seconds=lease)
     if not ids:
         return Claim([], lease_end)
-    # A second statement by primary key: folded into one UPDATE ... IN (subquery), PostgreSQL would
-    # hash-join against every pending row, which grows with the backlog.
     rows = conn.execute(
         update(jobs).where(jobs.c.id.in_(ids), jobs.c.state == PENDING)
         .values(state=IN_FLIGHT, attempts=jobs.c.attempts + 1, locked_until=lease_end, updated_at=now)
@@ -107,10 +121,17 @@ def _ours(claim_end: datetime):  # noqa: ANN202 - a SQL condition
     return and_(jobs.c.state == IN_FLIGHT, jobs.c.locked_until == claim_end)
 
 
-def complete(conn: Connection, job_ids: list[int], claim_end: datetime, *, now: datetime) -> int:
-    return conn.execute(update(jobs).where(jobs.c.id.in_(job_ids), _ours(claim_end)).values(
+def complete(conn: Connection, claimed: list[RowMapping], claim_end: datetime, *, now: datetime) -> list[int]:
+    """Mark claimed jobs done and make the next job of each of their keys ready; return the ids done."""
+    if not claimed:
+        return []
+    queue = claimed[0]["queue"]
+    _lock_keys(conn, queue, [j["ordering_key"] for j in claimed])
+    done = conn.execute(update(jobs).where(jobs.c.id.in_([j["id"] for j in claimed]), _ours(claim_end)).values(
         state=DONE, locked_until=None, finished_at=now, updated_at=now, last_error=None,
-    )).rowcount
+    ).returning(jobs.c.id, jobs.c.ordering_key)).all()
+    _promote(conn, queue, [key for _, key in done])
+    return [job_id for job_id, _ in done]
 
 
 def retry_later(conn: Connection, job_id: int, claim_end: datetime, *, now: datetime, at: datetime,
@@ -124,15 +145,6 @@ def bury(conn: Connection, job_id: int, claim_end: datetime, *, now: datetime, e
     return conn.execute(update(jobs).where(jobs.c.id == job_id, _ours(claim_end)).values(
         state=DEAD, locked_until=None, finished_at=now, updated_at=now, last_error=error[:4000],
     )).rowcount == 1
-
-
-def successor(conn: Connection, queue: str, ordering_key: str, after_id: int) -> int | None:
-    """The next job waiting behind this one, to be published now that its turn has come."""
-    return conn.execute(
-        select(jobs.c.id).where(jobs.c.queue == queue, jobs.c.ordering_key == ordering_key,
-                                jobs.c.id > after_id, jobs.c.state == PENDING)
-        .order_by(jobs.c.id).limit(1)
-    ).scalar_one_or_none()
 
 
 def recover_expired_leases(conn: Connection, *, now: datetime) -> int:
@@ -150,11 +162,11 @@ def recover_expired_leases(conn: Connection, *, now: datetime) -> int:
 
 def take_due_for_publish(conn: Connection, *, now: datetime, republish_after: float,
                          limit: int = 500) -> list[tuple[int, str]]:
-    """Due jobs heading their key that the broker never got, whose retry is due, or whose message seems lost."""
+    """Due ready jobs that the broker never got, whose retry is due, or whose message seems lost."""
     stale = now - timedelta(seconds=republish_after)
     query = (
         select(jobs.c.id, jobs.c.queue)
-        .where(jobs.c.state == PENDING, jobs.c.next_attempt_at <= now, ~_earlier_unfinished(jobs),
+        .where(jobs.c.state == PENDING, jobs.c.ready, jobs.c.next_attempt_at <= now,
                or_(jobs.c.published_at.is_(None), jobs.c.published_at < jobs.c.next_attempt_at,
                    jobs.c.published_at < stale))
         .order_by(jobs.c.id).limit(limit)
@@ -165,6 +177,19 @@ def take_due_for_publish(conn: Connection, *, now: datetime, republish_after: fl
     if rows:
         conn.execute(update(jobs).where(jobs.c.id.in_([r[0] for r in rows])).values(published_at=now))
     return rows
+
+
+def repair_ready(conn: Connection) -> list[int]:
+    """Safety net: pending jobs that head their key but were never marked ready. Finds none unless
+    something bypassed enqueue/complete (say a hand edit in the database); costs a scan of the waiting."""
+    prior = jobs.alias("prior")
+    heads = select(jobs.c.id).where(jobs.c.state == PENDING, ~jobs.c.ready, ~exists().where(
+        prior.c.queue == jobs.c.queue, prior.c.ordering_key == jobs.c.ordering_key, prior.c.id < jobs.c.id,
+        prior.c.state.in_(UNFINISHED)))
+    ids = list(conn.execute(heads).scalars())
+    if ids:
+        conn.execute(update(jobs).where(jobs.c.id.in_(ids)).values(ready=True, published_at=None))
+    return ids
 
 
 def get(conn: Connection, job_id: int) -> RowMapping | None:
@@ -188,10 +213,16 @@ def revive(conn: Connection, job_id: int, *, now: datetime) -> RowMapping | None
     ).returning(jobs)).mappings().first()
 
 
-def discard(conn: Connection, job_id: int, *, now: datetime) -> RowMapping | None:
-    return conn.execute(update(jobs).where(jobs.c.id == job_id, jobs.c.state == DEAD).values(
+def discard(conn: Connection, job_id: int, *, now: datetime) -> tuple[RowMapping | None, list[int]]:
+    """Give up on a dead letter; return it and the job that now heads its key (to be published)."""
+    job = get(conn, job_id)
+    if job is None or job["state"] != DEAD:
+        return None, []
+    _lock_keys(conn, job["queue"], [job["ordering_key"]])
+    job = conn.execute(update(jobs).where(jobs.c.id == job_id, jobs.c.state == DEAD).values(
         state=DISCARDED, finished_at=now, updated_at=now,
     ).returning(jobs)).mappings().first()
+    return job, (_promote(conn, job["queue"], [job["ordering_key"]]) if job else [])
 
 
 def counts(conn: Connection) -> list[RowMapping]:

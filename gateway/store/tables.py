@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.engine import Dialect
@@ -110,6 +112,9 @@ jobs = Table(
     Column("max_attempts", Integer, nullable=False),
     Column("next_attempt_at", UtcDateTime(), nullable=False),
     Column("published_at", UtcDateTime()),
+    # ready: this job heads its ordering key (every earlier job of the key is finished), so it may be
+    # claimed when due. Kept up to date on enqueue and when the job before it finishes.
+    Column("ready", Boolean, nullable=False, default=False, server_default=false()),
     Column("locked_until", UtcDateTime()),
     Column("last_error", Text),
     Column("created_at", UtcDateTime(), nullable=False),
@@ -121,9 +126,9 @@ jobs = Table(
 
 # Partial indexes keep the hot queries (claim the heads, sweep) proportional to the unfinished jobs,
 # not to the ever-growing history of finished ones.
-_PENDING = text("state = 'pending'")
+_READY = text("state = 'pending' AND ready")
 _UNFINISHED = text("state IN ('pending', 'in_flight', 'dead')")
-Index("ix_jobs_pending", jobs.c.queue, jobs.c.id, postgresql_where=_PENDING, sqlite_where=_PENDING)
+Index("ix_jobs_ready", jobs.c.queue, jobs.c.next_attempt_at, jobs.c.id, postgresql_where=_READY, sqlite_where=_READY)
 Index("ix_jobs_unfinished", jobs.c.queue, jobs.c.ordering_key, jobs.c.id,
       postgresql_where=_UNFINISHED, sqlite_where=_UNFINISHED)
 

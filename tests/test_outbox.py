@@ -1,0 +1,125 @@
+"""The outbox's ordering rules, on a database of their own (no worker touches it), on both stacks."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import update
+
+from gateway.store import outbox
+from gateway.store.database import make_engine, migrate
+from gateway.store.tables import jobs
+
+from .conftest import _pg_database, _pg_drop
+
+Q = "national_portal"
+
+
+@pytest.fixture
+def engine(stack, tmp_path):
+    if stack.name == "production":
+        name = f"gwoutbox_{uuid.uuid4().hex[:8]}"
+        url = _pg_database(name)
+    else:
+        url = f"sqlite:///{tmp_path / 'outbox.db'}"
+    migrate(url)
+    engine = make_engine(url)
+    yield engine
+    engine.dispose()
+    if stack.name == "production":
+        _pg_drop(name)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def add(engine, key: str) -> tuple[int, bool]:
+    with engine.begin() as conn:
+        return outbox.enqueue(conn, outbox.NewJob(Q, "k", key, {}), now=now(), max_attempts=3)
+
+
+def claim(engine, limit: int = 50) -> outbox.Claim:
+    with engine.begin() as conn:
+        return outbox.claim_heads(conn, Q, now=now(), lease=30, limit=limit)
+
+
+def test_only_the_head_of_each_key_is_claimed(engine):
+    a1, waiting = add(engine, "A")
+    assert not waiting
+    a2, waiting = add(engine, "A")
+    assert waiting
+    b1, _ = add(engine, "B")
+    first = claim(engine)
+    assert [j["id"] for j in first.jobs] == [a1, b1]
+    assert claim(engine).jobs == []  # a2 waits for a1
+    with engine.begin() as conn:
+        assert outbox.complete(conn, first.jobs, first.lease_end, now=now()) == [a1, b1]
+    assert [j["id"] for j in claim(engine).jobs] == [a2]
+
+
+def test_a_retrying_or_dead_head_holds_the_key(engine):
+    a1, _ = add(engine, "A")
+    a2, _ = add(engine, "A")
+    c = claim(engine)
+    with engine.begin() as conn:
+        outbox.bury(conn, a1, c.lease_end, now=now(), error="boom")
+    assert claim(engine).jobs == []
+    with engine.begin() as conn:
+        job, ready = outbox.discard(conn, a1, now=now())
+    assert job["state"] == "discarded" and ready == [a2]
+    assert [j["id"] for j in claim(engine).jobs] == [a2]
+
+
+def test_an_outcome_after_the_lease_was_taken_back_is_refused(engine):
+    a1, _ = add(engine, "A")
+    c = claim(engine)
+    with engine.begin() as conn:
+        conn.execute(update(jobs).where(jobs.c.id == a1).values(locked_until=datetime(2000, 1, 1, tzinfo=UTC)))
+        outbox.recover_expired_leases(conn, now=now())
+    again = claim(engine)
+    assert [j["id"] for j in again.jobs] == [a1]
+    with engine.begin() as conn:
+        assert outbox.complete(conn, c.jobs, c.lease_end, now=now()) == []  # the old holder
+        assert outbox.complete(conn, again.jobs, again.lease_end, now=now()) == [a1]
+
+
+def test_a_job_enqueued_while_the_one_before_completes_is_never_stranded(engine):
+    """The race the key lock closes: enqueue and completion of the same key at the same moment."""
+    for n in range(40):
+        key = f"K{n}"
+        add(engine, key)
+        c = claim(engine)
+        barrier = threading.Barrier(2)
+
+        def enqueue(key=key) -> None:
+            barrier.wait()
+            add(engine, key)
+
+        def finish(c=c) -> None:
+            barrier.wait()
+            with engine.begin() as conn:
+                outbox.complete(conn, c.jobs, c.lease_end, now=now())
+
+        threads = [threading.Thread(target=enqueue), threading.Thread(target=finish)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        nxt = claim(engine)
+        assert [j["ordering_key"] for j in nxt.jobs] == [key], f"round {n}: the new job was left unready"
+        with engine.begin() as conn:
+            outbox.complete(conn, nxt.jobs, nxt.lease_end, now=now())
+    with engine.begin() as conn:
+        assert outbox.repair_ready(conn) == []
+
+
+def test_repair_finds_a_head_left_unready(engine):
+    a1, _ = add(engine, "A")
+    with engine.begin() as conn:
+        conn.execute(update(jobs).where(jobs.c.id == a1).values(ready=False))
+        assert outbox.repair_ready(conn) == [a1]
+    assert [j["id"] for j in claim(engine).jobs] == [a1]
