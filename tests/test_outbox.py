@@ -95,11 +95,11 @@ def test_a_job_enqueued_while_the_one_before_completes_is_never_stranded(engine)
         c = claim(engine)
         barrier = threading.Barrier(2)
 
-        def enqueue(key=key) -> None:
+        def enqueue(key=key, barrier=barrier) -> None:
             barrier.wait()
             add(engine, key)
 
-        def finish(c=c) -> None:
+        def finish(c=c, barrier=barrier) -> None:
             barrier.wait()
             with engine.begin() as conn:
                 outbox.complete(conn, c.jobs, c.lease_end, now=now())
