@@ -170,3 +170,18 @@ def test_broker_restart_loses_nothing(gw):
     for code in queued + during:
         gw.wait_jobs(code, "done", count=4, timeout=90)
         assert portal_steps(gw, code) == expected_steps([2, 4])
+
+
+def test_lgsp_flavour_is_a_config_switch(gw):
+    gw.stop_workers()
+    gw.start_worker(GATEWAY_NATIONAL_PORTAL__FLAVOUR="lgsp")
+    try:
+        code = file_with_journey(gw, [2])
+        gw.wait_jobs(code, "done", count=3)
+        assert portal_steps(gw, code) == expected_steps([2])
+        paths = {r["path"] for r in gw.portal.requests_for(code)}
+        assert paths == {"/national-portal/lgsp/service"}
+        assert all(r["headers"]["authorization"] for r in gw.portal.requests_for(code))
+    finally:
+        gw.stop_workers()
+        gw.start_worker()
