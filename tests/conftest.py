@@ -209,13 +209,13 @@ class Stack:
     # Job inspection ----------------------------------------------------------------------------
 
     def jobs(self, code: str) -> list[dict[str, Any]]:
-        from gateway.store import outbox
+        from sqlalchemy import select
 
-        with self.gateway.engine.connect() as conn:
-            rows = []
-            for state in (outbox.PENDING, outbox.IN_FLIGHT, outbox.DONE, outbox.DEAD, outbox.DISCARDED):
-                rows += [dict(r) for r in outbox.list_by_state(conn, state, ordering_key=code, limit=1000)]
-        return sorted(rows, key=lambda r: r["id"])
+        from gateway.store.tables import jobs
+
+        with self.gateway.engine.connect() as conn:  # one query: a job moving on is not seen twice
+            return [dict(r) for r in conn.execute(
+                select(jobs).where(jobs.c.ordering_key == code).order_by(jobs.c.id)).mappings()]
 
     def wait_jobs(self, code: str, state: str = "done", count: int | None = None, timeout: float = 30) -> list:
         def settled() -> list | None:

@@ -147,3 +147,46 @@ def test_concurrent_steps_on_one_dossier_are_serialised(gw):
     history = gw.get(f"/api/v1/dossiers/{code}").get_json()["history"]
     assert [h["seq"] for h in history] == list(range(1, 7))  # 2, then five distinct event ids
     assert sorted(results) == [200] * 5 + [201] * 5
+
+
+def post_batch(gw, events):
+    return gw.post("/api/v1/one-stop/events", {"events": events}, key="dev-one-stop-key")
+
+
+def test_batch_of_steps_answers_each_and_keeps_order(gw):
+    a, b = gw.file(dossier_body())["code"], gw.file(dossier_body())["code"]
+    r = post_batch(gw, [
+        {"code": a, "status": 2, "event_id": "a-1", "note": "Bước 1"},
+        {"code": b, "status": 2, "note": "Bước 1"},
+        {"code": a, "status": 4, "event_id": "a-2", "note": "Bước 2"},
+        {"code": a, "status": 4, "event_id": "a-2", "note": "Bước 2"},  # the same step twice: harmless
+        {"code": b, "status": 10},                                      # illegal after 2
+        {"code": new_code(), "status": 2},                              # unknown dossier
+        {"code": b, "status": 11},                                      # invalid
+        {"status": 2},                                                  # no code
+        {"code": b, "status": 4, "note": "Bước 2"},
+    ])
+    assert r.status_code == 200
+    body = r.get_json()
+    assert [x["status"] for x in body["results"]] == [201, 201, 201, 200, 409, 404, 422, 422, 201]
+    assert body["accepted"] == 4
+    assert body["results"][4]["error"]["details"] == {"current_status": 2, "allowed": [4, 5, 6, 7, 8, 9]}
+    assert body["results"][6]["error"]["details"][0]["field"] == "status"
+    for code in (a, b):
+        history = gw.get(f"/api/v1/dossiers/{code}").get_json()["history"]
+        assert [(h["seq"], h["status"]) for h in history] == [(1, 2), (2, 4)]
+    gw.wait_jobs(a, "done", count=4)
+    gw.wait_jobs(b, "done", count=4)
+    for code in (a, b):
+        progress = gw.portal.dossier(code)["progress"]
+        assert [(p["TrangThai"], p["NoiDungXuLy"]) for p in progress] == [(2, "Bước 1"), (4, "Bước 2")]
+    again = post_batch(gw, [{"code": a, "status": 2, "event_id": "a-1", "note": "Bước 1"}])
+    assert again.get_json()["results"][0]["status"] == 200
+
+
+@pytest.mark.parametrize("body,status", [({"events": "x"}, 422), ({"events": []}, 422), ({}, 422),
+                                         ({"events": [{"code": "x", "status": 2}] * 501}, 422)])
+def test_malformed_batches(gw, body, status):
+    r = gw.post("/api/v1/one-stop/events", body, key="dev-one-stop-key")
+    assert r.status_code == status and r.get_json()["error"]["code"] == "validation_failed"
+    assert gw.post("/api/v1/one-stop/events", {"events": []}, key="dev-portal-key").status_code == 403

@@ -17,6 +17,13 @@ log = logging.getLogger(__name__)
 SERVICE_STATUS: dict[type[ServiceError], int] = {NotFound: 404, Conflict: 409}
 
 
+def service_error_body(exc: ServiceError) -> dict[str, Any]:
+    body: dict[str, Any] = {"code": exc.code, "message": exc.message}
+    if exc.details:
+        body["details"] = exc.details
+    return body
+
+
 class ApiError(Exception):
     def __init__(self, status: int, code: str, message: str, details: Any = None,
                  headers: dict[str, str] | None = None) -> None:
@@ -35,7 +42,7 @@ def error_response(status: int, code: str, message: str, details: Any = None, he
     return response
 
 
-def _pydantic_details(exc: ValidationError) -> list[dict[str, Any]]:
+def validation_details(exc: ValidationError) -> list[dict[str, Any]]:
     return [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"], "type": e["type"]}
             for e in exc.errors(include_url=False, include_input=False)]
 
@@ -47,7 +54,7 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(ValidationError)
     def _invalid(exc: ValidationError):
-        return error_response(422, "validation_failed", "the request body is not valid", _pydantic_details(exc))
+        return error_response(422, "validation_failed", "the request body is not valid", validation_details(exc))
 
     @app.errorhandler(ServiceError)
     def _service(exc: ServiceError):

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, current_app, g, jsonify, request
+from pydantic import ValidationError
 
 from gateway.domain.dossier import EventIn
-from gateway.services import dossiers as service
+from gateway.services import steps
 from gateway.store import feed
 
 from . import views
 from .auth import require
-from .body import parse
-from .errors import ApiError
+from .body import json_object, parse
+from .errors import SERVICE_STATUS, ApiError, service_error_body, validation_details
 
 bp = Blueprint("one_stop", __name__, url_prefix="/api/v1")
 
 MAX_FEED_PAGE = 500
+MAX_BATCH = 500
 
 
 def _int_arg(name: str, default: int, low: int, high: int) -> int:
@@ -42,5 +46,41 @@ def read_feed():  # noqa: ANN201
 @require("one_stop")
 def report_step(code: str):  # noqa: ANN201
     event = parse(EventIn)
-    recorded = service.record_event(current_app.config["GATEWAY"].context, code, event, actor=g.caller)
+    recorded = steps.record_event(current_app.config["GATEWAY"].context, code, event, actor=g.caller)
     return jsonify(views.step(recorded.event)), 201 if recorded.created else 200
+
+
+@bp.post("/one-stop/events")
+@require("one_stop")
+def report_steps():  # noqa: ANN201
+    """Many steps in one request and one transaction: {"events": [{"code": ..., <step fields>}, ...]}.
+
+    Always 200 when the batch itself is well-formed; each step gets its own result, in order, with the
+    status the single-step endpoint would have answered (201, 200 for a repeat, 404, 409, 422).
+    """
+    items = json_object().get("events")
+    if not isinstance(items, list) or not 1 <= len(items) <= MAX_BATCH:
+        raise ApiError(422, "validation_failed", f"'events' must be a list of 1 to {MAX_BATCH} steps")
+    results: list[dict[str, Any] | None] = [None] * len(items)
+    valid: list[tuple[int, str, EventIn]] = []
+    for i, item in enumerate(items):
+        code = item.get("code") if isinstance(item, dict) else None
+        if not isinstance(code, str) or not code:
+            results[i] = {"index": i, "status": 422, "error": {"code": "validation_failed",
+                                                               "message": "each step needs a 'code' string"}}
+            continue
+        try:
+            valid.append((i, code, EventIn.model_validate({k: v for k, v in item.items() if k != "code"})))
+        except ValidationError as exc:
+            results[i] = {"index": i, "code": code, "status": 422, "error": {
+                "code": "validation_failed", "message": "the step is not valid", "details": validation_details(exc)}}
+    outcomes = steps.record_events(current_app.config["GATEWAY"].context, [(c, e) for _, c, e in valid],
+                                   actor=g.caller)
+    for (i, code, _), outcome in zip(valid, outcomes, strict=True):
+        if isinstance(outcome, steps.Recorded):
+            results[i] = {"index": i, "code": code, "status": 201 if outcome.created else 200,
+                          "event": views.step(outcome.event)}
+        else:
+            results[i] = {"index": i, "code": code, "status": SERVICE_STATUS.get(type(outcome), 400),
+                          "error": service_error_body(outcome)}
+    return jsonify({"accepted": sum(1 for r in results if r and r["status"] == 201), "results": results})

@@ -1,21 +1,20 @@
-"""Filing dossiers and recording their processing steps."""
+"""Filing dossiers and reading them back."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import Connection, RowMapping
 from sqlalchemy.exc import IntegrityError
 
 from gateway.adapters import national_portal as np
 from gateway.domain.codes import Status
-from gateway.domain.dossier import DossierIn, EventIn
-from gateway.domain.status_machine import CHANGES_DOSSIER_RECORD, IllegalTransition, next_status
+from gateway.domain.dossier import DossierIn
 from gateway.store import audit, dossiers, feed, outbox
 
 from .errors import Conflict, NotFound
+from .steps import snapshot
 from .unit_of_work import Context
 
 
@@ -23,20 +22,6 @@ from .unit_of_work import Context
 class Filed:
     created: bool
     dossier: RowMapping
-
-
-@dataclass(frozen=True)
-class Recorded:
-    created: bool
-    event: RowMapping | dict[str, Any]
-
-
-def _snapshot(row: RowMapping | dict[str, Any], **changes: Any) -> dict[str, Any]:
-    """The dossier as the national portal should see it now: filed body plus its current state."""
-    due = changes.pop("due_at", None) or row["due_at"]
-    snap = {**row["data"], "status": row["status"], "due_at": due.isoformat() if due else None}
-    snap.update(changes)
-    return snap
 
 
 def _same_or_conflict(conn: Connection, dossier: DossierIn, fingerprint: str) -> Filed | None:
@@ -67,7 +52,7 @@ def file_dossier(ctx: Context, dossier: DossierIn, *, source: str, actor: str) -
             }
             row["id"] = dossiers.insert_dossier(conn, row)
             job, _ = outbox.enqueue(conn, outbox.NewJob(np.QUEUE, np.SYNC_DOSSIER, dossier.code,
-                                                        {"dossier": _snapshot(row), "updating": False}),
+                                                        {"dossier": snapshot(row), "updating": False}),
                                     now=now, max_attempts=ctx.jobs.max_attempts)
             audit.record(conn, actor=actor, action="dossier.filed", subject=dossier.code, at=now,
                          detail={"source": source, "fingerprint": fingerprint, "jobs": [job]})
@@ -82,49 +67,6 @@ def file_dossier(ctx: Context, dossier: DossierIn, *, source: str, actor: str) -
     ctx.publish_after_commit([(job, np.QUEUE)])
     with ctx.engine.connect() as conn:
         return Filed(True, dossiers.get(conn, dossier.code))
-
-
-def record_event(ctx: Context, code: str, event: EventIn, *, actor: str) -> Recorded:
-    """Apply one processing step the one-stop software reports, and mirror it to the national portal."""
-    now = datetime.now(UTC)
-    fingerprint = event.fingerprint()
-    jobs: list[int] = []
-    to_publish: list[int] = []
-    with ctx.engine.begin() as conn:
-        dossier = dossiers.get(conn, code, for_update=True)
-        if dossier is None:
-            raise NotFound(f"no dossier {code}")
-        if event.event_id is not None and (seen := dossiers.find_event(conn, dossier["id"], event.event_id)):
-            if seen["fingerprint"] != fingerprint:
-                raise Conflict(f"event_id {event.event_id} was already used for a different step")
-            return Recorded(False, seen)
-        try:
-            status = next_status(dossier["status"], event.status)
-        except IllegalTransition as exc:
-            raise Conflict(str(exc), current_status=int(exc.current),
-                           allowed=[int(s) for s in exc.allowed]) from None
-        seq = dossier["last_seq"] + 1
-        at = event.at or now
-        step = {**event.model_dump(mode="json"), "at": at.isoformat(), "seq": seq}
-        values = {"dossier_id": dossier["id"], "seq": seq, "event_id": event.event_id,
-                  "fingerprint": fingerprint, "from_status": dossier["status"], "status": int(status),
-                  "at": at, "data": step, "created_at": now}
-        dossiers.insert_event(conn, values)
-        dossiers.set_status(conn, dossier["id"], status=int(status), seq=seq, now=now, due_at=event.due_at)
-        new_jobs = [outbox.NewJob(np.QUEUE, np.PROGRESS, code, {"code": code, "event": step})]
-        if status in CHANGES_DOSSIER_RECORD:
-            snap = _snapshot(dossier, status=int(status), due_at=event.due_at,
-                             returned_at=at.isoformat() if status is Status.RESULT_RETURNED else None)
-            new_jobs.append(outbox.NewJob(np.QUEUE, np.SYNC_DOSSIER, code, {"dossier": snap, "updating": True}))
-        for job in new_jobs:
-            job_id, waiting = outbox.enqueue(conn, job, now=now, max_attempts=ctx.jobs.max_attempts)
-            jobs.append(job_id)
-            if not waiting:  # a job behind another is taken by whoever finishes that one
-                to_publish.append(job_id)
-        audit.record(conn, actor=actor, action="dossier.step", subject=code, at=now,
-                     detail={"seq": seq, "from": dossier["status"], "to": int(status), "jobs": jobs})
-    ctx.publish_after_commit([(job, np.QUEUE) for job in to_publish])
-    return Recorded(True, values)
 
 
 def get_with_history(ctx: Context, code: str) -> tuple[RowMapping, list[RowMapping]]:

@@ -15,3 +15,9 @@ def record(conn: Connection, *, actor: str, action: str, subject: str, detail: d
     conn.execute(insert(audit_log).values(
         at=at or datetime.now(UTC), actor=actor, action=action, subject=subject, detail=detail or {}
     ))
+
+
+def record_many(conn: Connection, records: list[dict[str, Any]]) -> None:
+    """Several records (actor, action, subject, at, detail) in one statement."""
+    if records:
+        conn.execute(insert(audit_log), records)

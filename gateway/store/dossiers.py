@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, insert, select, update
+from sqlalchemy import Connection, RowMapping, bindparam, insert, select, update
 
 from .tables import dossier_events, dossiers
 
@@ -21,24 +21,37 @@ def insert_dossier(conn: Connection, values: dict[str, Any]) -> int:
     return conn.execute(insert(dossiers).values(**values).returning(dossiers.c.id)).scalar_one()
 
 
-def set_status(conn: Connection, dossier_id: int, *, status: int, seq: int, now: datetime,
-               due_at: datetime | None) -> None:
-    values: dict[str, Any] = {"status": status, "last_seq": seq, "updated_at": now}
-    if due_at is not None:
-        values["due_at"] = due_at
-    conn.execute(update(dossiers).where(dossiers.c.id == dossier_id).values(**values))
+def lock_many(conn: Connection, codes: list[str]) -> list[RowMapping]:
+    """The dossiers with these codes, locked for update in code order (so two batches never deadlock)."""
+    if not codes:
+        return []
+    query = select(dossiers).where(dossiers.c.code.in_(codes)).order_by(dossiers.c.code)
+    if conn.dialect.name != "sqlite":
+        query = query.with_for_update()
+    return list(conn.execute(query).mappings())
 
 
-def find_event(conn: Connection, dossier_id: int, event_id: str) -> RowMapping | None:
-    return conn.execute(
-        select(dossier_events).where(
-            dossier_events.c.dossier_id == dossier_id, dossier_events.c.event_id == event_id
-        )
-    ).mappings().first()
+def events_with_ids(conn: Connection, dossier_ids: list[int], event_ids: list[str]) -> list[RowMapping]:
+    if not dossier_ids or not event_ids:
+        return []
+    return list(conn.execute(select(dossier_events).where(
+        dossier_events.c.dossier_id.in_(dossier_ids), dossier_events.c.event_id.in_(event_ids)
+    )).mappings())
 
 
-def insert_event(conn: Connection, values: dict[str, Any]) -> None:
-    conn.execute(insert(dossier_events).values(**values))
+def insert_events(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    conn.execute(insert(dossier_events), rows)
+
+
+_SAVE_PROGRESS = update(dossiers).where(dossiers.c.id == bindparam("b_id")).values(
+    status=bindparam("b_status"), last_seq=bindparam("b_seq"), due_at=bindparam("b_due"),
+    updated_at=bindparam("b_now"))
+
+
+def save_progress(conn: Connection, rows: list[dict[str, Any]], *, now: datetime) -> None:
+    """Write back status, last step number and appointment date of dossiers a batch of steps moved."""
+    conn.execute(_SAVE_PROGRESS, [{"b_id": r["id"], "b_status": r["status"], "b_seq": r["last_seq"],
+                                   "b_due": r["due_at"], "b_now": now} for r in rows])
 
 
 def history(conn: Connection, dossier_id: int) -> list[RowMapping]:

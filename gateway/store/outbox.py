@@ -38,7 +38,7 @@ _LOCK_KEYS = text(
 )
 
 
-def _lock_keys(conn: Connection, queue: str, keys: list[str]) -> None:
+def lock_keys(conn: Connection, queue: str, keys: list[str]) -> None:
     if conn.dialect.name == "postgresql" and keys:
         conn.execute(_LOCK_KEYS, {"keys": sorted({f"{queue}:{k}" for k in keys})})
 
@@ -50,7 +50,7 @@ def enqueue(conn: Connection, job: NewJob, *, now: datetime, max_attempts: int) 
     drains on. A ready job gets published_at set optimistically: the caller publishes right after
     commit and clears it on failure, so the common path costs no second write.
     """
-    _lock_keys(conn, job.queue, [job.ordering_key])
+    lock_keys(conn, job.queue, [job.ordering_key])
     waiting = has_unfinished(conn, job.queue, job.ordering_key)
     job_id = conn.execute(insert(jobs).values(
         queue=job.queue, kind=job.kind, ordering_key=job.ordering_key, payload=job.payload,
@@ -58,6 +58,23 @@ def enqueue(conn: Connection, job: NewJob, *, now: datetime, max_attempts: int) 
         published_at=None if waiting else now, created_at=now, updated_at=now,
     ).returning(jobs.c.id)).scalar_one()
     return job_id, waiting
+
+
+def enqueue_many(conn: Connection, new: list[tuple[NewJob, bool]], *, now: datetime,
+                 max_attempts: int) -> list[int]:
+    """Insert jobs whose readiness the caller worked out (holding the keys' locks); ids in order."""
+    rows = [{"queue": job.queue, "kind": job.kind, "ordering_key": job.ordering_key, "payload": job.payload,
+             "state": PENDING, "ready": ready, "attempts": 0, "max_attempts": max_attempts, "next_attempt_at": now,
+             "published_at": now if ready else None, "created_at": now, "updated_at": now} for job, ready in new]
+    result = conn.execute(insert(jobs).returning(jobs.c.id, sort_by_parameter_order=True), rows)
+    return list(result.scalars())
+
+
+def keys_with_unfinished(conn: Connection, queue: str, keys: list[str]) -> set[str]:
+    if not keys:
+        return set()
+    return set(conn.execute(select(jobs.c.ordering_key).distinct().where(
+        jobs.c.queue == queue, jobs.c.ordering_key.in_(keys), jobs.c.state.in_(UNFINISHED))).scalars())
 
 
 _HAS_UNFINISHED = select(jobs.c.id).where(
@@ -126,7 +143,7 @@ def complete(conn: Connection, claimed: list[RowMapping], claim_end: datetime, *
     if not claimed:
         return []
     queue = claimed[0]["queue"]
-    _lock_keys(conn, queue, [j["ordering_key"] for j in claimed])
+    lock_keys(conn, queue, [j["ordering_key"] for j in claimed])
     done = conn.execute(update(jobs).where(jobs.c.id.in_([j["id"] for j in claimed]), _ours(claim_end)).values(
         state=DONE, locked_until=None, finished_at=now, updated_at=now, last_error=None,
     ).returning(jobs.c.id, jobs.c.ordering_key)).all()
@@ -218,7 +235,7 @@ def discard(conn: Connection, job_id: int, *, now: datetime) -> tuple[RowMapping
     job = get(conn, job_id)
     if job is None or job["state"] != DEAD:
         return None, []
-    _lock_keys(conn, job["queue"], [job["ordering_key"]])
+    lock_keys(conn, job["queue"], [job["ordering_key"]])
     job = conn.execute(update(jobs).where(jobs.c.id == job_id, jobs.c.state == DEAD).values(
         state=DISCARDED, finished_at=now, updated_at=now,
     ).returning(jobs)).mappings().first()

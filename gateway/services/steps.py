@@ -1,0 +1,110 @@
+"""Recording processing steps the one-stop software reports: one step or a batch, in one transaction.
+
+Each step is judged on its own (unknown dossier, reused event_id, illegal transition) against the
+dossier as the earlier steps of the same batch left it; the accepted ones are written together with
+their audit records and national-portal jobs. A batch costs one transaction and a few statements,
+whatever its size, which is what lets a busy one-stop system report thousands of steps a second.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from gateway.adapters import national_portal as np
+from gateway.domain.codes import Status
+from gateway.domain.dossier import EventIn
+from gateway.domain.status_machine import CHANGES_DOSSIER_RECORD, IllegalTransition, next_status
+from gateway.store import audit, dossiers, outbox
+
+from .errors import Conflict, NotFound, ServiceError
+from .unit_of_work import Context
+
+
+@dataclass(frozen=True)
+class Recorded:
+    created: bool
+    event: dict[str, Any]
+
+
+def snapshot(row: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    """The dossier as the national portal should see it now: filed body plus its current state."""
+    due = changes.pop("due_at", None) or row["due_at"]
+    snap = {**row["data"], "status": row["status"], "due_at": due.isoformat() if due else None}
+    snap.update(changes)
+    return snap
+
+
+def record_events(ctx: Context, items: list[tuple[str, EventIn]], *, actor: str) -> list[Recorded | ServiceError]:
+    """Apply steps in the order given; answer per step: Recorded (new or repeated) or the reason refused."""
+    now = datetime.now(UTC)
+    results: list[Recorded | ServiceError] = []
+    new_events: list[dict[str, Any]] = []
+    new_jobs: list[tuple[outbox.NewJob, bool]] = []  # with: does it head its dossier's queue?
+    audits: list[dict[str, Any]] = []
+    with ctx.engine.begin() as conn:
+        locked = {r["code"]: dict(r) for r in dossiers.lock_many(conn, sorted({code for code, _ in items}))}
+        by_id = {d["id"]: d for d in locked.values()}
+        wanted = sorted({e.event_id for _, e in items if e.event_id})
+        seen = {(r["dossier_id"], r["event_id"]): dict(r) for r in dossiers.events_with_ids(conn, list(by_id), wanted)}
+        outbox.lock_keys(conn, np.QUEUE, list(locked))
+        busy = outbox.keys_with_unfinished(conn, np.QUEUE, list(locked))
+        changed: set[str] = set()
+
+        for code, event in items:
+            dossier = locked.get(code)
+            if dossier is None:
+                results.append(NotFound(f"no dossier {code}"))
+                continue
+            fingerprint = event.fingerprint()
+            if event.event_id is not None and (previous := seen.get((dossier["id"], event.event_id))):
+                results.append(Recorded(False, previous) if previous["fingerprint"] == fingerprint else
+                               Conflict(f"event_id {event.event_id} was already used for a different step"))
+                continue
+            try:
+                status = next_status(dossier["status"], event.status)
+            except IllegalTransition as exc:
+                results.append(Conflict(str(exc), current_status=int(exc.current),
+                                        allowed=[int(s) for s in exc.allowed]))
+                continue
+            seq = dossier["last_seq"] + 1
+            at = event.at or now
+            step = {**event.model_dump(mode="json"), "at": at.isoformat(), "seq": seq}
+            row = {"dossier_id": dossier["id"], "seq": seq, "event_id": event.event_id, "fingerprint": fingerprint,
+                   "from_status": dossier["status"], "status": int(status), "at": at, "data": step,
+                   "created_at": now}
+            new_events.append(row)
+            if event.event_id is not None:
+                seen[(dossier["id"], event.event_id)] = row
+            jobs = [outbox.NewJob(np.QUEUE, np.PROGRESS, code, {"code": code, "event": step})]
+            if status in CHANGES_DOSSIER_RECORD:
+                snap = snapshot({**dossier, "status": int(status)}, due_at=event.due_at,
+                                returned_at=at.isoformat() if status is Status.RESULT_RETURNED else None)
+                jobs.append(outbox.NewJob(np.QUEUE, np.SYNC_DOSSIER, code, {"dossier": snap, "updating": True}))
+            for job in jobs:
+                new_jobs.append((job, code not in busy))
+                busy.add(code)  # whatever follows in this batch waits behind it
+            audits.append({"actor": actor, "action": "dossier.step", "subject": code, "at": now,
+                           "detail": {"seq": seq, "from": dossier["status"], "to": int(status)}})
+            dossier.update(status=int(status), last_seq=seq, due_at=event.due_at or dossier["due_at"])
+            changed.add(code)
+            results.append(Recorded(True, row))
+
+        if new_events:
+            dossiers.insert_events(conn, new_events)
+            dossiers.save_progress(conn, [locked[c] for c in changed], now=now)
+            ids = outbox.enqueue_many(conn, new_jobs, now=now, max_attempts=ctx.jobs.max_attempts)
+            audit.record_many(conn, audits)
+            ready = [job_id for job_id, (_, heads) in zip(ids, new_jobs, strict=True) if heads]
+    if new_events:
+        ctx.publish_after_commit([(job_id, np.QUEUE) for job_id in ready])
+    return results
+
+
+def record_event(ctx: Context, code: str, event: EventIn, *, actor: str) -> Recorded:
+    """One step; a refusal is raised."""
+    result = record_events(ctx, [(code, event)], actor=actor)[0]
+    if isinstance(result, ServiceError):
+        raise result
+    return result
