@@ -113,6 +113,23 @@ class _Client:
         return status
 
 
+    def post_batch(self, path: str, events: list[dict[str, Any]]) -> list[int]:
+        """One request carrying many steps; a sample per step (each waited as long as the request)."""
+        started = time.perf_counter()
+        try:
+            response = self.http.post(self.base_url + path, json={"events": events}, timeout=REQUEST_TIMEOUT)
+            statuses = ([r["status"] for r in response.json()["results"]] if response.ok
+                        else [response.status_code] * len(events))
+            detail = response.text[:300] if not response.ok else ""
+        except (requests.RequestException, ValueError, KeyError) as exc:
+            statuses, detail = [0] * len(events), f"{type(exc).__name__}: {exc}"
+        elapsed = time.perf_counter() - started
+        self.samples += [Sample("events", elapsed, status) for status in statuses]
+        if detail and len(self.errors) < 5:
+            self.errors.append(f"events {path}: {detail}")
+        return statuses
+
+
 def file_one(client: _Client, code: str, _steps: list[int]) -> None:
     if 200 <= client.post("filing", "/api/v1/dossiers", dossier_body(code)) < 300:
         client.accepted[code] = []
@@ -128,13 +145,30 @@ def walk_one(client: _Client, code: str, steps: list[int]) -> None:
         taken.append((status, body["note"]))
 
 
-Task = Callable[[_Client, str, list[int]], None]
+def walk_group(client: _Client, codes: list[str], steps: list[int]) -> None:
+    """Post the journeys of several dossiers through the batch endpoint: step n of all, then step n + 1."""
+    active = list(codes)
+    for code in codes:
+        client.accepted.setdefault(code, [])
+    for n, status in enumerate(steps, start=1):
+        bodies = [{"code": code, **event_body(code, n, status)} for code in active]
+        statuses = client.post_batch("/api/v1/one-stop/events", bodies)
+        still = []
+        for code, body, answer in zip(active, bodies, statuses, strict=True):
+            if 200 <= answer < 300:
+                client.accepted[code].append((status, body["note"]))
+                still.append(code)
+        active = still
 
 
-def run_phase(base_url: str, key: str, codes: list[str], steps: list[int], task: Task, concurrency: int,
+Task = Callable[[_Client, Any, list[int]], None]
+
+
+def run_phase(base_url: str, key: str, codes: list[Any], steps: list[int], task: Task, concurrency: int,
               time_limit: float) -> PhaseResult:
-    """`concurrency` threads take dossier codes from one queue and run `task` on each, within `time_limit`."""
-    todo: queue.Queue[str] = queue.Queue()
+    """`concurrency` threads take dossier codes (or groups of codes) from one queue and run `task` on each,
+    within `time_limit`."""
+    todo: queue.Queue[Any] = queue.Queue()
     for code in codes:
         todo.put(code)
     clients = [_Client(base_url, key) for _ in range(concurrency)]

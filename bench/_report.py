@@ -38,7 +38,8 @@ def _num(value: float | None, digits: int = 1) -> str:
 def _settings_lines(s: dict[str, Any]) -> list[str]:
     lines = [
         f"dossiers {s['dossiers']} x {s['events_per_dossier']} events (journey {s['journey']}), "
-        f"{s['concurrency']} client threads",
+        f"{s['concurrency']} client threads"
+        + (f", steps posted {s['batch']} per request (POST /api/v1/one-stop/events)" if s.get("batch", 1) > 1 else ""),
         f"API: {s['api_workers']} gunicorn workers x {s['api_threads']} threads;  "
         f"gateway workers: {s['gateway_workers']} x {s['worker_threads']} consumer threads;  "
         f"{s['cores']} cores, log level {s['log_level']}, code {s['code']}"
@@ -72,7 +73,9 @@ def _throughput_lines(f: dict[str, Any]) -> list[str]:
 def _latency_lines(f: dict[str, Any]) -> list[str]:
     row = "{:<34}{:>9}{:>9}{:>9}{:>9}"
     lines = [row.format("API latency (ms)", "p50", "p95", "p99", "max")]
-    for name, key in (("POST /api/v1/dossiers", "filing"), ("POST /api/v1/dossiers/{code}/events", "events")):
+    events_route = ("POST /api/v1/one-stop/events (per step)" if f["settings"].get("batch", 1) > 1
+                    else "POST /api/v1/dossiers/{code}/events")
+    for name, key in (("POST /api/v1/dossiers", "filing"), (events_route, "events")):
         lat = f[key]["latency_ms"]
         lines.append(row.format(name, *(_num(lat[k]) for k in ("p50", "p95", "p99", "max"))))
     return lines

@@ -29,7 +29,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _observe as observe  # noqa: E402 - the bench's own modules, beside this file
 import _profile as profile  # noqa: E402
 from _cpu import CpuMeter, Reading, ms_per_unit, usage  # noqa: E402
-from _load import ONE_STOP_KEY, PORTAL_KEY, PhaseResult, dossier_code, file_one, journey, run_phase, walk_one  # noqa: E402
+from _load import (  # noqa: E402
+    ONE_STOP_KEY,
+    PORTAL_KEY,
+    PhaseResult,
+    dossier_code,
+    file_one,
+    journey,
+    run_phase,
+    walk_group,
+    walk_one,
+)
 from _raw_broker import RawResult, measure  # noqa: E402
 from _report import latency_ms, render, write_json  # noqa: E402
 from _stack import AMQP_URL, ROOT, Stack, StackOptions, reachable  # noqa: E402
@@ -40,6 +50,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--dossiers", type=int, default=300, help="dossiers to file (default 300)")
     p.add_argument("--events-per-dossier", type=int, default=6, help="steps per journey, >= 3 (default 6)")
     p.add_argument("--concurrency", type=int, default=16, help="client threads (default 16)")
+    p.add_argument("--batch", type=int, default=1,
+                   help="steps per request: >1 posts step n of that many dossiers at once through "
+                        "POST /api/v1/one-stop/events (default 1: one request per step)")
     p.add_argument("--api-workers", type=int, default=2, help="gunicorn worker processes (default 2)")
     p.add_argument("--api-threads", type=int, default=8, help="threads per gunicorn worker (default 8)")
     p.add_argument("--gateway-workers", type=int, default=1, help="`gateway worker` processes (default 1)")
@@ -82,7 +95,7 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
         "api_workers": args.api_workers, "api_threads": args.api_threads, "gateway_workers": args.gateway_workers,
         "worker_threads": args.worker_threads, "raw_messages": args.raw_messages, "raw_prefetch": args.raw_prefetch,
         "log_level": args.log_level, "extra_env": extra_env(args.env), "cores": os.cpu_count(),
-        "analyze_after_filing": args.analyze,
+        "analyze_after_filing": args.analyze, "batch": args.batch,
         "python": platform.python_version(), "code": code_version(),
     }
 
@@ -182,8 +195,13 @@ class Run:
                                                             ("jobs", "n_tup_upd"): 2 * done_before})
         with profiling(self.args.profile, self.stack, self.stack.log_dir, profiles):
             self.readings["events_start"] = self.meter.read()
-            result = run_phase(self.stack.api_url, ONE_STOP_KEY, filed, self.steps, walk_one,
-                               self.args.concurrency, self.args.phase_time_limit)
+            if self.args.batch > 1:  # groups of dossiers through POST /api/v1/one-stop/events
+                groups = [filed[i:i + self.args.batch] for i in range(0, len(filed), self.args.batch)]
+                result = run_phase(self.stack.api_url, ONE_STOP_KEY, groups, self.steps, walk_group,
+                                   self.args.concurrency, self.args.phase_time_limit)
+            else:
+                result = run_phase(self.stack.api_url, ONE_STOP_KEY, filed, self.steps, walk_one,
+                                   self.args.concurrency, self.args.phase_time_limit)
             self.readings["events_end"] = self.meter.read()
             backlog = observe.job_counts(self.stack.api_url)
             jobs_target = observe.expected_jobs(result.accepted)

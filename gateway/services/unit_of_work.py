@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -19,9 +20,17 @@ class Context:
     jobs: JobSettings
     publish: Publish
 
+    # A message only wakes a worker, which then drains every ready job of its queue; a few per queue
+    # are enough to get several workers going, and far cheaper than one confirmed publish per job.
+    WAKEUPS_PER_QUEUE = 4
+
     def publish_after_commit(self, jobs: list[tuple[int, str]]) -> None:
-        """Send the committed jobs to the broker; the ones it refused are left for the sweeper."""
-        failed = self.publish(jobs)
-        if failed:
+        """Wake workers for the committed jobs; if the broker refuses, the sweeper sends them later."""
+        by_queue: dict[str, list[int]] = defaultdict(list)
+        for job_id, queue in jobs:
+            by_queue[queue].append(job_id)
+        wakeups = [(ids[n], queue) for queue, ids in by_queue.items() for n in range(min(len(ids),
+                                                                                       self.WAKEUPS_PER_QUEUE))]
+        if self.publish(wakeups):
             with self.engine.begin() as conn:
-                outbox.mark_unpublished(conn, failed)
+                outbox.mark_unpublished(conn, [job_id for job_id, _ in jobs])
