@@ -22,6 +22,8 @@ from unittest import mock
 import pytest
 import requests
 
+from mocks.provincial_portal import sample_dossier
+
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get("GATEWAY_TEST_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 AMQP_URL = os.environ.get("GATEWAY_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672//")
@@ -315,27 +317,6 @@ def new_code(day: str = "240725") -> str:
 
 
 def dossier_body(code: str | None = None, **overrides: Any) -> dict[str, Any]:
-    body = {
-        "code": code or new_code(),
-        "procedure_code": "1.003560.000.00.00.H56",
-        "procedure_name": "Đăng ký khai sinh",
-        "level": "toan_trinh",
-        "applicant": {
-            "type": 1,
-            "full_name": "Nguyễn Thị Hồng Nhung",
-            "id_number": "001190012345",
-            "phone": "0912345678",
-            "email": "nhung@example.vn",
-            "address": {"province": "Hà Nội", "commune": "Phường Ba Đình", "street": "12 Phố Điện Biên Phủ"},
-        },
-        "summary": "Đăng ký khai sinh cho con",
-        "submitted_at": "2024-07-25T09:15:00+07:00",
-        "channel": 2,
-        "delivery_method": "post",
-        "fees": [{"code": "LPKS", "name": "Lệ phí đăng ký khai sinh", "amount": 8000}],
-        "attachments": [{"id": "tk-1", "name": "To khai.pdf", "component_code": "TK01",
-                         "url": "https://dichvucong.example.gov.vn/files/tk-1.pdf"}],
-        "form": {"ten_tre": "Nguyễn Minh Khôi"},
-    }
+    body = sample_dossier(code or new_code())
     body.update(overrides)
     return body
