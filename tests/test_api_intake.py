@@ -196,3 +196,21 @@ def test_database_down_is_503_not_500(gw, monkeypatch):
     r = gw.post("/api/v1/dossiers", dossier_body())
     assert r.status_code == 503
     assert r.get_json()["error"]["code"] == "database_unavailable" and r.headers["Retry-After"] == "2"
+
+
+def test_openapi_document_is_built_from_the_routes_and_models(gw):
+    doc = gw.client.get("/openapi.json").get_json()
+    assert doc["openapi"].startswith("3.")
+    routes = {(r.rule, m) for r in gw.app.url_map.iter_rules() if r.endpoint != "static"
+              for m in r.methods - {"HEAD", "OPTIONS"}}
+    import re
+
+    documented = {(re.sub(r"\{(\w+)\}", r"<\1>", p), m.upper()) for p, ops in doc["paths"].items() for m in ops}
+    assert {(re.sub(r"<int:", "<", r), m) for r, m in routes} == documented
+    filing = doc["paths"]["/api/v1/dossiers"]["post"]
+    assert filing["requestBody"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/DossierIn"}
+    assert filing["security"] and "portal" in filing["description"]
+    schema = doc["components"]["schemas"]["DossierIn"]
+    assert "code" in schema["required"] and schema["additionalProperties"] is False
+    assert "Fee" in doc["components"]["schemas"] and "StepBatch" in doc["components"]["schemas"]
+    assert "security" not in doc["paths"]["/healthz"]["get"]

@@ -11,12 +11,14 @@ from gateway.services import dossiers as service
 from .auth import require
 from .body import parse
 from .intake import filed_response
+from .openapi import documented
 
 bp = Blueprint("callbacks", __name__, url_prefix="/api/v1/callbacks")
 
 
 @bp.post("/national-portal/dossiers")
 @require("national_portal")
+@documented(body=DvcqgDossierIn, created=True)
 def national_portal_dossier():  # noqa: ANN201
     dossier = parse(DossierIn, parse(DvcqgDossierIn).to_dossier())
     return filed_response(service.file_dossier(current_app.config["GATEWAY"].context, dossier,

@@ -13,6 +13,7 @@ from . import views
 from .auth import require
 from .body import parse
 from .errors import ApiError
+from .openapi import documented
 
 bp = Blueprint("intake", __name__, url_prefix="/api/v1")
 
@@ -27,6 +28,7 @@ def filed_response(filed: service.Filed):  # noqa: ANN201
 
 @bp.post("/dossiers")
 @require("portal", "national_portal")
+@documented(body=DossierIn, created=True)
 def file_dossier():  # noqa: ANN201
     dossier = parse(DossierIn)
     source = "national_portal" if "national_portal" in g.roles and "portal" not in g.roles else "portal"
@@ -42,6 +44,7 @@ def get_dossier(code: str):  # noqa: ANN201
 
 @bp.get("/lookup")
 @require("portal")
+@documented(query={"code": {"type": "string"}, "id_number": {"type": "string", "pattern": "^(\\d{12}|\\d{9})$"}})
 def lookup():  # noqa: ANN201
     code, id_number = request.args.get("code"), request.args.get("id_number")
     if bool(code) == bool(id_number):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify, request
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from gateway.domain.dossier import EventIn
 from gateway.services import steps
@@ -15,11 +15,22 @@ from . import views
 from .auth import require
 from .body import json_object, parse
 from .errors import SERVICE_STATUS, ApiError, service_error_body, validation_details
+from .openapi import documented
 
 bp = Blueprint("one_stop", __name__, url_prefix="/api/v1")
 
 MAX_FEED_PAGE = 500
 MAX_BATCH = 500
+
+
+class BatchStep(EventIn):
+    code: str = Field(min_length=1, max_length=64)
+
+
+class StepBatch(BaseModel):
+    """The body of POST /api/v1/one-stop/events (each step is validated on its own)."""
+
+    events: list[BatchStep] = Field(min_length=1, max_length=MAX_BATCH)
 
 
 def _int_arg(name: str, default: int, low: int, high: int) -> int:
@@ -33,6 +44,8 @@ def _int_arg(name: str, default: int, low: int, high: int) -> int:
 
 @bp.get("/one-stop/feed")
 @require("one_stop")
+@documented(query={"after": {"type": "integer", "minimum": 0},
+                   "limit": {"type": "integer", "minimum": 1, "maximum": MAX_FEED_PAGE}})
 def read_feed():  # noqa: ANN201
     after = _int_arg("after", 0, 0, 2**62)
     limit = _int_arg("limit", 100, 1, MAX_FEED_PAGE)
@@ -44,6 +57,7 @@ def read_feed():  # noqa: ANN201
 
 @bp.post("/dossiers/<code>/events")
 @require("one_stop")
+@documented(body=EventIn, created=True)
 def report_step(code: str):  # noqa: ANN201
     event = parse(EventIn)
     recorded = steps.record_event(current_app.config["GATEWAY"].context, code, event, actor=g.caller)
@@ -52,6 +66,7 @@ def report_step(code: str):  # noqa: ANN201
 
 @bp.post("/one-stop/events")
 @require("one_stop")
+@documented(body=StepBatch)
 def report_steps():  # noqa: ANN201
     """Many steps in one request and one transaction: {"events": [{"code": ..., <step fields>}, ...]}.
 
@@ -64,16 +79,15 @@ def report_steps():  # noqa: ANN201
     results: list[dict[str, Any] | None] = [None] * len(items)
     valid: list[tuple[int, str, EventIn]] = []
     for i, item in enumerate(items):
-        code = item.get("code") if isinstance(item, dict) else None
-        if not isinstance(code, str) or not code:
-            results[i] = {"index": i, "status": 422, "error": {"code": "validation_failed",
-                                                               "message": "each step needs a 'code' string"}}
-            continue
         try:
-            valid.append((i, code, EventIn.model_validate({k: v for k, v in item.items() if k != "code"})))
+            step = BatchStep.model_validate(item)
         except ValidationError as exc:
+            code = item.get("code") if isinstance(item, dict) else None
             results[i] = {"index": i, "code": code, "status": 422, "error": {
                 "code": "validation_failed", "message": "the step is not valid", "details": validation_details(exc)}}
+            continue
+        # The same step model as the single-step endpoint, so an event_id means the same thing in both.
+        valid.append((i, step.code, EventIn.model_validate(step.model_dump(exclude={"code"}))))
     outcomes = steps.record_events(current_app.config["GATEWAY"].context, [(c, e) for _, c, e in valid],
                                    actor=g.caller)
     for (i, code, _), outcome in zip(valid, outcomes, strict=True):

@@ -10,6 +10,7 @@ from gateway.store import outbox
 from . import views
 from .auth import require
 from .errors import ApiError
+from .openapi import documented
 
 bp = Blueprint("ops", __name__, url_prefix="/ops")
 
@@ -22,6 +23,8 @@ def ctx():  # noqa: ANN201
 
 @bp.get("/jobs")
 @require("ops")
+@documented(query={"state": {"type": "string", "enum": list(STATES)}, "queue": {"type": "string"},
+                   "ordering_key": {"type": "string"}})
 def jobs():  # noqa: ANN201
     state = request.args.get("state")
     with ctx().engine.connect() as conn:
@@ -37,6 +40,7 @@ def jobs():  # noqa: ANN201
 
 @bp.get("/dead-letters")
 @require("ops")
+@documented(query={"queue": {"type": "string"}})
 def list_dead_letters():  # noqa: ANN201
     rows = dead_letters.list_dead(ctx(), queue=request.args.get("queue"))
     return jsonify({"items": [views.job(r) for r in rows]})

@@ -1,0 +1,92 @@
+"""The OpenAPI 3.1 document, built from the routes themselves and the pydantic models that validate them.
+
+A view declares what it takes with @documented(body=Model, query={...}); roles come from @require.
+Nothing is written twice: a new route shows up by itself, with its security and its body schema.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from flask import Blueprint, Flask, current_app, jsonify
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+bp = Blueprint("openapi", __name__)
+
+_PARAM = re.compile(r"<(?:(\w+):)?(\w+)>")
+_ERROR = {"type": "object", "required": ["error"], "properties": {"error": {
+    "type": "object", "required": ["code", "message"],
+    "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "details": {}}}}}
+
+
+def documented(*, body: type[BaseModel] | dict[str, Any] | None = None,
+               query: dict[str, dict[str, Any]] | None = None, created: bool = False) -> Callable:
+    """Attach what the OpenAPI document should say about a view (read by build())."""
+
+    def mark(view: Callable) -> Callable:
+        view.openapi = {"body": body, "query": query or {}, "created": created}  # type: ignore[attr-defined]
+        return view
+
+    return mark
+
+
+def _models(app: Flask) -> list[type[BaseModel]]:
+    found = {getattr(view, "openapi", {}).get("body") for view in app.view_functions.values()}
+    return sorted((m for m in found if isinstance(m, type) and issubclass(m, BaseModel)), key=lambda m: m.__name__)
+
+
+def build(app: Flask) -> dict[str, Any]:
+    models = _models(app)
+    refs, defs = models_json_schema([(m, "validation") for m in models],
+                                    ref_template="#/components/schemas/{model}")
+    schemas = {**defs.get("$defs", {}), "Error": _ERROR}
+    paths: dict[str, dict[str, Any]] = {}
+    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
+        if rule.endpoint == "static":
+            continue
+        view = app.view_functions[rule.endpoint]
+        doc = getattr(view, "openapi", {})
+        roles = getattr(view, "required_roles", ())
+        path = _PARAM.sub(lambda m: "{" + m.group(2) + "}", rule.rule)
+        params = [{"name": name, "in": "path", "required": True,
+                   "schema": {"type": "integer" if conv == "int" else "string"}}
+                  for conv, name in _PARAM.findall(rule.rule)]
+        params += [{"name": name, "in": "query", "required": spec.get("required", False),
+                    "schema": {k: v for k, v in spec.items() if k != "required"}}
+                   for name, spec in doc.get("query", {}).items()]
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            op: dict[str, Any] = {
+                "operationId": rule.endpoint.replace(".", "_"),
+                "summary": (view.__doc__ or rule.endpoint).strip().splitlines()[0],
+                "responses": {"200" if not doc.get("created") else "201": {"description": "OK"},
+                              "4XX": {"description": "refused", "content": {
+                                  "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}},
+            }
+            if doc.get("created"):
+                op["responses"]["200"] = {"description": "the same request again: the stored result"}
+            if params:
+                op["parameters"] = params
+            if roles:
+                op["security"] = [{"apiKey": []}]
+                op["description"] = f"Roles: {', '.join(roles)}."
+            body = doc.get("body")
+            if body is not None:
+                schema = refs[(body, "validation")] if isinstance(body, type) else body
+                op["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema}}}
+            paths.setdefault(path, {})[method.lower()] = op
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Vietnam public-services integration gateway", "version": "1"},
+        "paths": paths,
+        "components": {"schemas": schemas,
+                       "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}}},
+    }
+
+
+@bp.get("/openapi.json")
+def openapi_json():  # noqa: ANN201
+    """This document."""
+    return jsonify(build(current_app))
