@@ -1,0 +1,118 @@
+"""VNPay: a signed pay URL (no call needed to start), the IPN callback, and querydr for reconciliation."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import threading
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
+
+import requests
+
+from gateway.adapters.base import PermanentError, RetryableError, send
+from gateway.domain.dossier import VN_TZ
+
+from . import vnpay_signature as sig
+from .base import Answer, Callback, CallbackVerdict, PaymentProvider, PaymentRequest, PaymentState, Started, Status
+
+VERSION = "2.1.0"
+TIME = "%Y%m%d%H%M%S"
+
+# vnp_TransactionStatus (IPN and querydr) to our states.
+TRANSACTION_STATES: dict[str, PaymentState] = {"00": PaymentState.PAID, "01": PaymentState.PENDING,
+                                               "02": PaymentState.CANCELLED}
+VERDICT_CODES: dict[CallbackVerdict, str] = {
+    CallbackVerdict.APPLIED: sig.IPN_OK,
+    CallbackVerdict.ALREADY_APPLIED: sig.IPN_ALREADY_CONFIRMED,
+    CallbackVerdict.UNKNOWN_REFERENCE: sig.IPN_NOT_FOUND,
+    CallbackVerdict.WRONG_AMOUNT: sig.IPN_BAD_AMOUNT,
+    CallbackVerdict.BAD_SIGNATURE: sig.IPN_BAD_SIGNATURE,
+    CallbackVerdict.ERROR: sig.IPN_OTHER,
+}
+QUERY_FIELDS = ("vnp_RequestId", "vnp_Version", "vnp_Command", "vnp_TmnCode", "vnp_TxnRef", "vnp_TransactionDate",
+                "vnp_CreateDate", "vnp_IpAddr", "vnp_OrderInfo")
+QUERY_REPLY_FIELDS = ("vnp_ResponseId", "vnp_Command", "vnp_ResponseCode", "vnp_Message", "vnp_TmnCode",
+                      "vnp_TxnRef", "vnp_Amount", "vnp_BankCode", "vnp_PayDate", "vnp_TransactionNo",
+                      "vnp_TransactionType", "vnp_TransactionStatus", "vnp_OrderInfo", "vnp_PromotionCode",
+                      "vnp_PromotionAmount")
+
+
+def _pipe_hash(data: Mapping[str, Any], fields: tuple[str, ...], secret: str) -> str:
+    text = "|".join("" if data.get(f) is None else str(data.get(f)) for f in fields)
+    return hmac.new(secret.encode(), text.encode(), hashlib.sha512).hexdigest()
+
+
+class VNPay(PaymentProvider):
+    name = "vnpay"
+
+    def __init__(self, *, base_url: str, tmn_code: str, secret: str, return_url: str, timeout: float = 10.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.tmn_code = tmn_code
+        self.secret = secret
+        self.return_url = return_url
+        self.timeout = timeout
+        self._local = threading.local()
+
+    def start(self, request: PaymentRequest) -> Started:
+        params = {
+            "vnp_Version": VERSION, "vnp_Command": "pay", "vnp_TmnCode": self.tmn_code,
+            "vnp_Amount": str(sig.to_vnpay_amount(request.amount)), "vnp_CurrCode": "VND",
+            "vnp_TxnRef": request.reference, "vnp_OrderInfo": request.description, "vnp_OrderType": "other",
+            "vnp_Locale": "vn", "vnp_ReturnUrl": self.return_url, "vnp_IpAddr": request.client_ip,
+            "vnp_CreateDate": request.at.astimezone(VN_TZ).strftime(TIME),
+        }
+        params["vnp_SecureHash"] = sig.secure_hash(params, self.secret)
+        return Started(f"{self.base_url}/paymentv2/vpcpay.html?{urlencode(sorted(params.items()))}")
+
+    def query(self, reference: str, *, created_at: datetime) -> Status:
+        if not hasattr(self._local, "http"):
+            self._local.http = requests.Session()
+        now = datetime.now(VN_TZ).strftime(TIME)
+        body = {"vnp_RequestId": uuid.uuid4().hex[:32], "vnp_Version": VERSION, "vnp_Command": "querydr",
+                "vnp_TmnCode": self.tmn_code, "vnp_TxnRef": reference, "vnp_OrderInfo": f"Truy van {reference}",
+                "vnp_TransactionDate": created_at.astimezone(VN_TZ).strftime(TIME), "vnp_CreateDate": now,
+                "vnp_IpAddr": "127.0.0.1"}
+        body["vnp_SecureHash"] = _pipe_hash(body, QUERY_FIELDS, self.secret)
+        response = send(self._local.http, "POST", f"{self.base_url}/merchant_webapi/api/transaction", "VNPay querydr",
+                        timeout=self.timeout, json=body)
+        try:
+            reply = response.json()
+        except ValueError:
+            raise RetryableError("VNPay querydr: answer is not JSON") from None
+        if not isinstance(reply, dict) or not hmac.compare_digest(
+                str(reply.get("vnp_SecureHash", "")).lower(), _pipe_hash(reply, QUERY_REPLY_FIELDS, self.secret)):
+            raise RetryableError("VNPay querydr: answer fails its signature check")
+        code = str(reply.get("vnp_ResponseCode"))
+        if code == "91":
+            return Status(PaymentState.UNKNOWN)
+        if code != "00":
+            error = RetryableError if code == "99" else PermanentError
+            raise error(f"VNPay querydr: vnp_ResponseCode {code}: {reply.get('vnp_Message')!r}")
+        return Status(TRANSACTION_STATES.get(str(reply.get("vnp_TransactionStatus")), PaymentState.UNKNOWN),
+                      _amount(reply.get("vnp_Amount")), reply.get("vnp_TransactionNo"))
+
+    def read_callback(self, data: Mapping[str, Any]) -> Callback:
+        params = {k: str(v) for k, v in data.items()}
+        paid = params.get("vnp_ResponseCode") == "00" and params.get("vnp_TransactionStatus") == "00"
+        state = PaymentState.PAID if paid else TRANSACTION_STATES.get(params.get("vnp_TransactionStatus", ""),
+                                                                      PaymentState.UNKNOWN)
+        return Callback(
+            authentic=sig.verify(params, self.secret) and params.get("vnp_TmnCode") == self.tmn_code,
+            reference=params.get("vnp_TxnRef"), amount=_amount(params.get("vnp_Amount")), state=state,
+            transaction_id=params.get("vnp_TransactionNo"), raw=params,
+        )
+
+    def answer(self, callback: Callback, verdict: CallbackVerdict) -> Answer:
+        code = VERDICT_CODES[verdict]
+        return Answer(200, {"RspCode": code, "Message": sig.IPN_MESSAGES[code]})
+
+
+def _amount(raw: Any) -> int | None:
+    try:
+        return sig.from_vnpay_amount(str(raw))
+    except ValueError:
+        return None
