@@ -14,6 +14,8 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, make_response, request
 
 FAULT_MODES = ("http_500", "timeout", "error_code", "drop", "delay")
+# Faults on the callbacks a mock sends (payment): only taken by `take(..., modes=CALLBACK_MODES)`.
+CALLBACK_MODES = ("no_callback", "callback_twice", "bad_checksum", "changed_amount")
 # Default sleep per mode: a timeout must outlast any sane client timeout; a delay
 # only needs to be long enough for a test to kill the client mid-call.
 DEFAULT_SECONDS = {"timeout": 30.0, "delay": 5.0}
@@ -76,8 +78,8 @@ class FaultInjector:
         self._armed: list[list[Any]] = []  # [Fault, remaining count], oldest first
 
     def arm(self, mode: str, count: int, seconds: float | None = None, services: list[str] | None = None) -> Fault:
-        if mode not in FAULT_MODES:
-            raise ValueError(f"mode must be one of {', '.join(FAULT_MODES)}")
+        if mode not in FAULT_MODES + CALLBACK_MODES:
+            raise ValueError(f"mode must be one of {', '.join(FAULT_MODES + CALLBACK_MODES)}")
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise ValueError("count must be a positive integer")
         if seconds is not None and (
@@ -100,8 +102,10 @@ class FaultInjector:
             self._armed.append([fault, count])
         return fault
 
-    def take(self, service: str, explicit_only: bool = False) -> Fault | None:
-        """Consume one count of the oldest fault that applies to `service`.
+    def take(
+        self, service: str, explicit_only: bool = False, modes: tuple[str, ...] = FAULT_MODES
+    ) -> Fault | None:
+        """Consume one count of the oldest fault of one of `modes` that applies to `service`.
 
         `explicit_only` is for control-plane calls (login, token): they only fault
         when a fault names them, so a blanket fault does not break authentication.
@@ -109,7 +113,7 @@ class FaultInjector:
         with self._lock:
             for entry in self._armed:
                 fault, remaining = entry
-                if fault.applies_to(service, explicit_only):
+                if fault.mode in modes and fault.applies_to(service, explicit_only):
                     if remaining <= 1:
                         self._armed.remove(entry)
                     else:

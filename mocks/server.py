@@ -5,10 +5,10 @@ from __future__ import annotations
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
-from mocks import national_portal
+from mocks import national_portal, payment
 
 # Later mocks add themselves here, e.g. ("/payment", payment.create_blueprint).
-MOCKS = (("/national-portal", national_portal.create_blueprint),)
+MOCKS = (("/national-portal", national_portal.create_blueprint), ("/payment", payment.create_blueprint))
 
 
 def create_app() -> Flask:

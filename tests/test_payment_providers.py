@@ -84,3 +84,37 @@ def test_vnpay_pay_url_is_signed_and_ipn_checked():
     assert not v.read_callback({**ipn, "vnp_Amount": "5900000"}).authentic
     assert v.answer(cb, CallbackVerdict.BAD_SIGNATURE).body == {"RspCode": "97", "Message": "Invalid signature"}
     assert v.answer(cb, CallbackVerdict.ALREADY_APPLIED).body["RspCode"] == "02"
+
+
+@pytest.fixture(scope="module")
+def pay_mock(tmp_path_factory):
+    from .conftest import MockServer
+
+    server = MockServer(tmp_path_factory.mktemp("pay-mock"))
+    yield server.url
+    server.stop()
+
+
+def test_both_providers_against_the_payment_mock(pay_mock):
+    import requests
+
+    p = NationalPlatform(base_url=f"{pay_mock}/payment/platform", partner="GATEWAY", secret="payment-secret")
+    request = PaymentRequest(**{**REQ.__dict__, "reference": f"PAY-{datetime.now().timestamp()}"})
+    assert p.start(request).pay_url.endswith(f"/payment/platform/pay/{request.reference}")
+    assert p.start(request).pay_url  # INIT again: the same order
+    assert p.query(request.reference, created_at=request.at).state is PaymentState.PENDING
+    requests.post(f"{pay_mock}/payment/_mock/pay/national_platform/{request.reference}", json={"outcome": "paid"},
+                  timeout=10)
+    status = p.query(request.reference, created_at=request.at)
+    assert status.state is PaymentState.PAID and status.amount == 58000 and status.transaction_id
+    assert p.receipt(request.reference).startswith(b"%PDF")
+    assert p.query("PAY-unknown", created_at=request.at).state is PaymentState.UNKNOWN
+
+    v = VNPay(base_url=f"{pay_mock}/payment/vnpay", tmn_code="GATEWAY1", secret="VNPAYSECRET",
+              return_url="http://portal.invalid/back")
+    page = requests.get(v.start(request).pay_url, timeout=10)
+    assert page.status_code == 200 and "vnpay/pay/" in page.text
+    assert v.query(request.reference, created_at=request.at).state is PaymentState.PENDING
+    requests.post(f"{pay_mock}/payment/_mock/pay/vnpay/{request.reference}", json={"outcome": "paid"}, timeout=10)
+    done = v.query(request.reference, created_at=request.at)
+    assert done.state is PaymentState.PAID and done.amount == 58000
