@@ -7,9 +7,9 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from flask import Blueprint, Response, jsonify, make_response, request
 
@@ -242,3 +242,53 @@ def dropped_response() -> Response:
         yield b""  # pragma: no cover - makes this a generator
 
     return Response(abort(), status=200, headers={"Content-Length": "1"})
+
+
+class ConfigError(ValueError):
+    """A `_mock/config` body that cannot be applied."""
+
+
+@dataclass
+class MockConfig:
+    """Base of a mock's settings: partial updates over `_mock/config`, all-or-nothing.
+
+    String fields take strings; float fields take numbers >= 0, or > 0 when named in POSITIVE.
+    """
+
+    POSITIVE: ClassVar[frozenset[str]] = frozenset()
+
+    def update(self, changes: Any) -> None:
+        if not isinstance(changes, dict):
+            raise ConfigError("body must be a JSON object")
+        types = {f.name: f.type for f in fields(self)}
+        for key, value in changes.items():
+            if key not in types:
+                raise ConfigError(f"unknown config key: {key}")
+            if types[key] == "str" and not isinstance(value, str):
+                raise ConfigError(f"{key} must be a string")
+            if types[key] == "float":
+                number = not isinstance(value, bool) and isinstance(value, int | float)
+                if key in self.POSITIVE and not (number and value > 0):
+                    raise ConfigError(f"{key} must be a positive number")
+                if not (number and value >= 0):
+                    raise ConfigError(f"{key} must be a non-negative number")
+        for key, value in changes.items():
+            setattr(self, key, float(value) if types[key] == "float" else value)
+
+
+def add_config_endpoints(bp: Blueprint, state: Any) -> None:
+    """GET and POST `_mock/config` for a mock whose state has `lock` and a MockConfig `config`."""
+
+    @bp.get("/_mock/config")
+    def mock_config() -> Response:
+        with state.lock:
+            return jsonify(asdict(state.config))
+
+    @bp.post("/_mock/config")
+    def mock_config_update() -> Response | tuple[Response, int]:
+        try:
+            with state.lock:
+                state.config.update(request.get_json(force=True, silent=True))
+                return jsonify(asdict(state.config))
+        except ConfigError as exc:
+            return jsonify({"error": str(exc)}), 400

@@ -7,7 +7,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -17,8 +17,10 @@ from flask import Blueprint, Response, jsonify, request
 from mocks.harness import (
     Fault,
     FaultInjector,
+    MockConfig,
     Outcome,
     RequestLog,
+    add_config_endpoints,
     add_mock_endpoints,
     finish,
     replaced_outcome,
@@ -44,28 +46,13 @@ class Invalid(Exception):
 
 
 @dataclass
-class PortalConfig:
+class PortalConfig(MockConfig):
     username: str = "gateway"
     password: str = "gateway-secret"
     client_id: str = "gateway-lgsp"
     client_secret: str = "lgsp-secret"
     session_ttl_seconds: float = 3600.0
     token_ttl_seconds: float = 3600.0
-
-    def update(self, changes: Any) -> None:
-        """Apply a partial `_mock/config` body; raises Invalid and changes nothing on error."""
-        if not isinstance(changes, dict):
-            raise Invalid("body must be a JSON object")
-        types = {f.name: f.type for f in fields(self)}
-        for key, value in changes.items():
-            if key not in types:
-                raise Invalid(f"unknown config key: {key}")
-            if types[key] == "str" and not isinstance(value, str):
-                raise Invalid(f"{key} must be a string")
-            if types[key] == "float" and (isinstance(value, bool) or not isinstance(value, int | float) or value < 0):
-                raise Invalid(f"{key} must be a non-negative number")
-        for key, value in changes.items():
-            setattr(self, key, float(value) if types[key] == "float" else value)
 
 
 def _check_date(record: dict[str, Any], key: str, required: bool) -> None:
@@ -385,19 +372,7 @@ def create_blueprint() -> Blueprint:
             return jsonify({"error": "not_found", "message": MSG_NOT_FOUND}), 404
         return jsonify(dossier)
 
-    @bp.get("/_mock/config")
-    def mock_config() -> Response:
-        with portal.lock:
-            return jsonify(asdict(portal.config))
-
-    @bp.post("/_mock/config")
-    def mock_config_update() -> Response | tuple[Response, int]:
-        try:
-            with portal.lock:
-                portal.config.update(request.get_json(force=True, silent=True))
-                return jsonify(asdict(portal.config))
-        except Invalid as exc:
-            return jsonify({"error": str(exc)}), 400
+    add_config_endpoints(bp, portal)
 
     @bp.post("/_mock/expire-sessions")
     def mock_expire() -> Response:

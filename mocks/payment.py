@@ -9,9 +9,9 @@ import hmac
 import html
 import secrets
 import threading
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import quote_plus, urlencode
 
 import requests
@@ -21,8 +21,10 @@ from mocks.harness import (
     CALLBACK_MODES,
     Fault,
     FaultInjector,
+    MockConfig,
     Outcome,
     RequestLog,
+    add_config_endpoints,
     add_mock_endpoints,
     finish,
     replaced_outcome,
@@ -62,7 +64,9 @@ class Invalid(Exception):
 
 
 @dataclass
-class PaymentConfig:
+class PaymentConfig(MockConfig):
+    POSITIVE: ClassVar[frozenset[str]] = frozenset({"callback_timeout_seconds"})
+
     platform_partner: str = "GATEWAY"
     platform_secret: str = "payment-secret"
     platform_callback_url: str = "http://127.0.0.1:8000/api/v1/callbacks/payments/national_platform"
@@ -70,21 +74,6 @@ class PaymentConfig:
     vnpay_secret: str = "VNPAYSECRET"
     vnpay_ipn_url: str = "http://127.0.0.1:8000/api/v1/callbacks/payments/vnpay"
     callback_timeout_seconds: float = 5.0
-
-    def update(self, changes: Any) -> None:
-        """Apply a partial `_mock/config` body; raises Invalid and changes nothing on error."""
-        if not isinstance(changes, dict):
-            raise Invalid("body must be a JSON object")
-        types = {f.name: f.type for f in fields(self)}
-        for key, value in changes.items():
-            if key not in types:
-                raise Invalid(f"unknown config key: {key}")
-            if types[key] == "str" and not isinstance(value, str):
-                raise Invalid(f"{key} must be a string")
-            if types[key] == "float" and (isinstance(value, bool) or not isinstance(value, int | float) or value <= 0):
-                raise Invalid(f"{key} must be a positive number")
-        for key, value in changes.items():
-            setattr(self, key, float(value) if types[key] == "float" else value)
 
 
 # --- signatures (own implementation: never shared with the gateway) ----------
@@ -634,18 +623,6 @@ def create_blueprint() -> Blueprint:
             return jsonify({"error": "not_found", "message": "Không tìm thấy giao dịch"}), 404
         return jsonify(found)
 
-    @bp.get("/_mock/config")
-    def mock_config() -> Response:
-        with mock.lock:
-            return jsonify(asdict(mock.config))
-
-    @bp.post("/_mock/config")
-    def mock_config_update() -> Response | tuple[Response, int]:
-        try:
-            with mock.lock:
-                mock.config.update(request.get_json(force=True, silent=True))
-                return jsonify(asdict(mock.config))
-        except Invalid as exc:
-            return jsonify({"error": str(exc)}), 400
+    add_config_endpoints(bp, mock)
 
     return bp

@@ -7,6 +7,7 @@ partner already has the effect, which counts as success.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -71,6 +72,18 @@ def batch_or_each(send_all: Callable[[list[dict[str, Any]]], None], handler: Han
         return [exc] * len(payloads)
     except AdapterError:
         return one_by_one(handler, payloads)
+
+class PerThreadHttp:
+    """One requests.Session per thread: a Session is not safe to share, and workers run several threads."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def session(self) -> requests.Session:
+        if not hasattr(self._local, "http"):
+            self._local.http = requests.Session()
+        return self._local.http
+
 
 RETRYABLE_HTTP = frozenset({408, 425, 500, 502, 503, 504})
 

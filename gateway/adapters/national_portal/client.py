@@ -14,7 +14,15 @@ from typing import Any
 
 import requests
 
-from gateway.adapters.base import AdapterError, PermanentError, RetryableError, batch_or_each, check_http, send
+from gateway.adapters.base import (
+    AdapterError,
+    PermanentError,
+    PerThreadHttp,
+    RetryableError,
+    batch_or_each,
+    check_http,
+    send,
+)
 from gateway.config import NationalPortalSettings
 
 from .mapping import dossier_to_dvcqg, event_to_progress
@@ -121,12 +129,10 @@ class NationalPortalClient:
     def __init__(self, settings: NationalPortalSettings) -> None:
         self.settings = settings
         self.auth = _LgspAuth(settings) if settings.flavour == "lgsp" else _SessionAuth(settings)
-        self._local = threading.local()
+        self._http_sessions = PerThreadHttp()
 
     def _http(self) -> requests.Session:
-        if not hasattr(self._local, "http"):
-            self._local.http = requests.Session()
-        return self._local.http
+        return self._http_sessions.session()
 
     # Job handlers -------------------------------------------------------------------------------
 

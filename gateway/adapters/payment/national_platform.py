@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import threading
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 import requests
 
-from gateway.adapters.base import PermanentError, RetryableError, send
+from gateway.adapters.base import PermanentError, PerThreadHttp, RetryableError, send
 from gateway.domain.dossier import VN_TZ
 
 from . import national_platform_checksum as checksum
@@ -49,12 +48,10 @@ class NationalPlatform(PaymentProvider):
         self.partner = partner
         self.secret = secret
         self.timeout = timeout
-        self._local = threading.local()
+        self._http_sessions = PerThreadHttp()
 
     def _http(self) -> requests.Session:
-        if not hasattr(self._local, "http"):
-            self._local.http = requests.Session()
-        return self._local.http
+        return self._http_sessions.session()
 
     def _call(self, kind: str, message: dict[str, Any]) -> dict[str, Any]:
         signed = checksum.sign(kind, message, self.secret)

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import threading
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
-import requests
-
-from gateway.adapters.base import PermanentError, RetryableError, send
+from gateway.adapters.base import PermanentError, PerThreadHttp, RetryableError, send
 from gateway.domain.dossier import VN_TZ
 
 from . import vnpay_signature as sig
@@ -55,7 +52,7 @@ class VNPay(PaymentProvider):
         self.secret = secret
         self.return_url = return_url
         self.timeout = timeout
-        self._local = threading.local()
+        self._http = PerThreadHttp()
 
     def start(self, request: PaymentRequest) -> Started:
         params = {
@@ -69,16 +66,14 @@ class VNPay(PaymentProvider):
         return Started(f"{self.base_url}/paymentv2/vpcpay.html?{urlencode(sorted(params.items()))}")
 
     def query(self, reference: str, *, created_at: datetime) -> Status:
-        if not hasattr(self._local, "http"):
-            self._local.http = requests.Session()
         now = datetime.now(VN_TZ).strftime(TIME)
         body = {"vnp_RequestId": uuid.uuid4().hex[:32], "vnp_Version": VERSION, "vnp_Command": "querydr",
                 "vnp_TmnCode": self.tmn_code, "vnp_TxnRef": reference, "vnp_OrderInfo": f"Truy van {reference}",
                 "vnp_TransactionDate": created_at.astimezone(VN_TZ).strftime(TIME), "vnp_CreateDate": now,
                 "vnp_IpAddr": "127.0.0.1"}
         body["vnp_SecureHash"] = _pipe_hash(body, QUERY_FIELDS, self.secret)
-        response = send(self._local.http, "POST", f"{self.base_url}/merchant_webapi/api/transaction", "VNPay querydr",
-                        timeout=self.timeout, json=body)
+        response = send(self._http.session(), "POST", f"{self.base_url}/merchant_webapi/api/transaction",
+                        "VNPay querydr", timeout=self.timeout, json=body)
         try:
             reply = response.json()
         except ValueError:
