@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import Connection, RowMapping
 from sqlalchemy.exc import IntegrityError
@@ -21,7 +22,7 @@ from .unit_of_work import Context
 @dataclass(frozen=True)
 class Filed:
     created: bool
-    dossier: RowMapping
+    dossier: RowMapping | dict[str, Any]
 
 
 def _same_or_conflict(conn: Connection, dossier: DossierIn, fingerprint: str) -> Filed | None:
@@ -65,8 +66,7 @@ def file_dossier(ctx: Context, dossier: DossierIn, *, source: str, actor: str) -
                 return same
         raise
     ctx.publish_after_commit([(job, np.QUEUE)])
-    with ctx.engine.connect() as conn:
-        return Filed(True, dossiers.get(conn, dossier.code))
+    return Filed(True, row)  # what we just stored: no need to read it back
 
 
 def get_with_history(ctx: Context, code: str) -> tuple[RowMapping, list[RowMapping]]:
