@@ -18,6 +18,9 @@ from pydantic_settings import (
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "config" / "default.toml"
 
+# The mocks' secrets, in config/default.toml: fine on a laptop, refused in production.
+DEVELOPMENT_SECRETS = frozenset({"payment-secret", "VNPAYSECRET"})
+
 Role = Literal["portal", "one_stop", "national_portal", "ops"]
 
 
@@ -62,6 +65,52 @@ class NationalPortalSettings(BaseModel):
     timeout_seconds: float = 10.0
 
 
+ProviderName = Literal["national_platform", "vnpay"]
+
+
+class NationalPlatformSettings(BaseModel):
+    """The national portal's payment platform (INIT / QUERY / GET_BILL, MaXacThuc)."""
+
+    base_url: str = "http://127.0.0.1:8001/payment/platform"
+    partner: str = "GATEWAY"  # MaDoiTac
+    secret: str = ""
+    timeout_seconds: float = Field(8.0, gt=0)
+
+
+class VNPaySettings(BaseModel):
+    base_url: str = "http://127.0.0.1:8001/payment/vnpay"
+    tmn_code: str = "GATEWAY1"
+    secret: str = ""
+    return_url: str = "http://127.0.0.1:8000/payment-return"  # where VNPay sends the citizen back
+    timeout_seconds: float = Field(8.0, gt=0)
+
+
+class PaymentRoute(BaseModel):
+    """Which provider serves a procedure, or a unit (the first part of a dossier code)."""
+
+    provider: ProviderName
+    procedure_code: str | None = None
+    unit_code: str | None = None
+
+    @model_validator(mode="after")
+    def _one_key(self) -> PaymentRoute:
+        if (self.procedure_code is None) == (self.unit_code is None):
+            raise ValueError("a payment route names exactly one of procedure_code or unit_code")
+        return self
+
+
+class PaymentSettings(BaseModel):
+    default_provider: ProviderName = "national_platform"
+    routes: list[PaymentRoute] = []
+    expires_after_minutes: float = Field(30.0, gt=0)  # how long a citizen has to pay
+    reconcile_after_seconds: float = Field(300.0, gt=0)  # first QUERY of a payment whose callback has not come
+    reconcile_every_seconds: float = Field(300.0, gt=0)  # and again this often while it stays pending
+    expiry_grace_seconds: float = Field(300.0, ge=0)  # a pending payment is called expired this long after expiry
+    scan_interval_seconds: float = Field(5.0, gt=0)  # how often a worker looks for payments to reconcile
+    national_platform: NationalPlatformSettings = NationalPlatformSettings()
+    vnpay: VNPaySettings = VNPaySettings()
+
+
 class ApiKey(BaseModel):
     name: str
     key: str | None = None  # plaintext: development only
@@ -90,6 +139,7 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     jobs: JobSettings = JobSettings()
     national_portal: NationalPortalSettings = NationalPortalSettings()
+    payment: PaymentSettings = PaymentSettings()
     auth: AuthSettings = AuthSettings()
 
     @classmethod
@@ -120,6 +170,10 @@ class Settings(BaseSettings):
             problems.append("national_portal.password missing")
         if not self.national_portal.lgsp_client_secret and self.national_portal.flavour == "lgsp":
             problems.append("national_portal.lgsp_client_secret missing")
+        for name, secret in (("payment.national_platform.secret", self.payment.national_platform.secret),
+                             ("payment.vnpay.secret", self.payment.vnpay.secret)):
+            if not secret or secret in DEVELOPMENT_SECRETS:
+                problems.append(f"{name} missing or a development value")
         if problems:
             raise ValueError("production config refused: " + "; ".join(problems))
         return self

@@ -34,10 +34,33 @@ def test_production_config_file_with_hashed_keys_starts(monkeypatch, tmp_path):
     cfg = tmp_path / "prod.toml"
     cfg.write_text('environment = "production"\n[database]\nurl = "postgresql+psycopg://gw@db/gw"\n'
                    '[national_portal]\npassword = "s3cret"\n'
+                   '[payment.national_platform]\nsecret = "platform-s3cret"\n[payment.vnpay]\nsecret = "vnpay-s3cret"\n'
                    '[auth]\napi_keys = [{name = "portal", key_sha256 = "' + "a" * 64 + '", roles = ["portal"]}]\n')
     monkeypatch.setenv("GATEWAY_CONFIG", str(cfg))
     s = load_settings()
     assert [k.name for k in s.auth.api_keys] == ["portal"]
     monkeypatch.setenv("GATEWAY_NATIONAL_PORTAL__PASSWORD", "")
     with pytest.raises(ValidationError, match="password missing"):
+        load_settings()
+
+
+def test_production_refuses_the_mocks_payment_secrets(monkeypatch, tmp_path):
+    cfg = tmp_path / "prod.toml"
+    cfg.write_text('environment = "production"\n[database]\nurl = "postgresql+psycopg://gw@db/gw"\n'
+                   '[national_portal]\npassword = "s3cret"\n'
+                   '[auth]\napi_keys = [{name = "portal", key_sha256 = "' + "a" * 64 + '", roles = ["portal"]}]\n')
+    monkeypatch.setenv("GATEWAY_CONFIG", str(cfg))
+    with pytest.raises(ValidationError, match="payment.national_platform.secret missing or a development value"):
+        load_settings()
+    monkeypatch.setenv("GATEWAY_PAYMENT__NATIONAL_PLATFORM__SECRET", "platform-s3cret")
+    monkeypatch.setenv("GATEWAY_PAYMENT__VNPAY__SECRET", "")
+    with pytest.raises(ValidationError, match="payment.vnpay.secret missing"):
+        load_settings()
+    monkeypatch.setenv("GATEWAY_PAYMENT__VNPAY__SECRET", "vnpay-s3cret")
+    assert load_settings().payment.vnpay.secret == "vnpay-s3cret"
+
+
+def test_payment_routes_name_exactly_one_key(monkeypatch):
+    monkeypatch.setenv("GATEWAY_PAYMENT__ROUTES", '[{"provider": "vnpay"}]')
+    with pytest.raises(ValidationError, match="exactly one of procedure_code or unit_code"):
         load_settings()

@@ -10,9 +10,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     StrictInt,
     field_validator,
@@ -20,6 +18,7 @@ from pydantic import (
 )
 
 from .codes import DOSSIER_CODE_RE, ID_NUMBER_RE, LEVELS, PROCEDURE_CODE_RE, Status, normalise_phone
+from .fees import MAX_ITEMS, Fee, Strict, check_payable_items
 
 VN_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 
@@ -58,10 +57,6 @@ Level = Annotated[Literal["mot_phan", "toan_trinh"], BeforeValidator(_level)]
 Text = Annotated[str, Field(min_length=1, max_length=500)]
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-
 class Address(Strict):
     province: Text
     commune: Text
@@ -76,12 +71,6 @@ class Applicant(Strict):
     phone: Phone | None = None
     email: Email | None = None
     address: Address | None = None
-
-
-class Fee(Strict):
-    code: Annotated[str, Field(min_length=1, max_length=50)]
-    name: Text
-    amount: Annotated[StrictInt, Field(ge=0, le=10**12)]  # whole VND: no minor unit, never a float
 
 
 class Attachment(Strict):
@@ -139,6 +128,8 @@ class EventIn(Strict):
     note: str | None = Field(None, max_length=2000)
     due_at: VnTime | None = None
     event_id: str | None = Field(None, min_length=1, max_length=100)
+    # With status 6 (payment required): the fees to pay online; the gateway asks the provider for them.
+    fees: list[Fee] | None = Field(None, min_length=1, max_length=MAX_ITEMS)
 
     @field_validator("status")
     @classmethod
@@ -146,8 +137,22 @@ class EventIn(Strict):
         Status(value)
         return value
 
+    @field_validator("fees")
+    @classmethod
+    def _payable(cls, fees: list[Fee] | None) -> list[Fee] | None:
+        return None if fees is None else check_payable_items(fees)
+
+    @model_validator(mode="after")
+    def _fees_with_status_6(self) -> EventIn:
+        if self.fees is not None and self.status != Status.PAYMENT_REQUIRED:
+            raise ValueError("fees go with status 6 (payment required) only")
+        return self
+
     def fingerprint(self) -> str:
-        return fingerprint(self.model_dump(mode="json", exclude={"at"} if self.at is None else set()))
+        # Optional fields left out stay out of the fingerprint: a step stored before `fees` existed still
+        # matches its repeat.
+        absent = {name for name in ("at", "fees") if getattr(self, name) is None}
+        return fingerprint(self.model_dump(mode="json", exclude=absent))
 
 
 def fingerprint(data: Any) -> str:

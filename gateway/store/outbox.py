@@ -60,6 +60,22 @@ def enqueue(conn: Connection, job: NewJob, *, now: datetime, max_attempts: int) 
     return job_id, waiting
 
 
+def enqueue_claimed(conn: Connection, job: NewJob, *, now: datetime, lease: float, max_attempts: int) -> Claim:
+    """Insert a job already claimed by the caller, who runs its first attempt at once (a request that
+    wants the answer now). If the caller dies, the lease runs out and the sweeper hands the job on.
+    The job's ordering key must be new: nothing may be queued before it."""
+    lock_keys(conn, job.queue, [job.ordering_key])
+    if has_unfinished(conn, job.queue, job.ordering_key):
+        raise ValueError(f"ordering key {job.ordering_key!r} already has jobs: a claimed job must head it")
+    lease_end = now + timedelta(seconds=lease)
+    row = conn.execute(insert(jobs).values(
+        queue=job.queue, kind=job.kind, ordering_key=job.ordering_key, payload=job.payload, state=IN_FLIGHT,
+        ready=True, attempts=1, max_attempts=max_attempts, next_attempt_at=now, published_at=now,
+        locked_until=lease_end, created_at=now, updated_at=now,
+    ).returning(jobs)).mappings().one()
+    return Claim([row], lease_end)
+
+
 def enqueue_many(conn: Connection, new: list[tuple[NewJob, bool]], *, now: datetime,
                  max_attempts: int) -> list[int]:
     """Insert jobs whose readiness the caller worked out (holding the keys' locks); ids in order."""
@@ -164,17 +180,19 @@ def bury(conn: Connection, job_id: int, claim_end: datetime, *, now: datetime, e
     )).rowcount == 1
 
 
-def recover_expired_leases(conn: Connection, *, now: datetime) -> int:
-    """In-flight jobs whose worker vanished: back to pending, or dead once out of attempts."""
+def recover_expired_leases(conn: Connection, *, now: datetime) -> list[RowMapping]:
+    """In-flight jobs whose worker vanished: back to pending, or dead once out of attempts.
+
+    Returns the jobs that became dead letters (their kinds may want to react)."""
     expired = and_(jobs.c.state == IN_FLIGHT, jobs.c.locked_until < now)
     dead = conn.execute(update(jobs).where(expired, jobs.c.attempts >= jobs.c.max_attempts).values(
         state=DEAD, locked_until=None, finished_at=now, updated_at=now,
         last_error=func.coalesce(jobs.c.last_error, "") + " [lease expired on the last attempt]",
-    )).rowcount
-    revived = conn.execute(update(jobs).where(expired).values(
+    ).returning(jobs)).mappings().all()
+    conn.execute(update(jobs).where(expired).values(
         state=PENDING, locked_until=None, published_at=None, next_attempt_at=now, updated_at=now,
-    )).rowcount
-    return dead + revived
+    ))
+    return list(dead)
 
 
 def take_due_for_publish(conn: Connection, *, now: datetime, republish_after: float,

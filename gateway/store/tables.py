@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -70,6 +71,7 @@ dossiers = Table(
     Column("last_seq", Integer, nullable=False, default=0),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
+    Column("fees_paid_online_at", UtcDateTime()),  # the national portal is told fees were paid online
 )
 
 dossier_events = Table(
@@ -141,4 +143,45 @@ audit_log = Table(
     Column("action", String(100), nullable=False),
     Column("subject", String(200), nullable=False),
     Column("detail", JSON, nullable=False),
+)
+
+payments = Table(
+    "payments",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    # The public id: MaThamChieu at the national platform, vnp_TxnRef at VNPay.
+    Column("reference", String(32), nullable=False, unique=True),
+    Column("dossier_id", Id, ForeignKey("dossiers.id"), nullable=False, index=True),
+    Column("dossier_code", String(64), nullable=False),
+    Column("provider", String(32), nullable=False),
+    Column("state", String(16), nullable=False),  # see domain/payment.py
+    Column("amount", BigInteger, nullable=False),  # whole VND, the sum of the items
+    Column("items", JSON, nullable=False),
+    Column("description", String(500), nullable=False),
+    Column("payer_ip", String(64), nullable=False),
+    Column("pay_url", Text),
+    Column("origin", String(32), nullable=False),  # "request", or "step" for a status-6 step with fees
+    Column("caller", String(100), nullable=False),
+    Column("idempotency_key", String(255)),
+    Column("request_fingerprint", String(64)),
+    Column("transaction_id", String(100)),  # the provider's
+    Column("paid_at", UtcDateTime()),
+    Column("settled_by", String(32)),  # callback or reconciliation
+    Column("expires_at", UtcDateTime(), nullable=False),
+    Column("next_check_at", UtcDateTime()),  # when reconciliation asks the provider next (pending only)
+    Column("flag", String(300)),  # why an operator should look at it; NULL when nothing is odd
+    Column("last_error", Text),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    UniqueConstraint("caller", "idempotency_key", name="uq_payments_idempotency"),
+)
+_PENDING = text("state = 'pending'")
+Index("ix_payments_to_check", payments.c.next_check_at, postgresql_where=_PENDING, sqlite_where=_PENDING)
+
+payment_receipts = Table(
+    "payment_receipts",
+    metadata,
+    Column("payment_id", Id, ForeignKey("payments.id"), primary_key=True),
+    Column("pdf", LargeBinary, nullable=False),
+    Column("fetched_at", UtcDateTime(), nullable=False),
 )

@@ -18,6 +18,8 @@ DVCQG_TIME = "%Y%m%d%H%M%S"
 # HinhThuc: how the result is returned [assumed codes; correct here if the portal says otherwise].
 DELIVERY_TO_HINH_THUC: dict[str, str] = {"counter": "0", "post": "1", "online": "2"}
 HINH_THUC_TO_DELIVERY: dict[str, str] = {v: k for k, v in DELIVERY_TO_HINH_THUC.items()}
+# HinhThucThu: how the fees were collected [assumed codes].
+FEE_COLLECTION: dict[bool, str] = {False: "1", True: "2"}  # keyed by "paid online"
 # LoaiDinhDanh: 1 = 12-digit CCCD, 2 = 9-digit CMND [assumed].
 ID_KIND_BY_LENGTH: dict[int, str] = {12: "1", 9: "2"}
 
@@ -68,7 +70,8 @@ def dossier_to_dvcqg(snapshot: dict[str, Any]) -> dict[str, Any]:
             for a in snapshot.get("attachments", [])
         ],
         "DanhSachLePhi": [
-            {"MaPhiLePhi": f["code"], "TenPhiLePhi": f["name"], "Gia": f["amount"], "HinhThucThu": "1"}
+            {"MaPhiLePhi": f["code"], "TenPhiLePhi": f["name"], "Gia": f["amount"],
+             "HinhThucThu": FEE_COLLECTION[bool(snapshot.get("fees_paid_online"))]}
             for f in snapshot.get("fees", [])
         ],
         "DanhSachGiayToKetQua": [],

@@ -14,7 +14,7 @@ from enum import Enum
 from typing import Any
 
 
-class PaymentState(Enum):
+class ProviderState(Enum):
     PENDING = "pending"
     PAID = "paid"
     CANCELLED = "cancelled"
@@ -49,7 +49,7 @@ class Started:
 
 @dataclass(frozen=True)
 class Status:
-    state: PaymentState
+    state: ProviderState
     amount: int | None = None
     transaction_id: str | None = None
 
@@ -61,9 +61,14 @@ class Callback:
     authentic: bool
     reference: str | None
     amount: int | None
-    state: PaymentState
+    state: ProviderState
     transaction_id: str | None
     raw: Mapping[str, Any]
+
+    @classmethod
+    def unreadable(cls, raw: Mapping[str, Any] | None = None) -> Callback:
+        """What a body that is not even a callback (not JSON, not an object) is taken as."""
+        return cls(False, None, None, ProviderState.UNKNOWN, None, raw or {})
 
 
 class CallbackVerdict(Enum):
@@ -85,6 +90,7 @@ class Answer:
 
 class PaymentProvider(ABC):
     name: str
+    issues_receipts: bool = False  # whether receipt() gives the payer's receipt PDF
 
     @abstractmethod
     def start(self, request: PaymentRequest) -> Started:

@@ -14,7 +14,7 @@ from gateway.adapters.base import PermanentError, PerThreadHttp, RetryableError,
 from gateway.domain.dossier import VN_TZ
 
 from . import national_platform_checksum as checksum
-from .base import Answer, Callback, CallbackVerdict, PaymentProvider, PaymentRequest, PaymentState, Started, Status
+from .base import Answer, Callback, CallbackVerdict, PaymentProvider, PaymentRequest, ProviderState, Started, Status
 
 VERSION = "2.0.0"
 TIME = "%Y%m%d%H%M%S"
@@ -22,9 +22,9 @@ TIME = "%Y%m%d%H%M%S"
 # MaLoi of the platform's replies: which are worth another try. [assumed beyond "00"]
 RETRYABLE_CODES = frozenset({"99"})
 # TrangThai of a QUERY reply, and MaLoi of a callback, to our states.
-QUERY_STATES: dict[str, PaymentState] = {"PENDING": PaymentState.PENDING, "PAID": PaymentState.PAID,
-                                         "CANCELLED": PaymentState.CANCELLED}
-CALLBACK_STATES: dict[str, PaymentState] = {"00": PaymentState.PAID, "24": PaymentState.CANCELLED}
+QUERY_STATES: dict[str, ProviderState] = {"PENDING": ProviderState.PENDING, "PAID": ProviderState.PAID,
+                                         "CANCELLED": ProviderState.CANCELLED}
+CALLBACK_STATES: dict[str, ProviderState] = {"00": ProviderState.PAID, "24": ProviderState.CANCELLED}
 # Our verdict on a callback, as the platform's MaLoi / MoTaLoi.
 VERDICT_CODES: dict[CallbackVerdict, tuple[str, str]] = {
     CallbackVerdict.APPLIED: ("00", "Thành công"),
@@ -42,6 +42,7 @@ def vn_time(moment: datetime) -> str:
 
 class NationalPlatform(PaymentProvider):
     name = "national_platform"
+    issues_receipts = True  # GET_BILL
 
     def __init__(self, *, base_url: str, partner: str, secret: str, timeout: float = 10.0) -> None:
         self.base_url = base_url.rstrip("/")
@@ -99,10 +100,10 @@ class NationalPlatform(PaymentProvider):
             reply = self._call("QUERY", self._base("QUERY", reference, datetime.now(VN_TZ)))
         except PermanentError as exc:
             if "MaLoi 01" in str(exc):
-                return Status(PaymentState.UNKNOWN)
+                return Status(ProviderState.UNKNOWN)
             raise
         amount = reply.get("SoTien")
-        return Status(QUERY_STATES.get(str(reply.get("TrangThai")), PaymentState.UNKNOWN),
+        return Status(QUERY_STATES.get(str(reply.get("TrangThai")), ProviderState.UNKNOWN),
                       amount if isinstance(amount, int) else None, reply.get("MaGiaoDich"))
 
     def receipt(self, reference: str) -> bytes | None:
@@ -121,7 +122,7 @@ class NationalPlatform(PaymentProvider):
             authentic=checksum.verify("CALLBACK", data, self.secret) and data.get("MaDoiTac") == self.partner,
             reference=data.get("MaThamChieu") if isinstance(data.get("MaThamChieu"), str) else None,
             amount=amount if isinstance(amount, int) and not isinstance(amount, bool) else None,
-            state=CALLBACK_STATES.get(str(data.get("MaLoi")), PaymentState.UNKNOWN),
+            state=CALLBACK_STATES.get(str(data.get("MaLoi")), ProviderState.UNKNOWN),
             transaction_id=data.get("MaGiaoDich") if isinstance(data.get("MaGiaoDich"), str) else None,
             raw=dict(data),
         )

@@ -12,16 +12,26 @@ from urllib.parse import urlencode
 
 from gateway.adapters.base import PermanentError, PerThreadHttp, RetryableError, send
 from gateway.domain.dossier import VN_TZ
+from gateway.domain.vietnamese_text import without_diacritics
 
 from . import vnpay_signature as sig
-from .base import Answer, Callback, CallbackVerdict, PaymentProvider, PaymentRequest, PaymentState, Started, Status
+from .base import (
+    Answer,
+    Callback,
+    CallbackVerdict,
+    PaymentProvider,
+    PaymentRequest,
+    ProviderState,
+    Started,
+    Status,
+)
 
 VERSION = "2.1.0"
 TIME = "%Y%m%d%H%M%S"
 
 # vnp_TransactionStatus (IPN and querydr) to our states.
-TRANSACTION_STATES: dict[str, PaymentState] = {"00": PaymentState.PAID, "01": PaymentState.PENDING,
-                                               "02": PaymentState.CANCELLED}
+TRANSACTION_STATES: dict[str, ProviderState] = {"00": ProviderState.PAID, "01": ProviderState.PENDING,
+                                               "02": ProviderState.CANCELLED}
 VERDICT_CODES: dict[CallbackVerdict, str] = {
     CallbackVerdict.APPLIED: sig.IPN_OK,
     CallbackVerdict.ALREADY_APPLIED: sig.IPN_ALREADY_CONFIRMED,
@@ -58,7 +68,8 @@ class VNPay(PaymentProvider):
         params = {
             "vnp_Version": VERSION, "vnp_Command": "pay", "vnp_TmnCode": self.tmn_code,
             "vnp_Amount": str(sig.to_vnpay_amount(request.amount)), "vnp_CurrCode": "VND",
-            "vnp_TxnRef": request.reference, "vnp_OrderInfo": request.description, "vnp_OrderType": "other",
+            "vnp_TxnRef": request.reference, "vnp_OrderType": "other",
+            "vnp_OrderInfo": without_diacritics(request.description)[:255],  # VNPay takes no diacritics here
             "vnp_Locale": "vn", "vnp_ReturnUrl": self.return_url, "vnp_IpAddr": request.client_ip,
             "vnp_CreateDate": request.at.astimezone(VN_TZ).strftime(TIME),
         }
@@ -83,18 +94,18 @@ class VNPay(PaymentProvider):
             raise RetryableError("VNPay querydr: answer fails its signature check")
         code = str(reply.get("vnp_ResponseCode"))
         if code == "91":
-            return Status(PaymentState.UNKNOWN)
+            return Status(ProviderState.UNKNOWN)
         if code != "00":
             error = RetryableError if code == "99" else PermanentError
             raise error(f"VNPay querydr: vnp_ResponseCode {code}: {reply.get('vnp_Message')!r}")
-        return Status(TRANSACTION_STATES.get(str(reply.get("vnp_TransactionStatus")), PaymentState.UNKNOWN),
+        return Status(TRANSACTION_STATES.get(str(reply.get("vnp_TransactionStatus")), ProviderState.UNKNOWN),
                       _amount(reply.get("vnp_Amount")), reply.get("vnp_TransactionNo"))
 
     def read_callback(self, data: Mapping[str, Any]) -> Callback:
         params = {k: str(v) for k, v in data.items()}
         paid = params.get("vnp_ResponseCode") == "00" and params.get("vnp_TransactionStatus") == "00"
-        state = PaymentState.PAID if paid else TRANSACTION_STATES.get(params.get("vnp_TransactionStatus", ""),
-                                                                      PaymentState.UNKNOWN)
+        state = ProviderState.PAID if paid else TRANSACTION_STATES.get(params.get("vnp_TransactionStatus", ""),
+                                                                      ProviderState.UNKNOWN)
         return Callback(
             authentic=sig.verify(params, self.secret) and params.get("vnp_TmnCode") == self.tmn_code,
             reference=params.get("vnp_TxnRef"), amount=_amount(params.get("vnp_Amount")), state=state,

@@ -1,0 +1,101 @@
+"""Payment rows and their receipts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, RowMapping, insert, select, update
+
+from .tables import payment_receipts, payments
+
+
+def insert_payment(conn: Connection, values: dict[str, Any]) -> dict[str, Any]:
+    values = {**values}
+    values["id"] = conn.execute(insert(payments).values(**values).returning(payments.c.id)).scalar_one()
+    return values
+
+
+def by_reference(conn: Connection, reference: str, *, for_update: bool = False) -> RowMapping | None:
+    query = select(payments).where(payments.c.reference == reference)
+    if for_update and conn.dialect.name != "sqlite":  # SQLite: BEGIN IMMEDIATE already serialises writers
+        query = query.with_for_update()
+    return conn.execute(query).mappings().first()
+
+
+def by_idempotency_key(conn: Connection, caller: str, key: str) -> RowMapping | None:
+    return conn.execute(select(payments).where(payments.c.caller == caller, payments.c.idempotency_key == key)
+                        ).mappings().first()
+
+
+def of_dossier(conn: Connection, dossier_id: int, states: frozenset[str] | None = None) -> list[RowMapping]:
+    query = select(payments).where(payments.c.dossier_id == dossier_id)
+    if states is not None:
+        query = query.where(payments.c.state.in_(sorted(states)))
+    return list(conn.execute(query.order_by(payments.c.id)).mappings())
+
+
+def of_dossiers(conn: Connection, dossier_ids: list[int], states: frozenset[str]) -> list[RowMapping]:
+    if not dossier_ids:
+        return []
+    return list(conn.execute(select(payments).where(
+        payments.c.dossier_id.in_(dossier_ids), payments.c.state.in_(sorted(states))).order_by(payments.c.id)
+    ).mappings())
+
+
+def change(conn: Connection, payment_id: int, *, expected: frozenset[str], now: datetime,
+           **values: Any) -> RowMapping | None:
+    """Move a payment on, only from one of the `expected` states; the row after, or None if it had moved."""
+    return conn.execute(
+        update(payments).where(payments.c.id == payment_id, payments.c.state.in_(sorted(expected)))
+        .values(updated_at=now, **values).returning(payments)
+    ).mappings().first()
+
+
+def note_error(conn: Connection, payment_id: int, error: str, *, now: datetime) -> None:
+    conn.execute(update(payments).where(payments.c.id == payment_id).values(last_error=error[:4000],
+                                                                            updated_at=now))
+
+
+def due_for_check(conn: Connection, *, now: datetime, limit: int) -> list[RowMapping]:
+    """Pending payments whose next reconciliation check is due; several workers share them (SKIP LOCKED)."""
+    query = (select(payments).where(payments.c.state == "pending", payments.c.next_check_at <= now)
+             .order_by(payments.c.next_check_at).limit(limit))
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    return list(conn.execute(query).mappings())
+
+
+def schedule_checks(conn: Connection, payment_ids: list[int], at: datetime) -> None:
+    if payment_ids:
+        conn.execute(update(payments).where(payments.c.id.in_(payment_ids)).values(next_check_at=at))
+
+
+def listing(conn: Connection, *, state: str | None = None, flagged: bool = False,
+            limit: int = 200) -> list[RowMapping]:
+    query = select(payments)
+    if state:
+        query = query.where(payments.c.state == state)
+    if flagged:
+        query = query.where(payments.c.flag.is_not(None))
+    return list(conn.execute(query.order_by(payments.c.id.desc()).limit(limit)).mappings())
+
+
+def has_receipt(conn: Connection, payment_ids: list[int]) -> set[int]:
+    if not payment_ids:
+        return set()
+    return set(conn.execute(select(payment_receipts.c.payment_id)
+                            .where(payment_receipts.c.payment_id.in_(payment_ids))).scalars())
+
+
+def receipt(conn: Connection, payment_id: int) -> bytes | None:
+    return conn.execute(select(payment_receipts.c.pdf).where(payment_receipts.c.payment_id == payment_id)
+                        ).scalar_one_or_none()
+
+
+def store_receipt(conn: Connection, payment_id: int, pdf: bytes, *, now: datetime) -> bool:
+    """Keep the first receipt fetched; a repeated fetch (a retried job) changes nothing."""
+    if receipt(conn, payment_id) is not None:
+        return False
+    conn.execute(insert(payment_receipts).values(payment_id=payment_id, pdf=pdf, fetched_at=now))
+    return True
