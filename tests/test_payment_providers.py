@@ -12,7 +12,7 @@ import responses
 from gateway.adapters.base import PermanentError, RetryableError
 from gateway.adapters.payment import national_platform_checksum as np_sum
 from gateway.adapters.payment import vnpay_signature as vnp_sig
-from gateway.adapters.payment.base import CallbackVerdict, FeeItem, PaymentRequest, PaymentState
+from gateway.adapters.payment.base import CallbackVerdict, FeeItem, PaymentRequest, ProviderState
 from gateway.adapters.payment.national_platform import NationalPlatform
 from gateway.adapters.payment.vnpay import VNPay
 
@@ -63,7 +63,7 @@ def test_platform_callbacks_are_authenticated_and_answered_signed():
                                     "SoTien": 58000, "MaTienTe": "VND", "MaGiaoDich": "GD1", "MaNganHang": "NCB",
                                     "ThoiGianGD": "20240725101500", "ThongTinGiaoDich": "x"}, "payment-secret")
     cb = p.read_callback(good)
-    assert cb.authentic and cb.state is PaymentState.PAID and cb.amount == 58000 and cb.reference == "PAY-1"
+    assert cb.authentic and cb.state is ProviderState.PAID and cb.amount == 58000 and cb.reference == "PAY-1"
     assert not p.read_callback({**good, "SoTien": 59000}).authentic
     assert not p.read_callback({**good, "MaXacThuc": "f" * 64}).authentic
     answer = p.answer(cb, CallbackVerdict.WRONG_AMOUNT)
@@ -80,7 +80,7 @@ def test_vnpay_pay_url_is_signed_and_ipn_checked():
            "vnp_TmnCode": "GATEWAY1", "vnp_TransactionNo": "14226112"}
     ipn["vnp_SecureHash"] = vnp_sig.secure_hash(ipn, "VNPAYSECRET")
     cb = v.read_callback(ipn)
-    assert cb.authentic and cb.state is PaymentState.PAID and cb.amount == 58000
+    assert cb.authentic and cb.state is ProviderState.PAID and cb.amount == 58000
     assert not v.read_callback({**ipn, "vnp_Amount": "5900000"}).authentic
     assert v.answer(cb, CallbackVerdict.BAD_SIGNATURE).body == {"RspCode": "97", "Message": "Invalid signature"}
     assert v.answer(cb, CallbackVerdict.ALREADY_APPLIED).body["RspCode"] == "02"
@@ -102,19 +102,19 @@ def test_both_providers_against_the_payment_mock(pay_mock):
     request = PaymentRequest(**{**REQ.__dict__, "reference": f"PAY-{datetime.now().timestamp()}"})
     assert p.start(request).pay_url.endswith(f"/payment/platform/pay/{request.reference}")
     assert p.start(request).pay_url  # INIT again: the same order
-    assert p.query(request.reference, created_at=request.at).state is PaymentState.PENDING
+    assert p.query(request.reference, created_at=request.at).state is ProviderState.PENDING
     requests.post(f"{pay_mock}/payment/_mock/pay/national_platform/{request.reference}", json={"outcome": "paid"},
                   timeout=10)
     status = p.query(request.reference, created_at=request.at)
-    assert status.state is PaymentState.PAID and status.amount == 58000 and status.transaction_id
+    assert status.state is ProviderState.PAID and status.amount == 58000 and status.transaction_id
     assert p.receipt(request.reference).startswith(b"%PDF")
-    assert p.query("PAY-unknown", created_at=request.at).state is PaymentState.UNKNOWN
+    assert p.query("PAY-unknown", created_at=request.at).state is ProviderState.UNKNOWN
 
     v = VNPay(base_url=f"{pay_mock}/payment/vnpay", tmn_code="GATEWAY1", secret="VNPAYSECRET",
               return_url="http://portal.invalid/back")
     page = requests.get(v.start(request).pay_url, timeout=10)
     assert page.status_code == 200 and "vnpay/pay/" in page.text
-    assert v.query(request.reference, created_at=request.at).state is PaymentState.PENDING
+    assert v.query(request.reference, created_at=request.at).state is ProviderState.PENDING
     requests.post(f"{pay_mock}/payment/_mock/pay/vnpay/{request.reference}", json={"outcome": "paid"}, timeout=10)
     done = v.query(request.reference, created_at=request.at)
-    assert done.state is PaymentState.PAID and done.amount == 58000
+    assert done.state is ProviderState.PAID and done.amount == 58000

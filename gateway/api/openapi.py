@@ -34,8 +34,9 @@ def documented(*, body: type[BaseModel] | dict[str, Any] | None = None,
 
 
 def _models(app: Flask) -> list[type[BaseModel]]:
-    found = {getattr(view, "openapi", {}).get("body") for view in app.view_functions.values()}
-    return sorted((m for m in found if isinstance(m, type) and issubclass(m, BaseModel)), key=lambda m: m.__name__)
+    bodies = [getattr(view, "openapi", {}).get("body") for view in app.view_functions.values()]
+    found = {m for m in bodies if isinstance(m, type) and issubclass(m, BaseModel)}
+    return sorted(found, key=lambda m: m.__name__)
 
 
 def build(app: Flask) -> dict[str, Any]:

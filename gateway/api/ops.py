@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, g, jsonify, request
 
+from gateway.domain.payment import PaymentState
 from gateway.services import dead_letters
-from gateway.store import outbox
+from gateway.store import outbox, payments
 
 from . import views
 from .auth import require
@@ -56,3 +57,20 @@ def retry(job_id: int):  # noqa: ANN201
 @require("ops")
 def discard(job_id: int):  # noqa: ANN201
     return jsonify(views.job(dead_letters.discard(ctx(), job_id, actor=g.caller)))
+
+
+@bp.get("/payments")
+@require("ops")
+@documented(query={"state": {"type": "string", "enum": [s.value for s in PaymentState]},
+                   "flagged": {"type": "boolean"}})
+def list_payments():  # noqa: ANN201
+    """Payments, newest first; ?flagged=true for those an operator must look at (paid late, say)."""
+    state = request.args.get("state")
+    if state is not None and state not in {s.value for s in PaymentState}:
+        raise ApiError(400, "bad_query", f"state must be one of {[s.value for s in PaymentState]}")
+    flagged = request.args.get("flagged", "false").lower()
+    if flagged not in ("true", "false", "1", "0"):
+        raise ApiError(400, "bad_query", "flagged must be true or false")
+    with ctx().engine.connect() as conn:
+        rows = payments.listing(conn, state=state, flagged=flagged in ("true", "1"))
+    return jsonify({"items": [views.payment(r) for r in rows]})

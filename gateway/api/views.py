@@ -7,6 +7,8 @@ from typing import Any
 
 from gateway.domain.codes import LEVEL_NUMBER, STATUS_LABELS_VI, Status
 from gateway.domain.dossier import VN_TZ
+from gateway.domain.payment import STATE_LABELS_VI as PAYMENT_LABELS_VI
+from gateway.domain.payment import PaymentState
 
 
 def vn_time(value: datetime | None) -> str | None:
@@ -20,6 +22,7 @@ def step(row: Any) -> dict[str, Any]:
         "status_label": STATUS_LABELS_VI[Status(row["status"])], "at": vn_time(row["at"]),
         "officer": data.get("officer"), "position": data.get("position"), "department": data.get("department"),
         "note": data.get("note"), "due_at": data.get("due_at"),
+        **({"fees": data["fees"], "payment_id": data.get("payment_id")} if data.get("fees") else {}),
     }
 
 
@@ -63,3 +66,17 @@ def job(row: Any) -> dict[str, Any]:
 def feed_item(row: Any) -> dict[str, Any]:
     return {"cursor": str(row["id"]), "type": row["type"], "code": row["code"], "at": vn_time(row["at"]),
             "data": row["data"]}
+
+
+def payment(row: Any, *, has_receipt: bool = False) -> dict[str, Any]:
+    base = f"/api/v1/dossiers/{row['dossier_code']}/payments/{row['reference']}"
+    return {
+        "id": row["reference"], "dossier_code": row["dossier_code"], "provider": row["provider"],
+        "state": row["state"], "state_label": PAYMENT_LABELS_VI[PaymentState(row["state"])],
+        "amount": row["amount"], "currency": "VND", "items": row["items"], "description": row["description"],
+        "pay_url": row["pay_url"], "expires_at": vn_time(row["expires_at"]), "paid_at": vn_time(row["paid_at"]),
+        "transaction_id": row["transaction_id"], "settled_by": row["settled_by"], "origin": row["origin"],
+        "flag": row["flag"], "last_error": row["last_error"],
+        "receipt_url": f"{base}/receipt" if has_receipt else None,
+        "created_at": vn_time(row["created_at"]), "updated_at": vn_time(row["updated_at"]),
+    }

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from gateway.adapters.base import BatchHandler, DuplicateError, PermanentError, ThrottledError
 from gateway.config import JobSettings
@@ -40,11 +40,17 @@ class Drained:
     more: bool  # stopped by the time slice with work left
 
 
+# Run in the transaction that makes a job a dead letter: (connection, the job's payload, its last error).
+DeadHook = Callable[[Connection, dict[str, Any], str], None]
+
+
 class JobRunner:
-    def __init__(self, engine: Engine, handlers: Mapping[str, BatchHandler], settings: JobSettings) -> None:
+    def __init__(self, engine: Engine, handlers: Mapping[str, BatchHandler], settings: JobSettings,
+                 on_dead: Mapping[str, DeadHook] | None = None) -> None:
         self.engine = engine
         self.handlers = handlers
         self.settings = settings
+        self.on_dead: Mapping[str, DeadHook] = on_dead or {}
 
     def drain(self, queue: str, should_stop: Callable[[], bool] = lambda: False) -> Drained:
         outcomes: list[Outcome] = []
@@ -64,6 +70,10 @@ class JobRunner:
                                        limit=self.settings.batch_size)
         if not claim.jobs:
             return []
+        return self.run_claimed(queue, claim)
+
+    def run_claimed(self, queue: str, claim: outbox.Claim) -> list[Outcome]:
+        """Deliver jobs already claimed (by run_batch, or by a request trying a job at once) and record."""
         started = time.monotonic()
         results = self._deliver(claim.jobs)
         outcomes = self._record(claim, results)
@@ -117,9 +127,16 @@ class JobRunner:
                     outcomes.append(Outcome(job["id"], "retry" if ok else "lost", text))
                 else:
                     ok = outbox.bury(conn, job["id"], claim.lease_end, now=now, error=text)
+                    if ok:
+                        self.buried(conn, job, text)
                     outcomes.append(Outcome(job["id"], "dead" if ok else "lost", text))
         if any(o.state == "lost" for o in outcomes):
             # The lease ran out and the sweeper handed the jobs on; the later holder's record wins.
             log.warning("lease lost before some outcomes were recorded: %s",
                         [o.job_id for o in outcomes if o.state == "lost"])
         return outcomes
+
+    def buried(self, conn: Connection, job: Any, error: str) -> None:
+        """A job just became a dead letter: let its kind react (say, mark a payment failed)."""
+        if (hook := self.on_dead.get(job["kind"])) is not None:
+            hook(conn, job["payload"], error)

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from kombu import Connection
@@ -43,14 +46,25 @@ def publish_or_mark(engine: Engine, broker: Broker, conn: Connection | None,
     return failed
 
 
+@dataclass
+class PeriodicTask:
+    """Work the sweeper thread does every `every` seconds besides sweeping (say, payment reconciliation)."""
+
+    name: str
+    every: float
+    run: Callable[[], object]
+    due: float = 0.0  # monotonic time of the next run
+
+
 class Worker:
     def __init__(self, engine: Engine, broker: Broker, runner: JobRunner, settings: JobSettings,
-                 queues: list[str]) -> None:
+                 queues: list[str], periodic: list[PeriodicTask] | None = None) -> None:
         self.engine = engine
         self.broker = broker
         self.runner = runner
         self.settings = settings
         self.queues = queues
+        self.periodic = periodic or []
         self.stopping = threading.Event()
         self.threads: list[threading.Thread] = []
         self._sweeps = 0
@@ -131,7 +145,8 @@ class Worker:
         with self.engine.begin() as conn:
             if self._sweeps % self.REPAIR_EVERY == 1 and (repaired := outbox.repair_ready(conn)):
                 log.warning("jobs heading their key were not marked ready, repaired: %s", repaired)
-            outbox.recover_expired_leases(conn, now=now)
+            for job in outbox.recover_expired_leases(conn, now=now):
+                self.runner.buried(conn, job, job["last_error"] or "lease expired on the last attempt")
             due = outbox.take_due_for_publish(conn, now=now, republish_after=self.settings.republish_after_seconds)
         if due:
             publish_or_mark(self.engine, self.broker, None, due)
@@ -143,3 +158,14 @@ class Worker:
                 self.sweep_once()
             except Exception as exc:  # noqa: BLE001 - database or broker down: try again next round
                 log.warning("sweep failed: %s: %s", type(exc).__name__, exc)
+            self.run_periodic()
+
+    def run_periodic(self) -> None:
+        for task in self.periodic:
+            if time.monotonic() < task.due:
+                continue
+            task.due = time.monotonic() + task.every
+            try:
+                task.run()
+            except Exception as exc:  # noqa: BLE001 - database or broker down: try again next round
+                log.warning("%s failed: %s: %s", task.name, type(exc).__name__, exc)

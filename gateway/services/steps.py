@@ -18,6 +18,7 @@ from gateway.domain.dossier import EventIn
 from gateway.domain.status_machine import CHANGES_DOSSIER_RECORD, IllegalTransition, next_status
 from gateway.store import audit, dossiers, outbox
 
+from . import payments
 from .errors import Conflict, NotFound, ServiceError
 from .unit_of_work import Context
 
@@ -31,7 +32,8 @@ class Recorded:
 def snapshot(row: dict[str, Any], **changes: Any) -> dict[str, Any]:
     """The dossier as the national portal should see it now: filed body plus its current state."""
     due = changes.pop("due_at", None) or row["due_at"]
-    snap = {**row["data"], "status": row["status"], "due_at": due.isoformat() if due else None}
+    snap = {**row["data"], "status": row["status"], "due_at": due.isoformat() if due else None,
+            "fees_paid_online": row.get("fees_paid_online_at") is not None}
     snap.update(changes)
     return snap
 
@@ -70,7 +72,17 @@ def record_events(ctx: Context, items: list[tuple[str, EventIn]], *, actor: str)
                 continue
             seq = dossier["last_seq"] + 1
             at = event.at or now
-            step = {**event.model_dump(mode="json"), "at": at.isoformat(), "seq": seq}
+            step = {**event.model_dump(mode="json", exclude={"fees"} if event.fees is None else set()),
+                    "at": at.isoformat(), "seq": seq}
+            if event.fees is not None:  # status 6 with fees: the gateway asks the provider for the payment
+                try:
+                    payment, init = payments.for_step(ctx, conn, dossier, event.fees, caller=actor, now=now)
+                except ServiceError as exc:
+                    results.append(exc)
+                    continue
+                step["payment_id"] = payment["reference"]
+                if init is not None:
+                    new_jobs.append((init, True))  # a new payment's key: nothing queued before it
             row = {"dossier_id": dossier["id"], "seq": seq, "event_id": event.event_id, "fingerprint": fingerprint,
                    "from_status": dossier["status"], "status": int(status), "at": at, "data": step,
                    "created_at": now}
@@ -96,9 +108,9 @@ def record_events(ctx: Context, items: list[tuple[str, EventIn]], *, actor: str)
             dossiers.save_progress(conn, [locked[c] for c in changed], now=now)
             ids = outbox.enqueue_many(conn, new_jobs, now=now, max_attempts=ctx.jobs.max_attempts)
             audit.record_many(conn, audits)
-            ready = [job_id for job_id, (_, heads) in zip(ids, new_jobs, strict=True) if heads]
+            ready = [(job_id, job.queue) for job_id, (job, heads) in zip(ids, new_jobs, strict=True) if heads]
     if new_events:
-        ctx.publish_after_commit([(job_id, np.QUEUE) for job_id in ready])
+        ctx.publish_after_commit(ready)
     return results
 
 

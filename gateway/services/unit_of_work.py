@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
-from gateway.config import JobSettings
+from gateway.config import JobSettings, PaymentSettings
 from gateway.store import outbox
 
 Publish = Callable[[list[tuple[int, str]]], list[int]]
@@ -19,6 +19,7 @@ class Context:
     engine: Engine
     jobs: JobSettings
     publish: Publish
+    payment: PaymentSettings = field(default_factory=PaymentSettings)
 
     # A message only wakes a worker, which then drains every ready job of its queue; a few per queue
     # are enough to get several workers going, and far cheaper than one confirmed publish per job.

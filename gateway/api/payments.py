@@ -1,0 +1,78 @@
+"""The one-stop software asks for fee payments and follows them; the receipt is served once paid."""
+
+from __future__ import annotations
+
+import re
+
+from flask import Blueprint, Response, current_app, g, jsonify, request
+
+from gateway.domain.payment import PaymentRequestIn, PaymentState
+from gateway.services import payments as service
+
+from . import views
+from .auth import require
+from .body import parse
+from .errors import ApiError
+from .openapi import documented
+
+bp = Blueprint("payments", __name__, url_prefix="/api/v1")
+
+# Printable ASCII, as the IETF Idempotency-Key draft and common APIs allow.
+IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+
+def _gateway():  # noqa: ANN202
+    return current_app.config["GATEWAY"]
+
+
+def _idempotency_key() -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not IDEMPOTENCY_KEY.match(key):
+        raise ApiError(400, "bad_idempotency_key", "Idempotency-Key must be 1 to 255 printable ASCII characters")
+    return key
+
+
+@bp.post("/dossiers/<code>/payments")
+@require("one_stop")
+@documented(body=PaymentRequestIn, created=True)
+def request_payment(code: str):  # noqa: ANN201
+    """Ask for a fee payment: 201 with the pay URL, 202 while the provider has not answered yet."""
+    body = parse(PaymentRequestIn)
+    gateway = _gateway()
+    requested = service.request_payment(gateway.context, code, body, caller=g.caller,
+                                        idempotency_key=_idempotency_key(), client_ip=request.remote_addr,
+                                        attempt_now=gateway.runner.run_claimed)
+    payment = requested.payment
+    # 200: the same request again; 202: stored, but the provider has not given a pay URL yet.
+    status = (202 if payment["state"] == PaymentState.INITIATING else 201) if requested.created else 200
+    response = jsonify(views.payment(payment))
+    response.status_code = status
+    response.headers["Location"] = f"/api/v1/dossiers/{code}/payments/{payment['reference']}"
+    return response
+
+
+@bp.get("/dossiers/<code>/payments")
+@require("one_stop", "portal", "ops")
+def list_payments(code: str):  # noqa: ANN201
+    """The payments of a dossier, oldest first."""
+    rows, with_receipt = service.of_dossier(_gateway().context, code)
+    return jsonify({"items": [views.payment(r, has_receipt=r["id"] in with_receipt) for r in rows]})
+
+
+@bp.get("/dossiers/<code>/payments/<payment_id>")
+@require("one_stop", "portal", "ops")
+def get_payment(code: str, payment_id: str):  # noqa: ANN201
+    """One payment of a dossier."""
+    row, has_receipt = service.get(_gateway().context, code, payment_id)
+    return jsonify(views.payment(row, has_receipt=has_receipt))
+
+
+@bp.get("/dossiers/<code>/payments/<payment_id>/receipt")
+@require("one_stop", "portal", "ops")
+def get_receipt(code: str, payment_id: str):  # noqa: ANN201
+    """The receipt (biên lai) of a paid payment, as the provider issued it (PDF)."""
+    pdf = service.receipt(_gateway().context, code, payment_id)
+    return Response(pdf, mimetype="application/pdf",
+                    headers={"Content-Disposition": f'inline; filename="bienlai-{payment_id}.pdf"'})

@@ -1,0 +1,131 @@
+"""Payment work done by workers: INIT at the provider, reconciliation QUERYs, fetching receipts.
+
+Each handler calls the provider, then records what it learned in a transaction of its own. Recording
+is idempotent (a conditional update, a receipt kept once), so a job run twice, say after its worker
+was killed between the two, changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection
+
+from gateway.adapters import payment as pay
+from gateway.adapters.base import AdapterError, PermanentError, one_by_one
+from gateway.adapters.payment.base import FeeItem, PaymentProvider, PaymentRequest, ProviderState
+from gateway.domain.payment import MAY_START, PaymentState
+from gateway.domain.payment_routing import unit_of
+from gateway.store import dossiers, outbox, payments
+
+from .payment_settlement import Result, expire, record_failed, record_started, settle
+from .unit_of_work import Context
+
+log = logging.getLogger(__name__)
+
+RECONCILE_BATCH = 200
+
+
+class PaymentJobs:
+    def __init__(self, ctx: Context, providers: Mapping[str, PaymentProvider]) -> None:
+        self.ctx = ctx
+        self.providers = providers
+
+    # Batch handlers for the job runner: payments are settled one by one.
+    def init_many(self, payloads: list[dict[str, Any]]) -> list[AdapterError | None]:
+        return one_by_one(self.init, payloads)
+
+    def query_many(self, payloads: list[dict[str, Any]]) -> list[AdapterError | None]:
+        return one_by_one(self.query, payloads)
+
+    def receipt_many(self, payloads: list[dict[str, Any]]) -> list[AdapterError | None]:
+        return one_by_one(self.receipt, payloads)
+
+    def _load(self, reference: str) -> tuple[Any, Any, PaymentProvider]:
+        with self.ctx.engine.connect() as conn:
+            payment = payments.by_reference(conn, reference)
+            if payment is None:
+                raise PermanentError(f"no payment {reference}")
+            dossier = dossiers.get(conn, payment["dossier_code"])
+        provider = self.providers.get(payment["provider"])
+        if provider is None:
+            raise PermanentError(f"payment {reference}: no provider {payment['provider']!r} is configured")
+        return payment, dossier, provider
+
+    def init(self, payload: dict[str, Any]) -> None:
+        payment, dossier, provider = self._load(payload["reference"])
+        if PaymentState(payment["state"]) not in MAY_START:
+            return  # started already (a repeated job), or settled meanwhile
+        request = PaymentRequest(
+            reference=payment["reference"], amount=payment["amount"], dossier_code=payment["dossier_code"],
+            procedure_code=dossier["procedure_code"], unit_code=unit_of(payment["dossier_code"]),
+            payer_name=dossier["applicant_name"], description=payment["description"], client_ip=payment["payer_ip"],
+            at=payment["created_at"], items=[FeeItem(i["code"], i["name"], i["amount"]) for i in payment["items"]],
+        )
+        try:
+            started = provider.start(request)
+        except AdapterError as exc:
+            with self.ctx.engine.begin() as conn:  # the one-stop software sees why it is still initiating
+                payments.note_error(conn, payment["id"], f"{type(exc).__name__}: {exc}", now=datetime.now(UTC))
+            raise
+        with self.ctx.engine.begin() as conn:
+            record_started(conn, payment["reference"], started.pay_url, now=datetime.now(UTC),
+                           check_after=self.ctx.payment.reconcile_after_seconds)
+
+    def init_dead(self, conn: Connection, payload: dict[str, Any], error: str) -> None:
+        """The INIT job is a dead letter: the payment failed, and the one-stop software is told."""
+        record_failed(conn, payload["reference"], error, now=datetime.now(UTC))
+
+    def query(self, payload: dict[str, Any]) -> None:
+        payment, _, provider = self._load(payload["reference"])
+        if payment["state"] != PaymentState.PENDING:
+            return  # settled since the check was scheduled
+        status = provider.query(payment["reference"], created_at=payment["created_at"])
+        now = datetime.now(UTC)
+        publish: list[tuple[int, str]] = []
+        with self.ctx.engine.begin() as conn:
+            settled = settle(conn, self.ctx, provider, payment["reference"], status.state, amount=status.amount,
+                             transaction_id=status.transaction_id, via="reconciliation", actor="reconciliation",
+                             now=now)
+            publish = settled.publish
+            if settled.result is Result.WRONG_AMOUNT:
+                raise PermanentError(f"payment {payment['reference']}: the provider reports {status.amount} VND, "
+                                     f"not the {payment['amount']} asked for")
+            grace = timedelta(seconds=self.ctx.payment.expiry_grace_seconds)
+            if status.state in (ProviderState.PENDING, ProviderState.UNKNOWN) and now > payment["expires_at"] + grace:
+                expire(conn, payment, now=now)
+        self.ctx.publish_after_commit(publish)
+
+    def receipt(self, payload: dict[str, Any]) -> None:
+        payment, _, provider = self._load(payload["reference"])
+        with self.ctx.engine.connect() as conn:
+            if payments.receipt(conn, payment["id"]) is not None:
+                return
+        pdf = provider.receipt(payment["reference"])
+        if pdf is None:
+            return
+        with self.ctx.engine.begin() as conn:
+            payments.store_receipt(conn, payment["id"], pdf, now=datetime.now(UTC))
+
+    def schedule_reconciliation(self) -> int:
+        """Queue a QUERY for each pending payment whose check is due, and set its next check.
+
+        Run periodically by every worker; on PostgreSQL they share the due payments (SKIP LOCKED)."""
+        now = datetime.now(UTC)
+        every = timedelta(seconds=self.ctx.payment.reconcile_every_seconds)
+        ready: list[tuple[int, str]] = []
+        with self.ctx.engine.begin() as conn:
+            due = payments.due_for_check(conn, now=now, limit=RECONCILE_BATCH)
+            for payment in due:
+                job = outbox.NewJob(pay.QUEUE, pay.QUERY, payment["reference"], {"reference": payment["reference"]})
+                job_id, waiting = outbox.enqueue(conn, job, now=now, max_attempts=self.ctx.jobs.max_attempts)
+                if not waiting:
+                    ready.append((job_id, pay.QUEUE))
+            payments.schedule_checks(conn, [p["id"] for p in due], now + every)
+        self.ctx.publish_after_commit(ready)
+        if due:
+            log.info("reconciliation: %d pending payment(s) to query", len(due))
+        return len(due)
