@@ -45,7 +45,7 @@ class Gateway:
 def bootstrap(settings: Settings | None = None) -> Gateway:
     settings = settings or load_settings()
     engine = make_engine(settings.database.url, settings.database.pool_size)
-    broker = Broker(settings.broker)
+    broker = Broker(settings.broker, QUEUES)
     return Gateway(settings, engine, broker, Publisher(broker), pay.build_providers(settings.payment))
 
 

@@ -7,7 +7,9 @@ nothing but a sweep or a no-op claim.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
+import os
 import threading
 import time
 from pathlib import Path
@@ -21,8 +23,9 @@ log = logging.getLogger(__name__)
 
 
 class Broker:
-    def __init__(self, settings: BrokerSettings) -> None:
+    def __init__(self, settings: BrokerSettings, queues: list[str] | None = None) -> None:
         self.settings = settings
+        self.queues = queues or []  # every queue of the gateway (bound up front on the on-disk transport)
         self.exchange = Exchange(settings.queue_prefix, type="direct", durable=True)
 
     def routing_key(self, queue: str) -> str:
@@ -38,6 +41,7 @@ class Broker:
             folder = Path(s.data_folder)
             for sub in ("queue", "control"):
                 (folder / sub).mkdir(parents=True, exist_ok=True)
+            self._seed_bindings(folder / "control")
             options: dict[str, Any] = {
                 "data_folder_in": str(folder / "queue"), "data_folder_out": str(folder / "queue"),
                 "control_folder": str(folder / "control"), "store_processed": False,
@@ -46,6 +50,22 @@ class Broker:
         # Publisher confirms: publish() returns only once RabbitMQ has taken the message.
         return Connection(s.url, connect_timeout=s.publish_timeout_seconds, heartbeat=0,
                           transport_options={"confirm_publish": True})
+
+    def _seed_bindings(self, control: Path) -> None:
+        """Write the on-disk exchange's binding table once, atomically, before any process declares.
+
+        kombu's filesystem transport creates that file with a truncating open: two processes declaring
+        different queues at the same moment can interleave their writes into a file that is no longer
+        JSON, after which every publish fails. With every binding already there, nobody rewrites it."""
+        target = control / f"{self.settings.queue_prefix}.exchange"
+        if target.exists() or not self.queues:
+            return
+        keys = [self.routing_key(q) for q in self.queues]
+        temp = control / f".{target.name}.{os.getpid()}.{threading.get_ident()}"
+        temp.write_text(json.dumps([[key, "", key] for key in keys]))
+        with contextlib.suppress(FileExistsError):  # another process was first: its table is the same
+            os.link(temp, target)  # atomic: the file appears whole, or not at all
+        temp.unlink()
 
     def declare(self, conn: Connection, queues: list[str]) -> None:
         channel = conn.default_channel
