@@ -116,6 +116,77 @@ class NationalPortalMock:
         requests.post(f"{self.base}/_mock/reset", timeout=5).raise_for_status()
 
 
+class PaymentMock:
+    """The payment providers' mock; after a reset it calls back the gateway's real HTTP API again."""
+
+    def __init__(self, server: MockServer) -> None:
+        self.base = f"{server.url}/payment"
+        self.callback_base: str | None = None
+
+    def point_callbacks_at(self, api_url: str) -> None:
+        self.callback_base = f"{api_url}/api/v1/callbacks/payments"
+        self.configure(platform_callback_url=f"{self.callback_base}/national_platform",
+                       vnpay_ipn_url=f"{self.callback_base}/vnpay")
+
+    def configure(self, **changes: Any) -> None:
+        requests.post(f"{self.base}/_mock/config", json=changes, timeout=5).raise_for_status()
+
+    def faults(self, mode: str, count: int, **extra: Any) -> None:
+        requests.post(f"{self.base}/_mock/faults", json={"mode": mode, "count": count, **extra},
+                      timeout=5).raise_for_status()
+
+    def reset(self) -> None:
+        requests.post(f"{self.base}/_mock/reset", timeout=5).raise_for_status()
+        if self.callback_base:
+            self.point_callbacks_at(self.callback_base.rsplit("/api/v1/", 1)[0])
+
+    def pay(self, provider: str, ref: str, outcome: str = "paid") -> dict[str, Any]:
+        """The citizen pays (API mode): the mock settles the order and sends its callback at once."""
+        r = requests.post(f"{self.base}/_mock/pay/{provider}/{ref}", json={"outcome": outcome}, timeout=30)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def order(self, provider: str, ref: str) -> dict[str, Any] | None:
+        r = requests.get(f"{self.base}/_mock/state/{provider}/{ref}", timeout=5)
+        return r.json() if r.status_code == 200 else None
+
+    def requests(self) -> list[dict[str, Any]]:
+        return requests.get(f"{self.base}/_mock/requests", timeout=5).json()["requests"]
+
+    def config(self) -> dict[str, Any]:
+        return requests.get(f"{self.base}/_mock/config", timeout=5).json()
+
+
+class ApiServer:
+    """`gateway serve` in its own process: partners that call back need a real HTTP address."""
+
+    def __init__(self, tmp: Path, env: dict[str, str]) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = open(tmp / "api.log", "w")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen([sys.executable, "-m", "gateway", "serve", "--port", str(self.port),
+                                      "--workers", "2", "--threads", "4"], cwd=ROOT, env={**os.environ, **env},
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        wait_for(self._up, 30, what="the gateway API server")
+
+    def _up(self) -> bool:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"gateway serve exited with {self.proc.returncode}")
+        try:
+            return requests.get(f"{self.url}/healthz", timeout=1).ok
+        except requests.RequestException:
+            return False
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
 class Stack:
     """One running gateway: settings, an in-process API client, worker processes, the mocks."""
 
@@ -128,7 +199,14 @@ class Stack:
         "GATEWAY_JOBS__REPUBLISH_AFTER_SECONDS": "3",
         "GATEWAY_JOBS__WORKER_THREADS": "2",
         "GATEWAY_NATIONAL_PORTAL__TIMEOUT_SECONDS": "1.5",
+        "GATEWAY_PAYMENT__NATIONAL_PLATFORM__TIMEOUT_SECONDS": "1.5",
+        "GATEWAY_PAYMENT__VNPAY__TIMEOUT_SECONDS": "1.5",
+        "GATEWAY_PAYMENT__SCAN_INTERVAL_SECONDS": "0.2",
+        # Reconciliation only when a test makes a payment due (tests move next_check_at instead of waiting).
+        "GATEWAY_PAYMENT__RECONCILE_AFTER_SECONDS": "3600",
     }
+    # Dossiers of this procedure pay through VNPay; every other through the national platform.
+    VNPAY_PROCEDURE = "1.000001.000.00.00.H56"
 
     def __init__(self, name: str, tmp: Path, db_url: str, broker_env: dict[str, str]) -> None:
         from gateway.app import create_app
@@ -140,10 +218,14 @@ class Stack:
         self.tmp = tmp
         self.mocks = MockServer(tmp)
         self.portal = NationalPortalMock(self.mocks)
+        self.payment = PaymentMock(self.mocks)
         self.env = {
             **self.FAST_JOBS, **broker_env,
             "GATEWAY_DATABASE__URL": db_url,
             "GATEWAY_NATIONAL_PORTAL__BASE_URL": self.portal.base,
+            "GATEWAY_PAYMENT__NATIONAL_PLATFORM__BASE_URL": f"{self.payment.base}/platform",
+            "GATEWAY_PAYMENT__VNPAY__BASE_URL": f"{self.payment.base}/vnpay",
+            "GATEWAY_PAYMENT__ROUTES": f'[{{"procedure_code": "{self.VNPAY_PROCEDURE}", "provider": "vnpay"}}]',
         }
         with mock.patch.dict(os.environ, self.env):
             self.settings = load_settings()
@@ -153,6 +235,15 @@ class Stack:
         self.client = self.app.test_client()
         self.workers: list[subprocess.Popen] = []
         self._worker_logs: list[Any] = []
+        self._api: ApiServer | None = None
+
+    @property
+    def api_url(self) -> str:
+        """The gateway's API as a real HTTP server (started on first use), and the payment mock calling it."""
+        if self._api is None:
+            self._api = ApiServer(self.tmp, self.env)
+            self.payment.point_callbacks_at(self._api.url)
+        return self._api.url
 
     # Processes ---------------------------------------------------------------------------------
 
@@ -185,6 +276,8 @@ class Stack:
 
     def close(self) -> None:
         self.stop_workers()
+        if self._api is not None:
+            self._api.stop()
         self.gateway.close()
         self.mocks.stop()
         for log in self._worker_logs:
@@ -263,7 +356,8 @@ def _rabbit_cleanup(prefix: str) -> None:
     try:
         with Connection(AMQP_URL, connect_timeout=3) as conn:
             channel = conn.channel()
-            channel.queue_delete(f"{prefix}.national_portal")
+            for queue in ("national_portal", "payment"):
+                channel.queue_delete(f"{prefix}.{queue}")
             channel.exchange_delete(prefix)
     except Exception:  # noqa: BLE001 - best effort: a leftover test queue harms nothing
         pass

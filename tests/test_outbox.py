@@ -123,3 +123,20 @@ def test_repair_finds_a_head_left_unready(engine):
         conn.execute(update(jobs).where(jobs.c.id == a1).values(ready=False))
         assert outbox.repair_ready(conn) == [a1]
     assert [j["id"] for j in claim(engine).jobs] == [a1]
+
+
+def test_a_job_claimed_at_enqueue_heads_a_new_key_and_is_recovered_if_its_runner_dies(engine):
+    add(engine, "BUSY")
+    with engine.begin() as conn, pytest.raises(ValueError, match="already has jobs"):
+        outbox.enqueue_claimed(conn, outbox.NewJob(Q, "k", "BUSY", {}), now=now(), lease=5, max_attempts=3)
+    with engine.begin() as conn:
+        c = outbox.enqueue_claimed(conn, outbox.NewJob(Q, "k", "NEW", {}), now=now(), lease=5, max_attempts=1)
+    [job] = c.jobs
+    assert job["state"] == "in_flight" and job["attempts"] == 1 and job["ready"]
+    assert job["id"] not in [j["id"] for j in claim(engine).jobs]  # nobody else takes it while it is held
+    # Its runner (a request) died: once the lease is over, the job is out of attempts, so a dead letter,
+    # and the sweeper reports it so that its kind can react.
+    with engine.begin() as conn:
+        conn.execute(update(jobs).where(jobs.c.id == job["id"]).values(locked_until=datetime(2000, 1, 1, tzinfo=UTC)))
+        dead = outbox.recover_expired_leases(conn, now=now())
+    assert [d["id"] for d in dead] == [job["id"]] and dead[0]["state"] == "dead"

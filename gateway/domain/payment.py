@@ -80,7 +80,7 @@ class Confirmation:
     reason: str | None
 
 
-def confirm(state: PaymentState, *, now: datetime, expires_at: datetime) -> Confirmation:
+def confirm(state: PaymentState, *, now: datetime, expires_at: datetime, dossier_closed: bool = False) -> Confirmation:
     """Money taken is never dropped: a confirmation applies in every state but PAID; outside the
     normal window it is recorded and flagged so an operator can decide (refund or accept)."""
     if state is PaymentState.PAID:
@@ -89,4 +89,6 @@ def confirm(state: PaymentState, *, now: datetime, expires_at: datetime) -> Conf
         return Confirmation(True, True, f"confirmed while the payment was {state.value}")
     if now > expires_at:
         return Confirmation(True, True, "confirmed after the payment expired")
+    if dossier_closed:
+        return Confirmation(True, True, "confirmed for a dossier that is already closed")
     return Confirmation(True, False, None)

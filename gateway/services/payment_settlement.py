@@ -20,6 +20,7 @@ from gateway.adapters import national_portal as np
 from gateway.adapters import payment as pay
 from gateway.adapters.payment.base import PaymentProvider, ProviderState
 from gateway.domain.payment import MAY_CANCEL, MAY_EXPIRE, PaymentState, confirm
+from gateway.domain.status_machine import is_final
 from gateway.store import audit, dossiers, feed, outbox, payments
 from gateway.store.tables import dossiers as dossiers_table
 
@@ -82,7 +83,7 @@ def settle(conn: Connection, ctx: Context, provider: PaymentProvider, reference:
 
 def _paid(conn: Connection, ctx: Context, dossier: dict[str, Any], payment: RowMapping, state: PaymentState, *,
           transaction_id: str | None, via: str, actor: str, issues_receipt: bool, now: datetime) -> Settlement:
-    verdict = confirm(state, now=now, expires_at=payment["expires_at"])
+    verdict = confirm(state, now=now, expires_at=payment["expires_at"], dossier_closed=is_final(dossier["status"]))
     if not verdict.applies:
         return Settlement(Result.ALREADY, payment)
     changed = payments.change(conn, payment["id"], expected=frozenset({state}), now=now,

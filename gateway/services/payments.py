@@ -109,9 +109,10 @@ def request_payment(ctx: Context, code: str, body: PaymentRequestIn, *, caller: 
     request_fp = fingerprint({"dossier": code, **body.model_dump(mode="json")})
     try:
         with ctx.engine.begin() as conn:
+            # The dossier's lock first: a request with the same key waiting on it then sees the first one's row.
+            dossier = dossiers.get(conn, code, for_update=True)
             if idempotency_key and (same := _replay(conn, caller, idempotency_key, request_fp)):
                 return same
-            dossier = dossiers.get(conn, code, for_update=True)
             if dossier is None:
                 raise NotFound(f"no dossier {code}")
             check_payable(dossier)
