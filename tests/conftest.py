@@ -67,16 +67,22 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, interval: floa
         time.sleep(interval)
 
 
-class MockServer:
-    def __init__(self, log_dir: Path) -> None:
+class ServerProcess:
+    """A server of ours in its own process (`python -m <args> --port N`), up once /healthz answers."""
+
+    def __init__(self, name: str, args: list[str], log_dir: Path, env: dict[str, str] | None = None,
+                 startup: float = 30) -> None:
+        self.name = name
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log = open(log_dir / "mocks.log", "w")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen([sys.executable, "-m", "mocks", "--port", str(self.port)], cwd=ROOT,
-                                     stdout=self.log, stderr=subprocess.STDOUT)
-        wait_for(lambda: self._up(), 15, what="mocks server")
+        self.log = open(log_dir / f"{name}.log", "w")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen([sys.executable, "-m", *args, "--port", str(self.port)], cwd=ROOT,
+                                     env={**os.environ, **(env or {})}, stdout=self.log, stderr=subprocess.STDOUT)
+        wait_for(self._up, startup, what=f"the {name} server")
 
     def _up(self) -> bool:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"the {self.name} server exited with {self.proc.returncode}")
         try:
             return requests.get(f"{self.url}/healthz", timeout=1).ok
         except requests.RequestException:
@@ -84,12 +90,21 @@ class MockServer:
 
     def stop(self) -> None:
         self.proc.terminate()
-        self.proc.wait(10)
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
         self.log.close()
 
 
+def mock_server(log_dir: Path) -> ServerProcess:
+    """Every mock, on one port."""
+    return ServerProcess("mocks", ["mocks"], log_dir)
+
+
 class NationalPortalMock:
-    def __init__(self, server: MockServer) -> None:
+    def __init__(self, server: ServerProcess) -> None:
         self.base = f"{server.url}/national-portal"
 
     def faults(self, mode: str, count: int, **extra: Any) -> None:
@@ -119,7 +134,7 @@ class NationalPortalMock:
 class PaymentMock:
     """The payment providers' mock; after a reset it calls back the gateway's real HTTP API again."""
 
-    def __init__(self, server: MockServer) -> None:
+    def __init__(self, server: ServerProcess) -> None:
         self.base = f"{server.url}/payment"
         self.callback_base: str | None = None
 
@@ -157,36 +172,6 @@ class PaymentMock:
         return requests.get(f"{self.base}/_mock/config", timeout=5).json()
 
 
-class ApiServer:
-    """`gateway serve` in its own process: partners that call back need a real HTTP address."""
-
-    def __init__(self, tmp: Path, env: dict[str, str]) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = open(tmp / "api.log", "w")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen([sys.executable, "-m", "gateway", "serve", "--port", str(self.port),
-                                      "--workers", "2", "--threads", "4"], cwd=ROOT, env={**os.environ, **env},
-                                     stdout=self.log, stderr=subprocess.STDOUT)
-        wait_for(self._up, 30, what="the gateway API server")
-
-    def _up(self) -> bool:
-        if self.proc.poll() is not None:
-            raise AssertionError(f"gateway serve exited with {self.proc.returncode}")
-        try:
-            return requests.get(f"{self.url}/healthz", timeout=1).ok
-        except requests.RequestException:
-            return False
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
-
-
 class Stack:
     """One running gateway: settings, an in-process API client, worker processes, the mocks."""
 
@@ -216,7 +201,7 @@ class Stack:
 
         self.name = name
         self.tmp = tmp
-        self.mocks = MockServer(tmp)
+        self.mocks = mock_server(tmp)
         self.portal = NationalPortalMock(self.mocks)
         self.payment = PaymentMock(self.mocks)
         self.env = {
@@ -235,13 +220,15 @@ class Stack:
         self.client = self.app.test_client()
         self.workers: list[subprocess.Popen] = []
         self._worker_logs: list[Any] = []
-        self._api: ApiServer | None = None
+        self._api: ServerProcess | None = None
 
     @property
     def api_url(self) -> str:
         """The gateway's API as a real HTTP server (started on first use), and the payment mock calling it."""
         if self._api is None:
-            self._api = ApiServer(self.tmp, self.env)
+            # Partners that call back need a real HTTP address.
+            self._api = ServerProcess("api", ["gateway", "serve", "--workers", "2", "--threads", "4"], self.tmp,
+                                      self.env)
             self.payment.point_callbacks_at(self._api.url)
         return self._api.url
 

@@ -11,12 +11,12 @@ from gateway.adapters.national_portal import NationalPortalClient
 from gateway.config import NationalPortalSettings
 from gateway.domain.dossier import DossierIn
 
-from .conftest import MockServer, NationalPortalMock, dossier_body
+from .conftest import NationalPortalMock, dossier_body, mock_server
 
 
 @pytest.fixture(scope="module")
 def portal(tmp_path_factory) -> NationalPortalMock:
-    server = MockServer(tmp_path_factory.mktemp("np-client"))
+    server = mock_server(tmp_path_factory.mktemp("np-client"))
     yield NationalPortalMock(server)
     server.stop()
 
