@@ -88,9 +88,9 @@ def test_vnpay_pay_url_is_signed_and_ipn_checked():
 
 @pytest.fixture(scope="module")
 def pay_mock(tmp_path_factory):
-    from .conftest import MockServer
+    from .conftest import mock_server
 
-    server = MockServer(tmp_path_factory.mktemp("pay-mock"))
+    server = mock_server(tmp_path_factory.mktemp("pay-mock"))
     yield server.url
     server.stop()
 

@@ -239,7 +239,15 @@ def test_provider_down_for_good_ends_in_a_clear_failed_state(pay_gw):
     assert dead["kind"] == "payment.init" and dead["attempts"] == gw.settings.jobs.max_attempts
     # The fees are free again: the one-stop software can ask anew once the platform is back.
     gw.payment.reset()
-    assert ask(gw, code).status_code == 201
+    fresh = ask(gw, code)
+    assert fresh.status_code == 201
+    # An operator reviving the old INIT now must not open a second way to pay the same fees.
+    r = gw.client.post(f"/ops/dead-letters/{dead['id']}/retry", headers={"Authorization": "Bearer dev-ops-key"})
+    assert r.status_code == 200
+    again = wait_for(lambda: (j := gw.jobs(ref)[0])["state"] == "dead" and j["attempts"] == 1 and j, 30,
+                     what="the revived INIT to be refused")
+    assert f"held by payment {fresh.get_json()['id']}" in again["last_error"]
+    assert payment_row(gw, ref)["state"] == "failed" and gw.payment.order("national_platform", ref) is None
 
 
 def test_a_request_that_dies_during_its_init_leaves_it_to_the_workers(pay_gw):

@@ -74,7 +74,7 @@ def build(app: Flask) -> dict[str, Any]:
                 op["security"] = [{"apiKey": []}]
                 op["description"] = f"Roles: {', '.join(roles)}."
             body = doc.get("body")
-            if body is not None:
+            if body is not None and method != "GET":
                 schema = refs[(body, "validation")] if isinstance(body, type) else body
                 op["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema}}}
             paths.setdefault(path, {})[method.lower()] = op

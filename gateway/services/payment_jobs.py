@@ -17,11 +17,12 @@ from sqlalchemy import Connection
 from gateway.adapters import payment as pay
 from gateway.adapters.base import AdapterError, PermanentError, one_by_one
 from gateway.adapters.payment.base import FeeItem, PaymentProvider, PaymentRequest, ProviderState
-from gateway.domain.payment import MAY_START, PaymentState
+from gateway.domain.payment import HOLDS_FEES, MAY_START, PaymentState
 from gateway.domain.payment_routing import unit_of
 from gateway.store import dossiers, outbox, payments
 
 from .payment_settlement import Result, expire, record_failed, record_started, settle
+from .payments import overlapping
 from .unit_of_work import Context
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,13 @@ class PaymentJobs:
         payment, dossier, provider = self._load(payload["reference"])
         if PaymentState(payment["state"]) not in MAY_START:
             return  # started already (a repeated job), or settled meanwhile
+        if payment["state"] == PaymentState.FAILED:  # an operator revived its INIT: are its fees still free?
+            with self.ctx.engine.connect() as conn:
+                others = [p for p in payments.of_dossier(conn, payment["dossier_id"], HOLDS_FEES)
+                          if p["id"] != payment["id"]]
+            if (held := overlapping({i["code"] for i in payment["items"]}, others)) is not None:
+                raise PermanentError(f"payment {payment['reference']} stays failed: its fees are now held by "
+                                     f"payment {held['reference']} ({held['state']})")
         request = PaymentRequest(
             reference=payment["reference"], amount=payment["amount"], dossier_code=payment["dossier_code"],
             procedure_code=dossier["procedure_code"], unit_code=unit_of(payment["dossier_code"]),
@@ -92,12 +100,14 @@ class PaymentJobs:
                              now=now)
             publish = settled.publish
             if settled.result is Result.WRONG_AMOUNT:
-                raise PermanentError(f"payment {payment['reference']}: the provider reports {status.amount} VND, "
-                                     f"not the {payment['amount']} asked for")
+                mismatch = f"the provider reports {status.amount} VND, not the {payment['amount']} asked for"
+                payments.change(conn, payment["id"], expected=frozenset({payment["state"]}), now=now, flag=mismatch)
             grace = timedelta(seconds=self.ctx.payment.expiry_grace_seconds)
             if status.state in (ProviderState.PENDING, ProviderState.UNKNOWN) and now > payment["expires_at"] + grace:
                 expire(conn, payment, now=now)
         self.ctx.publish_after_commit(publish)
+        if settled.result is Result.WRONG_AMOUNT:  # flagged for operators; the job is a dead letter to see
+            raise PermanentError(f"payment {payment['reference']}: {mismatch}")
 
     def receipt(self, payload: dict[str, Any]) -> None:
         payment, _, provider = self._load(payload["reference"])

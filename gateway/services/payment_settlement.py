@@ -19,7 +19,7 @@ from sqlalchemy import Connection, RowMapping, update
 from gateway.adapters import national_portal as np
 from gateway.adapters import payment as pay
 from gateway.adapters.payment.base import PaymentProvider, ProviderState
-from gateway.domain.payment import MAY_CANCEL, MAY_EXPIRE, PaymentState, confirm
+from gateway.domain.payment import MAY_CANCEL, MAY_EXPIRE, MAY_START, PaymentState, confirm
 from gateway.domain.status_machine import is_final
 from gateway.store import audit, dossiers, feed, outbox, payments
 from gateway.store.tables import dossiers as dossiers_table
@@ -150,9 +150,8 @@ def record_started(conn: Connection, reference: str, pay_url: str, *, now: datet
     payment = payments.by_reference(conn, reference)
     if payment is None:
         return False
-    changed = payments.change(conn, payment["id"], expected=frozenset({PaymentState.INITIATING, PaymentState.FAILED}),
-                              now=now, state=PaymentState.PENDING.value, pay_url=pay_url, last_error=None,
-                              next_check_at=now + timedelta(seconds=check_after))
+    changed = payments.change(conn, payment["id"], expected=MAY_START, now=now, state=PaymentState.PENDING.value,
+                              pay_url=pay_url, last_error=None, next_check_at=now + timedelta(seconds=check_after))
     if changed is not None:
         _announce(conn, changed, "payment.requested", actor="worker", via=changed["provider"], now=now,
                   extra={"pay_url": pay_url, "expires_at": changed["expires_at"].isoformat()})

@@ -57,9 +57,8 @@ def same_items(items: list[Fee], payment: RowMapping) -> bool:
         (i["code"], i["name"], i["amount"]) for i in payment["items"])
 
 
-def overlapping(items: list[Fee], holding: list[RowMapping]) -> RowMapping | None:
-    """The first payment (open or paid) that already holds one of these fees."""
-    codes = {i.code for i in items}
+def overlapping(codes: set[str], holding: list[RowMapping]) -> RowMapping | None:
+    """The first of these payments (open or paid) that already holds one of these fee codes."""
     return next((p for p in holding if codes & {i["code"] for i in p["items"]}), None)
 
 
@@ -116,7 +115,8 @@ def request_payment(ctx: Context, code: str, body: PaymentRequestIn, *, caller: 
             if dossier is None:
                 raise NotFound(f"no dossier {code}")
             check_payable(dossier)
-            if (held := overlapping(body.items, payments.of_dossier(conn, dossier["id"], HOLDS_FEES))) is not None:
+            held = overlapping({i.code for i in body.items}, payments.of_dossier(conn, dossier["id"], HOLDS_FEES))
+            if held is not None:
                 raise fee_conflict(held)
             payment = payments.insert_payment(conn, new_payment(
                 ctx, dossier, body.items, origin="request", caller=caller, now=now, description=body.description,
@@ -147,7 +147,7 @@ def for_step(ctx: Context, conn: Connection, dossier: dict[str, Any], fees: list
     """
     check_online_level(dossier)  # the step itself was judged by the status machine
     held = payments.of_dossier(conn, dossier["id"], HOLDS_FEES)
-    if (existing := overlapping(fees, held)) is not None:
+    if (existing := overlapping({f.code for f in fees}, held)) is not None:
         if existing["state"] != PaymentState.PAID and same_items(fees, existing):
             return existing, None
         raise fee_conflict(existing)
