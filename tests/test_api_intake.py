@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sqlalchemy import func, select
 
@@ -177,6 +179,15 @@ def test_hostile_json_is_a_400(gw, raw, why):
 def test_nul_inside_free_form_data_is_refused(gw):
     r = gw.post("/api/v1/dossiers", dossier_body(form={"ghi_chu": "a\u0000b"}))
     assert r.status_code == 400
+
+
+def test_unpaired_surrogate_inside_free_form_data_is_refused(gw):
+    before = row_counts(gw)
+    raw = json.dumps(dossier_body(form={"ghi_chu": "a\udc00b"}))  # escaped as \\udc00: valid JSON, no UTF-8
+    r = gw.client.post("/api/v1/dossiers", data=raw, content_type="application/json",
+                       headers={"Authorization": "Bearer dev-portal-key"})
+    assert r.status_code == 400 and "surrogate" in r.get_json()["error"]["message"]
+    assert row_counts(gw) == before
 
 
 @pytest.mark.parametrize("when", ["9999-12-31T23:59:59-12:00", "0001-01-01T00:00:00+14:00", "1990-01-01T00:00:00"])

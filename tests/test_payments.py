@@ -12,7 +12,9 @@ import pytest
 import requests
 from sqlalchemy import select, update
 
-from gateway.store.tables import audit_log, payments
+from gateway.domain.payment import PaymentRequestIn
+from gateway.services import payments as service
+from gateway.store.tables import audit_log, jobs, payments
 from mocks.payment import CALLBACK_ORDER, platform_checksum, vnpay_query_hash
 
 from .conftest import dossier_body, wait_for
@@ -253,10 +255,6 @@ def test_provider_down_for_good_ends_in_a_clear_failed_state(pay_gw):
 def test_a_request_that_dies_during_its_init_leaves_it_to_the_workers(pay_gw):
     """The API process is killed between storing the payment and its INIT: the lease runs out, the
     sweeper hands the INIT to a worker, and the payment becomes payable all the same."""
-    from gateway.domain.payment import PaymentRequestIn
-    from gateway.services import payments as service
-    from gateway.store.tables import jobs
-
     gw = pay_gw
     code = new_dossier(gw)
     requested = service.request_payment(gw.gateway.context, code, PaymentRequestIn.model_validate({"items": FEES}),
@@ -457,6 +455,12 @@ def test_callbacks_that_are_not_callbacks(pay_gw):
     r = requests.post(f"{url}/national_platform", json={"MaThamChieu": {"nested": True}, "SoTien": 1e308},
                       timeout=5)
     assert r.status_code == 200 and r.json()["MaLoi"] == "97"
+    # Forged bodies with what no store holds: a NUL (PostgreSQL text), an unpaired surrogate (UTF-8).
+    for raw in (b'{"MaThamChieu": "A\\u0000B"}', b'{"MaThamChieu": "A\\ud800B"}'):
+        r = requests.post(f"{url}/national_platform", data=raw, timeout=5, headers={"Content-Type": "application/json"})
+        assert r.status_code == 400 and r.json()["MaLoi"] == "99"
+    r = requests.get(f"{url}/vnpay", params={"vnp_TxnRef": "A\x00B", "vnp_SecureHash": "x"}, timeout=5)
+    assert r.status_code == 400 and r.json()["RspCode"] == "99"
     r = requests.post(f"{url}/paypal", json={}, timeout=5)
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
 

@@ -17,20 +17,25 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def _has_nul(value: Any) -> bool:
-    # PostgreSQL text cannot hold NUL; refuse it here rather than fail at commit.
+def unstorable(value: Any) -> str | None:
+    """What in decoded JSON no store can hold, or None: PostgreSQL text takes no NUL, and no UTF-8 encoder
+    takes an unpaired surrogate (JSON lets both through as \\u escapes). Refused here, not at commit."""
     stack = [value]
     while stack:
         item = stack.pop()
         if isinstance(item, str):
             if "\x00" in item:
-                return True
+                return "a NUL character (\\u0000)"
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return "an unpaired surrogate (\\ud800-\\udfff)"
         elif isinstance(item, dict):
             stack.extend(item.keys())
             stack.extend(item.values())
         elif isinstance(item, list):
             stack.extend(item)
-    return False
+    return None
 
 
 def json_object() -> dict[str, Any]:
@@ -50,8 +55,8 @@ def json_object() -> dict[str, Any]:
         raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ApiError(400, "invalid_json", "the body must be a JSON object")
-    if _has_nul(data):
-        raise ApiError(400, "invalid_json", "the body contains a NUL character (\\u0000)")
+    if (what := unstorable(data)) is not None:
+        raise ApiError(400, "invalid_json", f"the body contains {what}")
     return data
 
 

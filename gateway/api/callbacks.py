@@ -15,7 +15,7 @@ from gateway.services import dossiers as service
 from gateway.services import payment_callbacks
 
 from .auth import require
-from .body import parse
+from .body import parse, unstorable
 from .errors import ApiError
 from .intake import filed_response
 from .openapi import documented
@@ -44,9 +44,10 @@ def _callback_fields() -> dict[str, Any] | None:
             data = json.loads(request.get_data(cache=True).decode("utf-8"))
         except (UnicodeDecodeError, ValueError, RecursionError):
             return None
-        return data if isinstance(data, dict) else None
-    fields = {**request.args.to_dict(), **request.form.to_dict()}
-    return fields or None
+    else:
+        data = {**request.args.to_dict(), **request.form.to_dict()} or None
+    # Forged bodies carry anything: what no store can hold is no callback either.
+    return data if isinstance(data, dict) and unstorable(data) is None else None
 
 
 @bp.route("/payments/<provider_name>", methods=["POST", "GET"])
