@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, update
+from sqlalchemy import Connection, RowMapping
 
 from gateway.adapters import national_portal as np
 from gateway.adapters import payment as pay
@@ -22,7 +22,6 @@ from gateway.adapters.payment.base import PaymentProvider, ProviderState
 from gateway.domain.payment import MAY_CANCEL, MAY_EXPIRE, MAY_START, PaymentState, confirm
 from gateway.domain.status_machine import is_final
 from gateway.store import audit, dossiers, feed, outbox, payments
-from gateway.store.tables import dossiers as dossiers_table
 
 from .steps import snapshot
 from .unit_of_work import Context
@@ -97,8 +96,7 @@ def _paid(conn: Connection, ctx: Context, dossier: dict[str, Any], payment: RowM
     publish: list[tuple[int, str]] = []
     jobs = [_progress_job(dossier, changed, now)]
     if dossier["fees_paid_online_at"] is None:
-        conn.execute(update(dossiers_table).where(dossiers_table.c.id == dossier["id"])
-                     .values(fees_paid_online_at=now, updated_at=now))
+        dossiers.mark_fees_paid_online(conn, dossier["id"], now=now)
         dossier["fees_paid_online_at"] = now
         jobs.append(outbox.NewJob(np.QUEUE, np.SYNC_DOSSIER, dossier["code"],
                                   {"dossier": snapshot(dossier), "updating": True}))

@@ -155,12 +155,17 @@ def for_step(ctx: Context, conn: Connection, dossier: dict[str, Any], fees: list
     return payment, init_job(payment)
 
 
+def _of_dossier(conn: Connection, code: str, reference: str) -> RowMapping:
+    payment = payments.by_reference(conn, reference)
+    if payment is None or payment["dossier_code"] != code:
+        raise NotFound(f"no payment {reference} for dossier {code}")
+    return payment
+
+
 def get(ctx: Context, code: str, reference: str) -> tuple[RowMapping, bool]:
     """A payment of a dossier, and whether its receipt is stored."""
     with ctx.engine.connect() as conn:
-        payment = payments.by_reference(conn, reference)
-        if payment is None or payment["dossier_code"] != code:
-            raise NotFound(f"no payment {reference} for dossier {code}")
+        payment = _of_dossier(conn, code, reference)
         return payment, bool(payments.has_receipt(conn, [payment["id"]]))
 
 
@@ -174,10 +179,10 @@ def of_dossier(ctx: Context, code: str) -> tuple[list[RowMapping], set[int]]:
 
 
 def receipt(ctx: Context, code: str, reference: str) -> bytes:
-    payment, _ = get(ctx, code, reference)
-    if payment["state"] != PaymentState.PAID:
-        raise NotFound(f"payment {reference} is {payment['state']}: only a paid payment has a receipt")
     with ctx.engine.connect() as conn:
+        payment = _of_dossier(conn, code, reference)
+        if payment["state"] != PaymentState.PAID:
+            raise NotFound(f"payment {reference} is {payment['state']}: only a paid payment has a receipt")
         pdf = payments.receipt(conn, payment["id"])
     if pdf is None:
         raise NotFound(f"the receipt of payment {reference} has not been fetched from the provider yet",

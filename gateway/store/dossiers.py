@@ -54,6 +54,10 @@ def save_progress(conn: Connection, rows: list[dict[str, Any]], *, now: datetime
                                    "b_due": r["due_at"], "b_now": now} for r in rows])
 
 
+def mark_fees_paid_online(conn: Connection, dossier_id: int, *, now: datetime) -> None:
+    conn.execute(update(dossiers).where(dossiers.c.id == dossier_id).values(fees_paid_online_at=now, updated_at=now))
+
+
 def history(conn: Connection, dossier_id: int) -> list[RowMapping]:
     return list(conn.execute(
         select(dossier_events).where(dossier_events.c.dossier_id == dossier_id).order_by(dossier_events.c.seq)
