@@ -59,6 +59,7 @@ class Fault:
     mode: str
     seconds: float
     services: frozenset[str] | None  # None = every regular service call
+    code: str | None = None  # for error_code: the business code to answer (a mock's own busy code if None)
 
     def applies_to(self, service: str, explicit_only: bool) -> bool:
         if self.services is None:
@@ -67,7 +68,8 @@ class Fault:
 
     def to_json(self) -> dict[str, Any]:
         services = sorted(self.services) if self.services is not None else None
-        return {"mode": self.mode, "seconds": self.seconds, "services": services}
+        armed = {"mode": self.mode, "seconds": self.seconds, "services": services}
+        return armed | ({"code": self.code} if self.code is not None else {})
 
 
 class FaultInjector:
@@ -77,7 +79,8 @@ class FaultInjector:
         self._lock = threading.Lock()
         self._armed: list[list[Any]] = []  # [Fault, remaining count], oldest first
 
-    def arm(self, mode: str, count: int, seconds: float | None = None, services: list[str] | None = None) -> Fault:
+    def arm(self, mode: str, count: int, seconds: float | None = None, services: list[str] | None = None,
+            code: str | None = None) -> Fault:
         if mode not in FAULT_MODES + CALLBACK_MODES:
             raise ValueError(f"mode must be one of {', '.join(FAULT_MODES + CALLBACK_MODES)}")
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
@@ -93,10 +96,13 @@ class FaultInjector:
             not isinstance(services, list) or not services or not all(isinstance(s, str) and s for s in services)
         ):
             raise ValueError("services must be a non-empty list of service names")
+        if code is not None and (mode != "error_code" or not isinstance(code, str) or not code):
+            raise ValueError("code is a non-empty string, and only for mode error_code")
         fault = Fault(
             mode=mode,
             seconds=float(seconds if seconds is not None else DEFAULT_SECONDS.get(mode, 0.0)),
             services=frozenset(services) if services is not None else None,
+            code=code,
         )
         with self._lock:
             self._armed.append([fault, count])
@@ -134,12 +140,12 @@ def arm_from_json(faults: FaultInjector, body: Any) -> Fault:
     """Arm a fault from a `_mock/faults` body; raises ValueError on a bad body."""
     if not isinstance(body, dict):
         raise ValueError("body must be a JSON object")
-    unknown = set(body) - {"mode", "count", "seconds", "services"}
+    unknown = set(body) - {"mode", "count", "seconds", "services", "code"}
     if unknown:  # typos like "service" would otherwise silently arm a blanket fault
         raise ValueError(f"unknown fields: {', '.join(sorted(unknown))}")
     if "mode" not in body or "count" not in body:
         raise ValueError("mode and count are required")
-    return faults.arm(body["mode"], body["count"], body.get("seconds"), body.get("services"))
+    return faults.arm(body["mode"], body["count"], body.get("seconds"), body.get("services"), body.get("code"))
 
 
 def add_mock_endpoints(
