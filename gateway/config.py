@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from datetime import date
 from pathlib import Path
 from typing import Literal
 
@@ -19,7 +20,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "config" / "default.toml"
 
 # The mocks' secrets, in config/default.toml: fine on a laptop, refused in production.
-DEVELOPMENT_SECRETS = frozenset({"payment-secret", "VNPAYSECRET"})
+DEVELOPMENT_SECRETS = frozenset({"payment-secret", "VNPAYSECRET", "viettel-secret", "vnpt-secret", "vnpost-secret",
+                                 "vnpost-callback-secret"})
 
 Role = Literal["portal", "one_stop", "national_portal", "ops"]
 
@@ -111,6 +113,92 @@ class PaymentSettings(BaseModel):
     vnpay: VNPaySettings = VNPaySettings()
 
 
+SmsProviderName = Literal["viettel", "vnpt"]
+
+
+class ViettelSmsSettings(BaseModel):
+    """Viettel brandname SMS (SOAP, wsCpMt)."""
+
+    wsdl_url: str = "http://127.0.0.1:8001/sms/viettel/bulkapi?wsdl"
+    user: str = "gateway"
+    password: str = ""
+    cp_code: str = "GATEWAY"
+    brandname: str = "UBND-TINH"
+    timeout_seconds: float = Field(8.0, gt=0)
+
+
+class VnptSmsSettings(BaseModel):
+    """VNPT brandname SMS (JSON, send_sms_list with one registered free-text template)."""
+
+    url: str = "http://127.0.0.1:8001/sms/vnpt/api/send_sms_list"
+    api_user: str = "gateway"
+    api_pass: str = ""
+    label_id: str = "UBND-TINH"
+    template_id: str = "GW-TB-01"
+    contract_id: str = "HD-2026-01"
+    agent_id: str = "AG01"
+    timeout_seconds: float = Field(8.0, gt=0)
+
+
+class SmsSettings(BaseModel):
+    providers: list[SmsProviderName] = Field(default_factory=lambda: ["viettel", "vnpt"], min_length=1)  # by priority
+    diacritics: bool = False  # False: Vietnamese without marks, in GSM-7 (160 characters a message, not 70)
+    skip_after_failures: int = Field(3, ge=1)  # a provider failing this many times in a row is skipped...
+    skip_seconds: float = Field(60.0, gt=0)  # ...for this long, and the next one takes over
+    viettel: ViettelSmsSettings = ViettelSmsSettings()
+    vnpt: VnptSmsSettings = VnptSmsSettings()
+
+
+class EmailSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 8025
+    sender: str = "Bộ phận Một cửa <motcua@example.gov.vn>"
+    starttls: bool = False
+    username: str = ""
+    password: str = ""
+    timeout_seconds: float = Field(10.0, gt=0)
+
+
+class NotificationSettings(BaseModel):
+    enabled: bool = True  # tell citizens of each status change by SMS and email
+    templates_dir: str = ""  # empty: the Vietnamese templates shipped in gateway/templates/notifications
+    lookup_url: str = "https://dichvucong.gov.vn"  # where citizens look their dossier up, named in messages
+    sms: SmsSettings = SmsSettings()
+    email: EmailSettings = EmailSettings()
+
+
+class PostalParty(BaseModel):
+    name: str = "Bộ phận Một cửa UBND tỉnh"
+    address: str = "1 Đường Trần Phú"
+    province: str = "Hà Nội"
+    tel: str = "0243825123"
+    email: str = "motcua@example.gov.vn"
+
+
+class PostalSettings(BaseModel):
+    """VNPost public-post (BCCI) delivery of results."""
+
+    base_url: str = "http://127.0.0.1:8001/postal"
+    customer_code: str = "GATEWAY"
+    customer_key: str = "gateway"
+    customer_secret: str = ""
+    callback_secret: str = ""  # HMAC-SHA256 key of its tracking callbacks (X-VNPost-Signature)
+    timeout_seconds: float = Field(8.0, gt=0)
+    poll_every_seconds: float = Field(1800.0, gt=0)  # ask for tracking of each open delivery this often
+    scan_interval_seconds: float = Field(30.0, gt=0)  # how often a worker looks for deliveries to poll
+    max_cod_vnd: int = Field(50_000_000, gt=0)
+    sender: PostalParty = PostalParty()
+
+
+class SlaSettings(BaseModel):
+    """The 8-working-hour rule: a new dossier must be accepted, refused or sent back within it."""
+
+    acknowledge_within_hours: float = Field(8.0, gt=0)
+    extra_days_off: list[date] = []  # the province's own days off, beyond the national holidays
+    extra_working_days: list[date] = []  # a Saturday worked to make up for a bridged day off
+    scan_interval_seconds: float = Field(60.0, gt=0)  # how often a worker looks for new breaches
+
+
 class ApiKey(BaseModel):
     name: str
     key: str | None = None  # plaintext: development only
@@ -140,6 +228,9 @@ class Settings(BaseSettings):
     jobs: JobSettings = JobSettings()
     national_portal: NationalPortalSettings = NationalPortalSettings()
     payment: PaymentSettings = PaymentSettings()
+    notifications: NotificationSettings = NotificationSettings()
+    postal: PostalSettings = PostalSettings()
+    sla: SlaSettings = SlaSettings()
     auth: AuthSettings = AuthSettings()
 
     @classmethod
@@ -170,8 +261,13 @@ class Settings(BaseSettings):
             problems.append("national_portal.password missing")
         if not self.national_portal.lgsp_client_secret and self.national_portal.flavour == "lgsp":
             problems.append("national_portal.lgsp_client_secret missing")
+        sms = self.notifications.sms
         for name, secret in (("payment.national_platform.secret", self.payment.national_platform.secret),
-                             ("payment.vnpay.secret", self.payment.vnpay.secret)):
+                             ("payment.vnpay.secret", self.payment.vnpay.secret),
+                             ("notifications.sms.viettel.password", sms.viettel.password),
+                             ("notifications.sms.vnpt.api_pass", sms.vnpt.api_pass),
+                             ("postal.customer_secret", self.postal.customer_secret),
+                             ("postal.callback_secret", self.postal.callback_secret)):
             if not secret or secret in DEVELOPMENT_SECRETS:
                 problems.append(f"{name} missing or a development value")
         if problems:

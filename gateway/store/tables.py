@@ -72,7 +72,13 @@ dossiers = Table(
     Column("created_at", UtcDateTime(), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
     Column("fees_paid_online_at", UtcDateTime()),  # the national portal is told fees were paid online
+    # The 8-working-hour rule: when an officer must have acted on a new dossier; when its breach was announced.
+    Column("ack_due_at", UtcDateTime()),
+    Column("sla_breach_announced_at", UtcDateTime()),
 )
+# Only new dossiers can breach, and each only once: the scan reads this small index, not the table.
+_UNANNOUNCED = text("status = 1 AND sla_breach_announced_at IS NULL")
+Index("ix_dossiers_ack_due", dossiers.c.ack_due_at, postgresql_where=_UNANNOUNCED, sqlite_where=_UNANNOUNCED)
 
 dossier_events = Table(
     "dossier_events",
@@ -184,4 +190,91 @@ payment_receipts = Table(
     Column("payment_id", Id, ForeignKey("payments.id"), primary_key=True),
     Column("pdf", LargeBinary, nullable=False),
     Column("fetched_at", UtcDateTime(), nullable=False),
+)
+
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("reference", String(32), nullable=False, unique=True),  # the public id
+    Column("dossier_code", String(64), index=True),
+    Column("channel", String(8), nullable=False),  # sms or email
+    Column("recipient", String(254), nullable=False),  # 84xxxxxxxxx or an address
+    Column("template", String(64), nullable=False),
+    Column("subject", String(500)),
+    Column("body", Text, nullable=False),  # as sent
+    Column("encoding", String(8)),  # SMS: gsm7 or ucs2
+    Column("segments", Integer),  # SMS: parts billed
+    Column("state", String(16), nullable=False),  # queued, sent, failed
+    Column("provider", String(32)),  # who delivered it
+    Column("provider_message_id", String(100)),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text),
+    Column("origin", String(32), nullable=False),  # filing, step, payment, delivery, request
+    # One notification per cause and channel: a repeated step or job does not tell the citizen twice.
+    Column("source_key", String(200), unique=True),
+    Column("caller", String(100), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Column("sent_at", UtcDateTime()),
+)
+
+notification_attempts = Table(
+    "notification_attempts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("notification_id", Id, ForeignKey("notifications.id"), nullable=False, index=True),
+    Column("at", UtcDateTime(), nullable=False),
+    Column("provider", String(32), nullable=False),
+    Column("outcome", String(16), nullable=False),  # sent, retryable, throttled, permanent, duplicate, skipped
+    Column("detail", Text),
+)
+
+notification_attachments = Table(
+    "notification_attachments",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("notification_id", Id, ForeignKey("notifications.id"), nullable=False, index=True),
+    Column("filename", String(255), nullable=False),
+    Column("content_type", String(100), nullable=False),
+    Column("content", LargeBinary, nullable=False),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("reference", String(32), nullable=False, unique=True),
+    Column("dossier_id", Id, ForeignKey("dossiers.id"), nullable=False, unique=True),  # one booking a dossier
+    Column("dossier_code", String(64), nullable=False),  # OrderNumber at the post
+    Column("provider", String(32), nullable=False),
+    Column("state", String(24), nullable=False),  # see domain/delivery.py
+    Column("waybill", String(64)),  # ItemCode
+    Column("cod_amount", BigInteger, nullable=False),
+    Column("receiver", JSON, nullable=False),
+    Column("request_fingerprint", String(64), nullable=False),
+    Column("status_code", String(16)),  # the post's last applied tracking code
+    Column("status_message", String(300)),
+    Column("status_at", UtcDateTime()),
+    Column("next_poll_at", UtcDateTime()),  # open deliveries only
+    Column("last_error", Text),
+    Column("caller", String(100), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Column("delivered_at", UtcDateTime()),
+)
+_POLLED = text("next_poll_at IS NOT NULL")
+Index("ix_deliveries_to_poll", deliveries.c.next_poll_at, postgresql_where=_POLLED, sqlite_where=_POLLED)
+
+delivery_events = Table(
+    "delivery_events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("delivery_id", Id, ForeignKey("deliveries.id"), nullable=False, index=True),
+    Column("status_code", String(16), nullable=False),
+    Column("status_message", String(300)),
+    Column("at", UtcDateTime(), nullable=False),  # when the post says it happened
+    Column("via", String(16), nullable=False),  # callback, poll, booking
+    Column("applied", Boolean, nullable=False),  # False: older than what we had (out of order), kept for the record
+    Column("received_at", UtcDateTime(), nullable=False),
 )
