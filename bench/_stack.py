@@ -120,6 +120,9 @@ class Stack:
             "GATEWAY_BROKER__URL": AMQP_URL,
             "GATEWAY_BROKER__QUEUE_PREFIX": self.tag,
             "GATEWAY_NATIONAL_PORTAL__BASE_URL": self.portal_url,
+            # The figures are the dossier path's; citizen notifications have their own queue and would add
+            # two sends per step to the same two cores.
+            "GATEWAY_NOTIFICATIONS__ENABLED": "false",
             "GATEWAY_JOBS__WORKER_THREADS": str(options.worker_threads),
             "GATEWAY_LOG_LEVEL": options.log_level,
             **options.extra_env,
@@ -140,7 +143,8 @@ class Stack:
         _admin_sql(f'CREATE DATABASE "{self.tag}"')
         self._db_created = True
         self._run_cli("migrate")
-        self._spawn("mocks", [sys.executable, "-m", "mocks", "--port", self.mock_url.rsplit(":", 1)[1]])
+        self._spawn("mocks", [sys.executable, "-m", "mocks", "--port", self.mock_url.rsplit(":", 1)[1],
+                                     "--smtp-port", "0"])
         o = self.options
         self._spawn("api", [sys.executable, "-m", "gateway", "serve", "--port", self.api_url.rsplit(":", 1)[1],
                             "--workers", str(o.api_workers), "--threads", str(o.api_threads)])

@@ -6,7 +6,19 @@ import logging
 
 from flask import Flask
 
-from gateway.api import callbacks, errors, health, intake, one_stop, openapi, ops, payments
+from gateway.api import (
+    callbacks,
+    deliveries,
+    errors,
+    health,
+    intake,
+    metrics,
+    notifications,
+    one_stop,
+    openapi,
+    ops,
+    payments,
+)
 from gateway.bootstrap import Gateway, bootstrap
 
 
@@ -18,7 +30,8 @@ def create_app(gateway: Gateway | None = None) -> Flask:
     app.json.ensure_ascii = False  # Vietnamese stays readable in answers
     app.json.sort_keys = False
     errors.register(app)
-    for blueprint in (intake.bp, one_stop.bp, payments.bp, callbacks.bp, ops.bp, health.bp, openapi.bp):
+    for blueprint in (intake.bp, one_stop.bp, payments.bp, deliveries.bp, notifications.bp, callbacks.bp, ops.bp,
+                      health.bp, metrics.bp, openapi.bp):
         app.register_blueprint(blueprint)
     logging.getLogger(__name__).info("gateway API ready (database %s)", gateway.engine.url.render_as_string())
     return app

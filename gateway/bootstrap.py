@@ -3,22 +3,29 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 from sqlalchemy import Engine
 
 from gateway.adapters import national_portal as np
 from gateway.adapters import payment as pay
+from gateway.adapters import postal, sms_email
 from gateway.adapters.base import BatchHandler
 from gateway.adapters.payment.base import PaymentProvider
+from gateway.adapters.postal.vnpost import VNPostClient
 from gateway.config import Settings, load_settings
+from gateway.domain.working_calendar import WorkingCalendar
 from gateway.jobs.broker import Broker, Publisher
 from gateway.jobs.runner import DeadHook, JobRunner
 from gateway.jobs.worker import PeriodicTask, Worker
+from gateway.services import sla
+from gateway.services.deliveries import DeliveryJobs
+from gateway.services.notifications import NotificationJobs, Notifier
 from gateway.services.payment_jobs import PaymentJobs
 from gateway.services.unit_of_work import Context
 from gateway.store.database import make_engine
 
-QUEUES = [np.QUEUE, pay.QUEUE]
+QUEUES = [np.QUEUE, pay.QUEUE, sms_email.QUEUE, postal.QUEUE]
 
 
 @dataclass
@@ -30,12 +37,26 @@ class Gateway:
     payment_providers: dict[str, PaymentProvider]
     context: Context = field(init=False)
     payment_jobs: PaymentJobs = field(init=False)
+    notification_jobs: NotificationJobs = field(init=False)
+    delivery_jobs: DeliveryJobs = field(init=False)
     runner: JobRunner = field(init=False)  # also used by requests that try a job at once
 
     def __post_init__(self) -> None:
-        self.context = Context(self.engine, self.settings.jobs, self.publisher.publish, self.settings.payment)
+        s = self.settings
+        calendar = WorkingCalendar.of(s.sla.extra_days_off, s.sla.extra_working_days)
+        self.context = Context(self.engine, s.jobs, self.publisher.publish, s.payment,
+                               notifier=Notifier(s.notifications), calendar=calendar,
+                               acknowledge_within_hours=s.sla.acknowledge_within_hours, postal=s.postal)
         self.payment_jobs = PaymentJobs(self.context, self.payment_providers)
-        self.runner = JobRunner(self.engine, handlers(self), self.settings.jobs, on_dead=dead_hooks(self))
+        self.notification_jobs = NotificationJobs(self.context, sms_email.build_sms(s.notifications),
+                                                  sms_email.build_email(s.notifications))
+        self.delivery_jobs = DeliveryJobs(self.context, VNPostClient(s.postal))
+        self.runner = JobRunner(self.engine, handlers(self), s.jobs, on_dead=dead_hooks(self))
+
+    @property
+    def notifier(self) -> Notifier:
+        assert self.context.notifier is not None
+        return self.context.notifier
 
     def close(self) -> None:
         self.publisher.close()
@@ -51,18 +72,26 @@ def bootstrap(settings: Settings | None = None) -> Gateway:
 
 def handlers(gateway: Gateway) -> dict[str, BatchHandler]:
     portal = np.NationalPortalClient(gateway.settings.national_portal)
-    jobs = gateway.payment_jobs
+    jobs, delivery = gateway.payment_jobs, gateway.delivery_jobs
     return {
         np.SYNC_DOSSIER: portal.sync_dossier_many, np.PROGRESS: portal.report_progress_many,
         pay.INIT: jobs.init_many, pay.QUERY: jobs.query_many, pay.RECEIPT: jobs.receipt_many,
+        sms_email.SEND: gateway.notification_jobs.send_many,
+        postal.BOOK: delivery.book_many, postal.TRACK: delivery.track_many, postal.RETURNED: delivery.returned_many,
     }
 
 
 def dead_hooks(gateway: Gateway) -> dict[str, DeadHook]:
-    return {pay.INIT: gateway.payment_jobs.init_dead}
+    return {pay.INIT: gateway.payment_jobs.init_dead, sms_email.SEND: gateway.notification_jobs.send_dead,
+            postal.BOOK: gateway.delivery_jobs.book_dead}
 
 
 def build_worker(gateway: Gateway) -> Worker:
-    reconcile = PeriodicTask("payment reconciliation", gateway.settings.payment.scan_interval_seconds,
-                             gateway.payment_jobs.schedule_reconciliation)
-    return Worker(gateway.engine, gateway.broker, gateway.runner, gateway.settings.jobs, QUEUES, [reconcile])
+    s = gateway.settings
+    periodic = [
+        PeriodicTask("payment reconciliation", s.payment.scan_interval_seconds,
+                     gateway.payment_jobs.schedule_reconciliation),
+        PeriodicTask("delivery tracking", s.postal.scan_interval_seconds, gateway.delivery_jobs.schedule_polls),
+        PeriodicTask("acknowledgment deadlines", s.sla.scan_interval_seconds, partial(sla.announce, gateway.context)),
+    ]
+    return Worker(gateway.engine, gateway.broker, gateway.runner, s.jobs, QUEUES, periodic)

@@ -1,4 +1,4 @@
-"""Serve all mocks on one port: `python -m mocks [--host 127.0.0.1] [--port 8001]`."""
+"""Serve all mocks on one port, and the SMTP mock on its own: `python -m mocks [--port 8001] [--smtp-port 8025]`."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import signal
 import sys
 from types import FrameType
 
+from mocks import email
 from mocks.server import create_app
 
 
@@ -24,9 +25,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mocks", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8001)
+    parser.add_argument("--smtp-port", type=int, default=8025, help="the SMTP mock (0: none)")
     args = parser.parse_args(argv)
     app = create_app()
     _stop_on_signals()
+    smtp = email.start_smtp(email.STORE, args.host, args.smtp_port) if args.smtp_port else None
+    smtp_note = f"; SMTP on {args.host}:{args.smtp_port}" if smtp is not None else ""
 
     try:
         from waitress.server import create_server
@@ -34,12 +38,14 @@ def main(argv: list[str] | None = None) -> int:
         from werkzeug.serving import make_server
 
         server = make_server(args.host, args.port, app, threaded=True)
-        print(f"mocks listening on http://{args.host}:{server.server_port} (werkzeug)", flush=True)
+        print(f"mocks listening on http://{args.host}:{server.server_port} (werkzeug){smtp_note}", flush=True)
         server.serve_forever()  # returns on KeyboardInterrupt
     else:
         wserver = create_server(app, host=args.host, port=args.port, threads=16)
-        print(f"mocks listening on http://{args.host}:{wserver.effective_port} (waitress)", flush=True)  # type: ignore[union-attr]
+        print(f"mocks listening on http://{args.host}:{wserver.effective_port} (waitress){smtp_note}", flush=True)  # type: ignore[union-attr]
         wserver.run()  # returns on KeyboardInterrupt after stopping its worker threads
+    if smtp is not None:
+        smtp.stop()
     print("mocks stopped", flush=True)
     return 0
 

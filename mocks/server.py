@@ -5,10 +5,17 @@ from __future__ import annotations
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
-from mocks import national_portal, payment
+from mocks import email, national_portal, payment, postal, sms_viettel, sms_vnpt
 
-# Later mocks add themselves here, e.g. ("/payment", payment.create_blueprint).
-MOCKS = (("/national-portal", national_portal.create_blueprint), ("/payment", payment.create_blueprint))
+# Every HTTP mock under its prefix. The SMTP server itself is started by `python -m mocks` (see __main__).
+MOCKS = (
+    ("/national-portal", national_portal.create_blueprint),
+    ("/payment", payment.create_blueprint),
+    ("/sms/viettel", sms_viettel.create_blueprint),
+    ("/sms/vnpt", sms_vnpt.create_blueprint),
+    ("/postal", postal.create_blueprint),
+    ("/email", email.create_blueprint),
+)
 
 
 def create_app() -> Flask:

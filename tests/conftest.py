@@ -99,8 +99,11 @@ class ServerProcess:
 
 
 def mock_server(log_dir: Path) -> ServerProcess:
-    """Every mock, on one port."""
-    return ServerProcess("mocks", ["mocks"], log_dir)
+    """Every HTTP mock on one port, and the SMTP mock on another (`smtp_port`)."""
+    smtp_port = free_port()
+    server = ServerProcess("mocks", ["mocks", "--smtp-port", str(smtp_port)], log_dir)
+    server.smtp_port = smtp_port  # type: ignore[attr-defined]
+    return server
 
 
 class NationalPortalMock:
@@ -172,6 +175,34 @@ class PaymentMock:
         return requests.get(f"{self.base}/_mock/config", timeout=5).json()
 
 
+class MockEndpoints:
+    """A mock's `_mock/*` endpoints under its base URL."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+
+    def faults(self, mode: str, count: int, **extra: Any) -> None:
+        requests.post(f"{self.base}/_mock/faults", json={"mode": mode, "count": count, **extra},
+                      timeout=5).raise_for_status()
+
+    def clear_faults(self) -> None:
+        requests.delete(f"{self.base}/_mock/faults", timeout=5).raise_for_status()
+
+    def configure(self, **changes: Any) -> None:
+        requests.post(f"{self.base}/_mock/config", json=changes, timeout=5).raise_for_status()
+
+    def requests(self) -> list[dict[str, Any]]:
+        return requests.get(f"{self.base}/_mock/requests", timeout=5).json()["requests"]
+
+    def messages(self, **query: str) -> list[dict[str, Any]]:
+        return requests.get(f"{self.base}/_mock/messages", params=query, timeout=5).json()["messages"]
+
+    def post(self, path: str, body: Any = None) -> dict[str, Any]:
+        r = requests.post(f"{self.base}{path}", json=body, timeout=30)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+
 class Stack:
     """One running gateway: settings, an in-process API client, worker processes, the mocks."""
 
@@ -186,6 +217,13 @@ class Stack:
         "GATEWAY_NATIONAL_PORTAL__TIMEOUT_SECONDS": "1.5",
         "GATEWAY_PAYMENT__NATIONAL_PLATFORM__TIMEOUT_SECONDS": "1.5",
         "GATEWAY_PAYMENT__VNPAY__TIMEOUT_SECONDS": "1.5",
+        "GATEWAY_NOTIFICATIONS__SMS__VIETTEL__TIMEOUT_SECONDS": "1.5",
+        "GATEWAY_NOTIFICATIONS__SMS__VNPT__TIMEOUT_SECONDS": "1.5",
+        "GATEWAY_NOTIFICATIONS__EMAIL__TIMEOUT_SECONDS": "2",
+        "GATEWAY_POSTAL__TIMEOUT_SECONDS": "1.5",
+        "GATEWAY_POSTAL__SCAN_INTERVAL_SECONDS": "0.2",
+        "GATEWAY_POSTAL__POLL_EVERY_SECONDS": "3600",  # tests make a poll due by moving next_poll_at
+        "GATEWAY_SLA__SCAN_INTERVAL_SECONDS": "0.2",
         "GATEWAY_PAYMENT__SCAN_INTERVAL_SECONDS": "0.2",
         # Reconciliation only when a test makes a payment due (tests move next_check_at instead of waiting).
         "GATEWAY_PAYMENT__RECONCILE_AFTER_SECONDS": "3600",
@@ -204,6 +242,10 @@ class Stack:
         self.mocks = mock_server(tmp)
         self.portal = NationalPortalMock(self.mocks)
         self.payment = PaymentMock(self.mocks)
+        self.viettel = MockEndpoints(f"{self.mocks.url}/sms/viettel")
+        self.vnpt = MockEndpoints(f"{self.mocks.url}/sms/vnpt")
+        self.mail = MockEndpoints(f"{self.mocks.url}/email")
+        self.post_office = MockEndpoints(f"{self.mocks.url}/postal")
         self.env = {
             **self.FAST_JOBS, **broker_env,
             "GATEWAY_DATABASE__URL": db_url,
@@ -211,6 +253,10 @@ class Stack:
             "GATEWAY_PAYMENT__NATIONAL_PLATFORM__BASE_URL": f"{self.payment.base}/platform",
             "GATEWAY_PAYMENT__VNPAY__BASE_URL": f"{self.payment.base}/vnpay",
             "GATEWAY_PAYMENT__ROUTES": f'[{{"procedure_code": "{self.VNPAY_PROCEDURE}", "provider": "vnpay"}}]',
+            "GATEWAY_NOTIFICATIONS__SMS__VIETTEL__WSDL_URL": f"{self.viettel.base}/bulkapi?wsdl",
+            "GATEWAY_NOTIFICATIONS__SMS__VNPT__URL": f"{self.vnpt.base}/api/send_sms_list",
+            "GATEWAY_NOTIFICATIONS__EMAIL__PORT": str(self.mocks.smtp_port),  # type: ignore[attr-defined]
+            "GATEWAY_POSTAL__BASE_URL": self.post_office.base,
         }
         with mock.patch.dict(os.environ, self.env):
             self.settings = load_settings()
@@ -230,6 +276,7 @@ class Stack:
             self._api = ServerProcess("api", ["gateway", "serve", "--workers", "2", "--threads", "4"], self.tmp,
                                       self.env)
             self.payment.point_callbacks_at(self._api.url)
+            self.post_office.configure(callback_url=f"{self._api.url}/api/v1/callbacks/postal/vnpost")
         return self._api.url
 
     # Processes ---------------------------------------------------------------------------------
@@ -343,7 +390,7 @@ def _rabbit_cleanup(prefix: str) -> None:
     try:
         with Connection(AMQP_URL, connect_timeout=3) as conn:
             channel = conn.channel()
-            for queue in ("national_portal", "payment"):
+            for queue in ("national_portal", "payment", "notifications", "postal"):
                 channel.queue_delete(f"{prefix}.{queue}")
             channel.exchange_delete(prefix)
     except Exception:  # noqa: BLE001 - best effort: a leftover test queue harms nothing
@@ -381,6 +428,8 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
 def gw(stack: Stack) -> Iterator[Stack]:
     """The stack, with a healthy mock and one running worker at the start of each test."""
     stack.portal.clear_faults()
+    for partner in (stack.viettel, stack.vnpt, stack.mail, stack.post_office):
+        partner.clear_faults()
     if not any(p.poll() is None for p in stack.workers):
         stack.stop_workers()
         stack.start_worker()

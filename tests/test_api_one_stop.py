@@ -62,7 +62,7 @@ def test_feed_reader_never_misses_items_filed_concurrently(gw):
     cursor = start
     while any(t.is_alive() for t in writers) or len(seen) < len(filed):
         page = read_feed(gw, cursor, limit=7)
-        seen += [i["code"] for i in page["items"]]
+        seen += [i["code"] for i in page["items"] if i["type"] == "dossier.created"]  # not the SLA breaches
         cursor = int(page["next_cursor"])
         if not page["items"] and not any(t.is_alive() for t in writers):
             break

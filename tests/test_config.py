@@ -30,11 +30,17 @@ def test_production_refuses_development_keys(monkeypatch, tmp_path):
         load_settings()
 
 
+# The SMS and post partners' secrets of a production config (payment's are set per test).
+PARTNER_SECRETS = ('[notifications.sms.viettel]\npassword = "viettel-s3cret"\n[notifications.sms.vnpt]\n'
+                   'api_pass = "vnpt-s3cret"\n[postal]\ncustomer_secret = "post-s3cret"\ncallback_secret = "cb-s3cret"\n')
+
+
 def test_production_config_file_with_hashed_keys_starts(monkeypatch, tmp_path):
     cfg = tmp_path / "prod.toml"
     cfg.write_text('environment = "production"\n[database]\nurl = "postgresql+psycopg://gw@db/gw"\n'
                    '[national_portal]\npassword = "s3cret"\n'
                    '[payment.national_platform]\nsecret = "platform-s3cret"\n[payment.vnpay]\nsecret = "vnpay-s3cret"\n'
+                   + PARTNER_SECRETS +
                    '[auth]\napi_keys = [{name = "portal", key_sha256 = "' + "a" * 64 + '", roles = ["portal"]}]\n')
     monkeypatch.setenv("GATEWAY_CONFIG", str(cfg))
     s = load_settings()
@@ -47,7 +53,7 @@ def test_production_config_file_with_hashed_keys_starts(monkeypatch, tmp_path):
 def test_production_refuses_the_mocks_payment_secrets(monkeypatch, tmp_path):
     cfg = tmp_path / "prod.toml"
     cfg.write_text('environment = "production"\n[database]\nurl = "postgresql+psycopg://gw@db/gw"\n'
-                   '[national_portal]\npassword = "s3cret"\n'
+                   '[national_portal]\npassword = "s3cret"\n' + PARTNER_SECRETS +
                    '[auth]\napi_keys = [{name = "portal", key_sha256 = "' + "a" * 64 + '", roles = ["portal"]}]\n')
     monkeypatch.setenv("GATEWAY_CONFIG", str(cfg))
     with pytest.raises(ValidationError, match="payment.national_platform.secret missing or a development value"):
@@ -58,6 +64,25 @@ def test_production_refuses_the_mocks_payment_secrets(monkeypatch, tmp_path):
         load_settings()
     monkeypatch.setenv("GATEWAY_PAYMENT__VNPAY__SECRET", "vnpay-s3cret")
     assert load_settings().payment.vnpay.secret == "vnpay-s3cret"
+
+
+@pytest.mark.parametrize(("env", "name", "mock_value"), [
+    ("GATEWAY_NOTIFICATIONS__SMS__VIETTEL__PASSWORD", "notifications.sms.viettel.password", "viettel-secret"),
+    ("GATEWAY_NOTIFICATIONS__SMS__VNPT__API_PASS", "notifications.sms.vnpt.api_pass", "vnpt-secret"),
+    ("GATEWAY_POSTAL__CUSTOMER_SECRET", "postal.customer_secret", "vnpost-secret"),
+    ("GATEWAY_POSTAL__CALLBACK_SECRET", "postal.callback_secret", "vnpost-callback-secret"),
+])
+def test_production_refuses_the_sms_and_post_mocks_secrets(monkeypatch, tmp_path, env, name, mock_value):
+    cfg = tmp_path / "prod.toml"
+    cfg.write_text('environment = "production"\n[database]\nurl = "postgresql+psycopg://gw@db/gw"\n'
+                   '[national_portal]\npassword = "s3cret"\n[payment.national_platform]\nsecret = "p-s3cret"\n'
+                   '[payment.vnpay]\nsecret = "v-s3cret"\n' + PARTNER_SECRETS +
+                   '[auth]\napi_keys = [{name = "portal", key_sha256 = "' + "a" * 64 + '", roles = ["portal"]}]\n')
+    monkeypatch.setenv("GATEWAY_CONFIG", str(cfg))
+    load_settings()
+    monkeypatch.setenv(env, mock_value)
+    with pytest.raises(ValidationError, match=f"{name} missing or a development value"):
+        load_settings()
 
 
 def test_payment_routes_name_exactly_one_key(monkeypatch):

@@ -1,18 +1,22 @@
 """Partners calling back: the national portal hands over dossiers citizens filed there; payment providers
-report payments. Providers authenticate by their own protocol's checksum, not by an API key."""
+report payments; the post reports tracking. Providers authenticate by their own protocol's checksum or
+signature, not by an API key."""
 
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify, request
 
 from gateway.adapters.national_portal.mapping import DvcqgDossierIn
 from gateway.adapters.payment.base import Callback, CallbackVerdict, PaymentProvider
-from gateway.domain.dossier import DossierIn
+from gateway.adapters.postal import callback_signature
+from gateway.adapters.postal.vnpost import Tracking, VNPostClient
+from gateway.domain.dossier import VN_TZ, DossierIn
+from gateway.services import deliveries, payment_callbacks
 from gateway.services import dossiers as service
-from gateway.services import payment_callbacks
 
 from .auth import require
 from .body import parse, unstorable
@@ -68,3 +72,36 @@ def payment_callback(provider_name: str):  # noqa: ANN201
         return jsonify(answer.body), 400
     answer = payment_callbacks.handle_callback(gateway.context, provider, data, remote_addr=request.remote_addr)
     return jsonify(answer.body), answer.status
+
+
+@bp.post("/postal/<provider_name>")
+@documented(body={"type": "object", "description": "VNPost tracking update: orderNumber, statusCode, statusMessage, "
+                                                   "at; signed with X-VNPost-Signature (HMAC-SHA256 of the body)"})
+def postal_callback(provider_name: str):  # noqa: ANN201
+    """A tracking update pushed by the post, authenticated by its HMAC signature over the raw body."""
+    gateway = current_app.config["GATEWAY"]
+    if provider_name != VNPostClient.name:
+        raise ApiError(404, "not_found", f"no postal provider {provider_name!r}; known: ['{VNPostClient.name}']")
+    if request.content_length and request.content_length > MAX_CALLBACK_BYTES:
+        raise ApiError(413, "too_large", "a tracking update is a few hundred bytes")
+    raw = request.get_data(cache=True)
+    if not callback_signature.verify(raw, request.headers.get(callback_signature.HEADER),
+                                     gateway.settings.postal.callback_secret):
+        deliveries.refuse_callback(gateway.context, provider_name, "bad signature", remote_addr=request.remote_addr)
+        raise ApiError(401, "bad_signature", f"{callback_signature.HEADER} does not match the body")
+    try:
+        data = json.loads(raw.decode("utf-8"))
+        if not isinstance(data, dict) or unstorable(data) is not None:
+            raise ValueError("not an object")
+        tracking = Tracking(str(data["statusCode"]), str(data.get("statusMessage") or "")[:300],
+                            _aware(datetime.fromisoformat(str(data["at"]))))
+        order_number = str(data["orderNumber"])
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError, RecursionError):
+        raise ApiError(400, "bad_callback", "a tracking update is a JSON object with orderNumber, statusCode, "
+                                            "statusMessage and at (ISO 8601)") from None
+    moved = deliveries.tracking_callback(gateway.context, order_number, tracking)
+    return jsonify({"status": "ok", "applied": moved})
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=VN_TZ) if moment.tzinfo is None else moment

@@ -1,11 +1,13 @@
-"""Operators: jobs by state, dead letters to retry or discard."""
+"""Operators: jobs by state, dead letters to retry or discard, payments to look at, late dossiers."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 from flask import Blueprint, current_app, g, jsonify, request
 
 from gateway.domain.payment import PaymentState
-from gateway.services import dead_letters
+from gateway.services import dead_letters, sla
 from gateway.store import outbox, payments
 
 from . import views
@@ -74,3 +76,21 @@ def list_payments():  # noqa: ANN201
     with ctx().engine.connect() as conn:
         rows = payments.listing(conn, state=state, flagged=flagged in ("true", "1"))
     return jsonify({"items": [views.payment(r) for r in rows]})
+
+
+@bp.get("/sla-breaches")
+@require("ops")
+@documented(query={"after": {"type": "integer"}, "limit": {"type": "integer"}})
+def sla_breaches():  # noqa: ANN201
+    """New dossiers (status 1) past their 8-working-hour acknowledgment deadline, with how late they are."""
+    try:
+        after = int(request.args.get("after", "0"))
+        limit = int(request.args.get("limit", "100"))
+    except ValueError:
+        raise ApiError(400, "bad_query", "after and limit are integers") from None
+    if after < 0 or not 1 <= limit <= 1000:
+        raise ApiError(400, "bad_query", "after >= 0, 1 <= limit <= 1000")
+    rows = sla.breaches(ctx(), limit=limit, after_id=after)
+    now = datetime.now(UTC)
+    return jsonify({"items": [views.sla_breach(r, now) for r in rows],
+                    "next_after": rows[-1]["id"] if rows else after})

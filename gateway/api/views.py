@@ -6,6 +6,8 @@ from datetime import datetime
 from typing import Any
 
 from gateway.domain.codes import LEVEL_NUMBER, STATUS_LABELS_VI, Status
+from gateway.domain.delivery import STATE_LABELS_VI as DELIVERY_LABELS_VI
+from gateway.domain.delivery import DeliveryState
 from gateway.domain.dossier import VN_TZ
 from gateway.domain.payment import STATE_LABELS_VI as PAYMENT_LABELS_VI
 from gateway.domain.payment import PaymentState
@@ -36,6 +38,7 @@ def dossier(row: Any, history: list[Any] | None = None) -> dict[str, Any]:
         "status_label": STATUS_LABELS_VI[Status(row["status"])],
         "received_at": vn_time(row["received_at"]),
         "due_at": vn_time(row["due_at"]),
+        "acknowledge_by": vn_time(row.get("ack_due_at")),  # the 8-working-hour deadline to accept or refuse
         "created_at": vn_time(row["created_at"]),
         "updated_at": vn_time(row["updated_at"]),
     }
@@ -80,3 +83,43 @@ def payment(row: Any, *, has_receipt: bool = False) -> dict[str, Any]:
         "receipt_url": f"{base}/receipt" if has_receipt else None,
         "created_at": vn_time(row["created_at"]), "updated_at": vn_time(row["updated_at"]),
     }
+
+
+def notification(row: Any, attempts: list[Any] | None = None, attachments: list[Any] | None = None) -> dict[str, Any]:
+    view = {
+        "id": row["reference"], "dossier_code": row["dossier_code"], "channel": row["channel"],
+        "to": row["recipient"], "template": row["template"], "subject": row["subject"], "body": row["body"],
+        "encoding": row["encoding"], "segments": row["segments"], "state": row["state"], "provider": row["provider"],
+        "provider_message_id": row["provider_message_id"], "attempts": row["attempts"],
+        "last_error": row["last_error"], "origin": row["origin"], "created_at": vn_time(row["created_at"]),
+        "sent_at": vn_time(row["sent_at"]),
+    }
+    if attempts is not None:
+        view["attempt_log"] = [{"at": vn_time(a["at"]), "provider": a["provider"], "outcome": a["outcome"],
+                                "detail": a["detail"]} for a in attempts]
+    if attachments is not None:
+        view["attachments"] = [{"filename": f["filename"], "content_type": f["content_type"],
+                                "size": len(f["content"])} for f in attachments]
+    return view
+
+
+def delivery(row: Any, events: list[Any] | None = None) -> dict[str, Any]:
+    view = {
+        "id": row["reference"], "dossier_code": row["dossier_code"], "provider": row["provider"],
+        "state": row["state"], "state_label": DELIVERY_LABELS_VI[DeliveryState(row["state"])],
+        "waybill": row["waybill"], "cod_amount": row["cod_amount"], "receiver": row["receiver"],
+        "status_code": row["status_code"], "status_message": row["status_message"],
+        "status_at": vn_time(row["status_at"]), "delivered_at": vn_time(row["delivered_at"]),
+        "last_error": row["last_error"], "created_at": vn_time(row["created_at"]),
+        "updated_at": vn_time(row["updated_at"]),
+    }
+    if events is not None:
+        view["tracking"] = [{"status_code": e["status_code"], "status_message": e["status_message"],
+                             "at": vn_time(e["at"]), "via": e["via"], "applied": e["applied"]} for e in events]
+    return view
+
+
+def sla_breach(row: Any, now: datetime) -> dict[str, Any]:
+    return {"code": row["code"], "procedure_name": row["procedure_name"], "applicant_name": row["applicant_name"],
+            "received_at": vn_time(row["received_at"]), "acknowledge_by": vn_time(row["ack_due_at"]),
+            "overdue_minutes": int((now - row["ack_due_at"]).total_seconds() // 60)}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
 from datetime import datetime
@@ -119,6 +121,22 @@ class DossierIn(Strict):
         return fingerprint(self.model_dump(mode="json"))
 
 
+def _base64(value: str) -> str:
+    try:
+        base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("content_base64 is not valid base64") from None
+    return value
+
+
+class ResultFile(Strict):
+    """A result document returned online: sent to the applicant as an email attachment."""
+
+    name: Text
+    content_type: str = Field("application/pdf", pattern=r"^[a-z]+/[a-zA-Z0-9.+-]+$", max_length=100)
+    content_base64: Annotated[str, Field(min_length=1), AfterValidator(_base64)]
+
+
 class EventIn(Strict):
     status: Annotated[StrictInt, Field(ge=2, le=10)]
     at: VnTime | None = None
@@ -130,6 +148,8 @@ class EventIn(Strict):
     event_id: str | None = Field(None, min_length=1, max_length=100)
     # With status 6 (payment required): the fees to pay online; the gateway asks the provider for them.
     fees: list[Fee] | None = Field(None, min_length=1, max_length=MAX_ITEMS)
+    # With status 9 or 10, for a result returned online: the documents, attached to the email to the applicant.
+    results: list[ResultFile] | None = Field(None, min_length=1, max_length=20)
 
     @field_validator("status")
     @classmethod
@@ -146,12 +166,14 @@ class EventIn(Strict):
     def _fees_with_status_6(self) -> EventIn:
         if self.fees is not None and self.status != Status.PAYMENT_REQUIRED:
             raise ValueError("fees go with status 6 (payment required) only")
+        if self.results is not None and self.status not in (Status.RESULT_READY, Status.RESULT_RETURNED):
+            raise ValueError("results go with status 9 or 10 only")
         return self
 
     def fingerprint(self) -> str:
         # Optional fields left out stay out of the fingerprint: a step stored before `fees` existed still
         # matches its repeat.
-        absent = {name for name in ("at", "fees") if getattr(self, name) is None}
+        absent = {name for name in ("at", "fees", "results") if getattr(self, name) is None}
         return fingerprint(self.model_dump(mode="json", exclude=absent))
 
 

@@ -12,8 +12,10 @@ from sqlalchemy.exc import IntegrityError
 from gateway.adapters import national_portal as np
 from gateway.domain.codes import Status
 from gateway.domain.dossier import DossierIn
+from gateway.domain.notifications import STATUS_TEMPLATES
 from gateway.store import audit, dossiers, feed, outbox
 
+from . import notifications
 from .errors import Conflict, NotFound
 from .steps import snapshot
 from .unit_of_work import Context
@@ -50,6 +52,7 @@ def file_dossier(ctx: Context, dossier: DossierIn, *, source: str, actor: str) -
                 "id_number": dossier.applicant.id_number, "fingerprint": fingerprint, "data": data,
                 "received_at": dossier.submitted_at, "due_at": None, "last_seq": 0,
                 "created_at": now, "updated_at": now,
+                "ack_due_at": ctx.calendar.add_working_hours(dossier.submitted_at, ctx.acknowledge_within_hours),
             }
             row["id"] = dossiers.insert_dossier(conn, row)
             job, _ = outbox.enqueue(conn, outbox.NewJob(np.QUEUE, np.SYNC_DOSSIER, dossier.code,
@@ -59,13 +62,15 @@ def file_dossier(ctx: Context, dossier: DossierIn, *, source: str, actor: str) -
                          detail={"source": source, "fingerprint": fingerprint, "jobs": [job]})
             feed.append(conn, type="dossier.created", code=dossier.code, at=now,
                         data={**data, "source": source, "status": int(Status.NEW)})
+            told = notifications.tell_applicant(ctx, conn, row, STATUS_TEMPLATES[Status.NEW],
+                                                cause=f"{dossier.code}:filed", origin="filing", now=now)
     except IntegrityError:
         # Someone filed the same code at the same moment; their row decides.
         with ctx.engine.begin() as conn:
             if (same := _same_or_conflict(conn, dossier, fingerprint)) is not None:
                 return same
         raise
-    ctx.publish_after_commit([(job, np.QUEUE)])
+    ctx.publish_after_commit([(job, np.QUEUE), *told])
     return Filed(True, row)  # what we just stored: no need to read it back
 
 

@@ -17,10 +17,12 @@ from sqlalchemy import Connection
 from gateway.adapters import payment as pay
 from gateway.adapters.base import AdapterError, PermanentError, one_by_one
 from gateway.adapters.payment.base import FeeItem, PaymentProvider, PaymentRequest, ProviderState
+from gateway.domain.notifications import PAYMENT_REQUIRED
 from gateway.domain.payment import HOLDS_FEES, MAY_START, PaymentState
 from gateway.domain.payment_routing import unit_of
 from gateway.store import dossiers, outbox, payments
 
+from . import notifications
 from .payment_settlement import Result, expire, record_failed, record_started, settle
 from .payments import overlapping
 from .unit_of_work import Context
@@ -79,9 +81,16 @@ class PaymentJobs:
             with self.ctx.engine.begin() as conn:  # the one-stop software sees why it is still initiating
                 payments.note_error(conn, payment["id"], f"{type(exc).__name__}: {exc}", now=datetime.now(UTC))
             raise
+        now = datetime.now(UTC)
+        told: list[tuple[int, str]] = []
         with self.ctx.engine.begin() as conn:
-            record_started(conn, payment["reference"], started.pay_url, now=datetime.now(UTC),
-                           check_after=self.ctx.payment.reconcile_after_seconds)
+            if record_started(conn, payment["reference"], started.pay_url, now=now,
+                              check_after=self.ctx.payment.reconcile_after_seconds):
+                told = notifications.tell_applicant(
+                    self.ctx, conn, dict(dossier), PAYMENT_REQUIRED, cause=f"payment:{payment['reference']}",
+                    origin="payment", now=now,
+                    context={"pay_url": started.pay_url, "amount": payment["amount"], "items": payment["items"]})
+        self.ctx.publish_after_commit(told)
 
     def init_dead(self, conn: Connection, payload: dict[str, Any], error: str) -> None:
         """The INIT job is a dead letter: the payment failed, and the one-stop software is told."""

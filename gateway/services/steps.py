@@ -12,13 +12,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import Connection
+
 from gateway.adapters import national_portal as np
 from gateway.domain.codes import Status
 from gateway.domain.dossier import EventIn
+from gateway.domain.notifications import STATUS_TEMPLATES
 from gateway.domain.status_machine import CHANGES_DOSSIER_RECORD, IllegalTransition, next_status
 from gateway.store import audit, dossiers, outbox
 
-from . import payments
+from . import notifications, payments
 from .errors import Conflict, NotFound, ServiceError
 from .unit_of_work import Context
 
@@ -45,6 +48,7 @@ def record_events(ctx: Context, items: list[tuple[str, EventIn]], *, actor: str)
     new_events: list[dict[str, Any]] = []
     new_jobs: list[tuple[outbox.NewJob, bool]] = []  # with: does it head its dossier's queue?
     audits: list[dict[str, Any]] = []
+    told: list[tuple[int, str]] = []
     with ctx.engine.begin() as conn:
         locked = {r["code"]: dict(r) for r in dossiers.lock_many(conn, sorted({code for code, _ in items}))}
         by_id = {d["id"]: d for d in locked.values()}
@@ -72,7 +76,8 @@ def record_events(ctx: Context, items: list[tuple[str, EventIn]], *, actor: str)
                 continue
             seq = dossier["last_seq"] + 1
             at = event.at or now
-            step = {**event.model_dump(mode="json", exclude={"fees"} if event.fees is None else set()),
+            # Result documents go to the applicant by email, not into the step's record or the portal's job.
+            step = {**event.model_dump(mode="json", exclude={"results"} | ({"fees"} if event.fees is None else set())),
                     "at": at.isoformat(), "seq": seq}
             if event.fees is not None:  # status 6 with fees: the gateway asks the provider for the payment
                 try:
@@ -100,6 +105,7 @@ def record_events(ctx: Context, items: list[tuple[str, EventIn]], *, actor: str)
             audits.append({"actor": actor, "action": "dossier.step", "subject": code, "at": now,
                            "detail": {"seq": seq, "from": dossier["status"], "to": int(status)}})
             dossier.update(status=int(status), last_seq=seq, due_at=event.due_at or dossier["due_at"])
+            told += _tell(ctx, conn, dossier, event, step, now=now)
             changed.add(code)
             results.append(Recorded(True, row))
 
@@ -110,8 +116,21 @@ def record_events(ctx: Context, items: list[tuple[str, EventIn]], *, actor: str)
             audit.record_many(conn, audits)
             ready = [(job_id, job.queue) for job_id, (job, heads) in zip(ids, new_jobs, strict=True) if heads]
     if new_events:
-        ctx.publish_after_commit(ready)
+        ctx.publish_after_commit(ready + told)
     return results
+
+
+def _tell(ctx: Context, conn: Connection, dossier: dict[str, Any], event: EventIn, step: dict[str, Any], *,
+          now: datetime) -> list[tuple[int, str]]:
+    """Tell the applicant of the step. Payment required with fees waits: the payment's start tells, with the link."""
+    template = STATUS_TEMPLATES.get(Status(dossier["status"]))
+    if template is None or event.fees is not None:
+        return []
+    online = dossier["data"].get("delivery_method") == "online"
+    files = notifications.result_files(event.results) if event.results and online else None
+    return notifications.tell_applicant(ctx, conn, dossier, template, cause=f"{dossier['code']}:{step['seq']}",
+                                        origin="step", now=now, files=files,
+                                        context={"event": {k: step.get(k) for k in notifications.NO_EVENT}})
 
 
 def record_event(ctx: Context, code: str, event: EventIn, *, actor: str) -> Recorded:

@@ -5,11 +5,16 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
-from gateway.config import JobSettings, PaymentSettings
+from gateway.config import JobSettings, PaymentSettings, PostalSettings
+from gateway.domain.working_calendar import WorkingCalendar
 from gateway.store import outbox
+
+if TYPE_CHECKING:
+    from .notifications import Notifier
 
 Publish = Callable[[list[tuple[int, str]]], list[int]]
 
@@ -20,6 +25,10 @@ class Context:
     jobs: JobSettings
     publish: Publish
     payment: PaymentSettings = field(default_factory=PaymentSettings)
+    notifier: Notifier | None = None  # None: citizens are not told (benchmarks of other paths, unit tests)
+    calendar: WorkingCalendar = field(default_factory=WorkingCalendar)
+    acknowledge_within_hours: float = 8.0
+    postal: PostalSettings = field(default_factory=PostalSettings)
 
     # A message only wakes a worker, which then drains every ready job of its queue; a few per queue
     # are enough to get several workers going, and far cheaper than one confirmed publish per job.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, bindparam, insert, select, update
+from sqlalchemy import Connection, RowMapping, bindparam, func, insert, select, update
 
 from .tables import dossier_events, dossiers
 
@@ -69,3 +69,35 @@ def by_id_number(conn: Connection, id_number: str, limit: int = 100) -> list[Row
         select(dossiers).where(dossiers.c.id_number == id_number).order_by(dossiers.c.received_at.desc())
         .limit(limit)
     ).mappings())
+
+
+# The 8-working-hour rule ----------------------------------------------------------------------------
+
+def _breached(now: datetime):  # noqa: ANN202 - a WHERE clause
+    return (dossiers.c.status == 1) & dossiers.c.ack_due_at.is_not(None) & (dossiers.c.ack_due_at < now)
+
+
+def sla_breaches(conn: Connection, *, now: datetime, limit: int, after_id: int = 0) -> list[RowMapping]:
+    """New dossiers past their acknowledgment deadline, by id (a stable cursor for paging)."""
+    return list(conn.execute(select(dossiers).where(_breached(now), dossiers.c.id > after_id)
+                             .order_by(dossiers.c.id).limit(limit)).mappings())
+
+
+def count_sla_breaches(conn: Connection, *, now: datetime) -> int:
+    return conn.execute(select(func.count()).select_from(dossiers).where(_breached(now))).scalar_one()
+
+
+def unannounced_breaches(conn: Connection, *, now: datetime, limit: int) -> list[RowMapping]:
+    query = (select(dossiers.c.id, dossiers.c.code, dossiers.c.ack_due_at, dossiers.c.received_at)
+             .where(_breached(now), dossiers.c.sla_breach_announced_at.is_(None))
+             .order_by(dossiers.c.ack_due_at).limit(limit))
+    if conn.dialect.name == "postgresql":  # workers share the scan
+        query = query.with_for_update(skip_locked=True)
+    return list(conn.execute(query).mappings())
+
+
+def mark_announced(conn: Connection, ids: list[int], *, now: datetime) -> int:
+    if not ids:
+        return 0
+    return conn.execute(update(dossiers).where(dossiers.c.id.in_(ids), dossiers.c.sla_breach_announced_at.is_(None))
+                        .values(sla_breach_announced_at=now)).rowcount

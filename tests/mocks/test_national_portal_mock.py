@@ -710,7 +710,7 @@ def test_delay_lets_the_client_time_out_after_the_effect(waitress_url: str) -> N
 
 def test_python_m_mocks_serves_and_stops_on_sigterm() -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mocks", "--host", "127.0.0.1", "--port", "0"],
+        [sys.executable, "-m", "mocks", "--host", "127.0.0.1", "--port", "0", "--smtp-port", "0"],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

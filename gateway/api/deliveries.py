@@ -1,0 +1,39 @@
+"""Public-post delivery of a dossier's result: book it (once), follow it."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, g, jsonify
+
+from gateway.domain.delivery import DeliveryIn, DeliveryState
+from gateway.services import deliveries as service
+
+from . import views
+from .auth import require
+from .body import parse
+from .openapi import documented
+
+bp = Blueprint("deliveries", __name__, url_prefix="/api/v1")
+
+
+@bp.post("/dossiers/<code>/deliveries")
+@require("one_stop")
+@documented(body=DeliveryIn, created=True)
+def book(code: str):  # noqa: ANN201
+    """Book VNPost delivery: 201 with the waybill, 202 while VNPost has not answered, 200 for a repeat."""
+    gateway = current_app.config["GATEWAY"]
+    booked = service.book(gateway.context, code, parse(DeliveryIn), caller=g.caller,
+                          attempt_now=gateway.runner.run_claimed)
+    delivery = booked.delivery
+    status = (202 if delivery["state"] == DeliveryState.BOOKING else 201) if booked.created else 200
+    response = jsonify(views.delivery(delivery))
+    response.status_code = status
+    response.headers["Location"] = f"/api/v1/dossiers/{code}/deliveries"
+    return response
+
+
+@bp.get("/dossiers/<code>/deliveries")
+@require("one_stop", "portal", "ops")
+def get(code: str):  # noqa: ANN201
+    """The dossier's delivery with its tracking history (every update received, applied or not)."""
+    delivery, events = service.get(current_app.config["GATEWAY"].context, code)
+    return jsonify(views.delivery(delivery, events))

@@ -1,0 +1,50 @@
+"""Ad-hoc citizen notifications (SMS or email from a template), and what became of any notification."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, g, jsonify
+
+from gateway.domain.notifications import NotificationIn
+from gateway.services import notifications as service
+from gateway.store import notifications as store
+
+from . import views
+from .auth import require
+from .body import parse
+from .openapi import documented
+
+bp = Blueprint("notifications", __name__, url_prefix="/api/v1")
+
+
+def _gateway():  # noqa: ANN202
+    return current_app.config["GATEWAY"]
+
+
+@bp.post("/notifications")
+@require("one_stop", "ops")
+@documented(body=NotificationIn, created=True)
+def send():  # noqa: ANN201
+    """Render a template and queue it: 202 with the text as it will be sent (and its SMS segments)."""
+    gateway = _gateway()
+    row = service.send_now(gateway.context, gateway.notifier, parse(NotificationIn), caller=g.caller)
+    response = jsonify(views.notification(row))
+    response.status_code = 202
+    response.headers["Location"] = f"/api/v1/notifications/{row['reference']}"
+    return response
+
+
+@bp.get("/notifications/<reference>")
+@require("one_stop", "ops")
+def get(reference: str):  # noqa: ANN201
+    """A notification: its state, and every attempt with what each provider answered."""
+    row, attempts, attachments = service.get(_gateway().context, reference)
+    return jsonify(views.notification(row, attempts, attachments))
+
+
+@bp.get("/dossiers/<code>/notifications")
+@require("one_stop", "ops")
+def of_dossier(code: str):  # noqa: ANN201
+    """What the applicant of a dossier has been told, oldest first."""
+    with _gateway().engine.connect() as conn:
+        rows = store.of_dossier(conn, code)
+    return jsonify({"items": [views.notification(r) for r in rows]})

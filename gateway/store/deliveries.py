@@ -1,0 +1,56 @@
+"""Public-post deliveries and their tracking history."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, RowMapping, insert, select, update
+
+from .tables import deliveries, delivery_events
+
+
+def insert_delivery(conn: Connection, values: dict[str, Any]) -> RowMapping:
+    return conn.execute(insert(deliveries).values(**values).returning(deliveries)).mappings().one()
+
+
+def of_dossier(conn: Connection, dossier_id: int, *, for_update: bool = False) -> RowMapping | None:
+    query = select(deliveries).where(deliveries.c.dossier_id == dossier_id)
+    return conn.execute(query.with_for_update() if for_update else query).mappings().first()
+
+
+def by_reference(conn: Connection, reference: str, *, for_update: bool = False) -> RowMapping | None:
+    query = select(deliveries).where(deliveries.c.reference == reference)
+    return conn.execute(query.with_for_update() if for_update else query).mappings().first()
+
+
+def by_order_number(conn: Connection, order_number: str, *, for_update: bool = False) -> RowMapping | None:
+    query = select(deliveries).where(deliveries.c.dossier_code == order_number)
+    return conn.execute(query.with_for_update() if for_update else query).mappings().first()
+
+
+def change(conn: Connection, delivery_id: int, *, now: datetime, **values: Any) -> None:
+    conn.execute(update(deliveries).where(deliveries.c.id == delivery_id).values(updated_at=now, **values))
+
+
+def add_event(conn: Connection, values: dict[str, Any]) -> None:
+    conn.execute(insert(delivery_events).values(**values))
+
+
+def events(conn: Connection, delivery_id: int) -> list[RowMapping]:
+    return list(conn.execute(select(delivery_events).where(delivery_events.c.delivery_id == delivery_id)
+                             .order_by(delivery_events.c.id)).mappings())
+
+
+def due_for_poll(conn: Connection, *, now: datetime, limit: int) -> list[RowMapping]:
+    query = (select(deliveries.c.id, deliveries.c.reference, deliveries.c.dossier_code)
+             .where(deliveries.c.next_poll_at.is_not(None), deliveries.c.next_poll_at <= now)
+             .order_by(deliveries.c.next_poll_at).limit(limit))
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    return list(conn.execute(query).mappings())
+
+
+def schedule_polls(conn: Connection, ids: list[int], at: datetime) -> None:
+    if ids:
+        conn.execute(update(deliveries).where(deliveries.c.id.in_(ids)).values(next_poll_at=at))

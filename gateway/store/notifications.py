@@ -1,0 +1,65 @@
+"""Notifications, their attempts and attachments."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, RowMapping, insert, select, update
+
+from .tables import notification_attachments, notification_attempts, notifications
+
+
+def existing_keys(conn: Connection, keys: list[str]) -> set[str]:
+    if not keys:
+        return set()
+    return set(conn.execute(select(notifications.c.source_key).where(notifications.c.source_key.in_(keys))).scalars())
+
+
+def insert_many(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
+    result = conn.execute(insert(notifications).returning(notifications.c.id, sort_by_parameter_order=True), rows)
+    return list(result.scalars())
+
+
+def add_attachments(conn: Connection, notification_id: int, files: list[dict[str, Any]]) -> None:
+    if files:
+        conn.execute(insert(notification_attachments), [{"notification_id": notification_id, **f} for f in files])
+
+
+def attachments(conn: Connection, notification_id: int) -> list[RowMapping]:
+    return list(conn.execute(select(notification_attachments).where(
+        notification_attachments.c.notification_id == notification_id).order_by(notification_attachments.c.id)
+    ).mappings())
+
+
+def by_reference(conn: Connection, reference: str) -> RowMapping | None:
+    return conn.execute(select(notifications).where(notifications.c.reference == reference)).mappings().first()
+
+
+def attempts(conn: Connection, notification_id: int) -> list[RowMapping]:
+    return list(conn.execute(select(notification_attempts).where(
+        notification_attempts.c.notification_id == notification_id).order_by(notification_attempts.c.id)).mappings())
+
+
+def of_dossier(conn: Connection, code: str) -> list[RowMapping]:
+    return list(conn.execute(select(notifications).where(notifications.c.dossier_code == code)
+                             .order_by(notifications.c.id)).mappings())
+
+
+def record(conn: Connection, notification_id: int, tried: list[dict[str, Any]], *, now: datetime,
+           expected_state: str, **changes: Any) -> bool:
+    """Add the attempts of one send and move the notification on, unless it left `expected_state` meanwhile."""
+    if tried:
+        rows = [{"notification_id": notification_id, "at": now, **attempt} for attempt in tried]
+        conn.execute(insert(notification_attempts), rows)
+    done = conn.execute(update(notifications).where(notifications.c.id == notification_id,
+                                                    notifications.c.state == expected_state)
+                        .values(attempts=notifications.c.attempts + 1, updated_at=now, **changes))
+    return done.rowcount == 1
+
+
+def mark(conn: Connection, reference: str, *, now: datetime, expected_state: str, **changes: Any) -> bool:
+    done = conn.execute(update(notifications).where(notifications.c.reference == reference,
+                                                    notifications.c.state == expected_state)
+                        .values(updated_at=now, **changes))
+    return done.rowcount == 1

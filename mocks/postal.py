@@ -1,0 +1,459 @@
+"""Fake VNPost public-post delivery (Bưu chính công ích): token auth, orders, tracking and signed tracking callbacks."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import hmac
+import json
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, ClassVar
+
+import requests
+from flask import Blueprint, Response, jsonify, request
+
+from mocks.harness import (
+    Fault,
+    FaultInjector,
+    MockConfig,
+    Outcome,
+    RequestLog,
+    add_config_endpoints,
+    add_mock_endpoints,
+    finish,
+    replaced_outcome,
+)
+
+VN_TZ = timezone(timedelta(hours=7), "Asia/Ho_Chi_Minh")  # no DST in Vietnam
+OK = "100"
+CALLBACK_TIMEOUT_SECONDS = 5.0
+MASK = "***"
+
+# The one table of tracking statuses (VNPost-style codes, Vietnamese messages).
+STATUSES = {
+    "100": "Đã tạo đơn hàng",
+    "200": "Bưu tá đã nhận hàng",
+    "300": "Đang vận chuyển",
+    "400": "Đang phát hàng",
+    "500": "Phát thành công",
+    "501": "Phát không thành công",
+    "600": "Đang chuyển hoàn",
+    "601": "Đã chuyển hoàn",
+    "700": "Đã hủy",
+}
+
+MSG_BAD_CREDENTIALS = "Sai thông tin xác thực"
+MSG_BAD_TOKEN = "Token không hợp lệ hoặc đã hết hạn"
+MSG_CREATED = "Tạo đơn hàng thành công"
+MSG_EXISTS = "Mã đơn hàng đã tồn tại"
+MSG_NOT_FOUND = "Không tìm thấy đơn hàng"
+MSG_BUSY = "Hệ thống đang bận"
+MSG_BAD_BODY = "Body phải là đối tượng JSON hợp lệ"
+
+TOKEN_SERVICE = "token"
+TEL = re.compile(r"(0[0-9]{9}|84[0-9]{9})")  # [0-9], not \d: \d would also take non-ASCII digits
+ORDER_NUMBER_MAX = 64
+PARTY_REQUIRED = ("Name", "Address", "Province", "Tel")
+RECEIVER_REQUIRED = (*PARTY_REQUIRED, "Commune")
+# District is optional: since 2025-07-01 local government has two levels (province, commune).
+PARTY_OPTIONAL = {"Sender": ("Email",), "Receiver": ("District", "Email")}
+S10_WEIGHTS = (8, 6, 4, 2, 3, 5, 9, 7)
+
+
+class Invalid(Exception):
+    """A validation failure, answered with Status 101 and the offending field."""
+
+
+@dataclass
+class PostalConfig(MockConfig):
+    POSITIVE: ClassVar[frozenset[str]] = frozenset({"token_ttl_seconds"})
+
+    customer_code: str = "GATEWAY"
+    customer_key: str = "gateway"
+    customer_secret: str = "vnpost-secret"
+    callback_url: str = "http://127.0.0.1:8000/api/v1/callbacks/postal/vnpost"
+    callback_secret: str = "vnpost-callback-secret"
+    token_ttl_seconds: float = 3600.0
+
+
+def now_vn() -> str:
+    """Now as ISO 8601 with the +07:00 offset, e.g. 2025-07-01T09:30:00+07:00."""
+    return datetime.now(VN_TZ).isoformat(timespec="seconds")
+
+
+def sign(raw: bytes, secret: str) -> str:
+    """Hex HMAC-SHA256 of the exact body bytes (own implementation: never shared with the gateway)."""
+    return hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
+
+
+def callback_bytes(message: dict[str, Any]) -> bytes:
+    """The callback body, serialised once: these exact bytes are signed and sent."""
+    return json.dumps(message, ensure_ascii=False).encode("utf-8")
+
+
+def s10_check_digit(serial: str) -> int:
+    """UPU S10 check digit of an 8-digit serial, so waybills look like real ones."""
+    check = 11 - sum(int(d) * w for d, w in zip(serial, S10_WEIGHTS, strict=True)) % 11
+    return 0 if check == 10 else 5 if check == 11 else check
+
+
+def _text(party: dict[str, Any], path: str, key: str, required: bool) -> None:
+    value = party.get(key)
+    if not required and value is None:
+        return
+    if not isinstance(value, str) or (required and not value.strip()):
+        raise Invalid(f"{path}.{key} là bắt buộc" if required else f"{path}.{key} phải là chuỗi")
+
+
+def _party(body: dict[str, Any], path: str) -> None:
+    party = body.get(path)
+    if not isinstance(party, dict):
+        raise Invalid(f"{path} là bắt buộc")
+    for key in RECEIVER_REQUIRED if path == "Receiver" else PARTY_REQUIRED:
+        _text(party, path, key, required=True)
+    for key in PARTY_OPTIONAL[path]:
+        _text(party, path, key, required=False)
+    if not TEL.fullmatch(party["Tel"]):
+        raise Invalid(f"{path}.Tel không hợp lệ (0xxxxxxxxx hoặc 84xxxxxxxxx)")
+
+
+def validate_order(body: dict[str, Any], customer_code: str) -> None:
+    """Check a CreateOrder body; raises Invalid naming the first bad field."""
+    if body.get("CustomerCode") != customer_code:
+        raise Invalid("CustomerCode không đúng")
+    number = body.get("OrderNumber")
+    if not isinstance(number, str) or not number.strip():
+        raise Invalid("OrderNumber là bắt buộc")
+    if len(number) > ORDER_NUMBER_MAX:
+        raise Invalid(f"OrderNumber vượt quá {ORDER_NUMBER_MAX} ký tự")
+    amount = body.get("CODAmount")
+    # bool is an int in Python and 1.0 == 1: both would slip through a plain comparison.
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount < 0:
+        raise Invalid("CODAmount phải là số nguyên không âm (VND)")
+    _party(body, "Sender")
+    _party(body, "Receiver")
+    if body.get("Description") is not None and not isinstance(body["Description"], str):
+        raise Invalid("Description phải là chuỗi")
+
+
+def _same(given: Any, expected: str) -> bool:
+    """Constant-time compare; bytes, since compare_digest refuses non-ASCII str."""
+    return isinstance(given, str) and hmac.compare_digest(given.encode(), expected.encode())
+
+
+def _masked(body: Any, keys: tuple[str, ...]) -> Any:
+    """A copy of a logged body with secret values replaced by ***."""
+    if not isinstance(body, dict):
+        return body
+    return {k: MASK if k in keys and v is not None else v for k, v in body.items()}
+
+
+class VNPost:
+    """State of one mock instance: config, tokens and orders by OrderNumber."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.log = RequestLog()
+        self.faults = FaultInjector()
+        self.reset()
+
+    def reset(self) -> None:
+        with self.lock:
+            self.config = PostalConfig()
+            self.tokens: dict[str, float] = {}  # token -> issued (monotonic)
+            self.orders: dict[str, dict[str, Any]] = {}
+
+    def expire_tokens(self) -> None:
+        with self.lock:
+            self.tokens.clear()
+
+    # --- authentication -------------------------------------------------
+
+    def issue_token(self, body: dict[str, Any]) -> Outcome:
+        with self.lock:
+            cfg = self.config
+            key, secret = body.get("CustomerKey"), body.get("CustomerSecret")
+            if not (_same(key, cfg.customer_key) and _same(secret, cfg.customer_secret)):
+                return 401, {"Status": "401", "Message": MSG_BAD_CREDENTIALS}
+            token = secrets.token_urlsafe(32)
+            self.tokens[token] = time.monotonic()
+            ttl = cfg.token_ttl_seconds
+            # Whole seconds as an int (what clients expect); a shortened test TTL like 0.5 stays exact.
+            return 200, {"Status": OK, "Token": token, "ExpiresIn": int(ttl) if ttl.is_integer() else ttl}
+
+    def token_ok(self, token: str | None) -> bool:
+        with self.lock:
+            # Expiry is checked against the current TTL so testers can shorten it live.
+            issued = self.tokens.get(token) if token else None
+            return issued is not None and time.monotonic() - issued < self.config.token_ttl_seconds
+
+    # --- orders -----------------------------------------------------------
+
+    def create_order(self, body: dict[str, Any]) -> Outcome:
+        with self.lock:
+            try:
+                validate_order(body, self.config.customer_code)
+            except Invalid as exc:
+                return 200, {"Status": "101", "Message": str(exc)}
+            number = body["OrderNumber"]
+            if number in self.orders:
+                # No ItemCode on purpose: a client retrying after a lost reply must look the order up.
+                return 200, {"Status": "102", "Message": MSG_EXISTS}
+            item_code = self._new_item_code()
+            at = now_vn()
+            self.orders[number] = {
+                "OrderNumber": number,
+                "ItemCode": item_code,
+                "CustomerCode": body["CustomerCode"],
+                "CODAmount": body["CODAmount"],
+                "Sender": copy.deepcopy(body["Sender"]),
+                "Receiver": copy.deepcopy(body["Receiver"]),
+                "Description": body.get("Description"),
+                "created_at": at,
+                "StatusCode": OK,
+                "StatusMessage": STATUSES[OK],
+                "history": [{"statusCode": OK, "statusMessage": STATUSES[OK], "at": at}],
+                "callbacks": [],
+            }
+            return 200, {"Status": OK, "Message": MSG_CREATED, "OrderNumber": number, "ItemCode": item_code}
+
+    def _new_item_code(self) -> str:
+        used = {order["ItemCode"] for order in self.orders.values()}
+        while True:
+            serial = f"{secrets.randbelow(10**8):08d}"
+            code = f"EB{serial}{s10_check_digit(serial)}VN"
+            if code not in used:
+                return code
+
+    def get_order(self, number: str) -> Outcome:
+        with self.lock:
+            order = self.orders.get(number)
+            if order is None:
+                return 404, {"Status": "104", "Message": MSG_NOT_FOUND}
+            keys = ("OrderNumber", "ItemCode", "CODAmount", "Receiver", "StatusCode", "StatusMessage")
+            return 200, {"Status": OK} | {key: copy.deepcopy(order[key]) for key in keys}
+
+    def tracking(self, number: str) -> Outcome:
+        with self.lock:
+            order = self.orders.get(number)
+            if order is None:
+                return 404, {"Status": "104", "Message": MSG_NOT_FOUND}
+            return 200, {"Status": OK, **self._tracking_view(order)}
+
+    @staticmethod
+    def _tracking_view(order: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "orderNumber": order["OrderNumber"],
+            "itemCode": order["ItemCode"],
+            "statusCode": order["StatusCode"],
+            "statusMessage": order["StatusMessage"],
+            "at": order["history"][-1]["at"],
+            "history": copy.deepcopy(order["history"]),
+        }
+
+    def snapshot(self, number: str | None = None) -> Any:
+        with self.lock:
+            return copy.deepcopy(self.orders if number is None else self.orders.get(number))
+
+    # --- moving parcels and the tracking callback --------------------------
+
+    def advance(self, number: str, status_code: str, push: bool) -> dict[str, Any] | None:
+        """Set an order's status (appending history); with push, send its callback. None if unknown."""
+        with self.lock:
+            order = self.orders.get(number)
+            if order is None:
+                return None
+            at = now_vn()
+            order["StatusCode"], order["StatusMessage"] = status_code, STATUSES[status_code]
+            order["history"].append({"statusCode": status_code, "statusMessage": STATUSES[status_code], "at": at})
+            view = self._tracking_view(order)
+        callback = self.send_callback(number, status_code, at, replayed=False) if push else None
+        return {"order": view, "callback": callback}
+
+    def push(self, number: str, status_code: str, at: str | None) -> dict[str, Any] | None:
+        """Send a callback for any status without touching the order (a late or replayed one). None if unknown."""
+        with self.lock:
+            order = self.orders.get(number)
+            if order is None:
+                return None
+            view = self._tracking_view(order)
+        return {"order": view, "callback": self.send_callback(number, status_code, at or now_vn(), replayed=True)}
+
+    def send_callback(self, number: str, status_code: str, at: str, replayed: bool) -> dict[str, Any]:
+        """POST the signed tracking callback; returns {"status", "body"} or {"error"} and records it on the order."""
+        with self.lock:
+            order = self.orders[number]
+            message = {
+                "orderNumber": number,
+                "itemCode": order["ItemCode"],
+                "statusCode": status_code,
+                "statusMessage": STATUSES[status_code],
+                "at": at,
+            }
+            url, secret = self.config.callback_url, self.config.callback_secret
+        raw = callback_bytes(message)
+        headers = {"Content-Type": "application/json; charset=utf-8", "X-VNPost-Signature": sign(raw, secret)}
+        sent_at = now_vn()
+        # Sent outside the lock: the gateway answering the callback may well call this mock back.
+        try:
+            resp = requests.post(url, data=raw, headers=headers, timeout=CALLBACK_TIMEOUT_SECONDS)
+        except requests.RequestException as exc:
+            result: dict[str, Any] = {"error": f"{type(exc).__name__}: {exc}"}
+        else:
+            try:
+                reply: Any = resp.json()
+            except ValueError:
+                reply = resp.text[:2000]
+            result = {"status": resp.status_code, "body": reply}
+        with self.lock:
+            found = self.orders.get(number)  # a reset while sending would have removed it
+            if found is not None:
+                found["callbacks"].append({"sent_at": sent_at, "message": message, "replayed": replayed} | result)
+        return result
+
+
+def _json_object() -> dict[str, Any] | None:
+    body = request.get_json(force=True, silent=True)
+    return body if isinstance(body, dict) else None
+
+
+def _bearer() -> str | None:
+    auth = request.authorization
+    return auth.token if auth is not None and auth.type == "bearer" else None
+
+
+def _status_code(body: dict[str, Any]) -> str:
+    code = body.get("statusCode")
+    if not isinstance(code, str) or code not in STATUSES:
+        raise Invalid(f"statusCode phải là một trong {', '.join(STATUSES)}")
+    return code
+
+
+def create_blueprint() -> Blueprint:
+    """A fresh VNPost mock (own state, log and faults) as a blueprint; mount it at /postal."""
+    post = VNPost()
+    bp = Blueprint("postal", __name__)
+    add_mock_endpoints(bp, post.log, post.faults, post.reset)
+
+    def record(service: str | None, body: Any, status: int, payload: Any, fault: Fault | None) -> None:
+        post.log.append(
+            {
+                "path": request.path,
+                "method": request.method,
+                "service": service,
+                # Only whether Authorization was sent: the log must not leak tokens.
+                "headers": {"authorization": "Authorization" in request.headers},
+                "body": _masked(body, ("CustomerSecret",)),
+                # For delay/drop this is what was computed; the client may never see it.
+                "status": status,
+                "response": _masked(payload, ("Token",)),
+                "fault": fault.mode if fault else None,
+            }
+        )
+
+    def respond(service: str, body: Any, run: Callable[[], Outcome], *, control: bool = False) -> Response:
+        """Take a fault, run the call unless the fault replaces it, log, then reply."""
+        fault = post.faults.take(service, explicit_only=control)
+        busy: Outcome = (200, {"Status": (fault.code if fault else None) or "999", "Message": MSG_BUSY})
+        status, payload = replaced_outcome(fault, busy) or run()
+        record(service, body, status, payload, fault)
+        resp = finish(fault, status, payload)
+        if status == 401 and service != TOKEN_SERVICE:
+            resp.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+        return resp
+
+    def authorized(run: Callable[[], Outcome]) -> Callable[[], Outcome]:
+        def guarded() -> Outcome:
+            if not post.token_ok(_bearer()):
+                return 401, {"Status": "401", "Message": MSG_BAD_TOKEN}
+            return run()
+
+        return guarded
+
+    def malformed(service: str) -> Response:
+        # A body we cannot read never consumes a fault.
+        status, payload = 400, {"Status": "101", "Message": MSG_BAD_BODY}
+        record(service, request.get_data(as_text=True)[:2000], status, payload, None)
+        return finish(None, status, payload)
+
+    @bp.post("/api/token")
+    def token() -> Response:
+        body = _json_object()
+        if body is None:
+            return malformed(TOKEN_SERVICE)
+        return respond(TOKEN_SERVICE, body, lambda: post.issue_token(body), control=True)
+
+    @bp.post("/api/orders")
+    def create_order() -> Response:
+        body = _json_object()
+        if body is None:
+            return malformed("CreateOrder")
+        return respond("CreateOrder", body, authorized(lambda: post.create_order(body)))
+
+    @bp.get("/api/orders/<order_number>")
+    def get_order(order_number: str) -> Response:
+        return respond("GetOrder", None, authorized(lambda: post.get_order(order_number)))
+
+    @bp.get("/api/orders/<order_number>/tracking")
+    def tracking(order_number: str) -> Response:
+        return respond("Tracking", None, authorized(lambda: post.tracking(order_number)))
+
+    # --- test controls -----------------------------------------------------
+
+    def not_found() -> tuple[Response, int]:
+        return jsonify({"error": "not_found", "message": MSG_NOT_FOUND}), 404
+
+    @bp.post("/_mock/advance/<order_number>")
+    def mock_advance(order_number: str) -> Response | tuple[Response, int]:
+        body = _json_object() or {}
+        try:
+            code = _status_code(body)
+            push = body.get("push", True)
+            if not isinstance(push, bool):
+                raise Invalid("push phải là true hoặc false")
+        except Invalid as exc:
+            return jsonify({"error": str(exc)}), 400
+        result = post.advance(order_number, code, push)
+        return not_found() if result is None else jsonify(result)
+
+    @bp.post("/_mock/push/<order_number>")
+    def mock_push(order_number: str) -> Response | tuple[Response, int]:
+        body = _json_object() or {}
+        try:
+            code = _status_code(body)
+            at = body.get("at")
+            if at is not None:
+                if not isinstance(at, str):
+                    raise Invalid("at phải là chuỗi ISO 8601")
+                try:
+                    datetime.fromisoformat(at)
+                except ValueError:
+                    raise Invalid("at phải là chuỗi ISO 8601") from None
+        except Invalid as exc:
+            return jsonify({"error": str(exc)}), 400
+        result = post.push(order_number, code, at)
+        return not_found() if result is None else jsonify(result)
+
+    @bp.post("/_mock/expire-tokens")
+    def mock_expire_tokens() -> Response:
+        post.expire_tokens()
+        return jsonify({"status": "expired"})
+
+    @bp.get("/_mock/state")
+    def mock_state() -> Response:
+        return jsonify({"orders": post.snapshot()})
+
+    @bp.get("/_mock/state/<order_number>")
+    def mock_state_one(order_number: str) -> Response | tuple[Response, int]:
+        order = post.snapshot(order_number)
+        return not_found() if order is None else jsonify(order)
+
+    add_config_endpoints(bp, post)
+
+    return bp

@@ -1,0 +1,344 @@
+"""Fake Viettel brandname SMS (SOAP 1.1 "CcApi", operation wsCpMt), plus what both SMS mocks share.
+
+The shared bits (GSM 03.38 check, receiver check, accepted-message book, `_mock/messages`) live here so
+the VNPT mock imports them instead of keeping a second copy.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from xml.sax.saxutils import escape, quoteattr
+
+from flask import Blueprint, Response, jsonify, make_response, request, url_for
+from lxml import etree
+
+from mocks.harness import (
+    Fault,
+    FaultInjector,
+    MockConfig,
+    RequestLog,
+    add_config_endpoints,
+    add_mock_endpoints,
+    dropped_response,
+)
+
+# --- shared by both SMS mocks ----------------------------------------------------
+
+# GSM 03.38 default alphabet (ESC left out: it is the escape code, not a character) and its extension table.
+GSM7_BASIC = (
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+GSM7_EXTENSION = "\f^{}\\[~]|€"
+_GSM7 = frozenset(GSM7_BASIC + GSM7_EXTENSION)
+MAX_CONTENT = 1000
+# [0-9], not \d: \d also matches other scripts' digits.
+_RECEIVER = re.compile(r"84[0-9]{9}")
+MASK = "***"
+
+
+def is_gsm7(text: str) -> bool:
+    """Whether `text` can go as a plain (GSM-7) SMS: only GSM 03.38 basic-set or extension-table characters."""
+    return all(ch in _GSM7 for ch in text)
+
+
+def valid_receiver(value: Any) -> bool:
+    """One mobile number in the international form 84xxxxxxxxx."""
+    return isinstance(value, str) and _RECEIVER.fullmatch(value) is not None
+
+
+def masked(fields: dict[str, Any], key: str) -> dict[str, Any]:
+    """A copy of `fields` with the secret `key` replaced, so the request log never shows it."""
+    return fields | {key: MASK} if fields.get(key) is not None else dict(fields)
+
+
+class SentMessages:
+    """Messages a provider accepted, oldest first, one per request id. Callers hold the mock's lock."""
+
+    def __init__(self, provider: str) -> None:
+        self.provider = provider
+        self.clear()
+
+    def clear(self) -> None:
+        self._items: list[dict[str, Any]] = []
+        self._ids: set[str] = set()
+
+    def seen(self, request_id: str) -> bool:
+        return request_id in self._ids
+
+    def add(self, request_id: str, receiver: str, brandname: str, content: str, unicode: bool) -> None:
+        self._ids.add(request_id)
+        self._items.append(
+            {
+                "provider": self.provider,
+                "request_id": request_id,
+                "receiver": receiver,
+                "brandname": brandname,
+                "content": content,
+                "unicode": unicode,
+                "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            }
+        )
+
+    def list(self, receiver: str | None = None) -> list[dict[str, Any]]:
+        return [dict(m) for m in self._items if receiver is None or m["receiver"] == receiver]
+
+
+def add_messages_endpoint(bp: Blueprint, state: Any) -> None:
+    """GET `_mock/messages[?receiver=84...]` for a mock whose state has `lock` and SentMessages `messages`."""
+
+    @bp.get("/_mock/messages")
+    def mock_messages() -> Response:
+        with state.lock:
+            return jsonify({"messages": state.messages.list(request.args.get("receiver"))})
+
+
+# --- Viettel -----------------------------------------------------------------------
+
+TNS = "http://impl.bulkSms.ws/"
+SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
+SERVICE = "wsCpMt"
+FIELDS = (
+    "User", "Password", "CPCode", "RequestID", "UserID", "ReceiverID", "ServiceID", "CommandCode", "Content",
+    "ContentType",
+)  # fmt: skip
+SUCCESS = "Success"
+UNAUTHORIZED = "Authenticate: UNAUTHORIZED"
+BAD_BRANDNAME = "Check_Brandname: Brandname is not registered"
+BAD_COMMAND = "Check_Input_Data: CommandCode is invalid"
+BAD_RECEIVER = "Check_Input_Data: ReceiverID is invalid"
+BAD_REQUEST_ID = "Check_Input_Data: RequestID is invalid"
+BAD_CONTENT = "Check_Input_Data: Content is invalid"
+BAD_CONTENT_TYPE = "Check_Input_Data: ContentType is invalid"
+NOT_GSM7 = "Check_Input_Data: Content has unicode characters, use ContentType 1"
+DUPLICATE = "Duplicate: RequestID already sent"
+BUSY = "System_Busy: please try again later"
+TIMEOUT_TEXT = "Injected fault: timeout"
+
+# No DTDs, no entities, no network: the body comes from whoever calls the mock.
+_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+
+_REQUEST_ELEMENTS = "".join(f'{" " * 10}<xs:element name="{n}" type="xs:string" minOccurs="0"/>\n' for n in FIELDS)
+WSDL = f"""<?xml version="1.0" encoding="UTF-8"?>
+<definitions xmlns="http://schemas.xmlsoap.org/wsdl/" xmlns:soap="http://schemas.xmlsoap.org/wsdl/soap/"
+    xmlns:tns="{TNS}" xmlns:xs="http://www.w3.org/2001/XMLSchema" targetNamespace="{TNS}" name="CcApi">
+  <types>
+    <xs:schema targetNamespace="{TNS}" elementFormDefault="unqualified" version="1.0">
+      <xs:element name="wsCpMt" type="tns:wsCpMt"/>
+      <xs:element name="wsCpMtResponse" type="tns:wsCpMtResponse"/>
+      <xs:complexType name="wsCpMt">
+        <xs:sequence>
+{_REQUEST_ELEMENTS}\
+        </xs:sequence>
+      </xs:complexType>
+      <xs:complexType name="wsCpMtResponse">
+        <xs:sequence>
+          <xs:element name="return" type="tns:result"/>
+        </xs:sequence>
+      </xs:complexType>
+      <xs:complexType name="result">
+        <xs:sequence>
+          <xs:element name="message" type="xs:string" minOccurs="0"/>
+          <xs:element name="result" type="xs:int"/>
+        </xs:sequence>
+      </xs:complexType>
+    </xs:schema>
+  </types>
+  <message name="wsCpMt"><part name="parameters" element="tns:wsCpMt"/></message>
+  <message name="wsCpMtResponse"><part name="parameters" element="tns:wsCpMtResponse"/></message>
+  <portType name="CcApi">
+    <operation name="wsCpMt">
+      <input message="tns:wsCpMt"/>
+      <output message="tns:wsCpMtResponse"/>
+    </operation>
+  </portType>
+  <binding name="CcApiPortBinding" type="tns:CcApi">
+    <soap:binding transport="http://schemas.xmlsoap.org/soap/http" style="document"/>
+    <operation name="wsCpMt">
+      <soap:operation soapAction=""/>
+      <input><soap:body use="literal"/></input>
+      <output><soap:body use="literal"/></output>
+    </operation>
+  </binding>
+  <service name="CcApi">
+    <port name="CcApiPort" binding="tns:CcApiPortBinding">
+      <soap:address location=__LOCATION__/>
+    </port>
+  </service>
+</definitions>
+"""
+
+
+@dataclass
+class ViettelConfig(MockConfig):
+    user: str = "gateway"
+    password: str = "viettel-secret"
+    cp_code: str = "GATEWAY"
+    brandname: str = "UBND-TINH"
+
+
+class SoapClientError(Exception):
+    """A request that is not a wsCpMt call, answered with a SOAP Fault "Client"."""
+
+
+def parse_call(data: bytes) -> dict[str, str | None]:
+    """The wsCpMt fields of a SOAP 1.1 request (None = element absent); raises SoapClientError."""
+    try:
+        root = etree.fromstring(data, parser=_PARSER)
+    except (etree.XMLSyntaxError, ValueError) as exc:
+        raise SoapClientError(f"Nội dung yêu cầu không phải XML hợp lệ: {exc}") from None
+    if root.tag != f"{{{SOAP_ENV}}}Envelope":
+        raise SoapClientError(f"Yêu cầu không phải SOAP 1.1 Envelope ({{{SOAP_ENV}}}Envelope)")
+    call = root.find(f"{{{SOAP_ENV}}}Body/{{{TNS}}}wsCpMt")
+    if call is None:
+        raise SoapClientError(f"Không tìm thấy phần tử {{{TNS}}}wsCpMt trong SOAP Body")
+    fields: dict[str, str | None] = {}
+    for name in FIELDS:
+        element = call.find(name)  # unqualified children, as elementFormDefault="unqualified" says
+        fields[name] = None if element is None else (element.text or "")
+    return fields
+
+
+def envelope(body: str) -> str:
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?><S:Envelope xmlns:S="{SOAP_ENV}"><S:Body>{body}</S:Body></S:Envelope>'
+    )
+
+
+def result_envelope(result: int, message: str) -> str:
+    return envelope(
+        f'<ns2:wsCpMtResponse xmlns:ns2="{TNS}"><return><message>{escape(message)}</message>'
+        f"<result>{result}</result></return></ns2:wsCpMtResponse>"
+    )
+
+
+def fault_envelope(code: str, text: str) -> str:
+    return envelope(f"<S:Fault><faultcode>S:{code}</faultcode><faultstring>{escape(text)}</faultstring></S:Fault>")
+
+
+def _xml(status: int, text: str) -> Response:
+    return make_response(text.encode(), status, {"Content-Type": "text/xml; charset=utf-8"})
+
+
+def finish_xml(fault: Fault | None, status: int, text: str) -> Response:
+    """harness.finish for XML replies: the fault's sleep or drop, then the envelope."""
+    if fault is not None and fault.mode in ("timeout", "delay"):
+        time.sleep(fault.seconds)
+    if fault is not None and fault.mode == "drop":
+        return dropped_response()
+    return _xml(status, text)
+
+
+def _masked_raw(data: bytes) -> str:
+    # An unreadable body is logged as text, still without the password.
+    text = data.decode("utf-8", "replace")[:2000]
+    return re.sub(r"(<(?:[\w.-]+:)?Password\b[^>]*>)[^<]*", rf"\g<1>{MASK}", text)
+
+
+class ViettelSms:
+    """State of one Viettel mock: config and the messages accepted."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.log = RequestLog()
+        self.faults = FaultInjector()
+        self.messages = SentMessages("viettel")
+        self.reset()
+
+    def reset(self) -> None:
+        with self.lock:
+            self.config = ViettelConfig()
+            self.messages.clear()
+
+    def send(self, call: dict[str, str | None], fault: Fault | None) -> tuple[int, str]:
+        """Check and accept one wsCpMt; returns (result, message)."""
+        f = {k: v or "" for k, v in call.items()}
+        with self.lock:  # check-then-record must be atomic, or two retries could both be accepted
+            cfg = self.config
+            if (f["User"], f["Password"], f["CPCode"]) != (cfg.user, cfg.password, cfg.cp_code):
+                return 0, UNAUTHORIZED
+            if f["ServiceID"] != cfg.brandname:
+                return 0, BAD_BRANDNAME
+            if f["CommandCode"] != "bulksms":
+                return 0, BAD_COMMAND
+            if not valid_receiver(f["ReceiverID"]):
+                return 0, BAD_RECEIVER
+            if not f["RequestID"]:
+                return 0, BAD_REQUEST_ID
+            if not f["Content"] or len(f["Content"]) > MAX_CONTENT:
+                return 0, BAD_CONTENT
+            if f["ContentType"] not in ("0", "1"):
+                return 0, BAD_CONTENT_TYPE
+            if f["ContentType"] == "0" and not is_gsm7(f["Content"]):
+                return 0, NOT_GSM7
+            if self.messages.seen(f["RequestID"]):
+                return 0, DUPLICATE
+            # error_code comes after the checks: a bad or repeated request keeps its own answer.
+            if fault is not None and fault.mode == "error_code":
+                return 0, fault.code or BUSY
+            unicode = f["ContentType"] == "1"
+            self.messages.add(f["RequestID"], f["ReceiverID"], f["ServiceID"], f["Content"], unicode)
+            return 1, SUCCESS
+
+
+def create_blueprint() -> Blueprint:
+    """A fresh Viettel SMS mock (own state, log and faults) as a blueprint; mount it at /sms/viettel."""
+    sms = ViettelSms()
+    bp = Blueprint("sms_viettel", __name__)
+    add_mock_endpoints(bp, sms.log, sms.faults, sms.reset)
+    add_config_endpoints(bp, sms)
+    add_messages_endpoint(bp, sms)
+
+    def record(body: Any, status: int, response: dict[str, Any], fault: Fault | None) -> None:
+        sms.log.append(
+            {
+                "path": request.path,
+                "service": SERVICE,
+                "body": body,
+                # For delay/drop this is what was computed; the client may never see it.
+                "status": status,
+                "response": response,
+                "fault": fault.mode if fault else None,
+            }
+        )
+
+    def wsdl() -> Response:
+        # The address follows the host the client used, so the WSDL works behind any host:port.
+        location = url_for(".bulkapi", _external=True)
+        return _xml(200, WSDL.replace("__LOCATION__", quoteattr(location)))
+
+    @bp.get("/bulkapi")
+    def bulkapi_get() -> Response:
+        if any(key.lower() == "wsdl" for key in request.args):
+            return wsdl()
+        text = f"Dịch vụ CcApi (SOAP 1.1). WSDL: {url_for('.bulkapi', _external=True)}?wsdl"
+        return make_response(text, 200, {"Content-Type": "text/plain; charset=utf-8"})
+
+    @bp.get("/bulkapi.wsdl")
+    def bulkapi_wsdl() -> Response:
+        return wsdl()
+
+    @bp.post("/bulkapi")
+    def bulkapi() -> Response:
+        data = request.get_data()
+        try:
+            call = parse_call(data)
+        except SoapClientError as exc:
+            # Faults need a readable call, so a broken body never consumes one.
+            record(_masked_raw(data), 500, {"faultcode": "Client", "faultstring": str(exc)}, None)
+            return _xml(500, fault_envelope("Client", str(exc)))
+        fault = sms.faults.take(SERVICE)
+        if fault is not None and fault.mode in ("http_500", "timeout"):
+            status, text = (500, "Injected fault: HTTP 500") if fault.mode == "http_500" else (504, TIMEOUT_TEXT)
+            record(masked(call, "Password"), status, {"faultcode": "Server", "faultstring": text}, fault)
+            return finish_xml(fault, status, fault_envelope("Server", text))
+        result, message = sms.send(call, fault)
+        record(masked(call, "Password"), 200, {"result": result, "message": message}, fault)
+        return finish_xml(fault, 200, result_envelope(result, message))
+
+    return bp
