@@ -69,7 +69,8 @@ class Notifier:
         row = {"reference": "TB" + secrets.token_hex(8).upper(), "dossier_code": dossier_code, "channel": str(channel),
                "recipient": to, "template": template, "subject": rendered.subject, "body": rendered.body,
                "encoding": None, "segments": None, "state": NotificationState.QUEUED.value, "attempts": 0,
-               "origin": origin, "source_key": source_key, "caller": caller, "created_at": now, "updated_at": now}
+               "origin": origin, "source_key": source_key, "caller": caller, "created_at": now, "updated_at": now,
+               "provider": None, "provider_message_id": None, "last_error": None, "sent_at": None}
         if channel is Channel.SMS:
             row["body"] = sms_text(rendered.body, diacritics=self.settings.sms.diacritics)
             length = measure(row["body"])
