@@ -231,8 +231,9 @@ class DeliveryJobs:
             current = deliveries.by_reference(conn, delivery["reference"], for_update=True)
             if current is None or current["state"] != DeliveryState.BOOKING:
                 return
+            # No status_at: the post's own clock (whole seconds) dates its updates; ours must not outrank them.
             changes = {"state": DeliveryState.BOOKED.value, "waybill": waybill, "status_code": "100",
-                       "status_message": STATE_LABELS_VI[DeliveryState.BOOKED], "status_at": now, "last_error": None,
+                       "status_message": STATE_LABELS_VI[DeliveryState.BOOKED], "last_error": None,
                        "next_poll_at": now + timedelta(seconds=self.ctx.postal.poll_every_seconds)}
             deliveries.change(conn, delivery["id"], now=now, **changes)
             deliveries.add_event(conn, {"delivery_id": delivery["id"], "status_code": "100",
