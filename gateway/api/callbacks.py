@@ -5,7 +5,6 @@ signature, not by an API key."""
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify, request
@@ -14,7 +13,8 @@ from gateway.adapters.national_portal.mapping import DvcqgDossierIn
 from gateway.adapters.payment.base import Callback, CallbackVerdict, PaymentProvider
 from gateway.adapters.postal import callback_signature
 from gateway.adapters.postal.vnpost import Tracking, VNPostClient
-from gateway.domain.dossier import VN_TZ, DossierIn
+from gateway.domain.delivery import TrackingIn
+from gateway.domain.dossier import DossierIn
 from gateway.services import deliveries, payment_callbacks
 from gateway.services import dossiers as service
 
@@ -91,17 +91,11 @@ def postal_callback(provider_name: str):  # noqa: ANN201
         raise ApiError(401, "bad_signature", f"{callback_signature.HEADER} does not match the body")
     try:
         data = json.loads(raw.decode("utf-8"))
-        if not isinstance(data, dict) or unstorable(data) is not None:
-            raise ValueError("not an object")
-        tracking = Tracking(str(data["statusCode"]), str(data.get("statusMessage") or "")[:300],
-                            _aware(datetime.fromisoformat(str(data["at"]))))
-        order_number = str(data["orderNumber"])
-    except (UnicodeDecodeError, ValueError, KeyError, TypeError, RecursionError):
+        update = TrackingIn.model_validate(data if unstorable(data) is None else None)
+    except (UnicodeDecodeError, ValueError, RecursionError):  # pydantic's ValidationError is a ValueError
         raise ApiError(400, "bad_callback", "a tracking update is a JSON object with orderNumber, statusCode, "
                                             "statusMessage and at (ISO 8601)") from None
+    tracking = Tracking(update.statusCode, update.statusMessage, update.at)
+    order_number = update.orderNumber
     moved = deliveries.tracking_callback(gateway.context, order_number, tracking)
     return jsonify({"status": "ok", "applied": moved})
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=VN_TZ) if moment.tzinfo is None else moment

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import Field, StrictInt
 
-from .dossier import Address, Email, Phone, Text
+from .dossier import Address, Email, Phone, Text, VnTime
 from .fees import Strict
 
 
@@ -84,3 +84,14 @@ class DeliveryIn(Strict):
     receiver: Receiver | None = None
     cod_amount: Annotated[StrictInt, Field(ge=0)] = 0  # whole VND the postman collects (fees paid on delivery)
     description: str = Field("Kết quả giải quyết thủ tục hành chính", max_length=500)
+
+
+class TrackingIn(Strict):
+    """A VNPost tracking callback (its own field names). Other fields the post may add are ignored."""
+
+    model_config = {"extra": "ignore"}
+
+    orderNumber: Annotated[str, Field(min_length=1, max_length=64)]  # noqa: N815 - VNPost's name
+    statusCode: Annotated[str, Field(min_length=1, max_length=16)]  # noqa: N815
+    statusMessage: Annotated[str, Field(max_length=300)] = ""  # noqa: N815
+    at: VnTime

@@ -16,6 +16,7 @@ import jinja2
 from gateway.domain.dossier import VN_TZ
 from gateway.domain.notifications import Channel
 
+MAX_SUBJECT = 500  # notifications.subject
 BUILT_IN = Path(__file__).resolve().parent.parent / "templates" / "notifications"
 
 
@@ -63,14 +64,19 @@ class MessageTemplates:
             template = self.env.get_template(f"{name}.{channel}.j2")
         except jinja2.TemplateNotFound:
             raise TemplateError(f"no {channel} template {name!r}; known: {', '.join(sorted(self.names()))}") from None
+        except jinja2.TemplateSyntaxError as exc:  # a province's own template with a typo
+            raise TemplateError(f"template {name!r} is broken: line {exc.lineno}: {exc.message}") from None
         try:
             module = template.make_module({**self.defaults, **context})
         except jinja2.UndefinedError as exc:
             raise TemplateError(f"template {name!r} needs a value it was not given: {exc.message}") from None
-        except (TypeError, ValueError) as exc:  # e.g. a text where the template formats a date or an amount
+        except (TypeError, ValueError, AttributeError) as exc:  # e.g. a number where a date is formatted
             raise TemplateError(f"template {name!r}: a value has the wrong type: {exc}") from None
         body = str(module).strip()
         subject = getattr(module, "subject", None)
+        subject = " ".join(str(subject).split()) if subject else None
         if channel is Channel.EMAIL and not subject:
             raise TemplateError(f"email template {name!r} sets no subject")
-        return Rendered(" ".join(subject.split()) if subject else None, body)
+        if subject and len(subject) > MAX_SUBJECT:
+            raise TemplateError(f"template {name!r}: the subject is over {MAX_SUBJECT} characters")
+        return Rendered(subject, body)

@@ -16,7 +16,8 @@ from sqlalchemy import Connection
 
 from gateway.adapters import sms_email
 from gateway.adapters.base import AdapterError, PermanentError, one_by_one
-from gateway.adapters.sms_email.failover import AllFailed, SmsFailover
+from gateway.adapters.sms_email.base import Sms
+from gateway.adapters.sms_email.failover import AllFailed, Attempt, SmsFailover, outcome_of
 from gateway.adapters.sms_email.smtp_email import Attachment, Email, SmtpEmail
 from gateway.config import NotificationSettings
 from gateway.domain.notifications import Channel, NotificationIn, NotificationState, recipients
@@ -41,11 +42,16 @@ class InvalidNotification(ServiceError):
 
 
 @dataclass
-class Planned:
-    """Notifications stored in a transaction: the jobs to publish once it commits."""
+class Outgoing:
+    """Notifications rendered, not stored yet: their rows, and the attachments of each email by reference.
+    A batch of steps gathers its notifications here and stores them in one go."""
 
-    jobs: list[tuple[int, str]] = field(default_factory=list)
-    references: list[str] = field(default_factory=list)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    files: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def add(self, other: Outgoing) -> None:
+        self.rows += other.rows
+        self.files.update(other.files)
 
 
 def dossier_context(row: dict[str, Any]) -> dict[str, Any]:
@@ -77,50 +83,49 @@ class Notifier:
             row.update(encoding=str(length.encoding), segments=length.segments)
         return row
 
-    def store(self, conn: Connection, ctx: Context, rows: list[dict[str, Any]], *, now: datetime,
-              files: dict[str, list[dict[str, Any]]] | None = None) -> Planned:
-        """Insert the rows whose cause was not notified yet, each with its send job."""
-        taken = store.existing_keys(conn, [r["source_key"] for r in rows if r["source_key"]])
-        rows = [r for r in rows if r["source_key"] not in taken]
-        planned = Planned()
+    def store(self, conn: Connection, ctx: Context, outgoing: Outgoing, *, now: datetime) -> list[tuple[int, str]]:
+        """Insert the notifications whose cause was not told yet, each with its send job; the jobs to publish."""
+        taken = store.existing_keys(conn, [r["source_key"] for r in outgoing.rows if r["source_key"]])
+        rows = [r for r in outgoing.rows if r["source_key"] not in taken]
         if not rows:
-            return planned
+            return []
         ids = store.insert_many(conn, rows)
         for notification_id, row in zip(ids, rows, strict=True):
-            if files and row["channel"] == Channel.EMAIL:
-                store.add_attachments(conn, notification_id, files.get(row["reference"], files.get("*", [])))
+            store.add_attachments(conn, notification_id, outgoing.files.get(row["reference"], []))
         jobs = [(outbox.NewJob(sms_email.QUEUE, sms_email.SEND, f"notification:{r['reference']}",
                                {"reference": r["reference"]}), True) for r in rows]
         job_ids = outbox.enqueue_many(conn, jobs, now=now, max_attempts=ctx.jobs.max_attempts)
-        planned.jobs = [(job_id, sms_email.QUEUE) for job_id in job_ids]
-        planned.references = [r["reference"] for r in rows]
-        return planned
+        return [(job_id, sms_email.QUEUE) for job_id in job_ids]
 
-    def tell_applicant(self, conn: Connection, ctx: Context, dossier: dict[str, Any], template: str, *, cause: str,
-                       origin: str, now: datetime, context: dict[str, Any] | None = None,
-                       files: list[dict[str, Any]] | None = None) -> Planned:
-        """Tell a dossier's applicant on every channel the dossier gives. `cause` makes it once only."""
+    def for_applicant(self, dossier: dict[str, Any], template: str, *, cause: str, origin: str, now: datetime,
+                      context: dict[str, Any] | None = None, files: list[dict[str, Any]] | None = None) -> Outgoing:
+        """A dossier's applicant, told on every channel the dossier gives. `cause` makes it once only."""
+        outgoing = Outgoing()
         if not self.settings.enabled:
-            return Planned()
+            return outgoing
         full = {"dossier": dossier_context(dossier), **(context or {})}
         if files:
             full["attachments"] = [f["filename"] for f in files]
-        rows = []
         for channel, to in recipients(dossier["data"]["applicant"]).items():
             try:
-                rows.append(self.message(channel, to, template, full, origin=origin, caller="gateway", now=now,
-                                         dossier_code=dossier["code"], source_key=f"{cause}:{channel}"))
+                row = self.message(channel, to, template, full, origin=origin, caller="gateway", now=now,
+                                   dossier_code=dossier["code"], source_key=f"{cause}:{channel}")
             except TemplateError:  # a broken template must not lose the step it tells about
                 log.exception("notification %s for %s not rendered", template, dossier["code"])
-        return self.store(conn, ctx, rows, now=now, files={"*": files} if files else None)
+                continue
+            outgoing.rows.append(row)
+            if files and channel is Channel.EMAIL:
+                outgoing.files[row["reference"]] = files
+        return outgoing
 
 
-def tell_applicant(ctx: Context, conn: Connection, dossier: dict[str, Any], template: str, **kwargs: Any,
-                   ) -> list[tuple[int, str]]:
-    """The jobs to publish after commit; none when the gateway is built without notifications."""
+def tell_applicant(ctx: Context, conn: Connection, dossier: dict[str, Any], template: str, *, now: datetime,
+                   **kwargs: Any) -> list[tuple[int, str]]:
+    """Render and store in the caller's transaction; the jobs to publish after commit (none when the gateway
+    is built without notifications)."""
     if ctx.notifier is None:
         return []
-    return ctx.notifier.tell_applicant(conn, ctx, dossier, template, **kwargs).jobs
+    return ctx.notifier.store(conn, ctx, ctx.notifier.for_applicant(dossier, template, now=now, **kwargs), now=now)
 
 
 def send_now(ctx: Context, notifier: Notifier, body: NotificationIn, *, caller: str) -> dict[str, Any]:
@@ -138,8 +143,8 @@ def send_now(ctx: Context, notifier: Notifier, body: NotificationIn, *, caller: 
                                    now=now, dossier_code=body.dossier_code, source_key=None)
         except TemplateError as exc:
             raise InvalidNotification(str(exc)) from None
-        planned = notifier.store(conn, ctx, [row], now=now)
-    ctx.publish_after_commit(planned.jobs)
+        jobs = notifier.store(conn, ctx, Outgoing([row]), now=now)
+    ctx.publish_after_commit(jobs)
     return row
 
 
@@ -181,35 +186,28 @@ class NotificationJobs:
         except AllFailed as exc:
             self._record(row, exc.attempts, last_error=str(exc))
             raise
-        except AdapterError as exc:
-            self._record(row, [{"provider": "smtp", "outcome": _kind(exc), "detail": str(exc)}], last_error=str(exc))
+        except AdapterError as exc:  # email: one server, one attempt
+            self._record(row, [Attempt(self.email.name, outcome_of(exc), str(exc))], last_error=str(exc))
             raise
         self._record(row, tried, state=NotificationState.SENT.value, provider=provider,
                      provider_message_id=message_id, sent_at=datetime.now(UTC), last_error=None)
 
-    def _deliver(self, row: Any, files: list[Any]) -> tuple[str, str, list[dict[str, Any]]]:
+    def _deliver(self, row: Any, files: list[Any]) -> tuple[str, str, list[Attempt]]:
         if row["channel"] == Channel.SMS:
-            sent = self.sms.send(sms_email.base.Sms(row["reference"], row["recipient"], row["body"],
-                                                    unicode=row["encoding"] == "ucs2"))
-            tried = [{"provider": a.provider, "outcome": a.outcome, "detail": a.detail or None} for a in sent.attempts]
-            return sent.provider, sent.message_id, tried
+            sms = Sms(row["reference"], row["recipient"], row["body"], unicode=row["encoding"] == "ucs2")
+            sent = self.sms.send(sms)
+            return sent.provider, sent.message_id, sent.attempts
         email = Email(row["reference"], row["recipient"], row["subject"] or "", row["body"],
                       [Attachment(f["filename"], f["content_type"], f["content"]) for f in files])
-        message_id = self.email.send(email)
-        return self.email.name, message_id, [{"provider": self.email.name, "outcome": "sent", "detail": None}]
+        return self.email.name, self.email.send(email), [Attempt(self.email.name, "sent")]
 
-    def _record(self, row: Any, tried: list[Any], **changes: Any) -> None:
-        if tried and not isinstance(tried[0], dict):
-            tried = [{"provider": a.provider, "outcome": a.outcome, "detail": a.detail or None} for a in tried]
+    def _record(self, row: Any, tried: list[Attempt], **changes: Any) -> None:
+        attempts = [{"provider": a.provider, "outcome": a.outcome, "detail": a.detail or None} for a in tried]
         with self.ctx.engine.begin() as conn:
-            store.record(conn, row["id"], tried, now=datetime.now(UTC), expected_state=row["state"], **changes)
+            store.record(conn, row["id"], attempts, now=datetime.now(UTC), expected_state=row["state"], **changes)
 
     def send_dead(self, conn: Connection, payload: dict[str, Any], error: str) -> None:
         """Out of attempts, or refused for good: the notification failed (an operator can revive its job)."""
         store.mark(conn, payload["reference"], now=datetime.now(UTC), expected_state=NotificationState.QUEUED,
                    state=NotificationState.FAILED.value, last_error=error)
 
-
-def _kind(exc: AdapterError) -> str:
-    return "retryable" if exc.retryable else ("rejected" if isinstance(exc, sms_email.base.RejectedError)
-                                              else "refusing")

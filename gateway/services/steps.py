@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection
-
 from gateway.adapters import national_portal as np
 from gateway.domain.codes import Status
 from gateway.domain.dossier import EventIn
@@ -49,6 +47,7 @@ def record_events(ctx: Context, items: list[tuple[str, EventIn]], *, actor: str)
     new_jobs: list[tuple[outbox.NewJob, bool]] = []  # with: does it head its dossier's queue?
     audits: list[dict[str, Any]] = []
     told: list[tuple[int, str]] = []
+    telling = notifications.Outgoing()  # stored together at the end: one insert for the whole batch
     with ctx.engine.begin() as conn:
         locked = {r["code"]: dict(r) for r in dossiers.lock_many(conn, sorted({code for code, _ in items}))}
         by_id = {d["id"]: d for d in locked.values()}
@@ -105,7 +104,7 @@ def record_events(ctx: Context, items: list[tuple[str, EventIn]], *, actor: str)
             audits.append({"actor": actor, "action": "dossier.step", "subject": code, "at": now,
                            "detail": {"seq": seq, "from": dossier["status"], "to": int(status)}})
             dossier.update(status=int(status), last_seq=seq, due_at=event.due_at or dossier["due_at"])
-            told += _tell(ctx, conn, dossier, event, step, now=now)
+            telling.add(_tell(ctx, dossier, event, step, now=now))
             changed.add(code)
             results.append(Recorded(True, row))
 
@@ -114,23 +113,25 @@ def record_events(ctx: Context, items: list[tuple[str, EventIn]], *, actor: str)
             dossiers.save_progress(conn, [locked[c] for c in changed], now=now)
             ids = outbox.enqueue_many(conn, new_jobs, now=now, max_attempts=ctx.jobs.max_attempts)
             audit.record_many(conn, audits)
+            if ctx.notifier is not None and telling.rows:
+                told = ctx.notifier.store(conn, ctx, telling, now=now)
             ready = [(job_id, job.queue) for job_id, (job, heads) in zip(ids, new_jobs, strict=True) if heads]
     if new_events:
         ctx.publish_after_commit(ready + told)
     return results
 
 
-def _tell(ctx: Context, conn: Connection, dossier: dict[str, Any], event: EventIn, step: dict[str, Any], *,
-          now: datetime) -> list[tuple[int, str]]:
+def _tell(ctx: Context, dossier: dict[str, Any], event: EventIn, step: dict[str, Any], *,
+          now: datetime) -> notifications.Outgoing:
     """Tell the applicant of the step. Payment required with fees waits: the payment's start tells, with the link."""
     template = STATUS_TEMPLATES.get(Status(dossier["status"]))
-    if template is None or event.fees is not None:
-        return []
+    if ctx.notifier is None or template is None or event.fees is not None:
+        return notifications.Outgoing()
     online = dossier["data"].get("delivery_method") == "online"
     files = notifications.result_files(event.results) if event.results and online else None
-    return notifications.tell_applicant(ctx, conn, dossier, template, cause=f"{dossier['code']}:{step['seq']}",
-                                        origin="step", now=now, files=files,
-                                        context={"event": {k: step.get(k) for k in notifications.NO_EVENT}})
+    return ctx.notifier.for_applicant(dossier, template, cause=f"{dossier['code']}:{step['seq']}", origin="step",
+                                      now=now, files=files,
+                                      context={"event": {k: step.get(k) for k in notifications.NO_EVENT}})
 
 
 def record_event(ctx: Context, code: str, event: EventIn, *, actor: str) -> Recorded:

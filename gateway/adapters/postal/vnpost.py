@@ -124,7 +124,7 @@ class VNPostClient:
             return None
         reply = self._json(response, "tracking")
         try:
-            return Tracking(str(reply["statusCode"]), str(reply.get("statusMessage") or ""),
+            return Tracking(str(reply["statusCode"])[:16], str(reply.get("statusMessage") or "")[:300],
                             datetime.fromisoformat(reply["at"]))
         except (KeyError, TypeError, ValueError) as exc:
             raise RetryableError(f"vnpost tracking {order_number}: unreadable answer {reply!r:.200}") from exc

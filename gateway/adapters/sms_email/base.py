@@ -8,6 +8,7 @@ takes over.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -35,13 +36,14 @@ class Sms:
     unicode: bool  # UCS-2 (with diacritics) rather than GSM-7
 
 
-class SmsProvider:
-    """One brandname SMS provider. send() returns the provider's message id, or raises an error kind."""
+class SmsProvider(ABC):
+    """One brandname SMS provider."""
 
-    name: str = "?"
+    name: str
 
+    @abstractmethod
     def send(self, sms: Sms) -> str:
-        raise NotImplementedError
+        """Send it; return the provider's message id, or raise an error kind."""
 
 
 def raise_for(verdict: Verdict, provider: str, code: str, text: str) -> None:

@@ -40,7 +40,8 @@ class AllFailed(AdapterError):
         self.retryable = retryable
 
 
-def _outcome(exc: AdapterError) -> str:
+def outcome_of(exc: AdapterError) -> str:
+    """How an attempt that raised `exc` is recorded."""
     if isinstance(exc, RejectedError):
         return "rejected"
     if isinstance(exc, PermanentError):
@@ -98,7 +99,7 @@ class SmsFailover:
                 raise AllFailed(str(exc), attempts, retryable=False) from exc
             except AdapterError as exc:
                 self._failed(provider.name)
-                attempts.append(Attempt(provider.name, _outcome(exc), str(exc)))
+                attempts.append(Attempt(provider.name, outcome_of(exc), str(exc)))
                 retryable = retryable or isinstance(exc, RetryableError)
                 continue
             self._worked(provider.name)
