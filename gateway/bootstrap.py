@@ -7,6 +7,7 @@ from functools import partial
 
 from sqlalchemy import Engine
 
+from gateway import signature
 from gateway.adapters import national_portal as np
 from gateway.adapters import payment as pay
 from gateway.adapters import postal, sms_email
@@ -22,10 +23,11 @@ from gateway.services import sla
 from gateway.services.deliveries import DeliveryJobs
 from gateway.services.notifications import NotificationJobs, Notifier
 from gateway.services.payment_jobs import PaymentJobs
+from gateway.services.signatures import AttachmentSignatureJobs, Signatures
 from gateway.services.unit_of_work import Context
 from gateway.store.database import make_engine
 
-QUEUES = [np.QUEUE, pay.QUEUE, sms_email.QUEUE, postal.QUEUE]
+QUEUES = [np.QUEUE, pay.QUEUE, sms_email.QUEUE, postal.QUEUE, signature.QUEUE]
 
 
 @dataclass
@@ -35,10 +37,12 @@ class Gateway:
     broker: Broker
     publisher: Publisher
     payment_providers: dict[str, PaymentProvider]
+    signatures: Signatures
     context: Context = field(init=False)
     payment_jobs: PaymentJobs = field(init=False)
     notification_jobs: NotificationJobs = field(init=False)
     delivery_jobs: DeliveryJobs = field(init=False)
+    attachment_jobs: AttachmentSignatureJobs = field(init=False)
     runner: JobRunner = field(init=False)  # also used by requests that try a job at once
 
     def __post_init__(self) -> None:
@@ -46,11 +50,13 @@ class Gateway:
         calendar = WorkingCalendar.of(s.sla.extra_days_off, s.sla.extra_working_days)
         self.context = Context(self.engine, s.jobs, self.publisher.publish, s.payment,
                                notifier=Notifier(s.notifications), calendar=calendar,
-                               acknowledge_within_hours=s.sla.acknowledge_within_hours, postal=s.postal)
+                               acknowledge_within_hours=s.sla.acknowledge_within_hours, postal=s.postal,
+                               verify_attachments=s.signature.verify_attachments)
         self.payment_jobs = PaymentJobs(self.context, self.payment_providers)
         self.notification_jobs = NotificationJobs(self.context, sms_email.build_sms(s.notifications),
                                                   sms_email.build_email(s.notifications))
         self.delivery_jobs = DeliveryJobs(self.context, VNPostClient(s.postal))
+        self.attachment_jobs = AttachmentSignatureJobs(self.context, self.signatures)
         self.runner = JobRunner(self.engine, handlers(self), s.jobs, on_dead=dead_hooks(self))
 
     @property
@@ -59,6 +65,7 @@ class Gateway:
         return self.context.notifier
 
     def close(self) -> None:
+        self.signatures.close()
         self.publisher.close()
         self.engine.dispose()
 
@@ -67,7 +74,9 @@ def bootstrap(settings: Settings | None = None) -> Gateway:
     settings = settings or load_settings()
     engine = make_engine(settings.database.url, settings.database.pool_size)
     broker = Broker(settings.broker, QUEUES)
-    return Gateway(settings, engine, broker, Publisher(broker), pay.build_providers(settings.payment))
+    signatures = Signatures(settings.signature)  # a bad trust folder stops the start here
+    signatures.trust.log_fingerprints()
+    return Gateway(settings, engine, broker, Publisher(broker), pay.build_providers(settings.payment), signatures)
 
 
 def handlers(gateway: Gateway) -> dict[str, BatchHandler]:
@@ -78,6 +87,7 @@ def handlers(gateway: Gateway) -> dict[str, BatchHandler]:
         pay.INIT: jobs.init_many, pay.QUERY: jobs.query_many, pay.RECEIPT: jobs.receipt_many,
         sms_email.SEND: gateway.notification_jobs.send_many,
         postal.BOOK: delivery.book_many, postal.TRACK: delivery.track_many, postal.RETURNED: delivery.returned_many,
+        signature.VERIFY_ATTACHMENT: gateway.attachment_jobs.verify_many,
     }
 
 

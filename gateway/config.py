@@ -199,6 +199,28 @@ class SlaSettings(BaseModel):
     scan_interval_seconds: float = Field(60.0, gt=0)  # how often a worker looks for new breaches
 
 
+class SignatureSettings(BaseModel):
+    """PDF signature verification: which roots to trust, how hard to check revocation, the sandbox's limits."""
+
+    trust_dir: str = "config/trust"  # public/ and government/ sub-folders of PEM or DER roots
+    trust_fingerprints: list[str] = []  # SHA-256 of the roots: when set, any other root file stops the start
+    revocation_mode: Literal["soft-fail", "hard-fail", "require"] = "soft-fail"  # require: fail closed
+    fetch_revocation: bool = False  # fetch CRLs / OCSP named in the certificates (else embedded data only)
+    fetch_timeout_seconds: float = Field(5.0, gt=0)
+    revocation_cache_seconds: float = Field(300.0, gt=0)
+    accept_digital_signature_only: bool = True  # digitalSignature without nonRepudiation is enough
+    max_pdf_bytes: int = Field(20 * 1024 * 1024, gt=0)
+    sandbox_processes: int = Field(2, ge=1, le=64)
+    time_limit_seconds: float = Field(10.0, gt=0)
+    memory_limit_mb: int = Field(768, ge=128)
+    verify_attachments: bool = True  # verify a filed dossier's PDF attachments in a job
+
+    @property
+    def trust_path(self) -> Path:
+        path = Path(self.trust_dir)
+        return path if path.is_absolute() else PROJECT_ROOT / path
+
+
 class ApiKey(BaseModel):
     name: str
     key: str | None = None  # plaintext: development only
@@ -231,6 +253,7 @@ class Settings(BaseSettings):
     notifications: NotificationSettings = NotificationSettings()
     postal: PostalSettings = PostalSettings()
     sla: SlaSettings = SlaSettings()
+    signature: SignatureSettings = SignatureSettings()
     auth: AuthSettings = AuthSettings()
 
     @classmethod
@@ -270,6 +293,10 @@ class Settings(BaseSettings):
                              ("postal.callback_secret", self.postal.callback_secret)):
             if not secret or secret in DEVELOPMENT_SECRETS:
                 problems.append(f"{name} missing or a development value")
+        if self.signature.revocation_mode != "require":
+            problems.append("signature.revocation_mode must be \"require\" (no revocation data is no pass)")
+        if not self.signature.trust_fingerprints:
+            problems.append("signature.trust_fingerprints missing (pin the trusted roots)")
         if problems:
             raise ValueError("production config refused: " + "; ".join(problems))
         return self

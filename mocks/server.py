@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
-from mocks import email, national_portal, payment, postal, sms_viettel, sms_vnpt
+from mocks import ca, email, national_portal, payment, postal, sms_viettel, sms_vnpt
 
 # Every HTTP mock under its prefix. The SMTP server itself is started by `python -m mocks` (see __main__).
 MOCKS = (
@@ -15,6 +15,7 @@ MOCKS = (
     ("/sms/vnpt", sms_vnpt.create_blueprint),
     ("/postal", postal.create_blueprint),
     ("/email", email.create_blueprint),
+    ("/ca", ca.create_blueprint),
 )
 
 

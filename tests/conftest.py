@@ -246,6 +246,11 @@ class Stack:
         self.vnpt = MockEndpoints(f"{self.mocks.url}/sms/vnpt")
         self.mail = MockEndpoints(f"{self.mocks.url}/email")
         self.post_office = MockEndpoints(f"{self.mocks.url}/postal")
+        self.ca = MockEndpoints(f"{self.mocks.url}/ca")
+        from mocks.pki import TestPki
+
+        self.pki = TestPki(crl_base=self.ca.base)  # signers' CRLs are published at the CA mock
+        self.pki.write_trust_dir(tmp / "trust")
         self.env = {
             **self.FAST_JOBS, **broker_env,
             "GATEWAY_DATABASE__URL": db_url,
@@ -257,6 +262,7 @@ class Stack:
             "GATEWAY_NOTIFICATIONS__SMS__VNPT__URL": f"{self.vnpt.base}/api/send_sms_list",
             "GATEWAY_NOTIFICATIONS__EMAIL__PORT": str(self.mocks.smtp_port),  # type: ignore[attr-defined]
             "GATEWAY_POSTAL__BASE_URL": self.post_office.base,
+            "GATEWAY_SIGNATURE__TRUST_DIR": str(tmp / "trust"),
         }
         with mock.patch.dict(os.environ, self.env):
             self.settings = load_settings()
@@ -390,7 +396,7 @@ def _rabbit_cleanup(prefix: str) -> None:
     try:
         with Connection(AMQP_URL, connect_timeout=3) as conn:
             channel = conn.channel()
-            for queue in ("national_portal", "payment", "notifications", "postal"):
+            for queue in ("national_portal", "payment", "notifications", "postal", "signatures"):
                 channel.queue_delete(f"{prefix}.{queue}")
             channel.exchange_delete(prefix)
     except Exception:  # noqa: BLE001 - best effort: a leftover test queue harms nothing

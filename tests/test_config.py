@@ -33,7 +33,8 @@ def test_production_refuses_development_keys(monkeypatch, tmp_path):
 # The SMS and post partners' secrets of a production config (payment's are set per test).
 PARTNER_SECRETS = ('[notifications.sms.viettel]\npassword = "viettel-s3cret"\n[notifications.sms.vnpt]\n'
                    'api_pass = "vnpt-s3cret"\n[postal]\ncustomer_secret = "post-s3cret"\n'
-                   'callback_secret = "cb-s3cret"\n')
+                   'callback_secret = "cb-s3cret"\n[signature]\nrevocation_mode = "require"\n'
+                   'trust_fingerprints = ["' + "b" * 64 + '"]\n')
 
 
 def test_production_config_file_with_hashed_keys_starts(monkeypatch, tmp_path):

@@ -38,8 +38,8 @@ def file_dossier():  # noqa: ANN201
 @bp.get("/dossiers/<code>")
 @require("one_stop", "portal", "ops")
 def get_dossier(code: str):  # noqa: ANN201
-    dossier, history = service.get_with_history(ctx(), code)
-    return jsonify(views.dossier(dossier, history))
+    dossier, history, verdicts = service.get_with_history(ctx(), code)
+    return jsonify(views.dossier(dossier, history, verdicts))
 
 
 @bp.get("/lookup")

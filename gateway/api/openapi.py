@@ -23,11 +23,14 @@ _ERROR = {"type": "object", "required": ["error"], "properties": {"error": {
 
 
 def documented(*, body: type[BaseModel] | dict[str, Any] | None = None,
-               query: dict[str, dict[str, Any]] | None = None, created: bool = False) -> Callable:
-    """Attach what the OpenAPI document should say about a view (read by build())."""
+               query: dict[str, dict[str, Any]] | None = None, created: bool = False,
+               media: dict[str, Any] | None = None) -> Callable:
+    """Attach what the OpenAPI document should say about a view (read by build()); `media` is a request
+    body that is not JSON (a PDF), as OpenAPI content by media type."""
 
     def mark(view: Callable) -> Callable:
-        view.openapi = {"body": body, "query": query or {}, "created": created}  # type: ignore[attr-defined]
+        view.openapi = {"body": body, "query": query or {}, "created": created,  # type: ignore[attr-defined]
+                        "media": media}
         return view
 
     return mark
@@ -77,6 +80,8 @@ def build(app: Flask) -> dict[str, Any]:
             if body is not None and method != "GET":
                 schema = refs[(body, "validation")] if isinstance(body, type) else body
                 op["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema}}}
+            if doc.get("media"):
+                op["requestBody"] = {"required": True, "content": doc["media"]}
             paths.setdefault(path, {})[method.lower()] = op
     return {
         "openapi": "3.1.0",

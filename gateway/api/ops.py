@@ -24,6 +24,14 @@ def ctx():  # noqa: ANN201
     return current_app.config["GATEWAY"].context
 
 
+@bp.get("/trust")
+@require("ops")
+def trust():  # noqa: ANN201
+    """The roots signatures may chain to, with their SHA-256 fingerprints."""
+    store = current_app.config["GATEWAY"].signatures.trust
+    return jsonify({"roots": [root.describe() for root in store.roots]})
+
+
 @bp.get("/jobs")
 @require("ops")
 @documented(query={"state": {"type": "string", "enum": list(STATES)}, "queue": {"type": "string"},

@@ -28,7 +28,16 @@ def step(row: Any) -> dict[str, Any]:
     }
 
 
-def dossier(row: Any, history: list[Any] | None = None) -> dict[str, Any]:
+def attachment_verdict(row: Any) -> dict[str, Any]:
+    report = row["report"] or {}
+    return {"indication": row["indication"], "sub_indication": row["sub_indication"],
+            "summary": {"vi": row["summary_vi"], "en": row["summary_en"]}, "signature_count": row["signature_count"],
+            "verified_at": vn_time(row["verified_at"]), "signatures": report.get("signatures", []),
+            **({"error": report["error"]} if "error" in report else {})}
+
+
+def dossier(row: Any, history: list[Any] | None = None, verdicts: list[Any] | None = None) -> dict[str, Any]:
+    signed = {v["attachment_id"]: attachment_verdict(v) for v in verdicts or []}
     view = {
         **row["data"],
         "level": row["level"],
@@ -44,6 +53,9 @@ def dossier(row: Any, history: list[Any] | None = None) -> dict[str, Any]:
     }
     if history is not None:
         view["history"] = [step(h) for h in history]
+    if signed:  # each verified attachment carries its verdict; the others are not PDFs or not checked yet
+        view["attachments"] = [{**a, **({"signature": signed[a["id"]]} if a["id"] in signed else {})}
+                               for a in view.get("attachments", [])]
     return view
 
 

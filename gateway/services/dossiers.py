@@ -13,10 +13,12 @@ from gateway.adapters import national_portal as np
 from gateway.domain.codes import Status
 from gateway.domain.dossier import DossierIn
 from gateway.domain.notifications import STATUS_TEMPLATES
-from gateway.store import audit, dossiers, feed, outbox
+from gateway.signature import QUEUE as SIGNATURE_QUEUE
+from gateway.store import attachment_signatures, audit, dossiers, feed, outbox
 
 from . import notifications
 from .errors import Conflict, NotFound
+from .signatures import attachment_jobs
 from .steps import snapshot
 from .unit_of_work import Context
 
@@ -64,6 +66,10 @@ def file_dossier(ctx: Context, dossier: DossierIn, *, source: str, actor: str) -
                         data={**data, "source": source, "status": int(Status.NEW)})
             told = notifications.tell_applicant(ctx, conn, row, STATUS_TEMPLATES[Status.NEW],
                                                 cause=f"{dossier.code}:filed", origin="filing", now=now)
+            checks = attachment_jobs(dossier.code, data) if ctx.verify_attachments else []
+            for check in checks:
+                check_id, waiting = outbox.enqueue(conn, check, now=now, max_attempts=ctx.jobs.max_attempts)
+                told += [] if waiting else [(check_id, SIGNATURE_QUEUE)]
     except IntegrityError:
         # Someone filed the same code at the same moment; their row decides.
         with ctx.engine.begin() as conn:
@@ -74,9 +80,10 @@ def file_dossier(ctx: Context, dossier: DossierIn, *, source: str, actor: str) -
     return Filed(True, row)  # what we just stored: no need to read it back
 
 
-def get_with_history(ctx: Context, code: str) -> tuple[RowMapping, list[RowMapping]]:
+def get_with_history(ctx: Context, code: str) -> tuple[RowMapping, list[RowMapping], list[RowMapping]]:
+    """The dossier, its steps, and the signature verdicts of its attachments."""
     with ctx.engine.connect() as conn:
         dossier = dossiers.get(conn, code)
         if dossier is None:
             raise NotFound(f"no dossier {code}")
-        return dossier, dossiers.history(conn, dossier["id"])
+        return dossier, dossiers.history(conn, dossier["id"]), attachment_signatures.of_dossier(conn, dossier["id"])

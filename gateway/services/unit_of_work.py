@@ -29,6 +29,7 @@ class Context:
     calendar: WorkingCalendar = field(default_factory=WorkingCalendar)
     acknowledge_within_hours: float = 8.0
     postal: PostalSettings = field(default_factory=PostalSettings)
+    verify_attachments: bool = False  # queue a signature check of each PDF attachment of a filed dossier
 
     # A message only wakes a worker, which then drains every ready job of its queue; a few per queue
     # are enough to get several workers going, and far cheaper than one confirmed publish per job.

@@ -278,3 +278,20 @@ delivery_events = Table(
     Column("applied", Boolean, nullable=False),  # False: older than what we had (out of order), kept for the record
     Column("received_at", UtcDateTime(), nullable=False),
 )
+
+attachment_signatures = Table(
+    "attachment_signatures",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("dossier_id", Id, ForeignKey("dossiers.id"), nullable=False),
+    Column("attachment_id", String(100), nullable=False),
+    Column("name", String(500), nullable=False),
+    Column("indication", String(32), nullable=False),  # ETSI indication, or UNREADABLE
+    Column("sub_indication", String(64)),
+    Column("summary_vi", Text, nullable=False),
+    Column("summary_en", Text, nullable=False),
+    Column("signature_count", Integer, nullable=False),
+    Column("report", JSON),  # the full report; None when the file could not be read
+    Column("verified_at", UtcDateTime(), nullable=False),
+    UniqueConstraint("dossier_id", "attachment_id"),  # one verdict per attachment: a repeated job changes nothing
+)

@@ -1,0 +1,55 @@
+"""PDF signature verification for the one-stop software and the portals."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify, request
+
+from gateway.services.signatures import Signatures
+from gateway.signature.sandbox import SandboxBusy, VerificationRefused
+
+from .auth import require
+from .errors import ApiError
+from .openapi import documented
+
+bp = Blueprint("signatures", __name__, url_prefix="/api/v1")
+
+PDF_BODY = {"application/pdf": {"schema": {"type": "string", "format": "binary"}},
+            "multipart/form-data": {"schema": {"type": "object", "required": ["file"],
+                                               "properties": {"file": {"type": "string", "format": "binary"}}}}}
+
+
+def _signatures() -> Signatures:
+    return current_app.config["GATEWAY"].signatures
+
+
+def _pdf_from_request(limit: int) -> bytes:
+    """The PDF as the body (application/pdf) or as the `file` part of a form; the size cap before reading."""
+    if request.content_length is not None and request.content_length > limit + 64 * 1024:  # form overhead
+        raise ApiError(413, "pdf_too_large", f"the PDF is larger than {limit} bytes")
+    if request.mimetype == "application/pdf":
+        pdf = request.get_data(cache=False)
+    elif request.mimetype == "multipart/form-data":
+        upload = request.files.get("file")
+        if upload is None:
+            raise ApiError(400, "missing_file", "send the PDF as the form field 'file'")
+        pdf = upload.read(limit + 1)
+    else:
+        raise ApiError(415, "unsupported_media_type", "send the PDF as application/pdf or multipart/form-data")
+    if not pdf:
+        raise ApiError(400, "empty_body", "the PDF is empty")
+    return pdf
+
+
+@bp.post("/signatures/verify")
+@require("one_stop", "portal")
+@documented(media=PDF_BODY)
+def verify():  # noqa: ANN201
+    """Verify every signature of a PDF against the configured trust roots."""
+    signatures = _signatures()
+    pdf = _pdf_from_request(signatures.settings.max_pdf_bytes)
+    try:
+        return jsonify(signatures.verify(pdf))
+    except VerificationRefused as exc:
+        raise ApiError(exc.status, exc.code, str(exc)) from None
+    except SandboxBusy as exc:
+        raise ApiError(503, "verifier_busy", str(exc), headers={"Retry-After": "1"}) from None
