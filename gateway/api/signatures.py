@@ -18,17 +18,24 @@ PDF_BODY = {"application/pdf": {"schema": {"type": "string", "format": "binary"}
                                                "properties": {"file": {"type": "string", "format": "binary"}}}}}
 
 
+FORM_OVERHEAD = 64 * 1024  # multipart boundaries and headers around the file
+
+
 def _signatures() -> Signatures:
     return current_app.config["GATEWAY"].signatures
 
 
 def _pdf_from_request(limit: int) -> bytes:
     """The PDF as the body (application/pdf) or as the `file` part of a form; the size cap before reading."""
-    if request.content_length is not None and request.content_length > limit + 64 * 1024:  # form overhead
-        raise ApiError(413, "pdf_too_large", f"the PDF is larger than {limit} bytes")
+    too_large = ApiError(413, "pdf_too_large", f"the PDF is larger than {limit} bytes")
+    length = request.content_length or 0
     if request.mimetype == "application/pdf":
+        if length > limit:
+            raise too_large
         pdf = request.get_data(cache=False)
     elif request.mimetype == "multipart/form-data":
+        if length > limit + FORM_OVERHEAD:
+            raise too_large
         upload = request.files.get("file")
         if upload is None:
             raise ApiError(400, "missing_file", "send the PDF as the form field 'file'")
@@ -37,6 +44,8 @@ def _pdf_from_request(limit: int) -> bytes:
         raise ApiError(415, "unsupported_media_type", "send the PDF as application/pdf or multipart/form-data")
     if not pdf:
         raise ApiError(400, "empty_body", "the PDF is empty")
+    if len(pdf) > limit:
+        raise too_large
     return pdf
 
 

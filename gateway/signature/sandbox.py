@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
+from .pdf_verifier import UnreadablePdf
+
 log = logging.getLogger(__name__)
 
 STARTUP_SECONDS = 60.0  # importing pyHanko on a busy machine
@@ -48,8 +50,6 @@ class SandboxBusy(Exception):
 def _serve(conn: Connection, build: Any, memory_limit_mb: int) -> None:
     """The worker's loop: receive a PDF, answer ("report", dict) or ("refused", code, message)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent, which stops us
-    from .pdf_verifier import UnreadablePdf  # noqa: PLC0415 - imported here, in the child
-
     verifier = build()
     limit = memory_limit_mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
@@ -119,7 +119,8 @@ class VerifierSandbox:
 
     def verify(self, pdf: bytes) -> dict[str, Any]:
         """The report of one PDF; VerificationRefused for a file that cannot be verified, SandboxBusy if no
-        worker is free in time. A worker found dead before it got the file is replaced and the file retried."""
+        worker is free in time. A worker that dies under a file gets one more try in another worker (it may
+        have been killed from outside); a file that kills two is refused."""
         self._start()
         for _ in range(2):
             try:
@@ -128,30 +129,30 @@ class VerifierSandbox:
                 raise SandboxBusy("every signature verifier is busy") from None
             healthy = False
             try:
-                try:
-                    worker.wait_ready()
-                    worker.conn.send_bytes(pdf)
-                except (RuntimeError, OSError, EOFError) as exc:
-                    log.warning("signature verifier %s lost before verifying: %s", worker.process.pid, exc)
+                answer = self._ask(worker, pdf)
+                if answer is None:
                     continue
-                answer = self._answer(worker)
                 healthy = answer[0] == "report" or (answer[1] != "pdf_too_complex" and worker.process.is_alive())
                 if answer[0] == "refused":
                     raise VerificationRefused(answer[1], answer[2])
                 return answer[1]
             finally:
                 self._give_back(worker, healthy)
-        raise SandboxBusy("the signature verifiers keep failing to start")
+        raise VerificationRefused("pdf_too_complex", "the verifier stopped while reading the file, twice "
+                                                     "(memory or parser limit)")
 
-    def _answer(self, worker: _Worker) -> tuple:
-        if not worker.conn.poll(self.limits.time_limit_seconds):
-            raise VerificationRefused("pdf_too_complex",
-                                      f"verifying the file took longer than {self.limits.time_limit_seconds:g} s")
+    def _ask(self, worker: _Worker, pdf: bytes) -> tuple | None:
+        """The worker's answer, or None if it died (before or while reading the file)."""
         try:
+            worker.wait_ready()
+            worker.conn.send_bytes(pdf)
+            if not worker.conn.poll(self.limits.time_limit_seconds):
+                raise VerificationRefused("pdf_too_complex",
+                                          f"verifying the file took longer than {self.limits.time_limit_seconds:g} s")
             return worker.conn.recv()
-        except (EOFError, OSError):
-            raise VerificationRefused("pdf_too_complex", "the verifier stopped while reading the file "
-                                                         "(memory or parser limit)") from None
+        except (RuntimeError, OSError, EOFError) as exc:
+            log.warning("signature verifier %s lost: %s", worker.process.pid, exc or type(exc).__name__)
+            return None
 
     def _give_back(self, worker: _Worker, healthy: bool) -> None:
         if healthy and worker.process.is_alive():
