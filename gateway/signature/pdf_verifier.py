@@ -36,9 +36,11 @@ from pyhanko_certvalidator.policy_decl import DEFAULT_WEAK_HASH_ALGOS
 
 from gateway.domain.signature_verdict import MODIFICATIONS, SignatureFacts, Verdict, judge, of_document
 
+from . import speedups
 from .trust_store import TrustStore
 
 log = logging.getLogger(__name__)
+speedups.install()
 
 SUBFILTERS = {f.value for f in (SigSeedSubFilter.ADOBE_PKCS7_DETACHED, SigSeedSubFilter.PADES)}
 HEADER_WINDOW = 1024  # PDF readers accept the %PDF- header anywhere in the first kilobyte
