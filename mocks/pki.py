@@ -188,6 +188,11 @@ def one_page_pdf(text: str = "GIAY KHAI SINH - Ban sao dien tu", *, padding: int
     objects.append(b"<< /Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceGray "
                    b"/BitsPerComponent 8 /Length %d >>\nstream\n" % (width, height, len(data)) + data
                    + b"\nendstream")
+    return pdf_file(objects)
+
+
+def pdf_file(objects: list[bytes], root: int = 1) -> bytes:
+    """Objects 1..n as a PDF file with its cross-reference table."""
     out = io.BytesIO()
     out.write(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
     offsets = []
@@ -198,7 +203,7 @@ def one_page_pdf(text: str = "GIAY KHAI SINH - Ban sao dien tu", *, padding: int
     out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
     for offset in offsets:
         out.write(b"%010d 00000 n \n" % offset)
-    out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref))
+    out.write(b"trailer\n<< /Size %d /Root %d 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, root, xref))
     return out.getvalue()
 
 

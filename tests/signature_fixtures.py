@@ -9,7 +9,7 @@ import zlib
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.pdf_utils.writer import copy_into_new_writer
 
-from mocks.pki import one_page_pdf
+from mocks.pki import one_page_pdf, pdf_file
 
 
 def flip_signed_byte(pdf: bytes) -> bytes:
@@ -70,24 +70,9 @@ def encrypted(password: str = "mat-khau") -> bytes:
     return out.getvalue()
 
 
-def _pdf(objects: list[bytes], root: int = 1) -> bytes:
-    out = io.BytesIO()
-    out.write(b"%PDF-1.7\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(out.tell())
-        out.write(b"%d 0 obj\n" % number + body + b"\nendobj\n")
-    xref = out.tell()
-    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
-    for offset in offsets:
-        out.write(b"%010d 00000 n \n" % offset)
-    out.write(b"trailer\n<< /Size %d /Root %d 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, root, xref))
-    return out.getvalue()
-
-
 def deeply_nested(depth: int = 200_000) -> bytes:
     """A catalogue whose AcroForm is an array nested deeper than any parser's stack."""
-    return _pdf([b"<< /Type /Catalog /Pages 2 0 R /AcroForm << /Fields " + b"[" * depth + b"]" * depth + b" >> >>",
+    return pdf_file([b"<< /Type /Catalog /Pages 2 0 R /AcroForm << /Fields " + b"[" * depth + b"]" * depth + b" >> >>",
                  b"<< /Type /Pages /Kids [] /Count 0 >>"])
 
 

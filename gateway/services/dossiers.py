@@ -66,17 +66,17 @@ def file_dossier(ctx: Context, dossier: DossierIn, *, source: str, actor: str) -
                         data={**data, "source": source, "status": int(Status.NEW)})
             told = notifications.tell_applicant(ctx, conn, row, STATUS_TEMPLATES[Status.NEW],
                                                 cause=f"{dossier.code}:filed", origin="filing", now=now)
-            checks = attachment_jobs(dossier.code, data) if ctx.verify_attachments else []
-            for check in checks:
+            verifying = []  # signature checks of its PDF attachments; one at a time per dossier
+            for check in attachment_jobs(dossier.code, data) if ctx.verify_attachments else []:
                 check_id, waiting = outbox.enqueue(conn, check, now=now, max_attempts=ctx.jobs.max_attempts)
-                told += [] if waiting else [(check_id, SIGNATURE_QUEUE)]
+                verifying += [] if waiting else [(check_id, SIGNATURE_QUEUE)]
     except IntegrityError:
         # Someone filed the same code at the same moment; their row decides.
         with ctx.engine.begin() as conn:
             if (same := _same_or_conflict(conn, dossier, fingerprint)) is not None:
                 return same
         raise
-    ctx.publish_after_commit([(job, np.QUEUE), *told])
+    ctx.publish_after_commit([(job, np.QUEUE), *told, *verifying])
     return Filed(True, row)  # what we just stored: no need to read it back
 
 

@@ -19,7 +19,6 @@ from asn1crypto import crl as asn1_crl
 from asn1crypto import ocsp as asn1_ocsp
 from asn1crypto import x509 as asn1_x509
 from pyhanko.pdf_utils.decode_limits import DecodePurpose
-from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.ades.report import AdESStatus
 from pyhanko.sign.fields import SigSeedSubFilter, enumerate_sig_fields
@@ -34,7 +33,14 @@ from pyhanko_certvalidator.fetchers import Fetchers
 from pyhanko_certvalidator.fetchers.requests_fetchers import RequestsFetcherBackend
 from pyhanko_certvalidator.policy_decl import DEFAULT_WEAK_HASH_ALGOS
 
-from gateway.domain.signature_verdict import MODIFICATIONS, SignatureFacts, Verdict, judge, of_document
+from gateway.domain.signature_verdict import (
+    MODIFICATIONS,
+    Indication,
+    SignatureFacts,
+    Verdict,
+    judge,
+    of_document,
+)
 
 from . import speedups
 from .trust_store import TrustStore
@@ -125,7 +131,7 @@ class PdfVerifier:
                 # Signed PDFs are sometimes encrypted with an empty user password: those we can still read.
                 try:
                     ok = reader.decrypt(b"").status.name != "FAILED"
-                except (PdfError, ValueError, NotImplementedError):
+                except Exception:  # noqa: BLE001 - an unsupported or broken security handler: still locked
                     ok = False
                 if not ok:
                     raise UnreadablePdf("encrypted_pdf", "the PDF is encrypted with a password; send it decrypted")
@@ -227,7 +233,8 @@ class PdfVerifier:
 
 
 class _ProblemsHeard(logging.Handler):
-    """pyHanko says why a check failed only in its log; we hear it and put it in the report."""
+    """pyHanko says why a check failed only in its log; we hear it and put it in the report. It swaps the
+    loggers' handlers, so one verification at a time per process: the sandbox's workers are single-threaded."""
 
     LOGGERS = ("pyhanko", "pyhanko_certvalidator")
 
@@ -284,8 +291,6 @@ def _safe(read):  # noqa: ANN001, ANN202 - a property of a possibly broken signa
 
 
 def _unreadable_signature(field: str, why: str) -> dict[str, Any]:
-    from gateway.domain.signature_verdict import Indication
-
     verdict = Verdict(Indication.TOTAL_FAILED, "FORMAT_FAILURE", f"Không đọc được chữ ký {field}: {why}.",
                       f"The signature {field} cannot be read: {why}.")
     return {"field_name": field, "indication": verdict.indication.value, "sub_indication": verdict.sub_indication,
