@@ -125,6 +125,8 @@ def run_all(mock_port: int) -> None:
     """Development: migrate, then run the mocks, the API and a worker until Ctrl-C."""
     gateway = bootstrap()
     run_migrations(gateway.settings.database.url)
+    # A SIGTERM (a supervisor, `timeout`) must stop the children too, as Ctrl-C does.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     exe = [sys.executable, "-m"]
     procs = [
         subprocess.Popen([*exe, "mocks", "--port", str(mock_port)]),
