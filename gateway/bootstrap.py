@@ -19,7 +19,7 @@ from gateway.domain.working_calendar import WorkingCalendar
 from gateway.jobs.broker import Broker, Publisher
 from gateway.jobs.runner import DeadHook, JobRunner
 from gateway.jobs.worker import PeriodicTask, Worker
-from gateway.services import sla
+from gateway.services import audit_chain, sla
 from gateway.services.deliveries import DeliveryJobs
 from gateway.services.notifications import NotificationJobs, Notifier
 from gateway.services.payment_jobs import PaymentJobs
@@ -103,5 +103,7 @@ def build_worker(gateway: Gateway) -> Worker:
                      gateway.payment_jobs.schedule_reconciliation),
         PeriodicTask("delivery tracking", s.postal.scan_interval_seconds, gateway.delivery_jobs.schedule_polls),
         PeriodicTask("acknowledgment deadlines", s.sla.scan_interval_seconds, partial(sla.announce, gateway.context)),
+        PeriodicTask("audit sealing", s.audit.seal_interval_seconds,
+                     partial(audit_chain.seal_all, gateway.engine, s.audit.key)),
     ]
     return Worker(gateway.engine, gateway.broker, gateway.runner, s.jobs, QUEUES, periodic)

@@ -119,6 +119,29 @@ def _operate(action: str, job_id: int) -> None:
     click.echo(f"dead letter {job_id}: {action} done")
 
 
+@main.group("audit")
+def audit_group() -> None:
+    """The audit log's hash chain."""
+
+
+@audit_group.command("verify")
+@click.option("--seal/--no-seal", default=True, show_default=True, help="seal new records first")
+def audit_verify(seal: bool) -> None:
+    """Check the chain; exit 1 and name each edited, missing or moved record if it is broken."""
+    from gateway.services import audit_chain
+
+    gateway = bootstrap()
+    try:
+        if seal:
+            audit_chain.seal_all(gateway.engine, gateway.settings.audit.key)
+        report = audit_chain.verify(gateway.engine, gateway.settings.audit.key)
+    finally:
+        gateway.close()
+    click.echo(json.dumps(report, ensure_ascii=False, indent=2))
+    if not report["ok"]:
+        sys.exit(1)
+
+
 @main.command("run-all")
 @click.option("--mock-port", default=8001, show_default=True)
 def run_all(mock_port: int) -> None:

@@ -221,6 +221,15 @@ class SignatureSettings(BaseModel):
         return path if path.is_absolute() else PROJECT_ROOT / path
 
 
+class AuditSettings(BaseModel):
+    chain_key: str = "dev-audit-chain-key"  # HMAC key of the audit hash chain; keep it out of the database
+    seal_interval_seconds: float = Field(1.0, gt=0)  # how often a worker seals new records into the chain
+
+    @property
+    def key(self) -> bytes:
+        return self.chain_key.encode()
+
+
 class ApiKey(BaseModel):
     name: str
     key: str | None = None  # plaintext: development only
@@ -254,6 +263,7 @@ class Settings(BaseSettings):
     postal: PostalSettings = PostalSettings()
     sla: SlaSettings = SlaSettings()
     signature: SignatureSettings = SignatureSettings()
+    audit: AuditSettings = AuditSettings()
     auth: AuthSettings = AuthSettings()
 
     @classmethod
@@ -293,6 +303,8 @@ class Settings(BaseSettings):
                              ("postal.callback_secret", self.postal.callback_secret)):
             if not secret or secret in DEVELOPMENT_SECRETS:
                 problems.append(f"{name} missing or a development value")
+        if not self.audit.chain_key or self.audit.chain_key.startswith("dev-"):
+            problems.append("audit.chain_key missing or a development value")
         if self.signature.revocation_mode != "require":
             problems.append("signature.revocation_mode must be \"require\" (no revocation data is no pass)")
         if not self.signature.trust_fingerprints:

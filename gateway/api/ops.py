@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from flask import Blueprint, current_app, g, jsonify, request
 
 from gateway.domain.payment import PaymentState
-from gateway.services import dead_letters, sla
+from gateway.services import audit_chain, dead_letters, sla
 from gateway.store import outbox, payments
 
 from . import views
@@ -22,6 +22,14 @@ STATES = (outbox.PENDING, outbox.IN_FLIGHT, outbox.DONE, outbox.DEAD, outbox.DIS
 
 def ctx():  # noqa: ANN201
     return current_app.config["GATEWAY"].context
+
+
+@bp.get("/audit/verify")
+@require("ops")
+def audit_verify():  # noqa: ANN201
+    """Check the audit log's hash chain: which record was edited, deleted or moved, if any."""
+    gateway = current_app.config["GATEWAY"]
+    return jsonify(audit_chain.verify(gateway.engine, gateway.settings.audit.key))
 
 
 @bp.get("/trust")

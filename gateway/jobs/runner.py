@@ -20,7 +20,7 @@ from sqlalchemy import Connection, Engine
 
 from gateway.adapters.base import BatchHandler, DuplicateError, PermanentError, ThrottledError
 from gateway.config import JobSettings
-from gateway.store import outbox
+from gateway.store import audit, outbox
 
 from .retry_schedule import retry_delay
 
@@ -130,6 +130,7 @@ class JobRunner:
                     if ok:
                         self.buried(conn, job, text)
                     outcomes.append(Outcome(job["id"], "dead" if ok else "lost", text))
+            audit.record_many(conn, _calls_made(claim.jobs, outcomes, now))
         if any(o.state == "lost" for o in outcomes):
             # The lease ran out and the sweeper handed the jobs on; the later holder's record wins.
             log.warning("lease lost before some outcomes were recorded: %s",
@@ -140,3 +141,13 @@ class JobRunner:
         """A job just became a dead letter: let its kind react (say, mark a payment failed)."""
         if (hook := self.on_dead.get(job["kind"])) is not None:
             hook(conn, job["payload"], error)
+
+
+def _calls_made(jobs: list[Any], outcomes: list[Outcome], now: datetime) -> list[dict[str, Any]]:
+    """One audit record per outbound call whose outcome we recorded (a lost lease records nothing)."""
+    by_id = {job["id"]: job for job in jobs}
+    return [{"at": now, "actor": "worker", "action": f"job.{o.state}",
+             "subject": f"{by_id[o.job_id]['queue']}:{by_id[o.job_id]['ordering_key']}"[:200],
+             "detail": {"job": o.job_id, "kind": by_id[o.job_id]["kind"], "attempt": by_id[o.job_id]["attempts"],
+                        **({"error": o.error[:500]} if o.error else {})}}
+            for o in outcomes if o.state != "lost"]

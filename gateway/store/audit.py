@@ -1,13 +1,19 @@
-"""Audit records: written in the same transaction as the change they describe."""
+"""Audit records: written in the same transaction as the change they describe, then sealed into a hash
+chain by one sealer at a time (domain/audit_chain.py), so writers never wait on each other for the chain."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection, RowMapping, bindparam, func, insert, select, text, update
+
+from gateway.domain.audit_chain import GENESIS, link
 
 from .tables import audit_log
+
+_SEALER_LOCK = 7_201_001  # PostgreSQL advisory lock id: one sealer at a time
 
 
 def record(conn: Connection, *, actor: str, action: str, subject: str, detail: dict[str, Any] | None = None,
@@ -21,3 +27,46 @@ def record_many(conn: Connection, records: list[dict[str, Any]]) -> None:
     """Several records (actor, action, subject, at, detail) in one statement."""
     if records:
         conn.execute(insert(audit_log), records)
+
+
+def seal(conn: Connection, key: bytes, *, limit: int = 5000) -> int:
+    """Chain up to `limit` unsealed records, oldest id first, after the last sealed one; how many."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _SEALER_LOCK})
+    else:  # SQLite: take the write lock before reading the head, so two sealers cannot both extend it
+        conn.execute(update(audit_log).where(audit_log.c.id == -1).values(seq=None))
+    last = head(conn)
+    seq, prev = (last["seq"], last["hash"]) if last else (0, GENESIS)
+    rows = conn.execute(select(audit_log).where(audit_log.c.seq.is_(None)).order_by(audit_log.c.id)
+                        .limit(limit)).mappings().all()
+    sealed = []
+    for row in rows:
+        seq += 1
+        digest = link(key, prev, row)
+        sealed.append({"_id": row["id"], "_seq": seq, "_prev": prev, "_hash": digest})
+        prev = digest
+    if sealed:
+        conn.execute(update(audit_log).where(audit_log.c.id == bindparam("_id"))
+                     .values(seq=bindparam("_seq"), prev_hash=bindparam("_prev"), hash=bindparam("_hash")), sealed)
+    return len(sealed)
+
+
+def sealed_in_order(conn: Connection, page: int = 5000) -> Iterator[RowMapping]:
+    """Every sealed record by seq, a page at a time."""
+    after = 0
+    while True:
+        rows = conn.execute(select(audit_log).where(audit_log.c.seq > after).order_by(audit_log.c.seq)
+                            .limit(page)).mappings().all()
+        yield from rows
+        if len(rows) < page:
+            return
+        after = rows[-1]["seq"]
+
+
+def head(conn: Connection) -> RowMapping | None:
+    return conn.execute(select(audit_log.c.seq, audit_log.c.hash).where(audit_log.c.seq.is_not(None))
+                        .order_by(audit_log.c.seq.desc()).limit(1)).mappings().first()
+
+
+def unsealed_count(conn: Connection) -> int:
+    return conn.execute(select(func.count()).select_from(audit_log).where(audit_log.c.seq.is_(None))).scalar_one()

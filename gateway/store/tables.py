@@ -149,7 +149,15 @@ audit_log = Table(
     Column("action", String(100), nullable=False),
     Column("subject", String(200), nullable=False),
     Column("detail", JSON, nullable=False),
+    # The hash chain, added by the sealer after commit (audit_chain.py): position, the previous record's
+    # hash, this record's keyed hash over its content and the previous hash. NULL: not sealed yet.
+    Column("seq", BigInteger),
+    Column("prev_hash", String(64)),
+    Column("hash", String(64)),
+    UniqueConstraint("seq", name="uq_audit_log_seq"),
 )
+_UNSEALED = text("seq IS NULL")
+Index("ix_audit_log_unsealed", audit_log.c.id, postgresql_where=_UNSEALED, sqlite_where=_UNSEALED)
 
 payments = Table(
     "payments",
