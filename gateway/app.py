@@ -18,6 +18,7 @@ from gateway.api import (
     openapi,
     ops,
     payments,
+    reports,
     signatures,
 )
 from gateway.bootstrap import Gateway, bootstrap
@@ -32,7 +33,7 @@ def create_app(gateway: Gateway | None = None) -> Flask:
     app.json.sort_keys = False
     errors.register(app)
     for blueprint in (intake.bp, one_stop.bp, payments.bp, deliveries.bp, notifications.bp, callbacks.bp, ops.bp,
-                      signatures.bp, health.bp, metrics.bp, openapi.bp):
+                      signatures.bp, reports.bp, health.bp, metrics.bp, openapi.bp):
         app.register_blueprint(blueprint)
     logging.getLogger(__name__).info("gateway API ready (database %s)", gateway.engine.url.render_as_string())
     return app
