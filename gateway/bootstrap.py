@@ -20,9 +20,11 @@ from gateway.jobs.broker import Broker, Publisher
 from gateway.jobs.runner import DeadHook, JobRunner
 from gateway.jobs.worker import PeriodicTask, Worker
 from gateway.services import audit_chain, sla
+from gateway.services.api_keys import KeyRing
 from gateway.services.deliveries import DeliveryJobs
 from gateway.services.notifications import NotificationJobs, Notifier
 from gateway.services.payment_jobs import PaymentJobs
+from gateway.services.rate_limit import LocalBuckets, RateLimiter, RedisWindow
 from gateway.services.signatures import AttachmentSignatureJobs, Signatures
 from gateway.services.unit_of_work import Context
 from gateway.store.database import make_engine
@@ -38,6 +40,8 @@ class Gateway:
     publisher: Publisher
     payment_providers: dict[str, PaymentProvider]
     signatures: Signatures
+    keys: KeyRing = field(init=False)
+    limiter: RateLimiter = field(init=False)
     context: Context = field(init=False)
     payment_jobs: PaymentJobs = field(init=False)
     notification_jobs: NotificationJobs = field(init=False)
@@ -57,6 +61,8 @@ class Gateway:
                                                   sms_email.build_email(s.notifications))
         self.delivery_jobs = DeliveryJobs(self.context, VNPostClient(s.postal))
         self.attachment_jobs = AttachmentSignatureJobs(self.context, self.signatures)
+        self.keys = KeyRing(self.engine, s.auth)
+        self.limiter = RedisWindow(s.auth.rate_limit_redis_url) if s.auth.rate_limit_redis_url else LocalBuckets()
         self.runner = JobRunner(self.engine, handlers(self), s.jobs, on_dead=dead_hooks(self))
 
     @property

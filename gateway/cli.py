@@ -111,12 +111,64 @@ def _operate(action: str, job_id: int) -> None:
 
     gateway = bootstrap()
     try:
-        getattr(dead_letters, action)(gateway.context, job_id, actor=f"cli:{os.environ.get('USER', 'operator')}")
+        getattr(dead_letters, action)(gateway.context, job_id, actor=_operator())
     except NotFound as exc:
         raise click.ClickException(str(exc)) from None
     finally:
         gateway.close()
     click.echo(f"dead letter {job_id}: {action} done")
+
+
+@main.group("keys")
+def keys_group() -> None:
+    """API keys kept in the database: add, revoke, list (in effect without a restart)."""
+
+
+@keys_group.command("add")
+@click.argument("name")
+@click.option("--role", "roles", multiple=True, required=True,
+              type=click.Choice(["portal", "one_stop", "national_portal", "ops"]))
+@click.option("--rate", "rate_per_minute", type=int, default=None, help="requests a minute (default: the setting)")
+def keys_add(name: str, roles: tuple[str, ...], rate_per_minute: int | None) -> None:
+    """Create a key and print it: it is shown this once, and only its hash is kept."""
+    from gateway.services.errors import ServiceError
+
+    gateway = bootstrap()
+    try:
+        key = gateway.keys.add(name, list(roles), rate_per_minute=rate_per_minute, actor=_operator())
+    except ServiceError as exc:
+        raise click.ClickException(exc.message) from None
+    finally:
+        gateway.close()
+    click.echo(key)
+
+
+@keys_group.command("revoke")
+@click.argument("name")
+def keys_revoke(name: str) -> None:
+    from gateway.services.errors import ServiceError
+
+    gateway = bootstrap()
+    try:
+        gateway.keys.revoke(name, actor=_operator())
+    except ServiceError as exc:
+        raise click.ClickException(exc.message) from None
+    finally:
+        gateway.close()
+    click.echo(f"key {name} revoked")
+
+
+@keys_group.command("list")
+def keys_list() -> None:
+    gateway = bootstrap()
+    try:
+        click.echo(json.dumps(gateway.keys.describe(), ensure_ascii=False, indent=2))
+    finally:
+        gateway.close()
+
+
+def _operator() -> str:
+    return f"cli:{os.environ.get('USER', 'operator')}"
 
 
 @main.group("audit")

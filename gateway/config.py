@@ -8,7 +8,7 @@ from datetime import date
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, IPvAnyNetwork, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -235,6 +235,7 @@ class ApiKey(BaseModel):
     key: str | None = None  # plaintext: development only
     key_sha256: str | None = None
     roles: list[Role]
+    rate_per_minute: int | None = Field(None, ge=1)  # None: auth.rate_limit_per_minute
 
     @model_validator(mode="after")
     def _hash_given(self) -> ApiKey:
@@ -246,7 +247,13 @@ class ApiKey(BaseModel):
 
 
 class AuthSettings(BaseModel):
-    api_keys: list[ApiKey] = []
+    api_keys: list[ApiKey] = []  # besides these, keys added at run time live in the database (hashed)
+    key_cache_seconds: float = Field(2.0, ge=0)  # a revoked database key stops working within this
+    rate_limit_per_minute: int = Field(0, ge=0)  # per key, unless the key says otherwise; 0: no limit
+    rate_limit_redis_url: str = ""  # one limit across API processes; empty: each process counts alone
+    # Partners' callbacks accepted only from these networks (CIDR), by partner: payment, postal,
+    # national_portal. A partner not named, or an empty list: any source.
+    callback_networks: dict[Literal["payment", "postal", "national_portal"], list[IPvAnyNetwork]] = {}
 
 
 class Settings(BaseSettings):

@@ -8,6 +8,7 @@ The production stack is skipped when its servers are unreachable, unless GATEWAY
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -263,6 +264,9 @@ class Stack:
             "GATEWAY_NOTIFICATIONS__EMAIL__PORT": str(self.mocks.smtp_port),  # type: ignore[attr-defined]
             "GATEWAY_POSTAL__BASE_URL": self.post_office.base,
             "GATEWAY_SIGNATURE__TRUST_DIR": str(tmp / "trust"),
+            # The partners (the mocks) call back from this machine only, as configured in production.
+            "GATEWAY_AUTH__CALLBACK_NETWORKS": json.dumps({p: ["127.0.0.0/8", "::1/128"] for p in (
+                "payment", "postal", "national_portal")}),
         }
         with mock.patch.dict(os.environ, self.env):
             self.settings = load_settings()

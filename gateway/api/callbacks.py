@@ -4,6 +4,7 @@ signature, not by an API key."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from typing import Any
 
@@ -27,6 +28,24 @@ from .openapi import documented
 bp = Blueprint("callbacks", __name__, url_prefix="/api/v1/callbacks")
 
 MAX_CALLBACK_BYTES = 64 * 1024  # a payment result is a few hundred bytes
+# Which partner each callback comes from, for auth.callback_networks.
+PARTNER = {"callbacks.national_portal_dossier": "national_portal", "callbacks.payment_callback": "payment",
+           "callbacks.postal_callback": "postal"}
+
+
+@bp.before_request
+def _from_a_partner_network() -> None:
+    """Besides its signature or key, a partner's callback must come from its configured networks."""
+    partner = PARTNER.get(request.endpoint or "")
+    networks = current_app.config["GATEWAY"].settings.auth.callback_networks.get(partner) if partner else None
+    if not networks:
+        return
+    try:
+        source = ipaddress.ip_address(request.remote_addr or "")
+    except ValueError:
+        source = None
+    if source is None or not any(source in network for network in networks):
+        raise ApiError(403, "source_not_allowed", f"callbacks from {partner} are not accepted from {source}")
 
 
 @bp.post("/national-portal/dossiers")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Literal
 
 from flask import Blueprint, current_app, g, jsonify, request
+from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.domain.payment import PaymentState
 from gateway.services import audit_chain, dead_letters, sla
@@ -12,6 +14,7 @@ from gateway.store import outbox, payments
 
 from . import views
 from .auth import require
+from .body import parse
 from .errors import ApiError
 from .openapi import documented
 
@@ -22,6 +25,41 @@ STATES = (outbox.PENDING, outbox.IN_FLIGHT, outbox.DONE, outbox.DEAD, outbox.DIS
 
 def ctx():  # noqa: ANN201
     return current_app.config["GATEWAY"].context
+
+
+class ApiKeyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100)
+    roles: list[Literal["portal", "one_stop", "national_portal", "ops"]] = Field(min_length=1, max_length=4)
+    rate_per_minute: int | None = Field(None, ge=1, le=1_000_000)
+
+
+@bp.get("/api-keys")
+@require("ops")
+def list_keys():  # noqa: ANN201
+    """Every API key: from the settings and from the database, active or revoked (never the key itself)."""
+    return jsonify({"keys": current_app.config["GATEWAY"].keys.describe()})
+
+
+@bp.post("/api-keys")
+@require("ops")
+@documented(body=ApiKeyIn, created=True)
+def add_key():  # noqa: ANN201
+    """Create an API key, in effect at once; the key is in this answer and nowhere else."""
+    body = parse(ApiKeyIn)
+    key = current_app.config["GATEWAY"].keys.add(body.name, list(body.roles), rate_per_minute=body.rate_per_minute,
+                                                 actor=g.caller)
+    return jsonify({"name": body.name, "roles": sorted(set(body.roles)), "rate_per_minute": body.rate_per_minute,
+                    "key": key}), 201
+
+
+@bp.delete("/api-keys/<name>")
+@require("ops")
+def revoke_key(name: str):  # noqa: ANN201
+    """Revoke a database key: refused within auth.key_cache_seconds by every API process."""
+    current_app.config["GATEWAY"].keys.revoke(name, actor=g.caller)
+    return jsonify({"revoked": name})
 
 
 @bp.get("/audit/verify")

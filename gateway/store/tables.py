@@ -303,3 +303,16 @@ attachment_signatures = Table(
     Column("verified_at", UtcDateTime(), nullable=False),
     UniqueConstraint("dossier_id", "attachment_id"),  # one verdict per attachment: a repeated job changes nothing
 )
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("key_sha256", String(64), nullable=False, unique=True),  # the key itself is never stored
+    Column("roles", JSON, nullable=False),
+    Column("rate_per_minute", Integer),  # None: the default of auth.rate_limit_per_minute
+    Column("created_by", String(100), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("revoked_at", UtcDateTime()),
+)
