@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask
+from flask import Flask, g, request
 
+from gateway import request_context
 from gateway.api import (
     callbacks,
     deliveries,
@@ -32,6 +33,21 @@ def create_app(gateway: Gateway | None = None) -> Flask:
     app.json.ensure_ascii = False  # Vietnamese stays readable in answers
     app.json.sort_keys = False
     errors.register(app)
+
+    @app.before_request
+    def _request_id() -> None:
+        token = request_context.request_id.set(request_context.from_header(request.headers.get("X-Request-Id")))
+        g.request_id_token = token
+
+    @app.after_request
+    def _answer_request_id(response):  # noqa: ANN001, ANN202
+        response.headers["X-Request-Id"] = request_context.current() or ""
+        return response
+
+    @app.teardown_request
+    def _forget_request_id(_exc: BaseException | None) -> None:
+        if (token := g.pop("request_id_token", None)) is not None:
+            request_context.request_id.reset(token)
     for blueprint in (intake.bp, one_stop.bp, payments.bp, deliveries.bp, notifications.bp, callbacks.bp, ops.bp,
                       signatures.bp, reports.bp, health.bp, metrics.bp, openapi.bp):
         app.register_blueprint(blueprint)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 import signal
 import subprocess
@@ -12,13 +11,19 @@ import sys
 
 import click
 
+from gateway import log_format
 from gateway.bootstrap import bootstrap, build_worker
+from gateway.config import load_settings
 from gateway.store.database import migrate as run_migrations
 
 
 def _logging(level: str) -> None:
-    logging.basicConfig(level=getattr(logging, level.upper()),
-                        format="%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s")
+    try:
+        settings = load_settings()
+    except ValueError:  # a refused config: the command says why when it bootstraps; log plainly till then
+        log_format.configure(level)
+        return
+    log_format.configure(level, settings.log.format, settings.secrets())
 
 
 @click.group()

@@ -221,6 +221,10 @@ class SignatureSettings(BaseModel):
         return path if path.is_absolute() else PROJECT_ROOT / path
 
 
+class LogSettings(BaseModel):
+    format: Literal["text", "json"] = "text"  # json: one object per line, for a log shipper
+
+
 class AuditSettings(BaseModel):
     chain_key: str = "dev-audit-chain-key"  # HMAC key of the audit hash chain; keep it out of the database
     seal_interval_seconds: float = Field(1.0, gt=0)  # how often a worker seals new records into the chain
@@ -271,6 +275,7 @@ class Settings(BaseSettings):
     sla: SlaSettings = SlaSettings()
     signature: SignatureSettings = SignatureSettings()
     audit: AuditSettings = AuditSettings()
+    log: LogSettings = LogSettings()
     auth: AuthSettings = AuthSettings()
 
     @classmethod
@@ -287,6 +292,15 @@ class Settings(BaseSettings):
             files.append(Path(extra))
         # Later files win in TomlConfigSettingsSource's deep merge.
         return init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=files)
+
+    def secrets(self) -> list[str]:
+        """Every configured secret: the logs mask them wherever they appear."""
+        sms, pay = self.notifications.sms, self.payment
+        return [s for s in (self.national_portal.password, self.national_portal.lgsp_client_secret,
+                            pay.national_platform.secret, pay.vnpay.secret, sms.viettel.password, sms.vnpt.api_pass,
+                            self.notifications.email.password, self.postal.customer_secret,
+                            self.postal.callback_secret, self.audit.chain_key,
+                            *(k.key for k in self.auth.api_keys)) if s]
 
     @model_validator(mode="after")
     def _production_is_locked_down(self) -> Settings:

@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
+from gateway import request_context
 from gateway.adapters.base import BatchHandler, DuplicateError, PermanentError, ThrottledError
 from gateway.config import JobSettings
 from gateway.store import audit, outbox
@@ -75,16 +76,28 @@ class JobRunner:
     def run_claimed(self, queue: str, claim: outbox.Claim) -> list[Outcome]:
         """Deliver jobs already claimed (by run_batch, or by a request trying a job at once) and record."""
         started = time.monotonic()
-        results = self._deliver(claim.jobs)
+        caused_by = {job["id"]: job.get("request_id") or "-" for job in claim.jobs}
+        requests = sorted(set(caused_by.values()))
+        # A batch from one request (the usual case when a request tries its job at once) runs under its id,
+        # so whatever the adapter logs can be found with the request's.
+        token = request_context.request_id.set(requests[0]) if len(requests) == 1 else None
+        try:
+            results = self._deliver(claim.jobs)
+        finally:
+            if token is not None:
+                request_context.request_id.reset(token)
         outcomes = self._record(claim, results)
         counts: dict[str, int] = defaultdict(int)
         for outcome in outcomes:
             counts[outcome.state] += 1
-        log.info("%s: %d job(s) in %.0f ms: %s", queue, len(outcomes), (time.monotonic() - started) * 1000,
-                 dict(counts))
+        log.info("%s: %d job(s) in %.0f ms: %s; requests %s", queue, len(outcomes),
+                 (time.monotonic() - started) * 1000, dict(counts), " ".join(requests[:20]))
         for outcome in outcomes:
+            rid = {"request_id": caused_by[outcome.job_id]}
             if outcome.error:
-                log.warning("job %s -> %s: %s", outcome.job_id, outcome.state, outcome.error)
+                log.warning("job %s -> %s: %s", outcome.job_id, outcome.state, outcome.error, extra=rid)
+            else:
+                log.debug("job %s -> %s", outcome.job_id, outcome.state, extra=rid)
         return outcomes
 
     def _deliver(self, jobs: list[Any]) -> list[Exception | None]:
@@ -149,5 +162,6 @@ def _calls_made(jobs: list[Any], outcomes: list[Outcome], now: datetime) -> list
     return [{"at": now, "actor": "worker", "action": f"job.{o.state}",
              "subject": f"{by_id[o.job_id]['queue']}:{by_id[o.job_id]['ordering_key']}"[:200],
              "detail": {"job": o.job_id, "kind": by_id[o.job_id]["kind"], "attempt": by_id[o.job_id]["attempts"],
+                        "request_id": by_id[o.job_id].get("request_id"),
                         **({"error": o.error[:500]} if o.error else {})}}
             for o in outcomes if o.state != "lost"]

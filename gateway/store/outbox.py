@@ -18,6 +18,8 @@ from typing import Any
 
 from sqlalchemy import Connection, RowMapping, and_, bindparam, exists, func, insert, or_, select, text, update
 
+from gateway import request_context
+
 from .tables import jobs
 
 PENDING, IN_FLIGHT, DONE, DEAD, DISCARDED = "pending", "in_flight", "done", "dead", "discarded"
@@ -55,7 +57,7 @@ def enqueue(conn: Connection, job: NewJob, *, now: datetime, max_attempts: int) 
     job_id = conn.execute(insert(jobs).values(
         queue=job.queue, kind=job.kind, ordering_key=job.ordering_key, payload=job.payload,
         state=PENDING, ready=not waiting, attempts=0, max_attempts=max_attempts, next_attempt_at=now,
-        published_at=None if waiting else now, created_at=now, updated_at=now,
+        published_at=None if waiting else now, created_at=now, updated_at=now, request_id=request_context.current(),
     ).returning(jobs.c.id)).scalar_one()
     return job_id, waiting
 
@@ -71,7 +73,7 @@ def enqueue_claimed(conn: Connection, job: NewJob, *, now: datetime, lease: floa
     row = conn.execute(insert(jobs).values(
         queue=job.queue, kind=job.kind, ordering_key=job.ordering_key, payload=job.payload, state=IN_FLIGHT,
         ready=True, attempts=1, max_attempts=max_attempts, next_attempt_at=now, published_at=now,
-        locked_until=lease_end, created_at=now, updated_at=now,
+        locked_until=lease_end, created_at=now, updated_at=now, request_id=request_context.current(),
     ).returning(jobs)).mappings().one()
     return Claim([row], lease_end)
 
@@ -81,7 +83,8 @@ def enqueue_many(conn: Connection, new: list[tuple[NewJob, bool]], *, now: datet
     """Insert jobs whose readiness the caller worked out (holding the keys' locks); ids in order."""
     rows = [{"queue": job.queue, "kind": job.kind, "ordering_key": job.ordering_key, "payload": job.payload,
              "state": PENDING, "ready": ready, "attempts": 0, "max_attempts": max_attempts, "next_attempt_at": now,
-             "published_at": now if ready else None, "created_at": now, "updated_at": now} for job, ready in new]
+             "published_at": now if ready else None, "created_at": now, "updated_at": now,
+             "request_id": request_context.current()} for job, ready in new]
     result = conn.execute(insert(jobs).returning(jobs.c.id, sort_by_parameter_order=True), rows)
     return list(result.scalars())
 

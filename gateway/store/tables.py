@@ -128,6 +128,7 @@ jobs = Table(
     Column("created_at", UtcDateTime(), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
     Column("finished_at", UtcDateTime()),
+    Column("request_id", String(64)),  # the request that queued it: its log lines carry the same id
     Index("ix_jobs_state_next", "state", "next_attempt_at"),
     Index("ix_jobs_order", "queue", "ordering_key", "id"),
 )
