@@ -20,6 +20,7 @@ from gateway.api import (
     ops,
     payments,
     reports,
+    request_metrics,
     signatures,
 )
 from gateway.bootstrap import Gateway, bootstrap
@@ -33,6 +34,7 @@ def create_app(gateway: Gateway | None = None) -> Flask:
     app.json.ensure_ascii = False  # Vietnamese stays readable in answers
     app.json.sort_keys = False
     errors.register(app)
+    request_metrics.register(app)
 
     @app.before_request
     def _request_id() -> None:

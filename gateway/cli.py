@@ -5,16 +5,29 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
+from typing import TYPE_CHECKING
 
 import click
 
 from gateway import log_format
-from gateway.bootstrap import bootstrap, build_worker
 from gateway.config import load_settings
 from gateway.store.database import migrate as run_migrations
+
+if TYPE_CHECKING:
+    from gateway.bootstrap import Gateway
+
+
+def bootstrap() -> Gateway:
+    # Imported when a command runs, not with this module: `serve` must set PROMETHEUS_MULTIPROC_DIR before
+    # anything imports prometheus_client.
+    from gateway.bootstrap import bootstrap as wire
+
+    return wire()
 
 
 def _logging(level: str) -> None:
@@ -48,6 +61,9 @@ def migrate() -> None:
 @click.option("--threads", default=8, show_default=True, help="threads per gunicorn worker")
 def serve(host: str | None, port: int | None, workers: int, threads: int) -> None:
     """Serve the HTTP API with gunicorn."""
+    # The processes count requests in one directory, so that any of them answers /metrics for all.
+    metrics_dir = tempfile.mkdtemp(prefix="gateway-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     from gunicorn.app.base import BaseApplication
 
     settings = bootstrap().settings
@@ -56,7 +72,8 @@ def serve(host: str | None, port: int | None, workers: int, threads: int) -> Non
     class _App(BaseApplication):
         def load_config(self) -> None:
             for key, value in {"bind": bind, "workers": workers, "threads": threads, "worker_class": "gthread",
-                               "accesslog": None, "graceful_timeout": 10, "timeout": 60}.items():
+                               "accesslog": None, "graceful_timeout": 10, "timeout": 60,
+                               "child_exit": _forget_metrics_of}.items():
                 self.cfg.set(key, value)
 
         def load(self):  # noqa: ANN202 - gunicorn's hook; each worker process builds its own app
@@ -64,15 +81,33 @@ def serve(host: str | None, port: int | None, workers: int, threads: int) -> Non
 
             return create_app()
 
-    _App().run()
+    try:
+        _App().run()
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _forget_metrics_of(_server: object, worker: object) -> None:
+    """gunicorn's child_exit hook: a dead process's gauges leave the shared directory with it."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[attr-defined]
 
 
 @main.command()
 @click.option("--threads", default=None, type=int, help="consumer threads (default: jobs.worker_threads)")
 @click.option("--no-sweeper", is_flag=True, help="leave sweeping to other workers")
-def worker(threads: int | None, no_sweeper: bool) -> None:
+@click.option("--metrics-port", default=None, type=int, help="serve this worker's Prometheus metrics on this port")
+@click.option("--metrics-host", default="127.0.0.1", show_default=True)
+def worker(threads: int | None, no_sweeper: bool, metrics_port: int | None, metrics_host: str) -> None:
     """Run a worker: consume jobs, retry, sweep."""
+    from gateway.bootstrap import build_worker
+
     gateway = bootstrap()
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, addr=metrics_host)
     if threads:
         gateway.settings.jobs.worker_threads = threads
     w = build_worker(gateway)

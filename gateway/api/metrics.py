@@ -1,21 +1,48 @@
-"""Prometheus metrics, read from the database at scrape time: what every API process agrees on."""
+"""Prometheus metrics at /metrics (ops role), from two sources:
+
+- what this API process counted (requests by route and status, their latency, jobs it ran at once); under
+  `gateway serve` with several processes they share a directory (PROMETHEUS_MULTIPROC_DIR, set by the
+  serve command) and any process answers for all of them;
+- what the database says at scrape time, which every process agrees on: jobs by queue and state, queue
+  depth, dead letters, SLA breaches, payments, notifications and deliveries by state.
+
+Workers run in other processes, on other machines: each exposes its own job counters with
+`gateway worker --metrics-port`.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
 from flask import Blueprint, Response, current_app
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine
 
-from gateway.store import dossiers, outbox
+from gateway.store import dossiers, outbox, tallies
+from gateway.store.tables import deliveries, notifications, payments
 
 from .auth import require
 
 bp = Blueprint("metrics", __name__)
+
+UNFINISHED = (outbox.PENDING, outbox.IN_FLIGHT)
+# (metric, help, table, columns): rows counted by state, one gauge each.
+BY_STATE = [
+    ("gateway_payments", "Payments by provider and state", payments, ("provider", "state")),
+    ("gateway_notifications", "Notifications by channel and state", notifications, ("channel", "state")),
+    ("gateway_deliveries", "Public-post deliveries by state", deliveries, ("state",)),
+]
+
+
+def _gauge(name: str, text: str, labels: list[str], rows: list[tuple[list[str], float]]) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(name, text, labels=labels)
+    for values, value in rows:
+        family.add_metric(values, value)
+    return family
 
 
 class StoreCollector(Collector):
@@ -26,17 +53,35 @@ class StoreCollector(Collector):
         with self.engine.connect() as conn:
             breaches = dossiers.count_sla_breaches(conn, now=datetime.now(UTC))
             jobs = outbox.counts(conn)
-        sla = GaugeMetricFamily("gateway_sla_breaches", "New dossiers past their 8-working-hour acknowledgment "
-                                                        "deadline")
-        sla.add_metric([], breaches)
-        yield sla
-        by_state = GaugeMetricFamily("gateway_jobs", "Jobs by queue and state", labels=["queue", "state"])
-        for row in jobs:
-            by_state.add_metric([row["queue"], row["state"]], row["count"])
-        yield by_state
+            tallied = [(name, text, columns, tallies.count_by(conn, table, *columns))
+                       for name, text, table, columns in BY_STATE]
+        yield _gauge("gateway_sla_breaches", "New dossiers past their 8-working-hour acknowledgment deadline",
+                     [], [([], breaches)])
+        yield _gauge("gateway_jobs", "Jobs by queue and state", ["queue", "state"],
+                     [([r["queue"], r["state"]], r["count"]) for r in jobs])
+        depth: dict[str, int] = {}
+        dead: dict[str, int] = {}
+        for r in jobs:
+            depth[r["queue"]] = depth.get(r["queue"], 0) + (r["count"] if r["state"] in UNFINISHED else 0)
+            dead[r["queue"]] = dead.get(r["queue"], 0) + (r["count"] if r["state"] == outbox.DEAD else 0)
+        yield _gauge("gateway_queue_depth", "Jobs waiting or being delivered, by queue (adapter)", ["queue"],
+                     [([q], n) for q, n in sorted(depth.items())])
+        yield _gauge("gateway_dead_letters", "Dead letters waiting for an operator, by queue", ["queue"],
+                     [([q], n) for q, n in sorted(dead.items())])
+        for name, text, columns, rows in tallied:
+            yield _gauge(name, text, list(columns), [([str(r[c]) for c in columns], r["count"]) for r in rows])
 
 
-def _registry() -> CollectorRegistry:
+def process_registry() -> CollectorRegistry:
+    """This process's counters, or every API process's when they share a multiprocess directory."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return registry
+    return REGISTRY
+
+
+def _store_registry() -> CollectorRegistry:
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     if "METRICS" not in app.config:  # one registry per app: tests build many apps in one process
         registry = CollectorRegistry(auto_describe=False)
@@ -49,4 +94,5 @@ def _registry() -> CollectorRegistry:
 @require("ops")
 def metrics():  # noqa: ANN201
     """Prometheus text format."""
-    return Response(generate_latest(_registry()), mimetype=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(process_registry()) + generate_latest(_store_registry()),
+                    mimetype=CONTENT_TYPE_LATEST)

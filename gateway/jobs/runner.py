@@ -23,6 +23,7 @@ from gateway.adapters.base import BatchHandler, DuplicateError, PermanentError, 
 from gateway.config import JobSettings
 from gateway.store import audit, outbox
 
+from .job_metrics import BATCH_SECONDS, JOBS
 from .retry_schedule import retry_delay
 
 log = logging.getLogger(__name__)
@@ -88,8 +89,11 @@ class JobRunner:
                 request_context.request_id.reset(token)
         outcomes = self._record(claim, results)
         counts: dict[str, int] = defaultdict(int)
+        kinds = {job["id"]: job["kind"] for job in claim.jobs}
         for outcome in outcomes:
             counts[outcome.state] += 1
+            JOBS.labels(queue, kinds[outcome.job_id], outcome.state).inc()
+        BATCH_SECONDS.labels(queue).observe(time.monotonic() - started)
         log.info("%s: %d job(s) in %.0f ms: %s; requests %s", queue, len(outcomes),
                  (time.monotonic() - started) * 1000, dict(counts), " ".join(requests[:20]))
         for outcome in outcomes:
