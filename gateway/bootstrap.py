@@ -27,6 +27,7 @@ from gateway.services.payment_jobs import PaymentJobs
 from gateway.services.rate_limit import LocalBuckets, RateLimiter, RedisWindow
 from gateway.services.signatures import AttachmentSignatureJobs, Signatures
 from gateway.services.unit_of_work import Context
+from gateway.services.webhook_push import WebhookPusher
 from gateway.store.database import make_engine
 
 QUEUES = [np.QUEUE, pay.QUEUE, sms_email.QUEUE, postal.QUEUE, signature.QUEUE]
@@ -112,4 +113,7 @@ def build_worker(gateway: Gateway) -> Worker:
         PeriodicTask("audit sealing", s.audit.seal_interval_seconds,
                      partial(audit_chain.seal_all, gateway.engine, s.audit.key)),
     ]
+    if s.webhooks.url:
+        pusher = WebhookPusher(gateway.engine, s.webhooks, s.jobs)
+        periodic.append(PeriodicTask("webhook push", s.webhooks.push_interval_seconds, pusher.push))
     return Worker(gateway.engine, gateway.broker, gateway.runner, s.jobs, QUEUES, periodic)

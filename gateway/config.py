@@ -221,6 +221,16 @@ class SignatureSettings(BaseModel):
         return path if path.is_absolute() else PROJECT_ROOT / path
 
 
+class WebhookSettings(BaseModel):
+    """The optional push of the change feed to the one-stop software, signed Standard Webhooks style."""
+
+    url: str = ""  # empty: no push (the one-stop software reads the feed)
+    secret: str = "whsec_b25lLXN0b3Atd2ViaG9vay1zZWNyZXQtZGV2"  # "whsec_" + base64 of the key
+    timeout_seconds: float = Field(5.0, gt=0)
+    batch_size: int = Field(100, ge=1, le=500)  # feed items per POST
+    push_interval_seconds: float = Field(1.0, gt=0)
+
+
 class LogSettings(BaseModel):
     format: Literal["text", "json"] = "text"  # json: one object per line, for a log shipper
 
@@ -276,6 +286,7 @@ class Settings(BaseSettings):
     signature: SignatureSettings = SignatureSettings()
     audit: AuditSettings = AuditSettings()
     log: LogSettings = LogSettings()
+    webhooks: WebhookSettings = WebhookSettings()
     auth: AuthSettings = AuthSettings()
 
     @classmethod
@@ -324,6 +335,8 @@ class Settings(BaseSettings):
                              ("postal.callback_secret", self.postal.callback_secret)):
             if not secret or secret in DEVELOPMENT_SECRETS:
                 problems.append(f"{name} missing or a development value")
+        if self.webhooks.url and self.webhooks.secret == WebhookSettings().secret:
+            problems.append("webhooks.secret is the development value")
         if not self.audit.chain_key or self.audit.chain_key.startswith("dev-"):
             problems.append("audit.chain_key missing or a development value")
         if self.signature.revocation_mode != "require":

@@ -248,6 +248,7 @@ class Stack:
         self.mail = MockEndpoints(f"{self.mocks.url}/email")
         self.post_office = MockEndpoints(f"{self.mocks.url}/postal")
         self.ca = MockEndpoints(f"{self.mocks.url}/ca")
+        self.one_stop = MockEndpoints(f"{self.mocks.url}/one-stop")
         from mocks.pki import TestPki
 
         self.pki = TestPki(crl_base=self.ca.base)  # signers' CRLs are published at the CA mock
@@ -264,6 +265,8 @@ class Stack:
             "GATEWAY_NOTIFICATIONS__EMAIL__PORT": str(self.mocks.smtp_port),  # type: ignore[attr-defined]
             "GATEWAY_POSTAL__BASE_URL": self.post_office.base,
             "GATEWAY_SIGNATURE__TRUST_DIR": str(tmp / "trust"),
+            "GATEWAY_WEBHOOKS__URL": f"{self.mocks.url}/one-stop/webhooks",
+            "GATEWAY_WEBHOOKS__PUSH_INTERVAL_SECONDS": "0.2",
             # The partners (the mocks) call back from this machine only, as configured in production.
             "GATEWAY_AUTH__CALLBACK_NETWORKS": json.dumps({p: ["127.0.0.0/8", "::1/128"] for p in (
                 "payment", "postal", "national_portal")}),

@@ -11,6 +11,7 @@ from gateway.domain.delivery import DeliveryState
 from gateway.domain.dossier import VN_TZ
 from gateway.domain.payment import STATE_LABELS_VI as PAYMENT_LABELS_VI
 from gateway.domain.payment import PaymentState
+from gateway.store import feed
 
 
 def vn_time(value: datetime | None) -> str | None:
@@ -79,8 +80,7 @@ def job(row: Any) -> dict[str, Any]:
 
 
 def feed_item(row: Any) -> dict[str, Any]:
-    return {"cursor": str(row["id"]), "type": row["type"], "code": row["code"], "at": vn_time(row["at"]),
-            "data": row["data"]}
+    return feed.as_item(row)
 
 
 def payment(row: Any, *, has_receipt: bool = False) -> dict[str, Any]:

@@ -7,6 +7,8 @@ from typing import Any
 
 from sqlalchemy import Connection, RowMapping, insert, select, text
 
+from gateway.domain.dossier import VN_TZ
+
 from .tables import feed_items
 
 # Concurrent PostgreSQL transactions could commit ids out of order, and a reader that had moved its
@@ -21,6 +23,12 @@ def append(conn: Connection, *, type: str, code: str, at: datetime, data: dict[s
     return conn.execute(
         insert(feed_items).values(type=type, code=code, at=at, data=data).returning(feed_items.c.id)
     ).scalar_one()
+
+
+def as_item(row: RowMapping) -> dict[str, Any]:
+    """A feed item as callers see it, in the feed and in the webhook push alike."""
+    return {"cursor": str(row["id"]), "type": row["type"], "code": row["code"],
+            "at": row["at"].astimezone(VN_TZ).isoformat(), "data": row["data"]}
 
 
 def read(conn: Connection, after: int, limit: int) -> list[RowMapping]:

@@ -317,3 +317,16 @@ api_keys = Table(
     Column("created_at", UtcDateTime(), nullable=False),
     Column("revoked_at", UtcDateTime()),
 )
+
+webhook_cursor = Table(
+    "webhook_cursor",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),  # one row
+    Column("cursor", BigInteger, nullable=False),  # the last feed item the receiver acknowledged
+    Column("pending_through", BigInteger),  # a batch sent without an answer: resent as it was, same id
+    Column("attempts", Integer, nullable=False),  # failed pushes in a row
+    Column("next_attempt_at", UtcDateTime()),
+    Column("leased_until", UtcDateTime()),  # a pusher at work
+    Column("last_error", Text),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)

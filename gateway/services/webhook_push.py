@@ -1,0 +1,72 @@
+"""Pushing the change feed to the one-stop software, besides it reading the feed itself.
+
+One pusher at a time (a lease on the single cursor row, so a worker dying mid-push hands over after the
+lease) reads the feed after its cursor and POSTs up to `batch_size` items, in order, signed Standard
+Webhooks style. The message id names the cursors it carries (`feed-<first>-<last>`), so a batch sent
+again after a lost answer is recognised by the receiver; the cursor moves only after a 2xx. A failing
+receiver is retried with the jobs' backoff; the feed itself stays the source of truth.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine
+
+from gateway.adapters.base import AdapterError, ThrottledError
+from gateway.adapters.webhooks.client import WebhookClient
+from gateway.config import JobSettings, WebhookSettings
+from gateway.jobs.retry_schedule import retry_delay
+from gateway.store import feed, webhook_cursor
+
+log = logging.getLogger(__name__)
+
+LEASE_SECONDS = 60
+
+
+class WebhookPusher:
+    def __init__(self, engine: Engine, settings: WebhookSettings, jobs: JobSettings,
+                 client: WebhookClient | None = None) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.jobs = jobs
+        self.client = client or WebhookClient(settings)
+
+    def push(self, max_batches: int = 20) -> int:
+        """Push what is new (up to `max_batches` batches); how many items the receiver took."""
+        now = datetime.now(UTC)
+        held_until = now + timedelta(seconds=LEASE_SECONDS)
+        with self.engine.begin() as conn:
+            state = webhook_cursor.lease(conn, now=now, until=held_until)
+        if state is None:  # another pusher holds it, or a retry is not due yet
+            return 0
+        cursor, through, attempts, pushed = state["cursor"], state["pending_through"], state["attempts"], 0
+        error: AdapterError | None = None
+        for _ in range(max_batches):
+            with self.engine.connect() as conn:
+                rows = feed.read(conn, cursor, self.settings.batch_size)
+            if through is not None:  # resend the unanswered batch exactly as it was, under the same id
+                rows = [r for r in rows if r["id"] <= through]
+            if not rows:
+                break
+            first, last = rows[0]["id"], rows[-1]["id"]
+            try:
+                self.client.deliver(f"feed-{first}-{last}", {"items": [feed.as_item(r) for r in rows]})
+            except AdapterError as exc:
+                error, through = exc, last
+                break
+            cursor, through, attempts, pushed = last, None, 0, pushed + len(rows)
+        retry_at = None
+        if error is not None:
+            attempts += 1
+            delay = retry_delay(attempts, base=self.jobs.backoff_base_seconds, cap=self.jobs.backoff_cap_seconds,
+                                retry_after=error.retry_after if isinstance(error, ThrottledError) else None)
+            retry_at = datetime.now(UTC) + timedelta(seconds=delay)
+            log.warning("webhook push failed (attempt %d, next in %.0f s): %s", attempts, delay, error)
+        with self.engine.begin() as conn:
+            if not webhook_cursor.release(conn, held_until=held_until, cursor=cursor, pending_through=through,
+                                          attempts=attempts, retry_at=retry_at, error=str(error) if error else None,
+                                          now=datetime.now(UTC)):
+                log.warning("webhook push outlived its lease; the next pusher resends from the stored cursor")
+        return pushed
