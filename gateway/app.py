@@ -9,6 +9,7 @@ from flask import Flask, g, request
 from gateway import request_context
 from gateway.api import (
     callbacks,
+    console,
     deliveries,
     errors,
     health,
@@ -31,6 +32,10 @@ def create_app(gateway: Gateway | None = None) -> Flask:
     app = Flask("gateway")
     app.config["GATEWAY"] = gateway
     app.config["MAX_CONTENT_LENGTH"] = gateway.settings.api.max_body_bytes
+    # The ops console's session cookie: signed, not readable by scripts, never sent cross-site.
+    app.secret_key = gateway.settings.api.session_secret
+    app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Strict",
+                      SESSION_COOKIE_SECURE=gateway.settings.environment == "production")
     app.json.ensure_ascii = False  # Vietnamese stays readable in answers
     app.json.sort_keys = False
     errors.register(app)
@@ -51,7 +56,7 @@ def create_app(gateway: Gateway | None = None) -> Flask:
         if (token := g.pop("request_id_token", None)) is not None:
             request_context.request_id.reset(token)
     for blueprint in (intake.bp, one_stop.bp, payments.bp, deliveries.bp, notifications.bp, callbacks.bp, ops.bp,
-                      signatures.bp, reports.bp, health.bp, metrics.bp, openapi.bp):
+                      console.bp, signatures.bp, reports.bp, health.bp, metrics.bp, openapi.bp):
         app.register_blueprint(blueprint)
     logging.getLogger(__name__).info("gateway API ready (database %s)", gateway.engine.url.render_as_string())
     return app

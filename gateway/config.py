@@ -42,6 +42,7 @@ class ApiSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8000
     max_body_bytes: int = 20 * 1024 * 1024
+    session_secret: str = "dev-session-secret"  # signs the ops console's session cookie
 
 
 class JobSettings(BaseModel):
@@ -335,6 +336,8 @@ class Settings(BaseSettings):
                              ("postal.callback_secret", self.postal.callback_secret)):
             if not secret or secret in DEVELOPMENT_SECRETS:
                 problems.append(f"{name} missing or a development value")
+        if self.api.session_secret.startswith("dev-") or len(self.api.session_secret) < 16:
+            problems.append("api.session_secret missing, short or a development value")
         if self.webhooks.url and self.webhooks.secret == WebhookSettings().secret:
             problems.append("webhooks.secret is the development value")
         if not self.audit.chain_key or self.audit.chain_key.startswith("dev-"):

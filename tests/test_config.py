@@ -34,7 +34,8 @@ def test_production_refuses_development_keys(monkeypatch, tmp_path):
 PARTNER_SECRETS = ('[notifications.sms.viettel]\npassword = "viettel-s3cret"\n[notifications.sms.vnpt]\n'
                    'api_pass = "vnpt-s3cret"\n[postal]\ncustomer_secret = "post-s3cret"\n'
                    'callback_secret = "cb-s3cret"\n[signature]\nrevocation_mode = "require"\n'
-                   'trust_fingerprints = ["' + "b" * 64 + '"]\n[audit]\nchain_key = "chain-s3cret"\n')
+                   'trust_fingerprints = ["' + "b" * 64 + '"]\n[audit]\nchain_key = "chain-s3cret"\n'
+                   '[api]\nsession_secret = "a-long-console-s3cret"\n')
 
 
 def test_production_config_file_with_hashed_keys_starts(monkeypatch, tmp_path):

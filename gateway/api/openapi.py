@@ -49,7 +49,7 @@ def build(app: Flask) -> dict[str, Any]:
     schemas = {**defs.get("$defs", {}), "Error": _ERROR}
     paths: dict[str, dict[str, Any]] = {}
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
-        if rule.endpoint == "static":
+        if rule.endpoint == "static" or rule.endpoint.startswith("console."):  # HTML pages for people, not an API
             continue
         view = app.view_functions[rule.endpoint]
         doc = getattr(view, "openapi", {})

@@ -54,7 +54,10 @@ class KeyRing:
         self._lock = threading.Lock()
 
     def caller(self, key: str) -> Caller | None:
-        hashed = digest(key)
+        return self.caller_by_digest(digest(key))
+
+    def caller_by_digest(self, hashed: str) -> Caller | None:
+        """The key's holder by the key's SHA-256 (what the console's session keeps), if still valid."""
         if (configured := self._configured.get(hashed)) is not None:
             return configured
         now = time.monotonic()

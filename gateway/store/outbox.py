@@ -263,6 +263,12 @@ def discard(conn: Connection, job_id: int, *, now: datetime) -> tuple[RowMapping
     return job, (_promote(conn, job["queue"], [job["ordering_key"]]) if job else [])
 
 
+def for_key(conn: Connection, ordering_key: str, limit: int = 200) -> list[RowMapping]:
+    """Every job of one dossier (any queue, any state), oldest first."""
+    return list(conn.execute(select(jobs).where(jobs.c.ordering_key == ordering_key).order_by(jobs.c.id)
+                             .limit(limit)).mappings())
+
+
 def counts(conn: Connection) -> list[RowMapping]:
     return list(conn.execute(
         select(jobs.c.queue, jobs.c.state, func.count().label("count")).group_by(jobs.c.queue, jobs.c.state)

@@ -1,0 +1,176 @@
+"""The operators' console at /ops/: plain server-rendered HTML, no JavaScript build step.
+
+An operator signs in with an API key holding the `ops` role; the session cookie keeps only the key's
+hash (so a revoked key ends the session too), is HttpOnly and SameSite=Strict, and every form carries a
+per-session token against cross-site posts. Each action goes through the same services as /ops and the
+CLI, and is audited under the key's name.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from functools import wraps
+from typing import Any
+
+from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, session, url_for
+
+from gateway.services import dead_letters, sla
+from gateway.services.api_keys import digest
+from gateway.services.errors import NotFound
+from gateway.store import outbox, tallies
+from gateway.store.tables import notification_attempts
+
+from .errors import ApiError
+
+bp = Blueprint("console", __name__, url_prefix="/ops")
+
+STATES = (outbox.PENDING, outbox.IN_FLIGHT, outbox.DONE, outbox.DEAD, outbox.DISCARDED)
+HEALTH_WINDOW = timedelta(minutes=15)
+
+
+def _gateway() -> Any:
+    return current_app.config["GATEWAY"]
+
+
+def _operator() -> str | None:
+    """The name of the signed-in ops key, if it is still valid."""
+    hashed = session.get("key_sha256")
+    caller = _gateway().keys.caller_by_digest(hashed) if hashed else None
+    return caller.name if caller is not None and "ops" in caller.roles else None
+
+
+def signed_in(view: Any) -> Any:
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if (name := _operator()) is None:
+            session.clear()
+            return redirect(url_for("console.login"))
+        if request.method == "POST" and not hmac.compare_digest(request.form.get("csrf", ""),
+                                                                session.get("csrf", "")):
+            raise ApiError(403, "bad_form_token", "the form is stale or not ours: reload the page")
+        return view(name, *args, **kwargs)
+
+    return wrapper
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    """Sign in with an ops API key."""
+    if request.method == "POST":
+        key = request.form.get("key", "").strip()
+        caller = _gateway().keys.caller(key) if key else None
+        if caller is None or "ops" not in caller.roles:
+            flash("Khóa không hợp lệ hoặc không có vai trò ops.", "bad")
+            return render_template("console/login.html", caller=None), 401
+        session.clear()
+        session["key_sha256"] = digest(key)
+        session["csrf"] = secrets.token_urlsafe(24)
+        return redirect(url_for("console.dashboard"))
+    return render_template("console/login.html", caller=None)
+
+
+@bp.post("/logout")
+@signed_in
+def logout(_name: str) -> Response:
+    session.clear()
+    return redirect(url_for("console.login"))
+
+
+def _health(conn: Any, now: datetime) -> list[dict[str, Any]]:
+    """Per queue, the outbound calls of the last 15 minutes (from the audit of each job outcome)."""
+    from sqlalchemy import select
+
+    from gateway.store.tables import audit_log
+
+    rows = conn.execute(select(audit_log.c.subject, audit_log.c.action).where(
+        audit_log.c.actor == "worker", audit_log.c.at >= now - HEALTH_WINDOW, audit_log.c.action.like("job.%")))
+    calls: Counter[str] = Counter()
+    errors: Counter[str] = Counter()
+    for subject, action in rows:
+        queue = subject.split(":", 1)[0]
+        calls[queue] += 1
+        errors[queue] += action != "job.done"
+    return [{"queue": q, "calls": calls[q], "errors": errors[q]} for q in sorted(calls)]
+
+
+def _sms(conn: Any, now: datetime) -> list[dict[str, Any]]:
+    rows = tallies.count_by(conn, notification_attempts, "provider", "outcome",
+                            where=notification_attempts.c.at >= now - HEALTH_WINDOW)
+    by: dict[str, dict[str, int]] = {}
+    for r in rows:
+        slot = {"sent": "sent", "duplicate": "sent", "skipped": "skipped"}.get(r["outcome"], "failed")
+        by.setdefault(r["provider"], {"sent": 0, "failed": 0, "skipped": 0})[slot] += r["count"]
+    return [{"provider": p, **v} for p, v in sorted(by.items()) if p not in ("smtp",)]
+
+
+@bp.get("/")
+@signed_in
+def dashboard(name: str) -> str:
+    """Queues, adapter health, dead letters with their buttons, SLA breaches, trust roots."""
+    gateway = _gateway()
+    now = datetime.now(UTC)
+    with gateway.engine.connect() as conn:
+        queues: dict[str, dict[str, int]] = {}
+        for row in outbox.counts(conn):
+            queues.setdefault(row["queue"], {})[row["state"]] = row["count"]
+        health, sms = _health(conn, now), _sms(conn, now)
+        code = request.args.get("code", "").strip()[:64]
+        traced = outbox.for_key(conn, code) if code else []
+    dead = dead_letters.list_dead(gateway.context, limit=200)
+    dead_kinds = Counter((job["queue"], job["kind"]) for job in dead)
+    return render_template("console/dashboard.html", caller=name, csrf=session["csrf"], states=STATES,
+                           queues=queues, health=health, sms=sms, dead=dead, dead_kinds=dict(dead_kinds),
+                           breaches=sla.breaches(gateway.context, limit=100), roots=gateway.signatures.trust.roots,
+                           code=code, traced=traced)
+
+
+def _act(action: str, job_id: int, name: str) -> None:
+    try:
+        getattr(dead_letters, action)(_gateway().context, job_id, actor=f"console:{name}")
+        flash(f"Thư chết #{job_id}: {'đã gửi lại' if action == 'retry' else 'đã bỏ'}.", "ok")
+    except NotFound:
+        flash(f"Thư chết #{job_id} không còn.", "bad")
+
+
+@bp.post("/console/dead-letters/<int:job_id>/retry")
+@signed_in
+def retry(name: str, job_id: int) -> Response:
+    _act("retry", job_id, name)
+    return redirect(url_for("console.dashboard") + "#dead-letters")
+
+
+@bp.post("/console/dead-letters/<int:job_id>/discard")
+@signed_in
+def discard(name: str, job_id: int) -> Response:
+    _act("discard", job_id, name)
+    return redirect(url_for("console.dashboard") + "#dead-letters")
+
+
+def _all_of_kind(action: str, name: str) -> Response:
+    queue, kind = request.form.get("queue", ""), request.form.get("kind", "")
+    jobs = [j for j in dead_letters.list_dead(_gateway().context, queue=queue, limit=10_000) if j["kind"] == kind]
+    done = 0
+    for job in jobs:
+        try:
+            getattr(dead_letters, action)(_gateway().context, job["id"], actor=f"console:{name}")
+            done += 1
+        except NotFound:  # someone else got to it first
+            pass
+    verb = "gửi lại" if action == "retry" else "bỏ"
+    flash(f"{queue} / {kind}: đã {verb} {done} thư chết.", "ok" if done else "bad")
+    return redirect(url_for("console.dashboard") + "#dead-letters")
+
+
+@bp.post("/console/dead-letters/retry-kind")
+@signed_in
+def retry_kind(name: str) -> Response:
+    return _all_of_kind("retry", name)
+
+
+@bp.post("/console/dead-letters/discard-kind")
+@signed_in
+def discard_kind(name: str) -> Response:
+    return _all_of_kind("discard", name)

@@ -1,0 +1,139 @@
+"""The operators' console at /ops/: signing in, what it shows, its forms' protection, and, in headless
+Chromium against a real `gateway serve` and worker, the operator's errand: log in, see a dead letter,
+retry it, see it delivered."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+
+import pytest
+from sqlalchemy import update
+
+from gateway.store.tables import jobs
+
+from .conftest import REQUIRE, dossier_body, wait_for
+
+OPS = {"Authorization": "Bearer dev-ops-key"}
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+
+
+def sign_in(client, key: str = "dev-ops-key"):  # noqa: ANN001, ANN201
+    return client.post("/ops/login", data={"key": key})
+
+
+def csrf(page: str) -> str:
+    match = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert match is not None
+    return match.group(1)
+
+
+def test_the_console_needs_an_ops_key(gw):
+    client = gw.app.test_client()
+    assert client.get("/ops/").headers["Location"].endswith("/ops/login")
+    assert sign_in(client, "dev-one-stop-key").status_code == 401
+    assert sign_in(client, "nonsense").status_code == 401
+    assert client.get("/ops/").status_code == 302
+    r = sign_in(client)
+    assert r.status_code == 302 and "HttpOnly" in r.headers["Set-Cookie"] and "SameSite=Strict" in r.headers[
+        "Set-Cookie"]
+    page = client.get("/ops/").get_data(as_text=True)
+    for section in ("queues", "health", "dead-letters", "sla", "trust"):
+        assert f'id="{section}"' in page
+    assert "Test Vietnam National Root CA" in page  # the trust roots, with their fingerprints
+
+
+def test_a_revoked_key_ends_its_console_session(gw):
+    key = gw.client.post("/ops/api-keys", json={"name": f"op-{os.getpid()}-{id(gw)}", "roles": ["ops"]},
+                         headers=OPS).get_json()
+    client = gw.app.test_client()
+    assert sign_in(client, key["key"]).status_code == 302
+    assert client.get("/ops/").status_code == 200
+    gw.client.delete(f"/ops/api-keys/{key['name']}", headers=OPS)
+    assert client.get("/ops/").headers["Location"].endswith("/ops/login")
+
+
+def _dead_letter(gw, error: str = "HTTP 500") -> tuple[str, dict]:
+    gw.portal.faults("http_500", 1000)
+    code = gw.file(dossier_body())["code"]
+    dead = wait_for(lambda: [j for j in gw.jobs(code) if j["state"] == "dead"], 60, what="a dead letter")[0]
+    gw.portal.clear_faults()
+    return code, dead
+
+
+def test_forms_without_the_session_token_are_refused_and_errors_are_escaped(gw):
+    code, dead = _dead_letter(gw)
+    with gw.gateway.engine.begin() as conn:  # an error text from a partner is shown as text, never run
+        conn.execute(update(jobs).where(jobs.c.id == dead["id"]).values(last_error="<script>alert(1)</script>"))
+    client = gw.app.test_client()
+    sign_in(client)
+    page = client.get("/ops/").get_data(as_text=True)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script>alert" not in page
+    forged = client.post(f"/ops/console/dead-letters/{dead['id']}/retry", data={"csrf": "guess"})
+    assert (forged.status_code, forged.get_json()["error"]["code"]) == (403, "bad_form_token")
+    assert next(j for j in gw.jobs(code) if j["id"] == dead["id"])["state"] == "dead"
+    r = client.post(f"/ops/console/dead-letters/{dead['id']}/discard", data={"csrf": csrf(page)})
+    assert r.status_code == 302
+    assert next(j for j in gw.jobs(code) if j["id"] == dead["id"])["state"] == "discarded"
+
+
+def test_all_dead_letters_of_a_kind_are_retried_at_once(gw):
+    codes = [_dead_letter(gw)[0] for _ in range(2)]
+    client = gw.app.test_client()
+    sign_in(client)
+    page = client.get("/ops/").get_data(as_text=True)
+    r = client.post("/ops/console/dead-letters/retry-kind", data={
+        "csrf": csrf(page), "queue": "national_portal", "kind": "national_portal.sync_dossier"})
+    assert r.status_code == 302
+    assert "đã gửi lại" in client.get("/ops/").get_data(as_text=True)
+    for code in codes:
+        gw.wait_jobs(code)
+        assert gw.portal.dossier(code) is not None
+
+
+@pytest.fixture
+def browser(tmp_path):
+    if not (CHROMIUM and CHROMEDRIVER):
+        if REQUIRE:
+            pytest.fail("Debian's chromium and chromium-driver are needed (.ci/run installs them)")
+        pytest.skip("no chromium / chromedriver on this machine")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", f"--user-data-dir={tmp_path / 'chromium'}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.implicitly_wait(0)
+    yield driver
+    driver.quit()
+
+
+def test_an_operator_retries_a_dead_letter_in_a_browser(gw, browser):
+    from selenium.webdriver.common.by import By
+
+    code, dead = _dead_letter(gw)
+    api = gw.api_url
+    browser.get(f"{api}/ops/")
+    assert browser.current_url.endswith("/ops/login")
+    browser.find_element(By.ID, "key").send_keys("dev-ops-key")
+    browser.find_element(By.ID, "login").click()
+    wait_for(lambda: browser.current_url.endswith("/ops/"), what="the dashboard")
+
+    row = browser.find_element(By.ID, f"dead-{dead['id']}")  # the dead letter, with its last error
+    assert code in row.text and "HTTP 500" in row.text
+    browser.find_element(By.ID, f"retry-{dead['id']}").click()
+    wait_for(lambda: "đã gửi lại" in browser.find_element(By.CSS_SELECTOR, ".flash").text, what="the flash")
+
+    def delivered() -> bool:
+        browser.get(f"{api}/ops/?code={code}")
+        states = [cell.text for cell in browser.find_elements(By.CSS_SELECTOR, "#traced td.state")]
+        return bool(states) and all(state == "done" for state in states)
+
+    wait_for(delivered, 60, what="the dossier's jobs to show as done in the console")
+    assert not browser.find_elements(By.ID, f"dead-{dead['id']}")
+    assert gw.portal.dossier(code) is not None  # and the national portal has the dossier
