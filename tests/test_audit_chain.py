@@ -110,6 +110,10 @@ def test_tampering_is_found_by_the_api_and_the_cli(gw, tamper):
     records = sorted(wait_for(lambda: _sealed(gw, code) if len(_sealed(gw, code)) >= 2 else []),
                      key=lambda r: r["seq"])
     first, second = records[0], records[1]
+    # The worker's sealer keeps extending the chain from its newest record: tamper only behind it, or the
+    # sealer would link new records to the tampered head and the restored log would stay broken.
+    later = gw.file(dossier_body())["code"]
+    wait_for(lambda: _sealed(gw, later))
     engine = gw.gateway.engine
     with engine.begin() as conn:
         if tamper == "edit":
