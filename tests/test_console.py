@@ -114,7 +114,15 @@ def browser(tmp_path):
 
 
 def test_an_operator_retries_a_dead_letter_in_a_browser(gw, browser):
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
+
+    def texts(selector: str) -> list[str]:
+        """What the page shows at `selector` now; nothing while a new page is still loading."""
+        try:
+            return [element.text for element in browser.find_elements(By.CSS_SELECTOR, selector)]
+        except StaleElementReferenceException:
+            return []
 
     code, dead = _dead_letter(gw)
     api = gw.api_url
@@ -122,16 +130,14 @@ def test_an_operator_retries_a_dead_letter_in_a_browser(gw, browser):
     assert browser.current_url.endswith("/ops/login")
     browser.find_element(By.ID, "key").send_keys("dev-ops-key")
     browser.find_element(By.ID, "login").click()
-    wait_for(lambda: browser.current_url.endswith("/ops/"), what="the dashboard")
-
-    row = browser.find_element(By.ID, f"dead-{dead['id']}")  # the dead letter, with its last error
-    assert code in row.text and "HTTP 500" in row.text
+    row = wait_for(lambda: texts(f"#dead-{dead['id']}"), what="the dead letter on the dashboard")[0]
+    assert code in row and "HTTP 500" in row  # the dead letter, with its last error
     browser.find_element(By.ID, f"retry-{dead['id']}").click()
-    wait_for(lambda: "đã gửi lại" in browser.find_element(By.CSS_SELECTOR, ".flash").text, what="the flash")
+    wait_for(lambda: any("đã gửi lại" in text for text in texts(".flash")), what="the flash")
 
     def delivered() -> bool:
         browser.get(f"{api}/ops/?code={code}")
-        states = [cell.text for cell in browser.find_elements(By.CSS_SELECTOR, "#traced td.state")]
+        states = texts("#traced td.state")
         return bool(states) and all(state == "done" for state in states)
 
     wait_for(delivered, 60, what="the dossier's jobs to show as done in the console")

@@ -20,7 +20,7 @@ from flask import Blueprint, Response, current_app, flash, redirect, render_temp
 from gateway.services import dead_letters, sla
 from gateway.services.api_keys import digest
 from gateway.services.errors import NotFound
-from gateway.store import outbox, tallies
+from gateway.store import audit, outbox, tallies
 from gateway.store.tables import notification_attempts
 
 from .errors import ApiError
@@ -81,15 +81,9 @@ def logout(_name: str) -> Response:
 
 def _health(conn: Any, now: datetime) -> list[dict[str, Any]]:
     """Per queue, the outbound calls of the last 15 minutes (from the audit of each job outcome)."""
-    from sqlalchemy import select
-
-    from gateway.store.tables import audit_log
-
-    rows = conn.execute(select(audit_log.c.subject, audit_log.c.action).where(
-        audit_log.c.actor == "worker", audit_log.c.at >= now - HEALTH_WINDOW, audit_log.c.action.like("job.%")))
     calls: Counter[str] = Counter()
     errors: Counter[str] = Counter()
-    for subject, action in rows:
+    for subject, action in audit.calls_since(conn, now - HEALTH_WINDOW):
         queue = subject.split(":", 1)[0]
         calls[queue] += 1
         errors[queue] += action != "job.done"

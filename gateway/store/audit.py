@@ -68,5 +68,12 @@ def head(conn: Connection) -> RowMapping | None:
                         .order_by(audit_log.c.seq.desc()).limit(1)).mappings().first()
 
 
+def calls_since(conn: Connection, since: datetime) -> list[tuple[str, str]]:
+    """(subject, action) of each job outcome the workers recorded since then: `queue:key`, `job.<state>`."""
+    return [(r.subject, r.action) for r in conn.execute(
+        select(audit_log.c.subject, audit_log.c.action).where(
+            audit_log.c.actor == "worker", audit_log.c.at >= since, audit_log.c.action.like("job.%")))]
+
+
 def unsealed_count(conn: Connection) -> int:
     return conn.execute(select(func.count()).select_from(audit_log).where(audit_log.c.seq.is_(None))).scalar_one()
