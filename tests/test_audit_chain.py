@@ -94,10 +94,21 @@ def test_requests_state_changes_and_outbound_calls_are_sealed_and_checked(gw):
     gw.wait_jobs(code)
     records = wait_for(lambda: _sealed(gw, code))
     assert {r["action"] for r in records} >= {"dossier.filed", "dossier.step"}
-    calls = wait_for(lambda: [r for r in _sealed(gw, f"national_portal:{code}") if r["action"] == "job.done"])
     portal_jobs = [j["id"] for j in gw.jobs(code) if j["queue"] == "national_portal"]
-    assert sorted(c["detail"]["job"] for c in calls) == sorted(portal_jobs)  # one record per call made
-    assert {c["detail"]["kind"] for c in calls} == {"national_portal.sync_dossier", "national_portal.progress"}
+
+    def calls() -> list[dict]:  # the sealed records of the calls that delivered this dossier's jobs
+        with gw.gateway.engine.connect() as conn:
+            rows = conn.execute(select(audit_log).where(audit_log.c.subject == "national_portal",
+                                                        audit_log.c.action == "job.done",
+                                                        audit_log.c.seq.is_not(None))).mappings().all()
+        mine = [dict(r) for r in rows if code in r["detail"]["keys"]]
+        return mine if sum(len(r["detail"]["jobs"]) for r in mine) >= len(portal_jobs) else []
+
+    made = wait_for(calls)
+    delivered = sorted(j for c in made for j, key in zip(c["detail"]["jobs"], c["detail"]["keys"], strict=True)
+                       if key == code)
+    assert delivered == sorted(portal_jobs)  # every job named by the call that delivered it, once
+    assert {c["detail"]["kind"] for c in made} == {"national_portal.sync_dossier", "national_portal.progress"}
     report = verify(gw)
     assert report["ok"] is True and report["problems"] == []
     assert report["head"]["seq"] >= max(r["seq"] for r in records)

@@ -83,10 +83,9 @@ def _health(conn: Any, now: datetime) -> list[dict[str, Any]]:
     """Per queue, the outbound calls of the last 15 minutes (from the audit of each job outcome)."""
     calls: Counter[str] = Counter()
     errors: Counter[str] = Counter()
-    for subject, action in audit.calls_since(conn, now - HEALTH_WINDOW):
-        queue = subject.split(":", 1)[0]
-        calls[queue] += 1
-        errors[queue] += action != "job.done"
+    for queue, action, count in audit.calls_since(conn, now - HEALTH_WINDOW):
+        calls[queue] += count
+        errors[queue] += count if action != "job.done" else 0
     return [{"queue": q, "calls": calls[q], "errors": errors[q]} for q in sorted(calls)]
 
 

@@ -161,11 +161,17 @@ class JobRunner:
 
 
 def _calls_made(jobs: list[Any], outcomes: list[Outcome], now: datetime) -> list[dict[str, Any]]:
-    """One audit record per outbound call whose outcome we recorded (a lost lease records nothing)."""
+    """The audit of the outbound calls a batch made: one record per kind and outcome, naming its jobs, their
+    dossiers and requests (a partner takes up to a batch in one call; a lost lease records nothing)."""
     by_id = {job["id"]: job for job in jobs}
-    return [{"at": now, "actor": "worker", "action": f"job.{o.state}",
-             "subject": f"{by_id[o.job_id]['queue']}:{by_id[o.job_id]['ordering_key']}"[:200],
-             "detail": {"job": o.job_id, "kind": by_id[o.job_id]["kind"], "attempt": by_id[o.job_id]["attempts"],
-                        "request_id": by_id[o.job_id].get("request_id"),
-                        **({"error": o.error[:500]} if o.error else {})}}
-            for o in outcomes if o.state != "lost"]
+    groups: dict[tuple[str, str], list[Outcome]] = defaultdict(list)
+    for o in outcomes:
+        if o.state != "lost":
+            groups[(by_id[o.job_id]["kind"], o.state)].append(o)
+    return [{"at": now, "actor": "worker", "action": f"job.{state}", "subject": by_id[group[0].job_id]["queue"],
+             "detail": {"kind": kind, "jobs": [o.job_id for o in group],
+                        "keys": [by_id[o.job_id]["ordering_key"] for o in group],
+                        "attempts": [by_id[o.job_id]["attempts"] for o in group],
+                        "request_ids": sorted({by_id[o.job_id].get("request_id") or "-" for o in group}),
+                        **({"error": group[0].error[:500]} if group[0].error else {})}}
+            for (kind, state), group in groups.items()]

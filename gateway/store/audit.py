@@ -68,10 +68,10 @@ def head(conn: Connection) -> RowMapping | None:
                         .order_by(audit_log.c.seq.desc()).limit(1)).mappings().first()
 
 
-def calls_since(conn: Connection, since: datetime) -> list[tuple[str, str]]:
-    """(subject, action) of each job outcome the workers recorded since then: `queue:key`, `job.<state>`."""
-    return [(r.subject, r.action) for r in conn.execute(
-        select(audit_log.c.subject, audit_log.c.action).where(
+def calls_since(conn: Connection, since: datetime) -> list[tuple[str, str, int]]:
+    """(queue, `job.<outcome>`, jobs) of each outbound call the workers recorded since then."""
+    return [(r.subject, r.action, len(r.detail.get("jobs", [])) or 1) for r in conn.execute(
+        select(audit_log.c.subject, audit_log.c.action, audit_log.c.detail).where(
             audit_log.c.actor == "worker", audit_log.c.at >= since, audit_log.c.action.like("job.%")))]
 
 
