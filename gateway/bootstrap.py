@@ -11,7 +11,7 @@ from gateway import signature
 from gateway.adapters import national_portal as np
 from gateway.adapters import payment as pay
 from gateway.adapters import postal, sms_email
-from gateway.adapters.base import BatchHandler
+from gateway.adapters.base import BatchHandler, one_by_one
 from gateway.adapters.payment.base import PaymentProvider
 from gateway.adapters.postal.vnpost import VNPostClient
 from gateway.config import Settings, load_settings
@@ -91,10 +91,13 @@ def handlers(gateway: Gateway) -> dict[str, BatchHandler]:
     jobs, delivery = gateway.payment_jobs, gateway.delivery_jobs
     return {
         np.SYNC_DOSSIER: portal.sync_dossier_many, np.PROGRESS: portal.report_progress_many,
-        pay.INIT: jobs.init_many, pay.QUERY: jobs.query_many, pay.RECEIPT: jobs.receipt_many,
-        sms_email.SEND: gateway.notification_jobs.send_many,
-        postal.BOOK: delivery.book_many, postal.TRACK: delivery.track_many, postal.RETURNED: delivery.returned_many,
-        signature.VERIFY_ATTACHMENT: gateway.attachment_jobs.verify_many,
+        # These partners take one request at a time: each job of a batch is its own call.
+        **{kind: partial(one_by_one, handler) for kind, handler in {
+            pay.INIT: jobs.init, pay.QUERY: jobs.query, pay.RECEIPT: jobs.receipt,
+            sms_email.SEND: gateway.notification_jobs.send,
+            postal.BOOK: delivery.book, postal.TRACK: delivery.track, postal.RETURNED: delivery.returned,
+            signature.VERIFY_ATTACHMENT: gateway.attachment_jobs.verify_one,
+        }.items()},
     }
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, session, url_for
 
+from gateway.adapters.sms_email.smtp_email import SmtpEmail
 from gateway.services import dead_letters, sla
 from gateway.services.api_keys import digest
 from gateway.services.errors import NotFound
@@ -90,13 +91,14 @@ def _health(conn: Any, now: datetime) -> list[dict[str, Any]]:
 
 
 def _sms(conn: Any, now: datetime) -> list[dict[str, Any]]:
-    rows = tallies.count_by(conn, notification_attempts, "provider", "outcome",
-                            where=notification_attempts.c.at >= now - HEALTH_WINDOW)
+    attempts = notification_attempts.c
+    rows = tallies.count_by(conn, notification_attempts, "provider", "outcome",  # SMS only: not the SMTP server
+                            where=(attempts.at >= now - HEALTH_WINDOW) & (attempts.provider != SmtpEmail.name))
     by: dict[str, dict[str, int]] = {}
     for r in rows:
         slot = {"sent": "sent", "duplicate": "sent", "skipped": "skipped"}.get(r["outcome"], "failed")
         by.setdefault(r["provider"], {"sent": 0, "failed": 0, "skipped": 0})[slot] += r["count"]
-    return [{"provider": p, **v} for p, v in sorted(by.items()) if p not in ("smtp",)]
+    return [{"provider": p, **v} for p, v in sorted(by.items())]
 
 
 @bp.get("/")

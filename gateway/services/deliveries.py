@@ -17,7 +17,7 @@ from sqlalchemy import Connection, RowMapping
 from sqlalchemy.exc import IntegrityError
 
 from gateway.adapters import postal
-from gateway.adapters.base import AdapterError, PermanentError, one_by_one
+from gateway.adapters.base import AdapterError, PermanentError
 from gateway.adapters.postal.vnpost import Order, Tracking, VNPostClient
 from gateway.domain.codes import Status
 from gateway.domain.delivery import (
@@ -192,15 +192,6 @@ class DeliveryJobs:
     def __init__(self, ctx: Context, client: VNPostClient) -> None:
         self.ctx = ctx
         self.client = client
-
-    def book_many(self, payloads: list[dict[str, Any]]) -> list[AdapterError | None]:
-        return one_by_one(self.book, payloads)
-
-    def track_many(self, payloads: list[dict[str, Any]]) -> list[AdapterError | None]:
-        return one_by_one(self.track, payloads)
-
-    def returned_many(self, payloads: list[dict[str, Any]]) -> list[AdapterError | None]:
-        return one_by_one(self.returned, payloads)
 
     def _load(self, reference: str) -> RowMapping:
         with self.ctx.engine.connect() as conn:

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from gateway.adapters import sms_email
-from gateway.adapters.base import AdapterError, PermanentError, one_by_one
+from gateway.adapters.base import AdapterError, PermanentError
 from gateway.adapters.sms_email.base import Sms
 from gateway.adapters.sms_email.failover import AllFailed, Attempt, SmsFailover, outcome_of
 from gateway.adapters.sms_email.smtp_email import Attachment, Email, SmtpEmail
@@ -169,9 +169,6 @@ class NotificationJobs:
         self.ctx = ctx
         self.sms = sms
         self.email = email
-
-    def send_many(self, payloads: list[dict[str, Any]]) -> list[AdapterError | None]:
-        return one_by_one(self.send, payloads)
 
     def send(self, payload: dict[str, Any]) -> None:
         with self.ctx.engine.connect() as conn:

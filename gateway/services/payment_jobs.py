@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from gateway.adapters import payment as pay
-from gateway.adapters.base import AdapterError, PermanentError, one_by_one
+from gateway.adapters.base import AdapterError, PermanentError
 from gateway.adapters.payment.base import FeeItem, PaymentProvider, PaymentRequest, ProviderState
 from gateway.domain.notifications import PAYMENT_REQUIRED
 from gateway.domain.payment import HOLDS_FEES, MAY_START, PaymentState
@@ -36,16 +36,6 @@ class PaymentJobs:
     def __init__(self, ctx: Context, providers: Mapping[str, PaymentProvider]) -> None:
         self.ctx = ctx
         self.providers = providers
-
-    # Batch handlers for the job runner: payments are settled one by one.
-    def init_many(self, payloads: list[dict[str, Any]]) -> list[AdapterError | None]:
-        return one_by_one(self.init, payloads)
-
-    def query_many(self, payloads: list[dict[str, Any]]) -> list[AdapterError | None]:
-        return one_by_one(self.query, payloads)
-
-    def receipt_many(self, payloads: list[dict[str, Any]]) -> list[AdapterError | None]:
-        return one_by_one(self.receipt, payloads)
 
     def _load(self, reference: str) -> tuple[Any, Any, PaymentProvider]:
         with self.ctx.engine.connect() as conn:

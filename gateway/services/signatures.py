@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from gateway import signature
-from gateway.adapters.base import AdapterError, PermanentError, RetryableError, one_by_one
+from gateway.adapters.base import PermanentError, RetryableError
 from gateway.config import SignatureSettings
 from gateway.signature.pdf_verifier import PdfVerifier, VerifierPolicy
 from gateway.signature.sandbox import SandboxBusy, SandboxLimits, VerificationRefused, VerifierSandbox
@@ -84,9 +84,6 @@ class AttachmentSignatureJobs:
     def __init__(self, ctx: Context, signatures: Signatures) -> None:
         self.ctx = ctx
         self.signatures = signatures
-
-    def verify_many(self, payloads: list[dict[str, Any]]) -> list[AdapterError | None]:
-        return one_by_one(self.verify_one, payloads)
 
     def verify_one(self, payload: dict[str, Any]) -> None:
         code, attachment_id = payload["dossier_code"], payload["attachment_id"]
