@@ -55,6 +55,9 @@ class JobSettings(BaseModel):
     worker_threads: int = Field(4, ge=1)
     batch_size: int = Field(50, ge=1, le=500)  # jobs claimed and sent to a partner together
     drain_seconds: float = Field(20.0, gt=0)  # a consumer's time slice before it hands the queue on
+    # A queue's partner counts as down after failed calls in a row for this many dossiers; then failures
+    # cost no attempts (see jobs/partner_outage.py).
+    outage_after_keys: int = Field(3, ge=1)
 
 
 class NationalPortalSettings(BaseModel):

@@ -105,6 +105,25 @@ def test_dead_letters_from_the_cli(gw):
     assert missing.returncode != 0 and "no dead letter" in missing.stderr
 
 
+def test_a_long_partner_outage_uses_up_no_attempts(gw):
+    """The portal down for far longer than a job's attempts last: nothing becomes a dead letter, and the
+    backlog goes through once it is back. A job failing alone still runs out (the previous test)."""
+    codes = [gw.file(dossier_body())["code"] for _ in range(4)]
+    for code in codes:
+        gw.wait_jobs(code, "done")
+    gw.portal.faults("http_500", 1_000_000)
+    for code in codes:
+        gw.step(code, 2, note="Bước 1")
+    before = len(gw.portal.requests())
+    # Five attempts each would be spent after 4 x 5 calls; let three times as many fail.
+    wait_for(lambda: len(gw.portal.requests()) - before >= 60, 60, what="60 failed calls to the portal")
+    assert not [j for code in codes for j in gw.jobs(code) if j["state"] == "dead"]
+    gw.portal.clear_faults()
+    for code in codes:
+        gw.wait_jobs(code, "done", count=3, timeout=30)
+        assert portal_steps(gw, code) == expected_steps([2])
+
+
 def test_worker_killed_mid_delivery(gw):
     code = gw.file(dossier_body())["code"]
     gw.wait_jobs(code, "done")

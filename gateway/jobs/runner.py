@@ -24,6 +24,7 @@ from gateway.config import JobSettings
 from gateway.store import audit, outbox
 
 from .job_metrics import BATCH_SECONDS, JOBS
+from .partner_outage import OutageWatch
 from .retry_schedule import retry_delay
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ class JobRunner:
         self.handlers = handlers
         self.settings = settings
         self.on_dead: Mapping[str, DeadHook] = on_dead or {}
+        self.outages = OutageWatch(settings.outage_after_keys)
 
     def drain(self, queue: str, should_stop: Callable[[], bool] = lambda: False) -> Drained:
         outcomes: list[Outcome] = []
@@ -126,6 +128,10 @@ class JobRunner:
     def _record(self, claim: outbox.Claim, results: list[Exception | None]) -> list[Outcome]:
         now = datetime.now(UTC)
         outcomes: list[Outcome] = []
+        partner_down = self.outages.observe(
+            claim.jobs[0]["queue"], succeeded=any(error is None for error in results),
+            failed_keys=[job["ordering_key"] for job, error in zip(claim.jobs, results, strict=True)
+                         if error is not None and getattr(error, "retryable", True)])
         with self.engine.begin() as conn:
             delivered = [job for job, error in zip(claim.jobs, results, strict=True) if error is None]
             recorded = set(outbox.complete(conn, delivered, claim.lease_end, now=now))
@@ -135,12 +141,14 @@ class JobRunner:
                     continue
                 text = f"{type(error).__name__}: {error}"
                 attempt = job["attempts"]
-                if getattr(error, "retryable", True) and attempt < job["max_attempts"]:
+                retryable = getattr(error, "retryable", True)
+                if retryable and (partner_down or attempt < job["max_attempts"]):
                     delay = retry_delay(attempt, base=self.settings.backoff_base_seconds,
                                         cap=self.settings.backoff_cap_seconds,
                                         retry_after=error.retry_after if isinstance(error, ThrottledError) else None)
+                    # The partner is down for everyone: this failure is not the job's, so it costs no attempt.
                     ok = outbox.retry_later(conn, job["id"], claim.lease_end, now=now,
-                                            at=now + timedelta(seconds=delay), error=text)
+                                            at=now + timedelta(seconds=delay), error=text, refund=partner_down)
                     outcomes.append(Outcome(job["id"], "retry" if ok else "lost", text))
                 else:
                     ok = outbox.bury(conn, job["id"], claim.lease_end, now=now, error=text)

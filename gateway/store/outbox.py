@@ -171,9 +171,12 @@ def complete(conn: Connection, claimed: list[RowMapping], claim_end: datetime, *
 
 
 def retry_later(conn: Connection, job_id: int, claim_end: datetime, *, now: datetime, at: datetime,
-                error: str) -> bool:
+                error: str, refund: bool = False) -> bool:
+    """Back to pending until `at`; `refund` gives back the attempt the claim took."""
+    attempts = jobs.c.attempts - 1 if refund else jobs.c.attempts
     return conn.execute(update(jobs).where(jobs.c.id == job_id, _ours(claim_end)).values(
         state=PENDING, locked_until=None, next_attempt_at=at, updated_at=now, last_error=error[:4000],
+        attempts=attempts,
     )).rowcount == 1
 
 
