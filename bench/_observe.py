@@ -81,11 +81,17 @@ def dead_letters(api_url: str, limit: int = 5) -> list[str]:
     return [f"job {j.get('id')} {j.get('kind')}: {j.get('last_error')}" for j in reply.json()["items"][:limit]]
 
 
-def verify(portal_url: str, filed: list[str], accepted: dict[str, list[tuple[int, str]]]) -> list[str]:
-    """Discrepancies between the mock's state and what the API accepted; empty means all is well."""
-    reply = requests.get(f"{portal_url}/_mock/state", timeout=60)
+def portal_state(portal_url: str) -> dict[str, dict[str, Any]]:
+    reply = requests.get(f"{portal_url}/_mock/state", timeout=120)
     reply.raise_for_status()
-    held: dict[str, dict[str, Any]] = reply.json()["dossiers"]
+    return reply.json()["dossiers"]
+
+
+def verify(portal_url: str, filed: list[str], accepted: dict[str, list[tuple[int, str]]],
+           held: dict[str, dict[str, Any]] | None = None) -> list[str]:
+    """Discrepancies between the mock's state and what the API accepted; empty means all is well."""
+    if held is None:
+        held = portal_state(portal_url)
     ours = set(filed)
     problems = [f"{code}: not at the national portal" for code in filed if code not in held]
     problems += [f"{code}: at the national portal but never filed" for code in held if code not in ours]

@@ -111,6 +111,7 @@ class Stack:
         self.tag = f"gwbench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
         self.job_queues = [f"{self.tag}.{q}" for q in QUEUES]
         self.mock_url = f"http://127.0.0.1:{free_port()}"
+        self.smtp_port = free_port()
         self.api_url = f"http://127.0.0.1:{free_port()}"
         self.portal_url = f"{self.mock_url}/national-portal"
         self.db_url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{self.tag}"
@@ -119,7 +120,14 @@ class Stack:
             "GATEWAY_DATABASE__URL": self.db_url,
             "GATEWAY_BROKER__URL": AMQP_URL,
             "GATEWAY_BROKER__QUEUE_PREFIX": self.tag,
+            # Every partner is the mocks server's.
             "GATEWAY_NATIONAL_PORTAL__BASE_URL": self.portal_url,
+            "GATEWAY_PAYMENT__NATIONAL_PLATFORM__BASE_URL": f"{self.mock_url}/payment/platform",
+            "GATEWAY_PAYMENT__VNPAY__BASE_URL": f"{self.mock_url}/payment/vnpay",
+            "GATEWAY_NOTIFICATIONS__SMS__VIETTEL__WSDL_URL": f"{self.mock_url}/sms/viettel/bulkapi?wsdl",
+            "GATEWAY_NOTIFICATIONS__SMS__VNPT__URL": f"{self.mock_url}/sms/vnpt/api/send_sms_list",
+            "GATEWAY_NOTIFICATIONS__EMAIL__PORT": str(self.smtp_port),
+            "GATEWAY_POSTAL__BASE_URL": f"{self.mock_url}/postal",
             # The figures are the dossier path's; citizen notifications have their own queue and would add
             # two sends per step to the same two cores.
             "GATEWAY_NOTIFICATIONS__ENABLED": "false",
@@ -144,13 +152,31 @@ class Stack:
         self._db_created = True
         self._run_cli("migrate")
         self._spawn("mocks", [sys.executable, "-m", "mocks", "--port", self.mock_url.rsplit(":", 1)[1],
-                                     "--smtp-port", "0"])
+                                     "--smtp-port", str(self.smtp_port)])
         o = self.options
         self._spawn("api", [sys.executable, "-m", "gateway", "serve", "--port", self.api_url.rsplit(":", 1)[1],
                             "--workers", str(o.api_workers), "--threads", str(o.api_threads)])
         for _ in range(o.gateway_workers):
-            self._spawn("workers", [sys.executable, "-m", "gateway", "worker", "--threads", str(o.worker_threads)])
+            self.start_worker()
         self.wait_ready()
+        # The payment mock calls back the gateway it serves.
+        requests.post(f"{self.mock_url}/payment/_mock/config", timeout=5, json={
+            "platform_callback_url": f"{self.api_url}/api/v1/callbacks/payments/national_platform"}
+        ).raise_for_status()
+
+    def start_worker(self) -> subprocess.Popen:
+        threads = str(self.options.worker_threads)
+        self._spawn("workers", [sys.executable, "-m", "gateway", "worker", "--threads", threads])
+        return self.procs["workers"][-1]
+
+    def kill_worker(self, index: int = 0) -> int:
+        """SIGKILL one running worker (no clean-up of any kind); answers its pid."""
+        running = [p for p in self.procs["workers"] if p.poll() is None]
+        proc = running[index % len(running)]
+        proc.kill()
+        proc.wait(10)
+        self.procs["workers"].remove(proc)
+        return proc.pid
 
     def wait_ready(self, timeout: float = 60) -> None:
         wait_until(lambda: self._alive() and http_ok(f"{self.mock_url}/healthz"), timeout, "the mocks server")

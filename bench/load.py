@@ -1,0 +1,301 @@
+"""Mixed load at rising rates until the gateway saturates, on its production stack (gunicorn API, gateway
+workers, PostgreSQL, RabbitMQ, every partner a mock), then a full reconciliation with every mock.
+
+    python bench/load.py [--rates 100,250,500,...] [--seconds 20] [--gateway-workers K] [--batch B]
+
+For each rate of status events per second: filings, steps (in batches through the one-stop endpoint),
+payments paid through the payment mock's signed callbacks, VNPost bookings, and the SMS and emails they
+cause, offered open loop for `--seconds`; then the backlog is let drain. It prints per level: what was
+offered and accepted, events/s end to end (accepted steps / first request of the level -> the national
+portal's last request for them), latency per route, the job backlog over time and the CPU; the raw
+broker ceiling measured in the same run; and the reconciliation. See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _observe as observe  # noqa: E402 - the bench's own modules, beside this file
+from _cpu import CpuMeter, usage  # noqa: E402
+from _load import journey  # noqa: E402
+from _mixed import Mix, MixedLoad  # noqa: E402
+from _raw_broker import measure as raw_broker  # noqa: E402
+from _reconcile import reconcile  # noqa: E402
+from _report import latency_ms  # noqa: E402
+from _stack import AMQP_URL, Stack, StackOptions, reachable  # noqa: E402
+
+ROUTES = ("filing", "events (batch)", "payments", "pay + callback", "deliveries")
+# The gateway's settings for these runs: payments the callbacks missed are queried soon, not after 5 min.
+MIXED_ENV = {"GATEWAY_NOTIFICATIONS__ENABLED": "true", "GATEWAY_PAYMENT__RECONCILE_AFTER_SECONDS": "15",
+             "GATEWAY_PAYMENT__SCAN_INTERVAL_SECONDS": "2"}
+
+
+def stack_options(gateway_workers: int, extra: dict[str, str] | None = None, api_workers: int = 2,
+                  notifications: bool = True) -> StackOptions:
+    env = {**MIXED_ENV, "GATEWAY_NOTIFICATIONS__ENABLED": str(notifications).lower(), **(extra or {})}
+    return StackOptions(api_workers=api_workers, api_threads=8, gateway_workers=gateway_workers, worker_threads=4,
+                        log_level="warning", extra_env=env)
+
+
+class DepthSampler:
+    """The job backlog (pending + in flight, per queue) once a second, from GET /ops/jobs."""
+
+    def __init__(self, api_url: str, every: float = 1.0) -> None:
+        self.api_url = api_url
+        self.every = every
+        self.points: list[tuple[float, dict[str, int]]] = []  # (time.time(), queue -> backlog)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="depth", daemon=True)
+
+    def __enter__(self) -> DepthSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _loop(self) -> None:
+        import requests
+
+        while not self._stop.wait(self.every):
+            try:
+                rows = requests.get(f"{self.api_url}/ops/jobs", timeout=5,
+                                    headers={"Authorization": f"Bearer {observe.OPS_KEY}"}).json()["counts"]
+            except Exception:  # noqa: BLE001 - the API is down (a chaos run): a gap in the series
+                continue
+            depth: dict[str, int] = {}
+            for row in rows:
+                if row["state"] in observe.UNFINISHED:
+                    depth[row["queue"]] = depth.get(row["queue"], 0) + row["count"]
+            self.points.append((time.time(), depth))
+
+    def between(self, start: float, end: float) -> list[tuple[float, int]]:
+        return [(round(t - start, 1), sum(d.values())) for t, d in self.points if start <= t <= end]
+
+
+def unfinished_jobs(api_url: str) -> int:
+    counts = observe.job_counts(api_url)
+    return sum(counts[s] for s in observe.UNFINISHED)
+
+
+def wait_drained(stack: Stack, load: MixedLoad, limit: float, check: Callable[[], None] | None = None) -> float | None:
+    """Seconds until the client has its answers and no job is pending or in flight; None past `limit`."""
+    started = time.monotonic()
+    while time.monotonic() - started < limit:
+        (check or stack.check_alive)()
+        try:
+            idle = load.idle() and unfinished_jobs(stack.api_url) == 0
+        except Exception:  # noqa: BLE001 - the API may be restarting under chaos
+            idle = False
+        if idle:
+            return time.monotonic() - started
+        time.sleep(0.25)
+    return None
+
+
+@dataclass
+class Level:
+    rate: float
+    figures: dict[str, Any]
+
+    @property
+    def saturated(self) -> bool:
+        return bool(self.figures["saturated"])
+
+
+def run_level(stack: Stack, load: MixedLoad, depth: DepthSampler, meter: CpuMeter, rate: float, seconds: float,
+              drain_limit: float) -> Level:
+    portal = stack.portal_url
+    portal_before = observe.mock_total(portal)
+    events_before = load.ledger.events
+    samples_before = len(load.samples)
+    cpu_start = meter.read()
+    started = time.time()
+    offered = load.run(rate, seconds)
+    ended = time.time()
+    cpu_end = meter.read()
+    accepted_in_time = load.ledger.events - events_before
+    drain = wait_drained(stack, load, drain_limit)
+    events = load.ledger.events - events_before
+    portal_total = observe.mock_total(portal)
+    last_at = observe.mock_last_request_at(portal, portal_total) if portal_total > portal_before else None
+    e2e_seconds = (last_at - started) if last_at and drain is not None else None
+    samples = [s for s in load.samples[samples_before:] if s.sent < ended]
+    routes = {}
+    for route in ROUTES:
+        mine = [s for s in samples if s.route == route]
+        ok = [s.seconds for s in mine if 200 <= s.status < 300]
+        routes[route] = {"requests": len(mine), "ok": len(ok), "per_s": round(len(mine) / seconds, 1),
+                         "failed": len(mine) - len(ok), **latency_ms(ok)}
+    backlog = depth.between(started, ended + (drain or drain_limit))
+    api_rate = accepted_in_time / seconds
+    figures = {
+        "offered_events_per_s": rate, "offered": offered, "events_accepted": events,
+        "events_per_s_api": round(api_rate, 1),
+        "events_per_s_e2e": round(events / e2e_seconds, 1) if e2e_seconds else None,
+        "drain_seconds_after_level": None if drain is None else round(drain, 1),
+        "backlog_max": max((n for _, n in backlog), default=0), "backlog_over_time": backlog,
+        "routes": routes,
+        "cpu_percent": {k: round(v, 0) for k, v in usage(cpu_start, cpu_end).items()},
+    }
+    figures["saturated"] = (api_rate < 0.9 * rate or drain is None or drain > seconds
+                            or offered["client_backlog"] > 50 or offered["starved"] > 0.05 * rate * seconds)
+    return Level(rate, figures)
+
+
+def print_level(level: Level) -> None:
+    f = level.figures
+    e2e = f["events_per_s_e2e"]
+    print(f"\n== {level.rate:,.0f} status events/s offered: {f['events_per_s_api']:,.1f}/s accepted by the API, "
+          f"{'-' if e2e is None else f'{e2e:,.1f}'}/s end to end; backlog max {f['backlog_max']:,} jobs, drained "
+          f"{f['drain_seconds_after_level']} s after the level; CPU {f['cpu_percent'].get('machine', 0):.0f}% of the "
+          f"machine{'  << SATURATED' if level.saturated else ''}", flush=True)
+    print(f"   {'route':<16} {'req/s':>7} {'ok':>7} {'failed':>6} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7}")
+    for route, r in f["routes"].items():
+        if r["requests"]:
+            print(f"   {route:<16} {r['per_s']:>7.1f} {r['ok']:>7,} {r['failed']:>6} {r['p50'] or 0:>7.1f} "
+                  f"{r['p99'] or 0:>7.1f} {r['max'] or 0:>7.1f}")
+    series = f["backlog_over_time"]
+    step = max(1, len(series) // 16)
+    print("   backlog (s: jobs) " + "  ".join(f"{t:g}:{n}" for t, n in series[::step]))
+    cpu = f["cpu_percent"]
+    print("   CPU % of a core: " + ", ".join(f"{k} {v:.0f}" for k, v in cpu.items() if k != "machine"))
+
+
+def parse_rates(text: str) -> list[float]:
+    return [float(x) for x in text.split(",") if x.strip()]
+
+
+def make_mix(args: argparse.Namespace) -> Mix:
+    if args.mix == "events":  # steps of dossiers filed beforehand: the one-stop software's stream alone
+        return Mix(steps=tuple(journey(args.journey or 12)), batch=args.batch, pay_every=0, post_every=0,
+                   filings=False)
+    return Mix(steps=tuple(journey(args.journey or 6)), batch=args.batch)
+
+
+def benchmark(args: argparse.Namespace, log_dir: Path, gateway_workers: int | None = None) -> dict[str, Any]:
+    workers = gateway_workers or args.gateway_workers
+    mix = make_mix(args)
+    notifications = not args.no_notifications
+    with Stack(stack_options(workers, api_workers=args.api_workers, notifications=notifications), log_dir) as stack:
+        print(f"starting the stack: {args.api_workers} API processes x 8 threads, {workers} worker(s) x 4 threads "
+              f"(database and queue prefix {stack.tag}) ...", flush=True)
+        stack.start()
+        load = MixedLoad(stack.api_url, stack.mock_url, mix, threads=args.client_threads)
+        meter = CpuMeter(stack.root_pids)
+        levels: list[Level] = []
+        try:
+            with DepthSampler(stack.api_url) as depth:
+                if not mix.filings:
+                    needed = int(1.05 * sum(parse_rates(args.rates)) * args.seconds / len(mix.steps)) + 50
+                    print(f"filing {needed:,} dossiers beforehand ...", flush=True)
+                    load.prefile(needed)
+                load.run(50, 3)  # warm up: connections, first dossiers in every state
+                wait_drained(stack, load, args.drain_limit)
+                for rate in parse_rates(args.rates):
+                    level = run_level(stack, load, depth, meter, rate, args.seconds, args.drain_limit)
+                    levels.append(level)
+                    print_level(level)
+                    if level.saturated and not args.all_rates:
+                        break
+                print("\nfinishing every journey, draining, reconciling with the mocks ...", flush=True)
+                load.finish()
+                drained = wait_drained(stack, load, args.drain_limit)
+            rec = reconcile(stack.mock_url, stack.db_url, load.ledger, notifications)
+        finally:
+            load.close()
+    sustained = [lv for lv in levels if not lv.saturated]
+    best = max((lv.figures["events_per_s_e2e"] or 0 for lv in sustained), default=0)
+    return {"gateway_workers": workers, "mix_name": args.mix, "notifications": notifications,
+            "mix": mix.__dict__ | {"steps": list(mix.steps)},
+            "requests_per_event": round(mix.requests_per_event, 3),
+            "levels": [{"rate": lv.rate, **lv.figures} for lv in levels],
+            "best_sustained_e2e_events_per_s": best, "final_drain_seconds": drained,
+            "client_retries": dict(load.retries),
+            "reconciliation": {"ok": rec.ok, "figures": rec.figures, "problems": rec.problems[:50]},
+            "reconciliation_lines": rec.lines()}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--rates", default="100,250,500,750,1000,1250,1500,2000",
+                   help="status events/s per level, rising (default 100,...,2000)")
+    p.add_argument("--seconds", type=float, default=20, help="seconds per level (default 20)")
+    p.add_argument("--mix", choices=("mixed", "events"), default="mixed",
+                   help="mixed: filings, steps, payments, deliveries and their messages; events: steps only, "
+                        "of dossiers filed beforehand (default mixed)")
+    p.add_argument("--no-notifications", action="store_true", help="citizens are told nothing (SMS, email off)")
+    p.add_argument("--journey", type=int, default=0, help="steps per dossier (default 6 mixed, 12 events)")
+    p.add_argument("--batch", type=int, default=10, help="steps per one-stop request (default 10)")
+    p.add_argument("--api-workers", type=int, default=2, help="gunicorn processes (default 2)")
+    p.add_argument("--gateway-workers", type=int, default=2, help="worker processes (default 2)")
+    p.add_argument("--client-threads", type=int, default=48, help="load client threads (default 48)")
+    p.add_argument("--drain-limit", type=float, default=180, help="seconds a backlog may take to drain (default 180)")
+    p.add_argument("--all-rates", action="store_true", help="go on past the first saturated level")
+    p.add_argument("--raw-messages", type=int, default=20_000, help="messages for the raw broker ceiling")
+    p.add_argument("--json", type=Path, default=None, help="where to write the figures (default: the log dir)")
+    return p.parse_args(argv)
+
+
+def services_reachable() -> bool:
+    for host, port, what in (("127.0.0.1", 5432, "PostgreSQL"), ("127.0.0.1", 5672, "RabbitMQ")):
+        if not reachable(host, port):
+            print(f"{what} is not reachable on {host}:{port}", file=sys.stderr)
+            return False
+    return True
+
+
+def interruptible() -> None:
+    def as_interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, as_interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if not services_reachable():
+        return 2
+    interruptible()
+    log_dir = Path(tempfile.mkdtemp(prefix="gwload-"))
+    print(f"logs: {log_dir}", flush=True)
+    print(f"raw broker ceiling: {args.raw_messages:,} messages ...", flush=True)
+    raw = raw_broker(AMQP_URL, f"gwbench_raw_{os.getpid()}", args.raw_messages, 2)
+    print(f"raw broker: publish {raw.publish_rate:,.0f}/s, consume+ack {raw.consume_rate:,.0f}/s, "
+          f"publish+consume {raw.rate:,.0f} msgs/s (one thread, confirms, prefetch 2)", flush=True)
+    try:
+        result = benchmark(args, log_dir)
+    except KeyboardInterrupt:
+        print("interrupted; everything was torn down", file=sys.stderr)
+        return 130
+    result["raw_broker"] = {"publish_per_s": round(raw.publish_rate), "consume_per_s": round(raw.consume_rate),
+                            "publish_consume_per_s": round(raw.rate)}
+    print(f"\nbest sustained: {result['best_sustained_e2e_events_per_s']:,.1f} status events/s end to end "
+          f"(= {result['best_sustained_e2e_events_per_s'] / raw.rate:.2f} x the raw broker's {raw.rate:,.0f} msgs/s); "
+          f"{result['requests_per_event']} API requests per status event in this mix")
+    print(f"client retries (no answer or 5xx, sent again): {result['client_retries'] or 'none'}")
+    print("reconciliation:", "OK" if result["reconciliation"]["ok"] else "FAILED")
+    print("\n".join(result.pop("reconciliation_lines")))
+    path = args.json or log_dir / "load.json"
+    path.write_text(json.dumps(result, ensure_ascii=False, indent=1) + "\n")
+    print(f"figures as JSON: {path}")
+    return 0 if result["reconciliation"]["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
