@@ -78,12 +78,15 @@ class MixedLoad:
         self.retries = collections.Counter[str]()
         self._codes = (dossier_code(i) for i in itertools.count(first_index))
         self._index = itertools.count(1)
-        self._ready: collections.deque[tuple[str, int]] = collections.deque()  # (code, next step index)
+        # (code, next step index): journeys under way go first, so dossiers finish rather than all start
+        self._ready: collections.deque[tuple[str, int]] = collections.deque()
+        self._fresh: collections.deque[tuple[str, int]] = collections.deque()
         self._lock = threading.Lock()
         self._local = threading.local()
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="load")
         self._in_flight = 0
-        self._stop = threading.Event()
+        self._stop = threading.Event()  # ends the conductor's current run()
+        self._closed = threading.Event()  # ends retries too
 
     # The conductor -------------------------------------------------------------------------------
 
@@ -93,6 +96,7 @@ class MixedLoad:
         per_dossier = len(self.mix.steps)
         owed_events = owed_filings = 0.0
         offered = {"events": 0, "filings": 0, "starved": 0}
+        self._stop.clear()
         started = last = time.monotonic()
         while not self._stop.is_set() and (now := time.monotonic()) - started < seconds:
             owed_events += rate * (now - last)
@@ -105,8 +109,7 @@ class MixedLoad:
                 self._submit(self._file, next(self._codes))
             while owed_events >= 1:
                 with self._lock:
-                    take = [self._ready.popleft() for _ in range(min(self.mix.batch, int(owed_events),
-                                                                     len(self._ready)))]
+                    take = self._take(min(self.mix.batch, int(owed_events)))
                 if not take:
                     offered["starved"] += int(owed_events)
                     owed_events = 0
@@ -124,6 +127,14 @@ class MixedLoad:
         while not self.idle():
             time.sleep(TICK)
 
+    def _take(self, count: int) -> list[tuple[str, int]]:
+        """Up to `count` steps to post, journeys under way first; the caller holds the lock."""
+        take = []
+        for source in (self._ready, self._fresh):
+            while source and len(take) < count:
+                take.append(source.popleft())
+        return take
+
     def stop(self) -> None:
         self._stop.set()
 
@@ -136,10 +147,10 @@ class MixedLoad:
         """Post every journey to its end (the conductor no longer files), then wait for the answers."""
         deadline = time.monotonic() + timeout
         with self._lock:  # dossiers filed but never stepped stay as they are
-            self._ready = collections.deque(item for item in self._ready if item[1] > 0)
+            self._fresh.clear()
         while time.monotonic() < deadline:
             with self._lock:
-                take = [self._ready.popleft() for _ in range(min(self.mix.batch, len(self._ready)))]
+                take = self._take(self.mix.batch)
                 busy = self._in_flight
             if take:
                 self._submit(self._steps, take)
@@ -151,6 +162,7 @@ class MixedLoad:
 
     def close(self) -> None:
         self._stop.set()
+        self._closed.set()
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     # Requests ------------------------------------------------------------------------------------
@@ -197,7 +209,7 @@ class MixedLoad:
         """Send again after a moment: the gateway or a partner was unavailable."""
         with self._lock:
             self.retries[route] += 1
-        if self._stop.is_set():
+        if self._closed.is_set():
             return
         with self._lock:
             self._in_flight += 1  # counts as busy until sent again
@@ -215,7 +227,7 @@ class MixedLoad:
             with self._lock:
                 self.ledger.filed.add(code)
                 self.ledger.steps[code] = []
-                self._ready.append((code, 0))
+                self._fresh.append((code, 0))
         elif r is not None and r.status_code < 500 and r.status_code != 429:
             self._refused(f"filing {code}", r)
         else:

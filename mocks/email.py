@@ -40,11 +40,18 @@ class MailStore:
         self.faults = FaultInjector()
         self._messages: list[dict[str, Any]] = []
         self._raw: list[bytes] = []
+        self._first: dict[str, int] = {}  # Message-ID -> index of its first arrival
 
     def add(self, summary: dict[str, Any], raw: bytes) -> dict[str, Any]:
         """Store a parsed message and its raw bytes, stamping `index` and `at`; returns the stored record."""
         with self._lock:
             stamped = {"index": len(self._messages), "at": datetime.now(UTC).isoformat(timespec="milliseconds")}
+            # A mailbox shows a message once per Message-ID; a repeat is marked with the first one's index.
+            message_id = summary.get("message_id")
+            if message_id and message_id in self._first:
+                stamped["repeat_of"] = self._first[message_id]
+            elif message_id:
+                self._first[message_id] = stamped["index"]
             self._messages.append(stamped | summary)
             self._raw.append(raw)
             return copy.deepcopy(self._messages[-1])
@@ -66,6 +73,7 @@ class MailStore:
         with self._lock:
             self._messages.clear()
             self._raw.clear()
+            self._first.clear()
         self.log.clear()
         self.faults.clear()
 

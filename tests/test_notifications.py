@@ -141,3 +141,18 @@ def test_bad_requests_get_a_clear_4xx(gw):
     assert gw.get("/api/v1/notifications/TB0000").status_code == 404
     assert gw.client.post("/api/v1/notifications", json={}, headers={"Authorization": "Bearer dev-portal-key"}
                           ).status_code == 403
+
+
+def test_a_resent_email_is_the_same_message():
+    """SMTP has no idempotency: a send repeated after a worker died mid-call must at least be recognisable as
+    the same message (mail systems show one message per Message-ID), and the mock's mailbox says so."""
+    from gateway.adapters.sms_email.smtp_email import Email, build_message
+    from mocks.email import MailStore
+
+    email = Email("TB0123456789ABCDEF", "an@example.vn", "Hồ sơ đã được tiếp nhận", "Nội dung")
+    first, again = (build_message(email, "Bộ phận Một cửa <motcua@example.gov.vn>") for _ in range(2))
+    assert first["Message-ID"] == again["Message-ID"] == "<TB0123456789ABCDEF@example.gov.vn>"
+    box = MailStore()
+    for message in (first, again):
+        box.add({"message_id": message["Message-ID"], "rcpt_tos": ["an@example.vn"]}, message.as_bytes())
+    assert ["repeat_of" in m for m in box.messages()] == [False, True]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import smtplib
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from email.utils import make_msgid
+from email.utils import parseaddr
 
 from gateway.adapters.base import PermanentError, RetryableError
 from gateway.config import EmailSettings
@@ -34,13 +34,20 @@ def build_message(email: Email, sender: str) -> EmailMessage:
     message["From"] = sender
     message["To"] = email.to
     message["Subject"] = email.subject
-    message["Message-ID"] = make_msgid(idstring=email.reference, domain="gateway.local")
+    # The same for every attempt: a send repeated after a crash (SMTP has no idempotency) is the same message,
+    # which mail systems show once.
+    message["Message-ID"] = f"<{email.reference}@{_domain(sender)}>"
     message.set_content(email.text, charset="utf-8")
     for item in email.attachments:
         maintype, _, subtype = item.content_type.partition("/")
         message.add_attachment(item.content, maintype=maintype, subtype=subtype or "octet-stream",
                                filename=item.filename)
     return message
+
+
+def _domain(sender: str) -> str:
+    _, address = parseaddr(sender)
+    return address.rpartition("@")[2] or "gateway.local"
 
 
 class SmtpEmail:
