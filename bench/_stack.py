@@ -137,6 +137,7 @@ class Stack:
         }
         self.procs: dict[str, list[subprocess.Popen]] = {"api": [], "workers": [], "mocks": []}
         self._logs: list[IO[str]] = []
+        self._spawned: dict[str, int] = {}
         self._db_created = False
 
     # Lifecycle ---------------------------------------------------------------------------------
@@ -213,7 +214,8 @@ class Stack:
         self._alive()
 
     def _spawn(self, role: str, argv: list[str]) -> None:
-        log = open(self.log_dir / f"{role}-{len(self.procs[role])}.log", "w")  # noqa: SIM115 - closed in close()
+        self._spawned[role] = n = self._spawned.get(role, -1) + 1  # a killed worker's log stays as it was
+        log = open(self.log_dir / f"{role}-{n}.log", "w")  # noqa: SIM115 - closed in close()
         self._logs.append(log)
         self.procs[role].append(subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=log,
                                                  stderr=subprocess.STDOUT))

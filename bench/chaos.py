@@ -60,6 +60,8 @@ def rabbitmq_restart(down: float) -> str:
     run("rabbitmqctl", "shutdown")
     time.sleep(down)  # the outage itself
     run("rabbitmq-server", "-detached")
+    # await_startup needs the Erlang node up: it fails at once while the node is still starting.
+    wait_until(lambda: reachable("127.0.0.1", 5672), 180, "RabbitMQ to listen again", interval=0.5)
     run("rabbitmqctl", "await_startup", timeout=300)
     return f"RabbitMQ node shut down for {down:.0f} s and started again"
 
