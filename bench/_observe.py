@@ -33,7 +33,7 @@ def job_counts(api_url: str) -> Counter[str]:
 
 def mock_total(portal_url: str) -> int:
     """Requests the national-portal mock has received (a `since` past the end keeps the answer small)."""
-    reply = requests.get(f"{portal_url}/_mock/requests", params={"since": 10**12}, timeout=10)
+    reply = requests.get(f"{portal_url}/_mock/requests", params={"since": 10**12}, timeout=60)
     reply.raise_for_status()
     return reply.json()["total"]
 
