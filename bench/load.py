@@ -14,6 +14,7 @@ broker ceiling measured in the same run; and the reconciliation. See bench/READM
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import signal
@@ -139,8 +140,9 @@ def run_level(stack: Stack, load: MixedLoad, depth: DepthSampler, meter: CpuMete
     for route in ROUTES:
         mine = [s for s in samples if s.route == route]
         ok = [s.seconds for s in mine if 200 <= s.status < 300]
+        why = collections.Counter(s.status or "no answer" for s in mine if not 200 <= s.status < 300)
         routes[route] = {"requests": len(mine), "ok": len(ok), "per_s": round(len(mine) / seconds, 1),
-                         "failed": len(mine) - len(ok), **latency_ms(ok)}
+                         "failed": len(mine) - len(ok), "failures": dict(why), **latency_ms(ok)}
     backlog = depth.between(started, ended + (drain or drain_limit))
     api_rate = accepted_in_time / seconds
     figures = {
@@ -167,8 +169,9 @@ def print_level(level: Level) -> None:
     print(f"   {'route':<16} {'req/s':>7} {'ok':>7} {'failed':>6} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7}")
     for route, r in f["routes"].items():
         if r["requests"]:
+            why = ", ".join(f"{k} x{v}" for k, v in r["failures"].items())
             print(f"   {route:<16} {r['per_s']:>7.1f} {r['ok']:>7,} {r['failed']:>6} {r['p50'] or 0:>7.1f} "
-                  f"{r['p99'] or 0:>7.1f} {r['max'] or 0:>7.1f}")
+                  f"{r['p99'] or 0:>7.1f} {r['max'] or 0:>7.1f}" + (f"  (failed: {why}; sent again)" if why else ""))
     series = f["backlog_over_time"]
     step = max(1, len(series) // 16)
     print("   backlog (s: jobs) " + "  ".join(f"{t:g}:{n}" for t, n in series[::step]))

@@ -303,7 +303,10 @@ def create_blueprint() -> Blueprint:
     def respond(service: str | None, body: Any, run: Callable[[], Outcome], *, control: bool = False) -> Response:
         """Take a fault, run the call unless the fault replaces it, log, then reply."""
         fault = portal.faults.take(service or "", explicit_only=control)
-        status, payload = replaced_outcome(fault, BUSY) or run()
+        # error_code with a code answers that code (say 2, invalid data: a refusal of the call's own).
+        busy = (200, {"error_code": int(fault.code), "message": "Injected fault"}) if (
+            fault is not None and fault.code is not None and fault.code.isdigit()) else BUSY
+        status, payload = replaced_outcome(fault, busy) or run()
         record(service, body, status, payload, fault)
         resp = finish(fault, status, payload)
         if status == 401 and isinstance(payload, dict) and "error" in payload:
