@@ -245,7 +245,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--journey", type=int, default=0, help="steps per dossier (default 6 mixed, 12 events)")
     p.add_argument("--batch", type=int, default=10, help="steps per one-stop request (default 10)")
     p.add_argument("--api-workers", type=int, default=2, help="gunicorn processes (default 2)")
-    p.add_argument("--gateway-workers", type=int, default=2, help="worker processes (default 2)")
+    p.add_argument("--gateway-workers", type=int, default=1, help="worker processes (default 1: best on 2 cores)")
     p.add_argument("--client-threads", type=int, default=48, help="load client threads (default 48)")
     p.add_argument("--drain-limit", type=float, default=180, help="seconds a backlog may take to drain (default 180)")
     p.add_argument("--all-rates", action="store_true", help="go on past the first saturated level")
