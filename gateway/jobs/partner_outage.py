@@ -37,3 +37,7 @@ class OutageWatch:
             down = len(self._failing.get(queue, ())) >= self.keys
         PARTNER_DOWN.labels(queue).set(1 if down else 0)
         return down
+
+    def down(self, queue: str) -> bool:
+        with self._lock:
+            return len(self._failing.get(queue, ())) >= self.keys

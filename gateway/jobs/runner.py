@@ -98,12 +98,16 @@ class JobRunner:
         BATCH_SECONDS.labels(queue).observe(time.monotonic() - started)
         log.info("%s: %d job(s) in %.0f ms: %s; requests %s", queue, len(outcomes),
                  (time.monotonic() - started) * 1000, dict(counts), " ".join(requests[:20]))
+        failed = [o for o in outcomes if o.error]
+        if failed and self.outages.down(queue):  # one line a batch, not thousands while a partner is down
+            log.warning("%s: partner down, %d job(s) wait without using attempts: %s", queue, len(failed),
+                        failed[0].error)
         for outcome in outcomes:
             rid = {"request_id": caused_by[outcome.job_id]}
-            if outcome.error:
+            if outcome.error and not self.outages.down(queue):
                 log.warning("job %s -> %s: %s", outcome.job_id, outcome.state, outcome.error, extra=rid)
             else:
-                log.debug("job %s -> %s", outcome.job_id, outcome.state, extra=rid)
+                log.debug("job %s -> %s: %s", outcome.job_id, outcome.state, outcome.error or "ok", extra=rid)
         return outcomes
 
     def _deliver(self, jobs: list[Any]) -> list[Exception | None]:
