@@ -51,6 +51,12 @@ def dossier_code(index: int) -> str:
     return f"000.{high // 100 % 100:02d}.{high % 100:02d}.H31-240725-{low:04d}"
 
 
+def dossier_index(code: str) -> int:
+    """The index dossier_code() made `code` from."""
+    high = int(code.split(".")[1]) * 100 + int(code.split(".")[2])
+    return high * 10_000 + int(code.rsplit("-", 1)[1])
+
+
 def dossier_body(code: str) -> dict[str, Any]:
     return sample_dossier(code)
 

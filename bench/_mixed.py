@@ -20,7 +20,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import requests
-from _load import ONE_STOP_KEY, PORTAL_KEY, REQUEST_TIMEOUT, dossier_body, dossier_code, event_body, journey
+from _load import (
+    ONE_STOP_KEY,
+    PORTAL_KEY,
+    REQUEST_TIMEOUT,
+    dossier_body,
+    dossier_code,
+    dossier_index,
+    event_body,
+    journey,
+)
 
 FEES = [{"code": "LPKS", "name": "Lệ phí đăng ký khai sinh", "amount": 8000}]
 TICK = 0.05  # seconds between two looks at what is owed
@@ -77,7 +86,6 @@ class MixedLoad:
         self.samples: list[Sample] = []
         self.retries = collections.Counter[str]()
         self._codes = (dossier_code(i) for i in itertools.count(first_index))
-        self._index = itertools.count(1)
         # (code, next step index): journeys under way go first, so dossiers finish rather than all start
         self._ready: collections.deque[tuple[str, int]] = collections.deque()
         self._fresh: collections.deque[tuple[str, int]] = collections.deque()
@@ -137,6 +145,11 @@ class MixedLoad:
 
     def stop(self) -> None:
         self._stop.set()
+
+    def callbacks_sent(self) -> dict[str, dict[str, Any]]:
+        """The signed payment callbacks the platform has sent so far, by dossier code."""
+        with self._lock:
+            return dict(self.ledger.callbacks)
 
     def idle(self) -> bool:
         """No request in flight or waiting to be sent again."""
@@ -201,9 +214,14 @@ class MixedLoad:
             self.samples.append(sample)
         return response
 
-    def _refused(self, what: str, response: requests.Response) -> None:
+    def _refused(self, what: str, response: requests.Response | None) -> bool:
+        """Whether the gateway refused for good (a 4xx other than 429), noted as a failure of the run;
+        otherwise (no answer, 429, 5xx) the caller sends the request again."""
+        if response is None or response.status_code >= 500 or response.status_code == 429:
+            return False
         with self._lock:
             self.ledger.refused.append(f"{what}: {response.status_code} {response.text[:200]}")
+        return True
 
     def _later(self, route: str, fn: Any, arg: Any) -> None:
         """Send again after a moment: the gateway or a partner was unavailable."""
@@ -228,9 +246,7 @@ class MixedLoad:
                 self.ledger.filed.add(code)
                 self.ledger.steps[code] = []
                 self._fresh.append((code, 0))
-        elif r is not None and r.status_code < 500 and r.status_code != 429:
-            self._refused(f"filing {code}", r)
-        else:
+        elif not self._refused(f"filing {code}", r):
             self._later("filing", self._file, code)
 
     def _steps(self, take: list[tuple[str, int]]) -> None:
@@ -238,10 +254,8 @@ class MixedLoad:
         r = self._call("events (batch)", "POST", f"{self.api_url}/api/v1/one-stop/events", ONE_STOP_KEY,
                        json={"events": bodies})
         if r is None or not r.ok:
-            if r is not None and r.status_code < 500 and r.status_code != 429:
-                self._refused("events", r)
-                return
-            self._later("events (batch)", self._steps, take)
+            if not self._refused("events", r):
+                self._later("events (batch)", self._steps, take)
             return
         again: list[tuple[str, int]] = []
         for (code, n), body, result in zip(take, bodies, r.json()["results"], strict=True):
@@ -264,10 +278,10 @@ class MixedLoad:
                 taken.append((status, body["note"]))
             if n + 1 < len(self.mix.steps):
                 self._ready.append((code, n + 1))
-        number = describe_index(code)
-        if n == 0 and self.mix.pay_every and number % self.mix.pay_every == 0:
+        number = dossier_index(code)
+        if n == 0 and _one_in(number, self.mix.pay_every):
             self._submit(self._ask_payment, code)
-        if status == 9 and self.mix.post_every and number % self.mix.post_every == 1 % self.mix.post_every:
+        if status == 9 and _one_in(number + 1, self.mix.post_every):  # other dossiers than those paying
             self._submit(self._book_delivery, code)
 
     def _ask_payment(self, code: str) -> None:
@@ -277,11 +291,8 @@ class MixedLoad:
             with self._lock:
                 self.ledger.payments[code] = r.json()["id"]
             self._submit(self._pay, code)
-        elif r is not None and r.status_code == 202:  # the platform has not answered yet: ask again later
-            self._later("payments", self._ask_payment, code)
-        elif r is not None and r.status_code < 500 and r.status_code != 429:
-            self._refused(f"payment {code}", r)
-        else:
+        elif (r is not None and r.status_code == 202  # the platform has not answered yet: ask again later
+              or not self._refused(f"payment {code}", r)):
             self._later("payments", self._ask_payment, code)
 
     def _pay(self, code: str) -> None:
@@ -303,13 +314,10 @@ class MixedLoad:
         if r is not None and r.status_code in (200, 201, 202):
             with self._lock:
                 self.ledger.deliveries[code] = r.json().get("waybill")
-        elif r is not None and r.status_code < 500 and r.status_code != 429:
-            self._refused(f"delivery {code}", r)
-        else:
+        elif not self._refused(f"delivery {code}", r):
             self._later("deliveries", self._book_delivery, code)
 
 
-def describe_index(code: str) -> int:
-    """The index dossier_code() made `code` from."""
-    unit, low = code.split(".")[1:3], int(code.rsplit("-", 1)[1])
-    return (int(unit[0]) * 100 + int(unit[1])) * 10_000 + low
+def _one_in(number: int, every: int) -> bool:
+    """Every `every`-th dossier (0: none)."""
+    return every > 0 and number % every == 0

@@ -106,8 +106,7 @@ def _payments(r: Reconciliation, mock_url: str, db_url: str, ledger: Ledger) -> 
 
 
 def _deliveries(r: Reconciliation, mock_url: str, db_url: str, ledger: Ledger) -> None:
-    orders = _get(f"{mock_url}/postal/_mock/state")
-    orders = orders.get("orders", orders) if isinstance(orders, dict) else {}
+    orders = _get(f"{mock_url}/postal/_mock/state")["orders"]
     ours = {row["dossier_code"]: row for row in _rows(db_url, "SELECT dossier_code, state, waybill FROM deliveries")}
     problems = [f"delivery {code}: booked, no order at VNPost" for code in ledger.deliveries if code not in orders]
     problems += [f"delivery {code}: at VNPost, unknown to the gateway" for code in orders if code not in ours]

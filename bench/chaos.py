@@ -34,6 +34,7 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _mixed import Mix, MixedLoad  # noqa: E402 - the bench's own modules, beside this file
+from _observe import OPS_KEY, UNFINISHED  # noqa: E402
 from _reconcile import reconcile  # noqa: E402
 from _stack import Stack, reachable, wait_until  # noqa: E402
 from load import DepthSampler, interruptible, services_reachable, stack_options, wait_drained  # noqa: E402
@@ -149,11 +150,10 @@ def portal_down(args: argparse.Namespace) -> Callable[[Stack, MixedLoad], str]:
         requests.post(portal, json={"mode": "http_500", "count": 10**9}, timeout=5).raise_for_status()
         try:
             time.sleep(args.outage_seconds)
-            backlog = sum(n for r in requests.get(f"{stack.api_url}/ops/jobs", timeout=30, headers={
-                "Authorization": "Bearer dev-ops-key"}).json()["counts"]
-                for n in [r["count"]] if r["queue"] == "national_portal" and r["state"] in ("pending", "in_flight"))
-            dead = sum(r["count"] for r in requests.get(f"{stack.api_url}/ops/jobs", timeout=30, headers={
-                "Authorization": "Bearer dev-ops-key"}).json()["counts"] if r["state"] == "dead")
+            counts = requests.get(f"{stack.api_url}/ops/jobs", timeout=30,
+                                  headers={"Authorization": f"Bearer {OPS_KEY}"}).json()["counts"]
+            backlog = sum(r["count"] for r in counts if r["queue"] == "national_portal" and r["state"] in UNFINISHED)
+            dead = sum(r["count"] for r in counts if r["state"] == "dead")
         finally:
             requests.delete(portal, timeout=5).raise_for_status()
         return (f"national-portal mock answered 500 to every call for {args.outage_seconds:g} s; backlog for it "
@@ -164,8 +164,7 @@ def portal_down(args: argparse.Namespace) -> Callable[[Stack, MixedLoad], str]:
 def callback_storm(args: argparse.Namespace) -> Callable[[Stack, MixedLoad], str]:
     def fault(stack: Stack, load: MixedLoad) -> str:
         time.sleep(args.storm_after)
-        with load._lock:  # noqa: SLF001 - a snapshot of the callbacks the platform has sent so far
-            sent = dict(load.ledger.callbacks)
+        sent = load.callbacks_sent()
         storm: list[tuple[str, dict[str, Any]]] = []
         for body in sent.values():
             storm += [("replay", body)] * args.replays

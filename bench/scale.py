@@ -8,6 +8,7 @@ end-to-end rate per count, with the API's p99 at each rate.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -22,13 +23,11 @@ from _stack import AMQP_URL  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    counts = [1, 2, 4]
-    if "--workers" in argv:
-        at = argv.index("--workers")
-        counts = [int(x) for x in argv[at + 1].split(",")]
-        del argv[at:at + 2]
-    args = load.parse_args(argv)
+    own = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    own.add_argument("--workers", default="1,2,4", help="worker process counts (default 1,2,4)")
+    mine, rest = own.parse_known_args(argv)
+    counts = [int(x) for x in mine.workers.split(",")]
+    args = load.parse_args(rest)
     if not load.services_reachable():
         return 2
     load.interruptible()

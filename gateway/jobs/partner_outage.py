@@ -34,7 +34,7 @@ class OutageWatch:
                 self._failing.pop(queue, None)
             else:
                 self._failing.setdefault(queue, set()).update(failed_keys)
-            down = len(self._failing.get(queue, ())) >= self.keys
+        down = self.down(queue)
         PARTNER_DOWN.labels(queue).set(1 if down else 0)
         return down
 

@@ -99,12 +99,13 @@ class JobRunner:
         log.info("%s: %d job(s) in %.0f ms: %s; requests %s", queue, len(outcomes),
                  (time.monotonic() - started) * 1000, dict(counts), " ".join(requests[:20]))
         failed = [o for o in outcomes if o.error]
-        if failed and self.outages.down(queue):  # one line a batch, not thousands while a partner is down
+        partner_down = bool(failed) and self.outages.down(queue)
+        if partner_down:  # one line a batch, not thousands while a partner is down
             log.warning("%s: partner down, %d job(s) wait without using attempts: %s", queue, len(failed),
                         failed[0].error)
         for outcome in outcomes:
             rid = {"request_id": caused_by[outcome.job_id]}
-            if outcome.error and not self.outages.down(queue):
+            if outcome.error and not partner_down:
                 log.warning("job %s -> %s: %s", outcome.job_id, outcome.state, outcome.error, extra=rid)
             else:
                 log.debug("job %s -> %s: %s", outcome.job_id, outcome.state, outcome.error or "ok", extra=rid)
