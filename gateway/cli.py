@@ -10,12 +10,12 @@ import signal
 import subprocess
 import sys
 import tempfile
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, get_args
 
 import click
 
 from gateway import log_format
-from gateway.config import load_settings
+from gateway.config import Role, load_settings
 from gateway.store.database import migrate as run_migrations
 
 if TYPE_CHECKING:
@@ -167,7 +167,7 @@ def keys_group() -> None:
 @keys_group.command("add")
 @click.argument("name")
 @click.option("--role", "roles", multiple=True, required=True,
-              type=click.Choice(["portal", "one_stop", "national_portal", "ops"]))
+              type=click.Choice(get_args(Role)))
 @click.option("--rate", "rate_per_minute", type=int, default=None, help="requests a minute (default: the setting)")
 def keys_add(name: str, roles: tuple[str, ...], rate_per_minute: int | None) -> None:
     """Create a key and print it: it is shown this once, and only its hash is kept."""

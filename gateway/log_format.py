@@ -36,7 +36,11 @@ class Redactor(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if not hasattr(record, "request_id"):
             record.request_id = current() or "-"
-        record.msg = self.clean(record.getMessage())
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a bad log call (args not matching the format) must not fail the caller
+            message = f"{record.msg} {record.args!r}"
+        record.msg = self.clean(message)
         record.args = None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)

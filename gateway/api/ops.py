@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal
 
 from flask import Blueprint, current_app, g, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field
 
+from gateway.config import Role
 from gateway.domain.payment import PaymentState
 from gateway.services import audit_chain, dead_letters, sla
 from gateway.store import outbox, payments
@@ -31,7 +31,7 @@ class ApiKeyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=100)
-    roles: list[Literal["portal", "one_stop", "national_portal", "ops"]] = Field(min_length=1, max_length=4)
+    roles: list[Role] = Field(min_length=1, max_length=4)
     rate_per_minute: int | None = Field(None, ge=1, le=1_000_000)
 
 

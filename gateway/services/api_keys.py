@@ -14,18 +14,18 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, get_args
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
-from gateway.config import AuthSettings
+from gateway.config import AuthSettings, Role
 from gateway.store import api_keys as store
 from gateway.store import audit
 
 from .errors import Conflict, NotFound, ServiceError
 
-ROLES = frozenset({"portal", "one_stop", "national_portal", "ops"})
+ROLES = frozenset(get_args(Role))
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
 
 

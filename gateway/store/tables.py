@@ -156,6 +156,7 @@ audit_log = Table(
     Column("prev_hash", String(64)),
     Column("hash", String(64)),
     UniqueConstraint("seq", name="uq_audit_log_seq"),
+    Index("ix_audit_log_actor_at", "actor", "at"),  # the console's adapter health reads recent worker calls
 )
 _UNSEALED = text("seq IS NULL")
 Index("ix_audit_log_unsealed", audit_log.c.id, postgresql_where=_UNSEALED, sqlite_where=_UNSEALED)
