@@ -22,7 +22,7 @@ from gateway.services import dead_letters, sla
 from gateway.services.api_keys import digest
 from gateway.services.errors import NotFound
 from gateway.store import audit, outbox, tallies
-from gateway.store.tables import notification_attempts
+from gateway.store.tables import jobs, notification_attempts
 
 from .errors import ApiError
 
@@ -114,10 +114,12 @@ def dashboard(name: str) -> str:
         health, sms = _health(conn, now), _sms(conn, now)
         code = request.args.get("code", "").strip()[:64]
         traced = outbox.for_key(conn, code) if code else []
+        # Counted in the database: the list below shows only the first 200.
+        dead_kinds = {(r["queue"], r["kind"]): r["count"]
+                      for r in tallies.count_by(conn, jobs, "queue", "kind", where=jobs.c.state == outbox.DEAD)}
     dead = dead_letters.list_dead(gateway.context, limit=200)
-    dead_kinds = Counter((job["queue"], job["kind"]) for job in dead)
     return render_template("console/dashboard.html", caller=name, csrf=session["csrf"], states=STATES,
-                           queues=queues, health=health, sms=sms, dead=dead, dead_kinds=dict(dead_kinds),
+                           queues=queues, health=health, sms=sms, dead=dead, dead_kinds=dead_kinds,
                            breaches=sla.breaches(gateway.context, limit=100), roots=gateway.signatures.trust.roots,
                            code=code, traced=traced)
 
@@ -146,9 +148,8 @@ def discard(name: str, job_id: int) -> Response:
 
 def _all_of_kind(action: str, name: str) -> Response:
     queue, kind = request.form.get("queue", ""), request.form.get("kind", "")
-    jobs = [j for j in dead_letters.list_dead(_gateway().context, queue=queue, limit=10_000) if j["kind"] == kind]
     done = 0
-    for job in jobs:
+    for job in dead_letters.list_dead(_gateway().context, queue=queue, kind=kind, limit=10_000):
         try:
             getattr(dead_letters, action)(_gateway().context, job["id"], actor=f"console:{name}")
             done += 1

@@ -12,9 +12,10 @@ from .errors import NotFound
 from .unit_of_work import Context
 
 
-def list_dead(ctx: Context, *, queue: str | None = None, limit: int = 100) -> list[RowMapping]:
+def list_dead(ctx: Context, *, queue: str | None = None, kind: str | None = None,
+              limit: int = 100) -> list[RowMapping]:
     with ctx.engine.connect() as conn:
-        return outbox.list_by_state(conn, outbox.DEAD, queue=queue, limit=limit)
+        return outbox.list_by_state(conn, outbox.DEAD, queue=queue, kind=kind, limit=limit)
 
 
 def retry(ctx: Context, job_id: int, *, actor: str) -> RowMapping:

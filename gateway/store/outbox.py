@@ -238,10 +238,12 @@ def get(conn: Connection, job_id: int) -> RowMapping | None:
 
 
 def list_by_state(conn: Connection, state: str, *, queue: str | None = None, limit: int = 100,
-                  ordering_key: str | None = None) -> list[RowMapping]:
+                  ordering_key: str | None = None, kind: str | None = None) -> list[RowMapping]:
     query = select(jobs).where(jobs.c.state == state)
     if queue:
         query = query.where(jobs.c.queue == queue)
+    if kind:
+        query = query.where(jobs.c.kind == kind)
     if ordering_key:
         query = query.where(jobs.c.ordering_key == ordering_key)
     return list(conn.execute(query.order_by(jobs.c.id).limit(limit)).mappings())
