@@ -26,8 +26,12 @@ def bootstrap() -> Gateway:
     # Imported when a command runs, not with this module: `serve` must set PROMETHEUS_MULTIPROC_DIR before
     # anything imports prometheus_client.
     from gateway.bootstrap import bootstrap as wire
+    from gateway.signature.trust_store import TrustStoreError
 
-    return wire()
+    try:
+        return wire()
+    except TrustStoreError as exc:  # the operator's to fix: say what, not where in our code
+        raise click.ClickException(f"refusing to start: {exc}") from None
 
 
 def _logging(level: str) -> None:

@@ -6,6 +6,10 @@ and the sandbox on both stacks.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -213,6 +217,27 @@ def test_a_file_that_is_not_a_certificate_stops_the_start(tmp_path):
     (tmp_path / "public" / "root.pem").write_text("not a certificate")
     with pytest.raises(TrustStoreError, match="not a PEM or DER certificate"):
         TrustStore.load(tmp_path)
+
+
+@pytest.mark.parametrize("where", [".", "roots"])
+def test_a_root_outside_public_or_government_stops_the_start(pki, tmp_path, where):
+    folder = pki.write_trust_dir(tmp_path)
+    (folder / where).mkdir(exist_ok=True)
+    (folder / where / "vn-root.pem").write_bytes(pki.stranger.chain[0].public_bytes(Encoding.PEM))
+    with pytest.raises(TrustStoreError, match=r"vn-root.pem: a trust root must be in .*public.* or .*government"):
+        TrustStore.load(folder)
+
+
+def test_the_gateway_refuses_to_start_naming_the_misplaced_root(pki, tmp_path):
+    folder = pki.write_trust_dir(tmp_path)
+    (folder / "vn-root.pem").write_bytes(pki.stranger.chain[0].public_bytes(Encoding.PEM))
+    env = {**os.environ, "GATEWAY_SIGNATURE__TRUST_DIR": str(folder),
+           "GATEWAY_DATABASE__URL": f"sqlite:///{tmp_path / 'gw.db'}"}
+    done = subprocess.run([sys.executable, "-m", "gateway", "dead-letters", "list"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert "refusing to start" in done.stderr and "vn-root.pem: a trust root must be in" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_with_no_roots_nothing_is_trusted(tmp_path, signed):

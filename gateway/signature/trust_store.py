@@ -50,6 +50,19 @@ def _certificates(path: Path) -> list[x509.Certificate]:
         raise TrustStoreError(f"{path}: not a PEM or DER certificate ({exc})") from None
 
 
+def _refuse_misplaced(folder: Path) -> None:
+    """A root anywhere but in a group's folder would be silently ignored, and every signature it should
+    anchor would turn INDETERMINATE: say where it belongs instead."""
+    if not folder.is_dir():
+        return
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and path.suffix.lower() in SUFFIXES and path.parent.name not in GROUPS:
+            raise TrustStoreError(
+                f"{path}: a trust root must be in {folder / 'public'} (the Vietnam National Root CA, for the "
+                f"public CAs under it) or {folder / 'government'} (Root CA chuyên dùng Chính phủ, for "
+                "officials' signatures); move it into the one it belongs to")
+
+
 @dataclass(frozen=True)
 class TrustStore:
     roots: tuple[TrustRoot, ...]
@@ -58,6 +71,7 @@ class TrustStore:
     def load(cls, folder: Path, pinned: list[str] | None = None) -> TrustStore:
         """Read `folder/public` and `folder/government`; with `pinned`, every root must be one of them."""
         wanted = {p.lower().replace(":", "") for p in pinned or []}
+        _refuse_misplaced(folder)
         roots: list[TrustRoot] = []
         for group in GROUPS:
             sub = folder / group
