@@ -103,7 +103,7 @@ def test_a_key_over_its_rate_gets_429_with_retry_after(gw):
 def test_local_buckets_count_each_key_apart():
     buckets = LocalBuckets()
     assert [buckets.wait_needed("a", 2) for _ in range(2)] == [0.0, 0.0]
-    assert 0 < buckets.wait_needed("a", 2) <= 30
+    assert 0 < buckets.wait_needed("a", 2) <= 60  # a moving minute: the first of the two leaves it
     assert buckets.wait_needed("b", 2) == 0.0
 
 

@@ -1,16 +1,17 @@
-"""Per-key request limits: a token bucket in this process, or a one-minute window shared through Redis.
+"""Per-key request limits through `limits` (the field's rate-limit library): a moving window of one minute,
+counted in this process or shared through Redis.
 
-With several API processes, the in-process bucket allows each of them the full rate; point
+With several API processes, the in-process count allows each of them the full rate; point
 `auth.rate_limit_redis_url` at Redis for one limit across them all.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-import threading
 import time
 from abc import ABC, abstractmethod
+
+from limits import RateLimitItemPerMinute, storage, strategies
 
 log = logging.getLogger(__name__)
 
@@ -21,41 +22,35 @@ class RateLimiter(ABC):
         """Count one request of `name`; 0 if it may go ahead, else the seconds until it may."""
 
 
-class LocalBuckets(RateLimiter):
-    def __init__(self) -> None:
-        self._buckets: dict[str, tuple[float, float]] = {}  # name -> (tokens, last refill)
-        self._lock = threading.Lock()
+class _MovingWindow(RateLimiter):
+    """No more than `per_minute` requests of one key in any 60 seconds; a refused one is not counted."""
+
+    def __init__(self, store: storage.Storage) -> None:
+        self.window = strategies.MovingWindowRateLimiter(store)
 
     def wait_needed(self, name: str, per_minute: int) -> float:
-        now = time.monotonic()
-        rate = per_minute / 60.0
-        with self._lock:
-            tokens, last = self._buckets.get(name, (float(per_minute), now))
-            tokens = min(float(per_minute), tokens + (now - last) * rate)
-            if tokens >= 1:
-                self._buckets[name] = (tokens - 1, now)
-                return 0.0
-            self._buckets[name] = (tokens, now)
-            return (1 - tokens) / rate
+        item = RateLimitItemPerMinute(per_minute)
+        if self.window.hit(item, "key", name):
+            return 0.0
+        # reset_time: when the oldest request in the window leaves it, so one more may go.
+        return max(self.window.get_window_stats(item, "key", name).reset_time - time.time(), 0.001)
 
 
-class RedisWindow(RateLimiter):
+class LocalBuckets(_MovingWindow):
+    def __init__(self) -> None:
+        super().__init__(storage.MemoryStorage())
+
+
+class RedisWindow(_MovingWindow):
     def __init__(self, url: str) -> None:
         import redis  # only needed when configured
 
-        self.redis = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        super().__init__(storage.storage_from_string(url, socket_timeout=0.5, socket_connect_timeout=0.5))
         self.errors = redis.RedisError
 
     def wait_needed(self, name: str, per_minute: int) -> float:
-        now = time.time()
-        window = math.floor(now / 60)
-        key = f"gateway:rate:{name}:{window}"
-        pipe = self.redis.pipeline()
-        pipe.incr(key)
-        pipe.expire(key, 61)
         try:
-            count = pipe.execute()[0]
+            return super().wait_needed(name, per_minute)
         except self.errors as exc:  # Redis down: serve rather than refuse everyone; say so
             log.warning("rate limit not applied, Redis unavailable: %s", exc)
             return 0.0
-        return 0.0 if count <= per_minute else (window + 1) * 60 - now
