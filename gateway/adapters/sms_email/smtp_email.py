@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import smtplib
+import threading
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import parseaddr
+
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
 
 from gateway.adapters.base import PermanentError, RetryableError
 from gateway.config import EmailSettings
@@ -50,22 +54,28 @@ def _domain(sender: str) -> str:
     return address.rpartition("@")[2] or "gateway.local"
 
 
+class _StaleConnection(Exception):
+    """A kept connection the server had closed meanwhile (idle timeout, restart): open a new one and resend."""
+
+
 class SmtpEmail:
+    """Keeps one SMTP connection per worker thread across messages (a new TCP + STARTTLS + login per email
+    cost more than the message); a connection found closed is reopened once, by tenacity."""
+
     name = "smtp"
 
     def __init__(self, settings: EmailSettings) -> None:
         self.settings = settings
+        self._local = threading.local()
+        self._resend_on_stale = Retrying(stop=stop_after_attempt(2), retry=retry_if_exception_type(_StaleConnection),
+                                         reraise=True)
 
     def send(self, email: Email) -> str:
-        s = self.settings
-        message = build_message(email, s.sender)
+        message = build_message(email, self.settings.sender)
         try:
-            with smtplib.SMTP(s.host, s.port, timeout=s.timeout_seconds) as smtp:
-                if s.starttls:
-                    smtp.starttls()
-                if s.username:
-                    smtp.login(s.username, s.password)
-                smtp.send_message(message)
+            self._resend_on_stale(self._send_once, message)
+        except _StaleConnection as exc:  # reopened and closed again at once: the server is in trouble
+            raise RetryableError(f"smtp: connection closed: {exc.__cause__}") from exc
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _ in exc.recipients.values()]
             if all(500 <= code < 600 for code in codes):
@@ -80,3 +90,42 @@ class SmtpEmail:
         except (TimeoutError, smtplib.SMTPException, OSError) as exc:  # disconnects, refused connections
             raise RetryableError(f"smtp: {type(exc).__name__}: {exc}") from exc
         return message["Message-ID"]
+
+    def _send_once(self, message: EmailMessage) -> None:
+        smtp, reused = self._connection()
+        try:
+            smtp.send_message(message)
+        except smtplib.SMTPRecipientsRefused:
+            raise  # smtplib has reset the transaction: the connection serves the next message
+        except (smtplib.SMTPServerDisconnected, ConnectionError) as exc:
+            self._drop()
+            if reused:
+                raise _StaleConnection(str(exc)) from exc
+            raise
+        except BaseException:
+            self._drop()  # after a failure mid-transaction the session's state is unknown: start afresh
+            raise
+
+    def _connection(self) -> tuple[smtplib.SMTP, bool]:
+        smtp = getattr(self._local, "smtp", None)
+        if smtp is not None:
+            return smtp, True
+        s = self.settings
+        smtp = smtplib.SMTP(s.host, s.port, timeout=s.timeout_seconds)
+        try:
+            if s.starttls:
+                smtp.starttls()
+            if s.username:
+                smtp.login(s.username, s.password)
+        except BaseException:
+            smtp.close()
+            raise
+        self._local.smtp = smtp
+        return smtp, False
+
+    def _drop(self) -> None:
+        smtp = getattr(self._local, "smtp", None)
+        self._local.smtp = None
+        if smtp is not None:
+            with contextlib.suppress(OSError):
+                smtp.close()
