@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import logging
 import secrets
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,6 +26,7 @@ from gateway.store import notifications as store
 
 from .errors import NotFound, ServiceError
 from .message_templates import MessageTemplates, TemplateError
+from .outgoing import Outgoing
 from .unit_of_work import Context
 
 log = logging.getLogger(__name__)
@@ -39,19 +39,6 @@ DEFAULTS = {"event": NO_EVENT, "attachments": [], "amount": None, "pay_url": Non
 
 class InvalidNotification(ServiceError):
     code = "invalid_notification"
-
-
-@dataclass
-class Outgoing:
-    """Notifications rendered, not stored yet: their rows, and the attachments of each email by reference.
-    A batch of steps gathers its notifications here and stores them in one go."""
-
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    files: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-
-    def add(self, other: Outgoing) -> None:
-        self.rows += other.rows
-        self.files.update(other.files)
 
 
 def dossier_context(row: dict[str, Any]) -> dict[str, Any]:
@@ -83,7 +70,7 @@ class Notifier:
             row.update(encoding=str(length.encoding), segments=length.segments)
         return row
 
-    def store(self, conn: Connection, ctx: Context, outgoing: Outgoing, *, now: datetime) -> list[tuple[int, str]]:
+    def store(self, conn: Connection, outgoing: Outgoing, *, max_attempts: int, now: datetime) -> list[tuple[int, str]]:
         """Insert the notifications whose cause was not told yet, each with its send job; the jobs to publish."""
         taken = store.existing_keys(conn, [r["source_key"] for r in outgoing.rows if r["source_key"]])
         rows = [r for r in outgoing.rows if r["source_key"] not in taken]
@@ -94,7 +81,7 @@ class Notifier:
             store.add_attachments(conn, notification_id, outgoing.files.get(row["reference"], []))
         jobs = [(outbox.NewJob(sms_email.QUEUE, sms_email.SEND, f"notification:{r['reference']}",
                                {"reference": r["reference"]}), True) for r in rows]
-        job_ids = outbox.enqueue_many(conn, jobs, now=now, max_attempts=ctx.jobs.max_attempts)
+        job_ids = outbox.enqueue_many(conn, jobs, now=now, max_attempts=max_attempts)
         return [(job_id, sms_email.QUEUE) for job_id in job_ids]
 
     def for_applicant(self, dossier: dict[str, Any], template: str, *, cause: str, origin: str, now: datetime,
@@ -125,7 +112,8 @@ def tell_applicant(ctx: Context, conn: Connection, dossier: dict[str, Any], temp
     is built without notifications)."""
     if ctx.notifier is None:
         return []
-    return ctx.notifier.store(conn, ctx, ctx.notifier.for_applicant(dossier, template, now=now, **kwargs), now=now)
+    return ctx.notifier.store(conn, ctx.notifier.for_applicant(dossier, template, now=now, **kwargs),
+                             max_attempts=ctx.jobs.max_attempts, now=now)
 
 
 def send_now(ctx: Context, notifier: Notifier, body: NotificationIn, *, caller: str) -> dict[str, Any]:
@@ -143,7 +131,7 @@ def send_now(ctx: Context, notifier: Notifier, body: NotificationIn, *, caller: 
                                    now=now, dossier_code=body.dossier_code, source_key=None)
         except TemplateError as exc:
             raise InvalidNotification(str(exc)) from None
-        jobs = notifier.store(conn, ctx, Outgoing([row]), now=now)
+        jobs = notifier.store(conn, Outgoing([row]), max_attempts=ctx.jobs.max_attempts, now=now)
     ctx.publish_after_commit(jobs)
     return row
 

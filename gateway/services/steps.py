@@ -21,6 +21,7 @@ from gateway.store import audit, dossiers, outbox
 
 from . import notifications, payments
 from .errors import Conflict, NotFound, ServiceError
+from .outgoing import Outgoing
 from .unit_of_work import Context
 
 
@@ -47,7 +48,7 @@ def record_events(ctx: Context, items: list[tuple[str, EventIn]], *, actor: str)
     new_jobs: list[tuple[outbox.NewJob, bool]] = []  # with: does it head its dossier's queue?
     audits: list[dict[str, Any]] = []
     told: list[tuple[int, str]] = []
-    telling = notifications.Outgoing()  # stored together at the end: one insert for the whole batch
+    telling = Outgoing()  # stored together at the end: one insert for the whole batch
     with ctx.engine.begin() as conn:
         locked = {r["code"]: dict(r) for r in dossiers.lock_many(conn, sorted({code for code, _ in items}))}
         by_id = {d["id"]: d for d in locked.values()}
@@ -114,7 +115,7 @@ def record_events(ctx: Context, items: list[tuple[str, EventIn]], *, actor: str)
             ids = outbox.enqueue_many(conn, new_jobs, now=now, max_attempts=ctx.jobs.max_attempts)
             audit.record_many(conn, audits)
             if ctx.notifier is not None and telling.rows:
-                told = ctx.notifier.store(conn, ctx, telling, now=now)
+                told = ctx.notifier.store(conn, telling, max_attempts=ctx.jobs.max_attempts, now=now)
             ready = [(job_id, job.queue) for job_id, (job, heads) in zip(ids, new_jobs, strict=True) if heads]
     if new_events:
         ctx.publish_after_commit(ready + told)
@@ -122,11 +123,11 @@ def record_events(ctx: Context, items: list[tuple[str, EventIn]], *, actor: str)
 
 
 def _tell(ctx: Context, dossier: dict[str, Any], event: EventIn, step: dict[str, Any], *,
-          now: datetime) -> notifications.Outgoing:
+          now: datetime) -> Outgoing:
     """Tell the applicant of the step. Payment required with fees waits: the payment's start tells, with the link."""
     template = STATUS_TEMPLATES.get(Status(dossier["status"]))
     if ctx.notifier is None or template is None or event.fees is not None:
-        return notifications.Outgoing()
+        return Outgoing()
     online = dossier["data"].get("delivery_method") == "online"
     files = notifications.result_files(event.results) if event.results and online else None
     return ctx.notifier.for_applicant(dossier, template, cause=f"{dossier['code']}:{step['seq']}", origin="step",

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
@@ -13,8 +12,7 @@ from gateway.config import JobSettings, PaymentSettings, PostalSettings
 from gateway.domain.working_calendar import WorkingCalendar
 from gateway.store import outbox
 
-if TYPE_CHECKING:
-    from .notifications import Notifier
+from .outgoing import CitizenNotifier
 
 Publish = Callable[[list[tuple[int, str]]], list[int]]
 
@@ -25,7 +23,7 @@ class Context:
     jobs: JobSettings
     publish: Publish
     payment: PaymentSettings = field(default_factory=PaymentSettings)
-    notifier: Notifier | None = None  # None: citizens are not told (benchmarks of other paths, unit tests)
+    notifier: CitizenNotifier | None = None  # None: citizens are not told (benchmarks of other paths, unit tests)
     calendar: WorkingCalendar = field(default_factory=WorkingCalendar)
     acknowledge_within_hours: float = 8.0
     postal: PostalSettings = field(default_factory=PostalSettings)
