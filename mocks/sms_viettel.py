@@ -286,9 +286,9 @@ class ViettelSms:
             return 1, SUCCESS
 
 
-def create_blueprint() -> Blueprint:
+def create_blueprint(state: ViettelSms | None = None) -> Blueprint:
     """A fresh Viettel SMS mock (own state, log and faults) as a blueprint; mount it at /sms/viettel."""
-    sms = ViettelSms()
+    sms = state or ViettelSms()
     bp = Blueprint("sms_viettel", __name__)
     add_mock_endpoints(bp, sms.log, sms.faults, sms.reset)
     add_config_endpoints(bp, sms)
