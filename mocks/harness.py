@@ -186,6 +186,88 @@ def add_mock_endpoints(
         return jsonify({"status": "reset"})
 
 
+@dataclass(frozen=True)
+class MockParts:
+    """One member of a mock that speaks for several providers (SMS): its log, faults and reset."""
+
+    log: RequestLog
+    faults: FaultInjector
+    reset: Callable[[], None]
+
+
+def add_combined_mock_endpoints(blueprint: Blueprint, members: dict[str, MockParts]) -> None:
+    """`_mock/requests`, `_mock/faults` and `_mock/reset` at the top of a multi-provider mock.
+
+    Requests of every member, oldest first, each marked with its `provider`; a fault names a
+    `provider` or is armed on each member; reset resets them all. `?provider=` narrows reads and clears.
+    """
+
+    def chosen() -> dict[str, MockParts] | tuple[Response, int]:
+        name = request.args.get("provider")
+        if name is None:
+            return members
+        if name not in members:
+            return jsonify({"error": f"provider must be one of {', '.join(members)}"}), 400
+        return {name: members[name]}
+
+    @blueprint.get("/_mock/requests")
+    def combined_requests() -> Response | tuple[Response, int]:
+        picked = chosen()
+        if isinstance(picked, tuple):
+            return picked
+        try:
+            since = int(request.args.get("since", "0"))
+        except ValueError:
+            return jsonify({"error": "since must be an integer"}), 400
+        merged = sorted(
+            ({"provider": name} | record for name, part in picked.items() for record in part.log.records()),
+            key=lambda r: (r["at"], r["provider"], r["index"]),
+        )
+        return jsonify({"total": len(merged), "requests": merged[max(since, 0) :]})
+
+    @blueprint.get("/_mock/faults")
+    def combined_faults() -> Response | tuple[Response, int]:
+        picked = chosen()
+        if isinstance(picked, tuple):
+            return picked
+        return jsonify({"faults": [{"provider": n} | f for n, part in picked.items() for f in part.faults.armed()]})
+
+    @blueprint.post("/_mock/faults")
+    def combined_faults_arm() -> Response | tuple[Response, int]:
+        body = request.get_json(force=True, silent=True)
+        if isinstance(body, dict) and "provider" in body:
+            name = body["provider"]
+            if name not in members:
+                return jsonify({"error": f"provider must be one of {', '.join(members)}"}), 400
+            targets, body = {name: members[name]}, {k: v for k, v in body.items() if k != "provider"}
+        else:
+            targets = members
+        try:
+            # Checked once before arming any, so a bad body arms none.
+            arm_from_json(FaultInjector(), body)
+            armed = {name: arm_from_json(part.faults, body).to_json() for name, part in targets.items()}
+        except ValueError as exc:
+            return jsonify({"error": str(exc)}), 400
+        return jsonify({"armed": [{"provider": n} | f for n, f in armed.items()]})
+
+    @blueprint.delete("/_mock/faults")
+    def combined_faults_clear() -> Response | tuple[Response, int]:
+        picked = chosen()
+        if isinstance(picked, tuple):
+            return picked
+        for part in picked.values():
+            part.faults.clear()
+        return jsonify({"faults": []})
+
+    @blueprint.post("/_mock/reset")
+    def combined_reset() -> Response:
+        for part in members.values():
+            part.log.clear()
+            part.faults.clear()
+            part.reset()
+        return jsonify({"status": "reset", "providers": list(members)})
+
+
 def replaced_outcome(fault: Fault | None, busy: Outcome) -> Outcome | None:
     """The reply a fault substitutes for the real call, or None if the call must run.
 

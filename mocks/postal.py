@@ -62,7 +62,10 @@ ORDER_NUMBER_MAX = 64
 PARTY_REQUIRED = ("Name", "Address", "Province", "Tel")
 RECEIVER_REQUIRED = (*PARTY_REQUIRED, "Commune")
 # District is optional: since 2025-07-01 local government has two levels (province, commune).
-PARTY_OPTIONAL = {"Sender": ("Email",), "Receiver": ("District", "Email")}
+PARTY_OPTIONAL = {"Sender": ("District", "Email", "Desc"), "Receiver": ("District", "Email")}
+PARTIES = ("Sender", "Receiver")
+# Province and district go as numeric codes in public clients (OpenCPS sends ints); names are taken too.
+CODE_FIELDS = ("Province", "District")
 S10_WEIGHTS = (8, 6, 4, 2, 3, 5, 9, 7)
 
 
@@ -103,28 +106,33 @@ def s10_check_digit(serial: str) -> int:
     return 0 if check == 10 else 5 if check == 11 else check
 
 
+def parties(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The flat CreateOrder fields (SenderName, ReceiverTel, ...) as one object per party, as the mock keeps them."""
+    return {party: {k[len(party):]: v for k, v in body.items() if k.startswith(party) and len(k) > len(party)}
+            for party in PARTIES}  # fmt: skip
+
+
 def _text(party: dict[str, Any], path: str, key: str, required: bool) -> None:
     value = party.get(key)
     if not required and value is None:
         return
+    if key in CODE_FIELDS and isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return
     if not isinstance(value, str) or (required and not value.strip()):
-        raise Invalid(f"{path}.{key} là bắt buộc" if required else f"{path}.{key} phải là chuỗi")
+        raise Invalid(f"{path}{key} là bắt buộc" if required else f"{path}{key} phải là chuỗi")
 
 
-def _party(body: dict[str, Any], path: str) -> None:
-    party = body.get(path)
-    if not isinstance(party, dict):
-        raise Invalid(f"{path} là bắt buộc")
+def _party(party: dict[str, Any], path: str) -> None:
     for key in RECEIVER_REQUIRED if path == "Receiver" else PARTY_REQUIRED:
         _text(party, path, key, required=True)
     for key in PARTY_OPTIONAL[path]:
         _text(party, path, key, required=False)
     if not TEL.fullmatch(party["Tel"]):
-        raise Invalid(f"{path}.Tel không hợp lệ (0xxxxxxxxx hoặc 84xxxxxxxxx)")
+        raise Invalid(f"{path}Tel không hợp lệ (0xxxxxxxxx hoặc 84xxxxxxxxx)")
 
 
 def validate_order(body: dict[str, Any], customer_code: str) -> None:
-    """Check a CreateOrder body; raises Invalid naming the first bad field."""
+    """Check a CreateOrder body (flat, as OpenCPS sends it); raises Invalid naming the first bad field."""
     if body.get("CustomerCode") != customer_code:
         raise Invalid("CustomerCode không đúng")
     number = body.get("OrderNumber")
@@ -136,8 +144,9 @@ def validate_order(body: dict[str, Any], customer_code: str) -> None:
     # bool is an int in Python and 1.0 == 1: both would slip through a plain comparison.
     if isinstance(amount, bool) or not isinstance(amount, int) or amount < 0:
         raise Invalid("CODAmount phải là số nguyên không âm (VND)")
-    _party(body, "Sender")
-    _party(body, "Receiver")
+    split = parties(body)
+    _party(split["Sender"], "Sender")
+    _party(split["Receiver"], "Receiver")
     if body.get("Description") is not None and not isinstance(body["Description"], str):
         raise Invalid("Description phải là chuỗi")
 
@@ -206,14 +215,15 @@ class VNPost:
                 # No ItemCode on purpose: a client retrying after a lost reply must look the order up.
                 return 200, {"Status": "102", "Message": MSG_EXISTS}
             item_code = self._new_item_code()
+            split = parties(body)
             at = now_vn()
             self.orders[number] = {
                 "OrderNumber": number,
                 "ItemCode": item_code,
                 "CustomerCode": body["CustomerCode"],
                 "CODAmount": body["CODAmount"],
-                "Sender": copy.deepcopy(body["Sender"]),
-                "Receiver": copy.deepcopy(body["Receiver"]),
+                "Sender": copy.deepcopy(split["Sender"]),
+                "Receiver": copy.deepcopy(split["Receiver"]),
                 "Description": body.get("Description"),
                 "created_at": at,
                 "StatusCode": OK,

@@ -5,14 +5,13 @@ from __future__ import annotations
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
-from mocks import ca, email, national_portal, one_stop, payment, postal, sms_viettel, sms_vnpt
+from mocks import ca, email, national_portal, one_stop, payment, postal, sms
 
 # Every HTTP mock under its prefix. The SMTP server itself is started by `python -m mocks` (see __main__).
 MOCKS = (
     ("/national-portal", national_portal.create_blueprint),
     ("/payment", payment.create_blueprint),
-    ("/sms/viettel", sms_viettel.create_blueprint),
-    ("/sms/vnpt", sms_vnpt.create_blueprint),
+    ("/sms", sms.create_blueprint),  # /sms/viettel and /sms/vnpt inside
     ("/postal", postal.create_blueprint),
     ("/email", email.create_blueprint),
     ("/ca", ca.create_blueprint),

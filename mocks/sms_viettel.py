@@ -37,6 +37,8 @@ GSM7_BASIC = (
 GSM7_EXTENSION = "\f^{}\\[~]|€"
 _GSM7 = frozenset(GSM7_BASIC + GSM7_EXTENSION)
 MAX_CONTENT = 1000
+# Viettel limits Content in bytes ("MAXLENGTH_LIMIT_XXXX_BYTE"); the limit itself is not published: [assumed].
+MAX_CONTENT_BYTES = 2000
 # [0-9], not \d: \d also matches other scripts' digits.
 _RECEIVER = re.compile(r"84[0-9]{9}")
 MASK = "***"
@@ -70,6 +72,9 @@ class SentMessages:
 
     def seen(self, request_id: str) -> bool:
         return request_id in self._ids
+
+    def seen_message(self, receiver: str, brandname: str, content: str) -> bool:
+        return any((m["receiver"], m["brandname"], m["content"]) == (receiver, brandname, content) for m in self._items)
 
     def add(self, request_id: str, receiver: str, brandname: str, content: str, unicode: bool) -> None:
         self._ids.add(request_id)
@@ -107,17 +112,28 @@ FIELDS = (
     "User", "Password", "CPCode", "RequestID", "UserID", "ReceiverID", "ServiceID", "CommandCode", "Content",
     "ContentType",
 )  # fmt: skip
-SUCCESS = "Success"
-UNAUTHORIZED = "Authenticate: UNAUTHORIZED"
-BAD_BRANDNAME = "Check_Brandname: Brandname is not registered"
-BAD_COMMAND = "Check_Input_Data: CommandCode is invalid"
-BAD_RECEIVER = "Check_Input_Data: ReceiverID is invalid"
-BAD_REQUEST_ID = "Check_Input_Data: RequestID is invalid"
-BAD_CONTENT = "Check_Input_Data: Content is invalid"
-BAD_CONTENT_TYPE = "Check_Input_Data: ContentType is invalid"
-NOT_GSM7 = "Check_Input_Data: Content has unicode characters, use ContentType 1"
-DUPLICATE = "Duplicate: RequestID already sent"
-BUSY = "System_Busy: please try again later"
+# Answers (wsCpMtResponse/return/message) as Viettel words them: tests/conformance/viettel_sms/ (README there says
+# where each comes from). The few marked [assumed] have no public source; docs/partners/sms.md lists them.
+SUCCESS = "Insert MT_QUEUE: OK"
+USER_BLANK = "Authenticate: UserName: NULL_OR_BLANK"
+CP_CODE_BLANK = "Authenticate: Cp_code: NULL_OR_BLANK"
+CP_CODE_NOT_FOUND = "Authenticate: CP_CODE_NOT_FOUND"
+UNAUTHORIZED = "Authenticate: WRONG_INFORMATION_AUTHENTICATE"
+REQUEST_ID_BLANK = "Check RequestID: NULL_OR_BLANK"
+REQUEST_ID_NOT_NUMBER = "Check RequestID: REQUEST_ID_NOT_NUMBER"
+USER_ID_BLANK = "Check UserID: NULL_OR_BLANK"
+RECEIVER_BLANK = "Check ReceiverID: NULL_OR_BLANK"
+BAD_RECEIVER = "Check ReceiverID: FORMAT_ERROR"
+USER_ID_NOT_RECEIVER = "UserID_NOT_EQUAL_ReceiverID"
+BAD_BRANDNAME = "Check ServiceID: ALIAS_INVALID:TELCO=VIETTEL"  # the telco name is [assumed]; the table says XX
+DUPLICATE = "Check ServiceID: DUPLICATE MESSAGE"
+COMMAND_BLANK = "Check CommandCode: NULL_OR_BLANK"
+BAD_COMMAND = "Check CommandCode: COMMAND_CODE_ERROR"
+CONTENT_BLANK = "Check Content: NULL_OR_BLANK"
+CONTENT_TOO_LONG = "Check Content: MAXLENGTH_LIMIT_{limit}_BYTE"
+BAD_CONTENT_TYPE = "Check ContentType: CONTENT_TYPE_ERROR"  # [assumed]: not in the published table
+NOT_GSM7 = "Check ContentType: CONTENT_NOT_GSM7"  # [assumed]: not in the published table
+BUSY = "Check information error"  # "Lỗi chung hệ thống": the general system error
 TIMEOUT_TEXT = "Injected fault: timeout"
 
 # No DTDs, no entities, no network: the body comes from whoever calls the mock.
@@ -259,24 +275,12 @@ class ViettelSms:
         """Check and accept one wsCpMt; returns (result, message)."""
         f = {k: v or "" for k, v in call.items()}
         with self.lock:  # check-then-record must be atomic, or two retries could both be accepted
-            cfg = self.config
-            if (f["User"], f["Password"], f["CPCode"]) != (cfg.user, cfg.password, cfg.cp_code):
-                return 0, UNAUTHORIZED
-            if f["ServiceID"] != cfg.brandname:
-                return 0, BAD_BRANDNAME
-            if f["CommandCode"] != "bulksms":
-                return 0, BAD_COMMAND
-            if not valid_receiver(f["ReceiverID"]):
-                return 0, BAD_RECEIVER
-            if not f["RequestID"]:
-                return 0, BAD_REQUEST_ID
-            if not f["Content"] or len(f["Content"]) > MAX_CONTENT:
-                return 0, BAD_CONTENT
-            if f["ContentType"] not in ("0", "1"):
-                return 0, BAD_CONTENT_TYPE
-            if f["ContentType"] == "0" and not is_gsm7(f["Content"]):
-                return 0, NOT_GSM7
-            if self.messages.seen(f["RequestID"]):
+            answer = self._refusal(f)
+            if answer is not None:
+                return 0, answer
+            # Viettel does not dedupe by RequestID (public clients send "1" every time); the same message
+            # to the same number is refused as a repeat. Which messages count as repeats is [assumed].
+            if self.messages.seen_message(f["ReceiverID"], f["ServiceID"], f["Content"]):
                 return 0, DUPLICATE
             # error_code comes after the checks: a bad or repeated request keeps its own answer.
             if fault is not None and fault.mode == "error_code":
@@ -285,10 +289,34 @@ class ViettelSms:
             self.messages.add(f["RequestID"], f["ReceiverID"], f["ServiceID"], f["Content"], unicode)
             return 1, SUCCESS
 
+    def _refusal(self, f: dict[str, str]) -> str | None:
+        """The message refusing this call, in the order Viettel's table lists its checks; None if it passes."""
+        cfg = self.config
+        checks = (
+            (not f["CPCode"], CP_CODE_BLANK),
+            (not f["User"], USER_BLANK),
+            (f["CPCode"] != cfg.cp_code, CP_CODE_NOT_FOUND),
+            ((f["User"], f["Password"]) != (cfg.user, cfg.password), UNAUTHORIZED),
+            (not f["RequestID"], REQUEST_ID_BLANK),
+            (not f["RequestID"].isascii() or not f["RequestID"].isdigit(), REQUEST_ID_NOT_NUMBER),
+            (not f["UserID"], USER_ID_BLANK),
+            (not f["ReceiverID"], RECEIVER_BLANK),
+            (not valid_receiver(f["ReceiverID"]), BAD_RECEIVER),
+            (f["UserID"] != f["ReceiverID"], USER_ID_NOT_RECEIVER),
+            (f["ServiceID"] != cfg.brandname, BAD_BRANDNAME),
+            (not f["CommandCode"], COMMAND_BLANK),
+            (f["CommandCode"] != "bulksms", BAD_COMMAND),
+            (not f["Content"], CONTENT_BLANK),
+            (len(f["Content"].encode()) > MAX_CONTENT_BYTES, CONTENT_TOO_LONG.format(limit=MAX_CONTENT_BYTES)),
+            (f["ContentType"] not in ("0", "1"), BAD_CONTENT_TYPE),
+            (f["ContentType"] == "0" and not is_gsm7(f["Content"]), NOT_GSM7),
+        )
+        return next((message for failed, message in checks if failed), None)
 
-def create_blueprint() -> Blueprint:
+
+def create_blueprint(state: ViettelSms | None = None) -> Blueprint:
     """A fresh Viettel SMS mock (own state, log and faults) as a blueprint; mount it at /sms/viettel."""
-    sms = ViettelSms()
+    sms = state or ViettelSms()
     bp = Blueprint("sms_viettel", __name__)
     add_mock_endpoints(bp, sms.log, sms.faults, sms.reset)
     add_config_endpoints(bp, sms)

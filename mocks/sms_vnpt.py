@@ -114,9 +114,9 @@ class VnptSms:
             return OK
 
 
-def create_blueprint() -> Blueprint:
+def create_blueprint(state: VnptSms | None = None) -> Blueprint:
     """A fresh VNPT SMS mock (own state, log and faults) as a blueprint; mount it at /sms/vnpt."""
-    sms = VnptSms()
+    sms = state or VnptSms()
     bp = Blueprint("sms_vnpt", __name__)
     add_mock_endpoints(bp, sms.log, sms.faults, sms.reset)
     add_config_endpoints(bp, sms)

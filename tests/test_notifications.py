@@ -6,6 +6,7 @@ import base64
 import hashlib
 from typing import Any
 
+from gateway.adapters.sms_email.viettel import numeric_request_id
 from gateway.domain.sms_text import measure
 
 from .conftest import dossier_body, wait_for
@@ -45,7 +46,8 @@ def test_filing_tells_the_citizen_by_sms_and_email_in_vietnamese(gw):
     # Without diacritics by default: GSM-7, one segment, exactly as the provider received it.
     assert sent["encoding"] == "gsm7" and sent["segments"] == measure(sent["body"]).segments
     assert f"Ho so {code} (Dang ky khai sinh) da duoc gui" in sent["body"]
-    at_provider = [m for m in gw.viettel.messages(receiver="84912345678") if m["request_id"] == sms["id"]]
+    at_provider = [m for m in gw.viettel.messages(receiver="84912345678")
+                   if m["request_id"] == numeric_request_id(sms["id"])]
     assert [m["content"] for m in at_provider] == [sent["body"]] and at_provider[0]["unicode"] is False
     settled(gw, email["id"])
     mail = [m for m in gw.mail.messages(to=ADDRESS) if code in (m["subject"] or "")]
@@ -62,7 +64,7 @@ def test_sms_with_diacritics_survives_as_ucs2(gw, monkeypatch):
     view = r.get_json()
     assert view["encoding"] == "ucs2" and view["segments"] == 2  # 74 UTF-16 units: over 70, two parts of 67
     settled(gw, view["id"])
-    (message,) = [m for m in gw.viettel.messages() if m["request_id"] == view["id"]]
+    (message,) = [m for m in gw.viettel.messages() if m["request_id"] == numeric_request_id(view["id"])]
     assert message["unicode"] is True
     assert message["content"] == "Hồ sơ H56-240725-0001 không được tiếp nhận. Lý do: Thiếu giấy chứng sinh bản gốc"
 
@@ -77,12 +79,12 @@ def test_first_provider_down_the_next_one_takes_over(gw):
 
 
 def test_a_permanent_refusal_is_not_retried_nor_sent_elsewhere(gw):
-    gw.viettel.faults("error_code", 1, code="Check_Input_Data: ReceiverID is invalid")
+    gw.viettel.faults("error_code", 1, code="Check ReceiverID: FORMAT_ERROR")
     before = len(gw.vnpt.requests())
     r = send(gw, channel="sms", to="0911111111", template="withdrawn", params={"dossier": {"code": "H56-240725-0003"}})
     view = settled(gw, r.get_json()["id"], state="failed")
     assert view["attempts"] == 1 and [a["outcome"] for a in view["attempt_log"]] == ["rejected"]
-    assert "ReceiverID is invalid" in view["last_error"]
+    assert "Check ReceiverID: FORMAT_ERROR" in view["last_error"]
     assert len(gw.vnpt.requests()) == before  # nobody else was asked
     dead = gw.get("/ops/dead-letters", key="dev-ops-key").get_json()["items"]
     assert any(d["payload"].get("reference") == view["id"] for d in dead)

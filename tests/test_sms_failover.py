@@ -33,10 +33,10 @@ def test_without_diacritics_vietnamese_becomes_gsm7():
 
 
 def test_answer_code_tables():
-    assert verdict_of(1, "Success") is Verdict.SENT
-    assert verdict_of(0, "Check_Input_Data: ReceiverID is invalid") is Verdict.REJECTED
-    assert verdict_of(0, "Authenticate: UNAUTHORIZED") is Verdict.REFUSING
-    assert verdict_of(0, "System_Busy: please try again later") is Verdict.RETRYABLE
+    assert verdict_of(1, "Insert MT_QUEUE: OK") is Verdict.SENT
+    assert verdict_of(0, "Check ReceiverID: FORMAT_ERROR") is Verdict.REJECTED
+    assert verdict_of(0, "Authenticate: WRONG_INFORMATION_AUTHENTICATE") is Verdict.REFUSING
+    assert verdict_of(0, "Check information error") is Verdict.RETRYABLE
     assert verdict_of(0, "something new") is Verdict.RETRYABLE
     assert ERROR_VERDICTS["2"] is Verdict.REJECTED and ERROR_VERDICTS["7"] is Verdict.DUPLICATE
 

@@ -25,6 +25,7 @@ TEXT = "Hồ sơ 000.00.17.H31-240725-0001 đã được tiếp nhận"
 PLAIN = "Ho so 000.00.17.H31 da duoc tiep nhan. Phi: 50€ [x] {y} ~ ^ | \\ é"
 SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
 TNS = "http://impl.bulkSms.ws/"
+OK = "Insert MT_QUEUE: OK"
 
 
 @pytest.fixture
@@ -60,9 +61,9 @@ def soap(base_url: str) -> zeep.Client:
 def mt(**over: str) -> dict[str, str]:
     """wsCpMt arguments that the mock accepts, with overrides."""
     return {
-        "User": "gateway", "Password": "viettel-secret", "CPCode": "GATEWAY", "RequestID": "RQ-1", "UserID": "0",
-        "ReceiverID": "84912345678", "ServiceID": "UBND-TINH", "CommandCode": "bulksms", "Content": TEXT,
-        "ContentType": "1",
+        "User": "gateway", "Password": "viettel-secret", "CPCode": "GATEWAY", "RequestID": "1001",
+        "UserID": "84912345678", "ReceiverID": "84912345678", "ServiceID": "UBND-TINH", "CommandCode": "bulksms",
+        "Content": TEXT, "ContentType": "1",
     } | over  # fmt: skip
 
 
@@ -134,10 +135,10 @@ def test_zeep_loads_the_wsdl_and_sends_a_vietnamese_message(soap: zeep.Client, b
     assert port.binding.name.localname == "CcApiPortBinding"
     assert port.binding_options["address"] == f"{base_url}{V}/bulkapi"
     answer = soap.service.wsCpMt(**mt())
-    assert answer.result == 1 and answer.message == "Success"
+    assert answer.result == 1 and answer.message == "Insert MT_QUEUE: OK"
     [msg] = requests.get(f"{base_url}{V}/_mock/messages", timeout=5).json()["messages"]
     assert msg["content"] == TEXT and msg["provider"] == "viettel" and msg["unicode"] is True and msg["at"]
-    assert (msg["request_id"], msg["receiver"], msg["brandname"]) == ("RQ-1", "84912345678", "UBND-TINH")
+    assert (msg["request_id"], msg["receiver"], msg["brandname"]) == ("1001", "84912345678", "UBND-TINH")
     [call] = requests.get(f"{base_url}{V}/_mock/requests", timeout=5).json()["requests"]
     assert call["service"] == "wsCpMt" and call["body"]["Password"] == "***" and call["body"]["Content"] == TEXT
     assert "viettel-secret" not in str(call)
@@ -159,19 +160,27 @@ def test_wsdl_is_served_at_both_urls_with_the_callers_host(client: FlaskClient) 
 @pytest.mark.parametrize(
     ("over", "message"),
     [
-        ({"Password": "wrong"}, "Authenticate: UNAUTHORIZED"),
-        ({"User": "other"}, "Authenticate: UNAUTHORIZED"),
-        ({"CPCode": "OTHER"}, "Authenticate: UNAUTHORIZED"),
-        ({"ServiceID": "OTHER", "CommandCode": "x"}, "Check_Brandname: Brandname is not registered"),
-        ({"CommandCode": "BULKSMS"}, "Check_Input_Data: CommandCode is invalid"),
-        ({"ReceiverID": "0912345678"}, "Check_Input_Data: ReceiverID is invalid"),
-        ({"ReceiverID": "8491234567"}, "Check_Input_Data: ReceiverID is invalid"),
-        ({"ReceiverID": "84912345678,84987654321"}, "Check_Input_Data: ReceiverID is invalid"),
-        ({"RequestID": "", "Content": ""}, "Check_Input_Data: RequestID is invalid"),
-        ({"Content": ""}, "Check_Input_Data: Content is invalid"),
-        ({"Content": "a" * 1001}, "Check_Input_Data: Content is invalid"),
-        ({"ContentType": "2"}, "Check_Input_Data: ContentType is invalid"),
-        ({"ContentType": "0"}, "Check_Input_Data: Content has unicode characters, use ContentType 1"),
+        ({"Password": "wrong"}, "Authenticate: WRONG_INFORMATION_AUTHENTICATE"),
+        ({"User": "other"}, "Authenticate: WRONG_INFORMATION_AUTHENTICATE"),
+        ({"User": ""}, "Authenticate: UserName: NULL_OR_BLANK"),
+        ({"CPCode": "OTHER"}, "Authenticate: CP_CODE_NOT_FOUND"),
+        ({"CPCode": ""}, "Authenticate: Cp_code: NULL_OR_BLANK"),
+        ({"ServiceID": "OTHER", "CommandCode": "x"}, "Check ServiceID: ALIAS_INVALID:TELCO=VIETTEL"),
+        ({"CommandCode": "BULKSMS"}, "Check CommandCode: COMMAND_CODE_ERROR"),
+        ({"CommandCode": ""}, "Check CommandCode: NULL_OR_BLANK"),
+        ({"ReceiverID": "0912345678", "UserID": "0912345678"}, "Check ReceiverID: FORMAT_ERROR"),
+        ({"ReceiverID": "8491234567"}, "Check ReceiverID: FORMAT_ERROR"),
+        ({"ReceiverID": "84912345678,84987654321"}, "Check ReceiverID: FORMAT_ERROR"),
+        ({"ReceiverID": ""}, "Check ReceiverID: NULL_OR_BLANK"),
+        ({"UserID": "84987654321"}, "UserID_NOT_EQUAL_ReceiverID"),
+        ({"UserID": ""}, "Check UserID: NULL_OR_BLANK"),
+        ({"RequestID": "", "Content": ""}, "Check RequestID: NULL_OR_BLANK"),
+        ({"RequestID": "RQ-1"}, "Check RequestID: REQUEST_ID_NOT_NUMBER"),
+        ({"RequestID": "١٢٣"}, "Check RequestID: REQUEST_ID_NOT_NUMBER"),
+        ({"Content": ""}, "Check Content: NULL_OR_BLANK"),
+        ({"Content": "ồ" * 667}, "Check Content: MAXLENGTH_LIMIT_2000_BYTE"),
+        ({"ContentType": "2"}, "Check ContentType: CONTENT_TYPE_ERROR"),
+        ({"ContentType": "0"}, "Check ContentType: CONTENT_NOT_GSM7"),
     ],
 )
 def test_viettel_rejections(client: FlaskClient, over: dict[str, str], message: str) -> None:
@@ -182,12 +191,16 @@ def test_viettel_rejections(client: FlaskClient, over: dict[str, str], message: 
 
 
 def test_viettel_plain_message_duplicates_and_receiver_filter(client: FlaskClient) -> None:
-    assert viettel(client, Content=PLAIN, ContentType="0") == (1, "Success")
-    assert viettel(client, Content="a" * 1000) == (0, "Duplicate: RequestID already sent")
-    assert viettel(client, RequestID="RQ-2", ReceiverID="84987654321") == (1, "Success")
+    assert viettel(client, Content=PLAIN, ContentType="0") == (1, OK)
+    # The same RequestID with other content is a new message (public clients send "1" every time) ...
+    assert viettel(client, Content="a" * 1000) == (1, OK)
+    # ... but the same message to the same number again is refused as a repeat.
+    repeat = viettel(client, RequestID="1002", Content=PLAIN, ContentType="0")
+    assert repeat == (0, "Check ServiceID: DUPLICATE MESSAGE")
+    assert viettel(client, RequestID="1002", ReceiverID="84987654321", UserID="84987654321") == (1, OK)
     got = [(m["request_id"], m["unicode"], m["content"]) for m in messages(client, V)]
-    assert got == [("RQ-1", False, PLAIN), ("RQ-2", True, TEXT)]
-    assert [m["request_id"] for m in messages(client, V, receiver="84987654321")] == ["RQ-2"]
+    assert got == [("1001", False, PLAIN), ("1001", True, "a" * 1000), ("1002", True, TEXT)]
+    assert [m["request_id"] for m in messages(client, V, receiver="84987654321")] == ["1002"]
 
 
 def test_viettel_unreadable_call_is_a_client_fault(client: FlaskClient) -> None:
@@ -207,18 +220,18 @@ def test_viettel_faults_through_zeep(client: FlaskClient, soap: zeep.Client) -> 
     for _ in range(2):
         with pytest.raises(zeep.exceptions.Fault, match="Injected fault: HTTP 500"):
             soap.service.wsCpMt(**mt())
-    arm(client, V, "error_code", code="Check_Balance: not enough quota")
+    arm(client, V, "error_code", code="Check template: CONTENT_NOT_MATCH_TEMPLATE")
     arm(client, V, "error_code")
     busy = soap.service.wsCpMt(**mt())
-    assert (busy.result, busy.message) == (0, "Check_Balance: not enough quota")
+    assert (busy.result, busy.message) == (0, "Check template: CONTENT_NOT_MATCH_TEMPLATE")
     busy = soap.service.wsCpMt(**mt())
-    assert (busy.result, busy.message) == (0, "System_Busy: please try again later")
+    assert (busy.result, busy.message) == (0, "Check information error")
     assert messages(client, V) == [] and client.get(f"{V}/_mock/faults").json["faults"] == []
     ok = soap.service.wsCpMt(**mt())
-    assert (ok.result, ok.message) == (1, "Success")
+    assert (ok.result, ok.message) == (1, OK)
     # error_code only replaces an answer that would be a success: a repeat stays a duplicate.
     arm(client, V, "error_code")
-    assert soap.service.wsCpMt(**mt()).message == "Duplicate: RequestID already sent"
+    assert soap.service.wsCpMt(**mt()).message == "Check ServiceID: DUPLICATE MESSAGE"
     faults = ["http_500", "http_500", "error_code", "error_code", None, "error_code"]
     assert [r["fault"] for r in log(client, V)] == faults
 
@@ -231,24 +244,24 @@ def test_viettel_timeout_delay_and_drop(client: FlaskClient) -> None:
     assert messages(client, V) == []
     arm(client, V, "delay", seconds=0.05)
     started = time.monotonic()
-    assert viettel(client) == (1, "Success") and time.monotonic() - started >= 0.05
+    assert viettel(client) == (1, OK) and time.monotonic() - started >= 0.05
     arm(client, V, "drop")
     with pytest.raises(ConnectionDropped):
-        viettel_post(client, envelope(mt(RequestID="RQ-2")))
-    assert [m["request_id"] for m in messages(client, V)] == ["RQ-1", "RQ-2"]  # applied, then dropped
+        viettel_post(client, envelope(mt(RequestID="1002", Content=PLAIN)))
+    assert [m["request_id"] for m in messages(client, V)] == ["1001", "1002"]  # applied, then dropped
 
 
 def test_viettel_config_and_reset(client: FlaskClient) -> None:
     assert client.post(f"{V}/_mock/config", json={"brandname": "SO-TU-PHAP"}).status_code == 200
     assert client.post(f"{V}/_mock/config", json={"nope": "x"}).status_code == 400
-    assert viettel(client)[1] == "Check_Brandname: Brandname is not registered"
-    assert viettel(client, ServiceID="SO-TU-PHAP") == (1, "Success")
+    assert viettel(client)[1] == "Check ServiceID: ALIAS_INVALID:TELCO=VIETTEL"
+    assert viettel(client, ServiceID="SO-TU-PHAP") == (1, OK)
     arm(client, V, "http_500", count=3)
     assert client.post(f"{V}/_mock/reset").status_code == 200
     assert messages(client, V) == [] and log(client, V) == []
     assert client.get(f"{V}/_mock/faults").json == {"faults": []}
     assert client.get(f"{V}/_mock/config").json["brandname"] == "UBND-TINH"
-    assert viettel(client) == (1, "Success")  # the request id is free again
+    assert viettel(client) == (1, OK)  # the message is no repeat any more
 
 
 # --- VNPT ------------------------------------------------------------------------

@@ -38,6 +38,24 @@ class Tracking:
     at: datetime
 
 
+# CreateOrder is flat: each party's fields prefixed with Sender/Receiver, as OpenCPS's client sends them
+# (tests/conformance/vnpost/README.md). ReceiverCommune has no public source: [assumed], for the two-level
+# local government since 2025-07-01.
+SENDER_FIELDS = ("Province", "District", "Address", "Name", "Email", "Tel")
+RECEIVER_FIELDS = ("Name", "Address", "Tel", "Province", "District", "Email", "Commune")
+
+
+def create_order_body(customer_code: str, order: Order) -> dict[str, Any]:
+    """The CreateOrder JSON, keys in OpenCPS's order; a party field we do not have is left out, not sent as null."""
+
+    def fields(prefix: str, party: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+        return {prefix + key: party[key] for key in keys if party.get(key) not in (None, "")}
+
+    return ({"CustomerCode": customer_code, "OrderNumber": order.order_number, "CODAmount": order.cod_amount}
+            | fields("Sender", order.sender, SENDER_FIELDS) | {"Description": order.description}
+            | fields("Receiver", order.receiver, RECEIVER_FIELDS))
+
+
 class VNPostClient:
     name = "vnpost"
 
@@ -98,9 +116,7 @@ class VNPostClient:
 
     def book(self, order: Order) -> str:
         """Create the order; return its waybill (ItemCode), also when the order already existed."""
-        s = self.settings
-        body = {"CustomerCode": s.customer_code, "OrderNumber": order.order_number, "CODAmount": order.cod_amount,
-                "Sender": order.sender, "Receiver": order.receiver, "Description": order.description}
+        body = create_order_body(self.settings.customer_code, order)
         reply = self._json(self._call("POST", "/api/orders", "vnpost create order", json=body), "create order")
         status = str(reply.get("Status"))
         if status == CREATED and reply.get("ItemCode"):
