@@ -13,6 +13,8 @@ import requests
 import sqlalchemy as sa
 from _mixed import Ledger
 
+from gateway.adapters.sms_email.viettel import numeric_request_id
+
 # A citizen hears of each of these steps (domain/notifications.py STATUS_TEMPLATES); 4 is internal.
 TOLD = {2: "accepted", 9: "result_ready", 10: "result_returned"}
 PAYMENT_NOTE = "Đã thanh toán trực tuyến"  # how the gateway words a payment at the national portal
@@ -137,8 +139,10 @@ def _notifications(r: Reconciliation, mock_url: str, db_url: str, ledger: Ledger
     problems = [f"notifications '{t}': {stored[t]} stored, {n} expected" for t, n in want.items() if stored[t] != n]
     problems += [f"notification {row['reference']} ({row['template']}, {row['channel']}): {row['state']}"
                  for row in rows if row["state"] != "sent"][:10]
-    sms = [m["request_id"] for provider in ("viettel", "vnpt")
-           for m in _get(f"{mock_url}/sms/{provider}/_mock/messages")["messages"]]
+    # Viettel knows a message by a decimal RequestID derived from our reference; VNPT by the reference itself.
+    by_viettel_id = {numeric_request_id(row["reference"]): row["reference"] for row in rows}
+    sms = [by_viettel_id.get(m["request_id"], m["request_id"]) if provider == "viettel" else m["request_id"]
+           for provider in ("viettel", "vnpt") for m in _get(f"{mock_url}/sms/{provider}/_mock/messages")["messages"]]
     received_mails = _get(f"{mock_url}/email/_mock/messages")["messages"]
     # A repeat with the same Message-ID (a send retried after a crash) is one message in the mailbox.
     mails = [m.get("message_id") or "" for m in received_mails if "repeat_of" not in m]
