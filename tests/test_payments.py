@@ -364,10 +364,11 @@ def test_forged_checksum_changes_nothing_and_is_audited(pay_gw):
     ref = payment["id"]
     gw.payment.faults("bad_checksum", 1)
     [answer] = gw.payment.pay("national_platform", ref)["callbacks"]
-    assert answer["answer"]["MaLoi"] == "97" and answer["answer_valid"]  # refused, in the platform's terms
+    assert answer["answer"]["MaLoi"] == "99" and answer["answer_valid"]  # refused, in the platform's terms
+    assert "sai mã xác thực" in answer["answer"]["MoTaLoi"]
     # Signed with a secret that is not ours: refused the same way.
     forged = post_callback(gw, "national_platform", signed_platform_callback(gw, ref, 33000, secret="guess"))
-    assert forged.status_code == 200 and forged.json()["MaLoi"] == "97"
+    assert forged.status_code == 200 and forged.json()["MaLoi"] == "99"
     assert payment_row(gw, ref)["state"] == "pending"
     assert feed(gw, payment["dossier_code"], "payment.paid") == []
     refused = audits(gw, ref, "payment.callback_refused")
@@ -380,7 +381,7 @@ def test_tampered_amount_changes_nothing(pay_gw):
     ref = payment["id"]
     gw.payment.faults("changed_amount", 1)  # re-signed by the platform, but not what we asked for
     [answer] = gw.payment.pay("national_platform", ref)["callbacks"]
-    assert answer["answer"]["MaLoi"] == "04"
+    assert answer["answer"]["MaLoi"] == "99" and "sai số tiền" in answer["answer"]["MoTaLoi"]
     assert payment_row(gw, ref)["state"] == "pending"
     [refusal] = audits(gw, ref, "payment.callback_refused")
     assert refusal["detail"]["verdict"] == "wrong_amount" and refusal["detail"]["amount"] == 34000
@@ -389,7 +390,7 @@ def test_tampered_amount_changes_nothing(pay_gw):
 def test_unknown_reference_is_refused(pay_gw):
     gw = pay_gw
     r = post_callback(gw, "national_platform", signed_platform_callback(gw, "241124NOSUCHREF0", 8000))
-    assert r.status_code == 200 and r.json()["MaLoi"] == "01" and r.json()["MaThamChieu"] == "241124NOSUCHREF0"
+    assert r.status_code == 200 and r.json()["MaLoi"] == "99" and r.json()["MaThamChieu"] == "241124NOSUCHREF0"
     assert audits(gw, "241124NOSUCHREF0", "payment.callback_refused")[0]["detail"]["verdict"] == "unknown_reference"
 
 
@@ -454,7 +455,7 @@ def test_callbacks_that_are_not_callbacks(pay_gw):
     assert r.status_code == 400 and r.json()["MaLoi"] == "99"
     r = requests.post(f"{url}/national_platform", json={"MaThamChieu": {"nested": True}, "SoTien": 1e308},
                       timeout=5)
-    assert r.status_code == 200 and r.json()["MaLoi"] == "97"
+    assert r.status_code == 200 and r.json()["MaLoi"] == "99" and "mã xác thực" in r.json()["MoTaLoi"]
     # Forged bodies with what no store holds: a NUL (PostgreSQL text), an unpaired surrogate (UTF-8).
     for raw in (b'{"MaThamChieu": "A\\u0000B"}', b'{"MaThamChieu": "A\\ud800B"}'):
         r = requests.post(f"{url}/national_platform", data=raw, timeout=5, headers={"Content-Type": "application/json"})
