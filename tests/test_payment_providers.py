@@ -49,7 +49,8 @@ def test_init_is_signed_and_returns_the_pay_url():
 @pytest.mark.parametrize("answer,kind", [
     (lambda: reply("99"), RetryableError),
     (lambda: reply("02"), PermanentError),
-    (lambda: {**reply(UrlThanhToan="u"), "MaXacThuc": "0" * 64}, RetryableError),  # an unsigned answer
+    (lambda: ["not", "an", "object"], RetryableError),
+    (lambda: reply(), PermanentError),  # success, but no pay URL
 ])
 def test_init_failures_have_the_right_kind(answer, kind):
     responses.post(f"{BASE}/api", json=answer())

@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from typing import Any
 
 # INIT, CALLBACK, QUERY, GET_BILL: TD.DichVuCongApi's orders (DvcPaymentService.cs, ConfirmDvcPaymentCommandHandler.cs).
-# REPLY (the platform's JSON answers to INIT and QUERY): [assumed]; neither client checks an answer's MaXacThuc.
+# REPLY (the platform's JSON answers, as the mock signs them): [assumed]. The gateway checks no answer's MaXacThuc:
+# neither public client does, and none shows how the platform signs its answers.
 FIELD_ORDER: dict[str, tuple[str, ...]] = {
     "INIT": ("LoaiBanTin", "PhienBan", "MaDoiTac", "MaThamChieu", "SoTien", "LoaiHinhThanhToan",
              "MaKenhThanhToan", "MaThietBi", "NgonNgu", "MaTienTe", "MaNganHang", "ThongTinGiaoDich",

@@ -107,9 +107,12 @@ class VNPay(PaymentProvider):
 
     def read_callback(self, data: Mapping[str, Any]) -> Callback:
         params = {k: str(v) for k, v in data.items()}
+        # vnpay_ipn.php: paid only when both codes are 00; any other IPN is a failed payment (its Status 2),
+        # except vnp_TransactionStatus 01, "Giao dịch chưa hoàn tất", which leaves it open.
         paid = params.get("vnp_ResponseCode") == "00" and params.get("vnp_TransactionStatus") == "00"
-        state = ProviderState.PAID if paid else TRANSACTION_STATES.get(params.get("vnp_TransactionStatus", ""),
-                                                                      ProviderState.UNKNOWN)
+        status = params.get("vnp_TransactionStatus")
+        state = (ProviderState.PAID if paid else ProviderState.PENDING if status == "01"
+                 else ProviderState.CANCELLED)
         return Callback(
             authentic=sig.verify(params, self.secret) and params.get("vnp_TmnCode") == self.tmn_code,
             reference=params.get("vnp_TxnRef"), amount=_amount(params.get("vnp_Amount")), state=state,
