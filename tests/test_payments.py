@@ -211,6 +211,50 @@ def test_a_fee_already_held_is_not_asked_twice(pay_gw):
     assert ask(gw, code, [{"code": "PHI-KHAC", "name": "Phí khác", "amount": 5000}]).status_code == 201
 
 
+def ask_unpaid(gw, code: str, **extra: Any):  # noqa: ANN201
+    """A payment request that names no items: the dossier's unpaid fees."""
+    return gw.client.post(f"/api/v1/dossiers/{code}/payments", json=extra,
+                          headers={"Authorization": f"Bearer {ONE_STOP}"})
+
+
+def test_without_items_the_unpaid_fees_are_asked_for(pay_gw):
+    gw = pay_gw
+    free = {"code": "MIEN", "name": "Lệ phí được miễn", "amount": 0}
+    code = new_dossier(gw, fees=[*FEES, free])
+    r = ask_unpaid(gw, code)
+    assert r.status_code == 201, r.get_json()
+    body = r.get_json()
+    assert body["amount"] == 33000 and body["state"] == "pending"
+    assert sorted(i["code"] for i in body["items"]) == ["LPKS", "PHI-BC"]  # the 0 VND fee is not asked for
+    assert [i["SoTien"] for i in gw.payment.order("national_platform", body["id"])["receipt"]["PhiLePhi"]] == [
+        8000, 25000]
+    # Everything is held by that pending payment now: nothing left to ask for.
+    again = ask_unpaid(gw, code)
+    assert again.status_code == 409
+    error = again.get_json()["error"]
+    assert error["code"] == "nothing_to_pay" and "no unpaid fee" in error["message"]
+    assert error["details"]["held_by"] == [body["id"]]
+    assert len(gw.get(f"/api/v1/dossiers/{code}/payments").get_json()["items"]) == 1
+
+
+def test_without_items_only_what_is_neither_paid_nor_held_is_asked_for(pay_gw):
+    gw = pay_gw
+    code = new_dossier(gw, fees=FEES)
+    first = pending_payment(gw, code, [FEES[0]])  # LPKS held by a pending payment
+    assert ask_unpaid(gw, code, total=8000).status_code == 409  # the unpaid fees total 25000
+    rest = ask_unpaid(gw, code, total=25000)
+    assert rest.status_code == 201, rest.get_json()
+    assert [i["code"] for i in rest.get_json()["items"]] == ["PHI-BC"]
+    gw.payment.pay("national_platform", first["id"])
+    paid(gw, first["id"])
+    gw.payment.pay("national_platform", rest.get_json()["id"], "cancelled")
+    wait_for(lambda: payment_row(gw, rest.get_json()["id"])["state"] == "cancelled", 30, what="cancelled")
+    # LPKS is paid; the cancelled payment freed PHI-BC, which is asked for again.
+    third = ask_unpaid(gw, code)
+    assert third.status_code == 201 and [i["code"] for i in third.get_json()["items"]] == ["PHI-BC"]
+    assert ask_unpaid(gw, new_dossier(gw, fees=[])).get_json()["error"]["code"] == "nothing_to_pay"
+
+
 def test_provider_down_during_init_is_retried_then_the_payment_pays(pay_gw):
     gw = pay_gw
     gw.payment.faults("http_500", 2, services=["INIT"])
