@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import copy
 import hashlib
 import hmac
@@ -57,6 +56,8 @@ QUERYDR_REPLY_ORDER = (
 )  # fmt: skip
 RECEIPT_TEXT = ("MaDVC", "MaTTHC", "MaHoSo", "MaDonVi", "HoTenNguoiNop")
 VNPAY_STATUS = {PAID: "00", PENDING: "01", CANCELLED: "02"}
+# TrangThaiGD of a QUERY answer: 1 paid, 3 pending, 4 failed (TD.DichVuCongApi).
+PLATFORM_STATUS = {PAID: "1", PENDING: "3", CANCELLED: "4"}
 
 
 class Invalid(Exception):
@@ -85,10 +86,16 @@ def platform_checksum(message: dict[str, Any], order: tuple[str, ...], secret: s
     return hashlib.sha256("|".join([*parts, secret]).encode()).hexdigest()
 
 
+def _php_urlencode(text: str) -> str:
+    """PHP's urlencode(): all but [A-Za-z0-9_.-] escaped, space as "+" (quote_plus keeps "~" too)."""
+    return quote_plus(text, safe="").replace("~", "%7E")
+
+
 def vnpay_query_hash(params: dict[str, Any], secret: str) -> str:
-    """HMAC-SHA512 over the sorted vnp_* params (minus the hash fields), `name=quote_plus(value)` joined by "&"."""
+    """HMAC-SHA512 over the sorted vnp_* params (minus the hash fields), `urlencode(name)=urlencode(value)`
+    joined by "&", as VNPay's PHP demo (vnpay_ipn.php) computes it."""
     items = sorted((k, str(v)) for k, v in params.items() if k.startswith("vnp_") and k not in _HASH_KEYS)
-    data = "&".join(f"{k}={quote_plus(v)}" for k, v in items)
+    data = "&".join(f"{_php_urlencode(k)}={_php_urlencode(v)}" for k, v in items)
     return hmac.new(secret.encode(), data.encode(), hashlib.sha512).hexdigest()
 
 
@@ -136,10 +143,19 @@ def receipt_pdf(lines: list[str]) -> bytes:
     return out
 
 
+def _whole(value: Any) -> int | None:
+    """SoTien as a JSON number or as digits (the platform's clients send INIT's SoTien as text)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    return None
+
+
 def _validate_init(body: dict[str, Any]) -> int:
     """Check SoTien and ThongTinBienLai of an INIT; returns the amount or raises Invalid."""
-    amount = body.get("SoTien")
-    if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+    amount = _whole(body.get("SoTien"))
+    if amount is None or amount <= 0:
         raise Invalid("SoTien phải là số nguyên dương")
     receipt = body.get("ThongTinBienLai")
     if not isinstance(receipt, dict):
@@ -152,8 +168,8 @@ def _validate_init(body: dict[str, Any]) -> int:
         raise Invalid("PhiLePhi phải là danh sách không rỗng")
     total = 0
     for item in items:
-        value = item.get("SoTien")
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        value = _whole(item.get("SoTien"))
+        if value is None or value <= 0:
             raise Invalid("SoTien của phí/lệ phí phải là số nguyên dương")
         total += value
     if total != amount:
@@ -217,9 +233,12 @@ class PaymentProviders:
             if found is None:
                 return 200, self.platform_reply(body, "01", "Không tìm thấy giao dịch")
             if kind == "QUERY":
-                extra: dict[str, Any] = {"TrangThai": found["status"], "SoTien": found["amount"]}
-                if found["status"] == PAID:
-                    extra |= {"MaGiaoDich": found["transaction_no"], "ThoiGianThanhToan": found["paid_at"]}
+                # The answer TD.DichVuCongApi reads: the callback's fields and TrangThaiGD.
+                extra: dict[str, Any] = {
+                    "LoaiBanTin": "QUERY", "TrangThaiGD": PLATFORM_STATUS[found["status"]], "SoTien": found["amount"],
+                    "MaTienTe": "VND", "MaGiaoDich": found["transaction_no"] or "",
+                    "MaNganHang": found["bank_code"] or "", "ThongTinGiaoDich": found.get("order_info") or "",
+                }
                 return 200, self.platform_reply(body, "00", "Thành công", **extra)
             if found["status"] != PAID:
                 return 200, self.platform_reply(body, "05", "Giao dịch chưa được thanh toán")
@@ -230,8 +249,7 @@ class PaymentProviders:
                 f"Ma giao dich: {found['transaction_no']}",
                 f"Thoi gian thanh toan: {found['paid_at']}",
             ]
-            bill = base64.b64encode(receipt_pdf(lines)).decode()
-            return 200, self.platform_reply(body, "00", "Thành công", BienLai=bill, TenTep=f"bienlai-{ref}.pdf")
+            return 200, receipt_pdf(lines)  # GET_BILL answers the PDF itself
 
     def _platform_init(self, body: dict[str, Any], ref: str, host_url: str) -> Outcome:
         try:
@@ -443,18 +461,18 @@ class PaymentProviders:
             result["answer"] = resp.json()
         except ValueError:
             result["answer"] = resp.text[:2000]
-        result["answer_valid"] = self._answer_valid(provider, result["answer"])
+        result["answer_valid"] = self._answer_valid(provider, result["answer"], message)
         return result
 
-    def _answer_valid(self, provider: str, answer: Any) -> bool:
-        """Whether the callback answer has the expected shape (and, for the platform, a valid checksum)."""
+    def _answer_valid(self, provider: str, answer: Any, message: dict[str, Any]) -> bool:
+        """Whether the callback answer has the expected shape (for the platform: its MaXacThuc handed back)."""
         if not isinstance(answer, dict):
             return False
         if provider == VNPAY:
             return isinstance(answer.get("RspCode"), str) and "Message" in answer
-        given = answer.get("MaXacThuc")
-        expected = platform_checksum(answer, REPLY_ORDER, self.config.platform_secret)
-        return isinstance(given, str) and hmac.compare_digest(given.lower(), expected)
+        # The partner hands the callback's own MaXacThuc back (both public clients of the platform do).
+        given, sent = answer.get("MaXacThuc"), message.get("MaXacThuc")
+        return isinstance(answer.get("MaLoi"), str) and isinstance(given, str) and given == sent
 
 
 # --- HTML --------------------------------------------------------------------
@@ -543,8 +561,12 @@ def create_blueprint() -> Blueprint:
         fault = mock.faults.take(service)
         busy: Outcome = (200, mock.platform_reply(body, "99", "Hệ thống đang bận"))
         status, payload = replaced_outcome(fault, busy) or mock.platform_call(body, request.host_url)
-        record(service, body, status, payload, fault)
-        return finish(fault, status, payload)
+        is_pdf = isinstance(payload, bytes)
+        record(service, body, status, {"pdf_bytes": len(payload)} if is_pdf else payload, fault)
+        response = finish(fault, status, None if is_pdf else payload)  # the fault's sleep or drop
+        if is_pdf and (fault is None or fault.mode != "drop"):
+            response = make_response(payload, status, {"Content-Type": "application/pdf"})
+        return response
 
     @bp.get("/platform/pay/<ref>")
     def platform_pay_page(ref: str) -> Response:

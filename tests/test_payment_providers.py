@@ -41,15 +41,16 @@ def test_init_is_signed_and_returns_the_pay_url():
     assert started.pay_url == f"{BASE}/pay/PAY-1"
     body = json.loads(responses.calls[0].request.body)
     assert np_sum.verify("INIT", body, "payment-secret")
-    assert body["SoTien"] == 58000 and body["ThoiGianGD"] == "20240725100000"
-    assert sum(f["SoTien"] for f in body["ThongTinBienLai"]["PhiLePhi"]) == body["SoTien"]
+    assert body["SoTien"] == "58000" and body["ThoiGianGD"] == "20240725100000" and body["PhienBan"] == "1.0.6"
+    assert sum(f["SoTien"] for f in body["ThongTinBienLai"]["PhiLePhi"]) == int(body["SoTien"])
 
 
 @responses.activate
 @pytest.mark.parametrize("answer,kind", [
     (lambda: reply("99"), RetryableError),
     (lambda: reply("02"), PermanentError),
-    (lambda: {**reply(UrlThanhToan="u"), "MaXacThuc": "0" * 64}, RetryableError),  # an unsigned answer
+    (lambda: ["not", "an", "object"], RetryableError),
+    (lambda: reply(), PermanentError),  # success, but no pay URL
 ])
 def test_init_failures_have_the_right_kind(answer, kind):
     responses.post(f"{BASE}/api", json=answer())
@@ -57,7 +58,7 @@ def test_init_failures_have_the_right_kind(answer, kind):
         platform().start(REQ)
 
 
-def test_platform_callbacks_are_authenticated_and_answered_signed():
+def test_platform_callbacks_are_authenticated_and_answered_with_their_own_checksum():
     p = platform()
     good = np_sum.sign("CALLBACK", {"LoaiBanTin": "PAY", "MaLoi": "00", "MaDoiTac": "GATEWAY", "MaThamChieu": "PAY-1",
                                     "SoTien": 58000, "MaTienTe": "VND", "MaGiaoDich": "GD1", "MaNganHang": "NCB",
@@ -67,7 +68,9 @@ def test_platform_callbacks_are_authenticated_and_answered_signed():
     assert not p.read_callback({**good, "SoTien": 59000}).authentic
     assert not p.read_callback({**good, "MaXacThuc": "f" * 64}).authentic
     answer = p.answer(cb, CallbackVerdict.WRONG_AMOUNT)
-    assert answer.body["MaLoi"] == "04" and np_sum.verify("REPLY", answer.body, "payment-secret")
+    assert answer.body["MaLoi"] == "99" and answer.body["MaXacThuc"] == good["MaXacThuc"]
+    assert answer.body["ThoiGianGD"] == "20240725101500"
+    assert p.answer(cb, CallbackVerdict.ALREADY_APPLIED).body["MaLoi"] == "00"
 
 
 def test_vnpay_pay_url_is_signed_and_ipn_checked():
@@ -107,7 +110,7 @@ def test_both_providers_against_the_payment_mock(pay_mock):
                   timeout=10)
     status = p.query(request.reference, created_at=request.at)
     assert status.state is ProviderState.PAID and status.amount == 58000 and status.transaction_id
-    assert p.receipt(request.reference).startswith(b"%PDF")
+    assert p.receipt(request.reference, created_at=request.at).startswith(b"%PDF")
     assert p.query("PAY-unknown", created_at=request.at).state is ProviderState.UNKNOWN
 
     v = VNPay(base_url=f"{pay_mock}/payment/vnpay", tmn_code="GATEWAY1", secret="VNPAYSECRET",

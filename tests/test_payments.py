@@ -211,6 +211,50 @@ def test_a_fee_already_held_is_not_asked_twice(pay_gw):
     assert ask(gw, code, [{"code": "PHI-KHAC", "name": "Phí khác", "amount": 5000}]).status_code == 201
 
 
+def ask_unpaid(gw, code: str, **extra: Any):  # noqa: ANN201
+    """A payment request that names no items: the dossier's unpaid fees."""
+    return gw.client.post(f"/api/v1/dossiers/{code}/payments", json=extra,
+                          headers={"Authorization": f"Bearer {ONE_STOP}"})
+
+
+def test_without_items_the_unpaid_fees_are_asked_for(pay_gw):
+    gw = pay_gw
+    free = {"code": "MIEN", "name": "Lệ phí được miễn", "amount": 0}
+    code = new_dossier(gw, fees=[*FEES, free])
+    r = ask_unpaid(gw, code)
+    assert r.status_code == 201, r.get_json()
+    body = r.get_json()
+    assert body["amount"] == 33000 and body["state"] == "pending"
+    assert sorted(i["code"] for i in body["items"]) == ["LPKS", "PHI-BC"]  # the 0 VND fee is not asked for
+    assert [i["SoTien"] for i in gw.payment.order("national_platform", body["id"])["receipt"]["PhiLePhi"]] == [
+        8000, 25000]
+    # Everything is held by that pending payment now: nothing left to ask for.
+    again = ask_unpaid(gw, code)
+    assert again.status_code == 409
+    error = again.get_json()["error"]
+    assert error["code"] == "nothing_to_pay" and "no unpaid fee" in error["message"]
+    assert error["details"]["held_by"] == [body["id"]]
+    assert len(gw.get(f"/api/v1/dossiers/{code}/payments").get_json()["items"]) == 1
+
+
+def test_without_items_only_what_is_neither_paid_nor_held_is_asked_for(pay_gw):
+    gw = pay_gw
+    code = new_dossier(gw, fees=FEES)
+    first = pending_payment(gw, code, [FEES[0]])  # LPKS held by a pending payment
+    assert ask_unpaid(gw, code, total=8000).status_code == 409  # the unpaid fees total 25000
+    rest = ask_unpaid(gw, code, total=25000)
+    assert rest.status_code == 201, rest.get_json()
+    assert [i["code"] for i in rest.get_json()["items"]] == ["PHI-BC"]
+    gw.payment.pay("national_platform", first["id"])
+    paid(gw, first["id"])
+    gw.payment.pay("national_platform", rest.get_json()["id"], "cancelled")
+    wait_for(lambda: payment_row(gw, rest.get_json()["id"])["state"] == "cancelled", 30, what="cancelled")
+    # LPKS is paid; the cancelled payment freed PHI-BC, which is asked for again.
+    third = ask_unpaid(gw, code)
+    assert third.status_code == 201 and [i["code"] for i in third.get_json()["items"]] == ["PHI-BC"]
+    assert ask_unpaid(gw, new_dossier(gw, fees=[])).get_json()["error"]["code"] == "nothing_to_pay"
+
+
 def test_provider_down_during_init_is_retried_then_the_payment_pays(pay_gw):
     gw = pay_gw
     gw.payment.faults("http_500", 2, services=["INIT"])
@@ -364,10 +408,11 @@ def test_forged_checksum_changes_nothing_and_is_audited(pay_gw):
     ref = payment["id"]
     gw.payment.faults("bad_checksum", 1)
     [answer] = gw.payment.pay("national_platform", ref)["callbacks"]
-    assert answer["answer"]["MaLoi"] == "97" and answer["answer_valid"]  # refused, in the platform's terms
+    assert answer["answer"]["MaLoi"] == "99" and answer["answer_valid"]  # refused, in the platform's terms
+    assert "sai mã xác thực" in answer["answer"]["MoTaLoi"]
     # Signed with a secret that is not ours: refused the same way.
     forged = post_callback(gw, "national_platform", signed_platform_callback(gw, ref, 33000, secret="guess"))
-    assert forged.status_code == 200 and forged.json()["MaLoi"] == "97"
+    assert forged.status_code == 200 and forged.json()["MaLoi"] == "99"
     assert payment_row(gw, ref)["state"] == "pending"
     assert feed(gw, payment["dossier_code"], "payment.paid") == []
     refused = audits(gw, ref, "payment.callback_refused")
@@ -380,7 +425,7 @@ def test_tampered_amount_changes_nothing(pay_gw):
     ref = payment["id"]
     gw.payment.faults("changed_amount", 1)  # re-signed by the platform, but not what we asked for
     [answer] = gw.payment.pay("national_platform", ref)["callbacks"]
-    assert answer["answer"]["MaLoi"] == "04"
+    assert answer["answer"]["MaLoi"] == "99" and "sai số tiền" in answer["answer"]["MoTaLoi"]
     assert payment_row(gw, ref)["state"] == "pending"
     [refusal] = audits(gw, ref, "payment.callback_refused")
     assert refusal["detail"]["verdict"] == "wrong_amount" and refusal["detail"]["amount"] == 34000
@@ -389,7 +434,7 @@ def test_tampered_amount_changes_nothing(pay_gw):
 def test_unknown_reference_is_refused(pay_gw):
     gw = pay_gw
     r = post_callback(gw, "national_platform", signed_platform_callback(gw, "241124NOSUCHREF0", 8000))
-    assert r.status_code == 200 and r.json()["MaLoi"] == "01" and r.json()["MaThamChieu"] == "241124NOSUCHREF0"
+    assert r.status_code == 200 and r.json()["MaLoi"] == "99" and r.json()["MaThamChieu"] == "241124NOSUCHREF0"
     assert audits(gw, "241124NOSUCHREF0", "payment.callback_refused")[0]["detail"]["verdict"] == "unknown_reference"
 
 
@@ -454,7 +499,7 @@ def test_callbacks_that_are_not_callbacks(pay_gw):
     assert r.status_code == 400 and r.json()["MaLoi"] == "99"
     r = requests.post(f"{url}/national_platform", json={"MaThamChieu": {"nested": True}, "SoTien": 1e308},
                       timeout=5)
-    assert r.status_code == 200 and r.json()["MaLoi"] == "97"
+    assert r.status_code == 200 and r.json()["MaLoi"] == "99" and "mã xác thực" in r.json()["MoTaLoi"]
     # Forged bodies with what no store holds: a NUL (PostgreSQL text), an unpaired surrogate (UTF-8).
     for raw in (b'{"MaThamChieu": "A\\u0000B"}', b'{"MaThamChieu": "A\\ud800B"}'):
         r = requests.post(f"{url}/national_platform", data=raw, timeout=5, headers={"Content-Type": "application/json"})

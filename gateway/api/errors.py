@@ -63,7 +63,8 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(ServiceError)
     def _service(exc: ServiceError):
-        return error_response(SERVICE_STATUS.get(type(exc), 400), exc.code, exc.message, exc.details or None)
+        status = next((s for kind, s in SERVICE_STATUS.items() if isinstance(exc, kind)), 400)  # subclasses too
+        return error_response(status, exc.code, exc.message, exc.details or None)
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):

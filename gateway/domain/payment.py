@@ -52,23 +52,28 @@ def _ip(value: str) -> str:
 
 
 class PaymentRequestIn(Strict):
-    """The body of POST /api/v1/dossiers/{code}/payments."""
+    """The body of POST /api/v1/dossiers/{code}/payments. Without `items`: the dossier's unpaid fees."""
 
-    items: list[Fee] = Field(min_length=1, max_length=MAX_ITEMS)
+    items: list[Fee] | None = Field(None, min_length=1, max_length=MAX_ITEMS)
     total: Annotated[StrictInt, Field(gt=0, le=MAX_TOTAL)] | None = None  # if given, must equal the items' sum
     description: str | None = Field(None, min_length=1, max_length=255)
     payer_ip: Annotated[str, AfterValidator(_ip)] | None = None  # the citizen's address, for the provider
 
     @field_validator("items")
     @classmethod
-    def _payable(cls, items: list[Fee]) -> list[Fee]:
-        return check_payable_items(items)
+    def _payable(cls, items: list[Fee] | None) -> list[Fee] | None:
+        return None if items is None else check_payable_items(items)
 
     @model_validator(mode="after")
     def _total_matches(self) -> PaymentRequestIn:
-        if self.total is not None and self.total != total_of(self.items):
+        if self.items is not None and self.total is not None and self.total != total_of(self.items):
             raise ValueError(f"total {self.total} is not the sum of the items ({total_of(self.items)})")
         return self
+
+
+def unpaid(filed: list[Fee], held_codes: set[str]) -> list[Fee]:
+    """The fees a dossier was filed with that are still to pay: above zero, and held by no open or paid payment."""
+    return [fee for fee in filed if fee.amount > 0 and fee.code not in held_codes]
 
 
 @dataclass(frozen=True)

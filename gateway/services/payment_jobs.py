@@ -32,6 +32,12 @@ log = logging.getLogger(__name__)
 RECONCILE_BATCH = 200
 
 
+def _address(data: Mapping[str, Any]) -> str:
+    """The applicant's address on one line, street first (the receipt's DiaChiNguoiNop)."""
+    address = (data.get("applicant") or {}).get("address") or {}
+    return ", ".join(str(address[k]) for k in ("street", "commune", "district", "province") if address.get(k))
+
+
 class PaymentJobs:
     def __init__(self, ctx: Context, providers: Mapping[str, PaymentProvider]) -> None:
         self.ctx = ctx
@@ -64,6 +70,8 @@ class PaymentJobs:
             procedure_code=dossier["procedure_code"], unit_code=unit_of(payment["dossier_code"]),
             payer_name=dossier["applicant_name"], description=payment["description"], client_ip=payment["payer_ip"],
             at=payment["created_at"], items=[FeeItem(i["code"], i["name"], i["amount"]) for i in payment["items"]],
+            procedure_name=dossier["procedure_name"], payer_id_number=dossier["id_number"],
+            payer_address=_address(dossier["data"]),
         )
         try:
             started = provider.start(request)
@@ -113,7 +121,7 @@ class PaymentJobs:
         with self.ctx.engine.connect() as conn:
             if payments.receipt(conn, payment["id"]) is not None:
                 return
-        pdf = provider.receipt(payment["reference"])
+        pdf = provider.receipt(payment["reference"], created_at=payment["created_at"])
         if pdf is None:
             return
         with self.ctx.engine.begin() as conn:

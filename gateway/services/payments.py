@@ -16,8 +16,8 @@ from sqlalchemy.exc import IntegrityError
 
 from gateway.adapters import payment as pay
 from gateway.domain.dossier import fingerprint
-from gateway.domain.fees import Fee, total_of
-from gateway.domain.payment import HOLDS_FEES, ONLINE_PAYMENT_LEVELS, PaymentRequestIn, PaymentState
+from gateway.domain.fees import MAX_ITEMS, Fee, total_of
+from gateway.domain.payment import HOLDS_FEES, ONLINE_PAYMENT_LEVELS, PaymentRequestIn, PaymentState, unpaid
 from gateway.domain.payment_routing import choose_provider
 from gateway.domain.status_machine import is_final
 from gateway.store import audit, dossiers, outbox, payments
@@ -27,6 +27,10 @@ from .unit_of_work import Context
 
 # Runs a job claimed by the caller right away (JobRunner.run_claimed); wired by the entry point.
 AttemptNow = Callable[[str, outbox.Claim], object]
+
+
+class NothingToPay(Conflict):
+    code = "nothing_to_pay"
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,25 @@ def overlapping(codes: set[str], holding: list[RowMapping]) -> RowMapping | None
 def fee_conflict(payment: RowMapping) -> Conflict:
     return Conflict(f"a fee of this request is already held by payment {payment['reference']} "
                     f"({payment['state']})", payment_id=payment["reference"], payment_state=payment["state"])
+
+
+def items_to_ask(dossier: RowMapping | dict[str, Any], body: PaymentRequestIn, holding: list[RowMapping]) -> list[Fee]:
+    """The request's items; without any, the fees the dossier was filed with, less those paid or held by an
+    open payment."""
+    if body.items is not None:
+        return body.items
+    held = {i["code"] for p in holding for i in p["items"]}
+    items = unpaid([Fee.model_validate(f) for f in dossier["data"].get("fees") or []], held)
+    if not items:
+        raise NothingToPay(f"dossier {dossier['code']} has no unpaid fee: each fee it was filed with is paid, "
+                           "held by an open payment, or 0 VND", held_by=sorted({p["reference"] for p in holding}))
+    if len(items) > MAX_ITEMS:
+        raise Conflict(f"dossier {dossier['code']} has {len(items)} unpaid fees, more than one payment takes "
+                       f"({MAX_ITEMS}): name them in items")
+    if body.total is not None and body.total != total_of(items):
+        raise Conflict(f"total {body.total} is not the sum of the unpaid fees ({total_of(items)})",
+                       unpaid=[i.model_dump(mode="json") for i in items])
+    return items
 
 
 def new_payment(ctx: Context, dossier: RowMapping | dict[str, Any], items: list[Fee], *, origin: str, caller: str,
@@ -115,11 +138,13 @@ def request_payment(ctx: Context, code: str, body: PaymentRequestIn, *, caller: 
             if dossier is None:
                 raise NotFound(f"no dossier {code}")
             check_payable(dossier)
-            held = overlapping({i.code for i in body.items}, payments.of_dossier(conn, dossier["id"], HOLDS_FEES))
+            holding = payments.of_dossier(conn, dossier["id"], HOLDS_FEES)
+            items = items_to_ask(dossier, body, holding)
+            held = overlapping({i.code for i in items}, holding)
             if held is not None:
                 raise fee_conflict(held)
             payment = payments.insert_payment(conn, new_payment(
-                ctx, dossier, body.items, origin="request", caller=caller, now=now, description=body.description,
+                ctx, dossier, items, origin="request", caller=caller, now=now, description=body.description,
                 payer_ip=body.payer_ip or client_ip, idempotency_key=idempotency_key, request_fingerprint=request_fp))
             claim = outbox.enqueue_claimed(conn, init_job(payment), now=now, lease=ctx.jobs.lease_seconds,
                                            max_attempts=ctx.jobs.max_attempts)

@@ -40,6 +40,9 @@ class PaymentRequest:
     client_ip: str
     at: datetime
     items: list[FeeItem] = field(default_factory=list)
+    procedure_name: str = ""
+    payer_id_number: str = ""
+    payer_address: str = ""
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,6 @@ class PaymentProvider(ABC):
     def answer(self, callback: Callback, verdict: CallbackVerdict) -> Answer:
         """The reply the provider expects for this verdict."""
 
-    def receipt(self, reference: str) -> bytes | None:
-        """The receipt PDF, where the provider issues one."""
+    def receipt(self, reference: str, *, created_at: datetime) -> bytes | None:
+        """The receipt PDF, where the provider issues one (`created_at`: when the payment was registered)."""
         return None

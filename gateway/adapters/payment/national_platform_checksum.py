@@ -1,5 +1,7 @@
-"""MaXacThuc of the national portal's payment platform: SHA-256 hex over the message's fields in a fixed
-order, joined by '|', then '|' and the shared secret (shared/domain-vn.md, "Payment platform").
+"""MaXacThuc of the national portal's payment platform: SHA-256, lower-case hex, of the message's fields in
+a fixed order joined by '|', then '|' and the shared secret; a missing field is empty text. So computes it
+TD.DichVuCongApi's DvcPaymentService.CreateMaXacThuc (the one client that enforces the check on callbacks;
+OpenCPS v2 computes an HMAC-SHA256 instead and ignores the result: docs/partners/payment-platform.md).
 
 The field order per message type is one table, to correct in one place if the platform says otherwise.
 """
@@ -11,7 +13,9 @@ import hmac
 from collections.abc import Mapping
 from typing import Any
 
-# [confirmed] INIT and callback orders; [assumed] the reply, QUERY and GET_BILL orders.
+# INIT, CALLBACK, QUERY, GET_BILL: TD.DichVuCongApi's orders (DvcPaymentService.cs, ConfirmDvcPaymentCommandHandler.cs).
+# REPLY (the platform's JSON answers, as the mock signs them): [assumed]. The gateway checks no answer's MaXacThuc:
+# neither public client does, and none shows how the platform signs its answers.
 FIELD_ORDER: dict[str, tuple[str, ...]] = {
     "INIT": ("LoaiBanTin", "PhienBan", "MaDoiTac", "MaThamChieu", "SoTien", "LoaiHinhThanhToan",
              "MaKenhThanhToan", "MaThietBi", "NgonNgu", "MaTienTe", "MaNganHang", "ThongTinGiaoDich",

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlencode
 
 from gateway.adapters.base import PermanentError, PerThreadHttp, RetryableError, send
 from gateway.domain.dossier import VN_TZ
@@ -40,6 +40,9 @@ VERDICT_CODES: dict[CallbackVerdict, str] = {
     CallbackVerdict.BAD_SIGNATURE: sig.IPN_BAD_SIGNATURE,
     CallbackVerdict.ERROR: sig.IPN_OTHER,
 }
+# Characters VNPay's demos (PHP urlencode, Java URLEncoder in US-ASCII, .NET WebUtility.UrlEncode) all encode
+# alike; vnp_OrderInfo keeps only these, so whichever encoder VNPay's side runs, the hash is the same.
+ORDER_INFO_UNSAFE = re.compile(r"[^A-Za-z0-9 ,.:/_#-]")
 QUERY_FIELDS = ("vnp_RequestId", "vnp_Version", "vnp_Command", "vnp_TmnCode", "vnp_TxnRef", "vnp_TransactionDate",
                 "vnp_CreateDate", "vnp_IpAddr", "vnp_OrderInfo")
 QUERY_REPLY_FIELDS = ("vnp_ResponseId", "vnp_Command", "vnp_ResponseCode", "vnp_Message", "vnp_TmnCode",
@@ -69,12 +72,13 @@ class VNPay(PaymentProvider):
             "vnp_Version": VERSION, "vnp_Command": "pay", "vnp_TmnCode": self.tmn_code,
             "vnp_Amount": str(sig.to_vnpay_amount(request.amount)), "vnp_CurrCode": "VND",
             "vnp_TxnRef": request.reference, "vnp_OrderType": "other",
-            "vnp_OrderInfo": without_diacritics(request.description)[:255],  # VNPay takes no diacritics here
+            "vnp_OrderInfo": order_info(request.description),
             "vnp_Locale": "vn", "vnp_ReturnUrl": self.return_url, "vnp_IpAddr": request.client_ip,
             "vnp_CreateDate": request.at.astimezone(VN_TZ).strftime(TIME),
         }
-        params["vnp_SecureHash"] = sig.secure_hash(params, self.secret)
-        return Started(f"{self.base_url}/paymentv2/vpcpay.html?{urlencode(sorted(params.items()))}")
+        # As vnpay_create_payment.php builds it: the signed query, then the hash.
+        query = f"{sig.hash_data(params)}&vnp_SecureHash={sig.secure_hash(params, self.secret)}"
+        return Started(f"{self.base_url}/paymentv2/vpcpay.html?{query}")
 
     def query(self, reference: str, *, created_at: datetime) -> Status:
         now = datetime.now(VN_TZ).strftime(TIME)
@@ -103,9 +107,12 @@ class VNPay(PaymentProvider):
 
     def read_callback(self, data: Mapping[str, Any]) -> Callback:
         params = {k: str(v) for k, v in data.items()}
+        # vnpay_ipn.php: paid only when both codes are 00; any other IPN is a failed payment (its Status 2),
+        # except vnp_TransactionStatus 01, "Giao dịch chưa hoàn tất", which leaves it open.
         paid = params.get("vnp_ResponseCode") == "00" and params.get("vnp_TransactionStatus") == "00"
-        state = ProviderState.PAID if paid else TRANSACTION_STATES.get(params.get("vnp_TransactionStatus", ""),
-                                                                      ProviderState.UNKNOWN)
+        status = params.get("vnp_TransactionStatus")
+        state = (ProviderState.PAID if paid else ProviderState.PENDING if status == "01"
+                 else ProviderState.CANCELLED)
         return Callback(
             authentic=sig.verify(params, self.secret) and params.get("vnp_TmnCode") == self.tmn_code,
             reference=params.get("vnp_TxnRef"), amount=_amount(params.get("vnp_Amount")), state=state,
@@ -115,6 +122,13 @@ class VNPay(PaymentProvider):
     def answer(self, callback: Callback, verdict: CallbackVerdict) -> Answer:
         code = VERDICT_CODES[verdict]
         return Answer(200, {"RspCode": code, "Message": sig.IPN_MESSAGES[code]})
+
+
+def order_info(description: str) -> str:
+    """vnp_OrderInfo: Vietnamese without diacritics (VNPay's rule), and none of the characters its demos
+    encode differently; never empty."""
+    text = ORDER_INFO_UNSAFE.sub(" ", without_diacritics(description))
+    return " ".join(text.split())[:255] or "Thanh toan"
 
 
 def _amount(raw: Any) -> int | None:

@@ -1,5 +1,8 @@
-"""VNPay's vnp_SecureHash: HMAC-SHA512 (hex) over the vnp_* parameters sorted by name, each value
-URL-encoded as a form value (spaces as '+'), joined by '&'; the hash fields themselves are left out.
+"""VNPay's vnp_SecureHash: HMAC-SHA512 (hex) over the vnp_* parameters sorted by name, `urlencode(key) "="
+urlencode(value)` joined by '&', the hash fields themselves left out: VNPay's PHP demo (vnpay_php,
+vnpay_create_payment.php / vnpay_ipn.php, v2.1.0; copy cited in tests/conformance/vnpay/README.md).
+PHP's urlencode escapes every byte but [A-Za-z0-9_.-] and writes a space as '+'; Python's quote_plus
+also keeps '~', so it is escaped here by hand (a '~' in any value made our hash differ from VNPay's).
 Amounts travel multiplied by 100 (VND has no minor unit, VNPay's field has two).
 """
 
@@ -17,13 +20,18 @@ IPN_OK, IPN_NOT_FOUND, IPN_ALREADY_CONFIRMED, IPN_BAD_AMOUNT, IPN_BAD_SIGNATURE,
     "00", "01", "02", "04", "97", "99")
 IPN_MESSAGES: dict[str, str] = {
     IPN_OK: "Confirm Success", IPN_NOT_FOUND: "Order not found", IPN_ALREADY_CONFIRMED: "Order already confirmed",
-    IPN_BAD_AMOUNT: "Invalid amount", IPN_BAD_SIGNATURE: "Invalid signature", IPN_OTHER: "Unknow error",
-}
+    IPN_BAD_AMOUNT: "invalid amount", IPN_BAD_SIGNATURE: "Invalid signature", IPN_OTHER: "Unknow error",
+}  # verbatim from vnpay_ipn.php (its spelling included): VNPay reads RspCode, the text is for people
+
+
+def php_urlencode(text: str) -> str:
+    """PHP's urlencode() of a UTF-8 string."""
+    return quote_plus(text, safe="").replace("~", "%7E")
 
 
 def hash_data(params: Mapping[str, str]) -> str:
     items = sorted((k, v) for k, v in params.items() if k.startswith("vnp_") and k not in HASH_FIELDS)
-    return "&".join(f"{k}={quote_plus(str(v))}" for k, v in items)
+    return "&".join(f"{php_urlencode(k)}={php_urlencode(str(v))}" for k, v in items)
 
 
 def secure_hash(params: Mapping[str, str], secret: str) -> str:
