@@ -69,6 +69,10 @@ class NationalPortalSettings(BaseModel):
     lgsp_client_id: str = ""
     lgsp_client_secret: str = ""
     timeout_seconds: float = 10.0
+    # The portal's dossier record (DongBoHoSoMC) carries no service level: a dossier it hands us without
+    # MucDo takes its procedure's level from this catalogue (MaTTHC -> level), else default_level.
+    procedure_levels: dict[str, Literal["mot_phan", "toan_trinh"]] = {}
+    default_level: Literal["mot_phan", "toan_trinh"] = "mot_phan"
 
 
 ProviderName = Literal["national_platform", "vnpay"]

@@ -34,7 +34,8 @@ MSG_NOT_FOUND = "Không tìm thấy hồ sơ"
 MSG_DUPLICATE = "Tiến độ đã được ghi nhận trước đó"
 BUSY: Outcome = (200, {"error_code": 99, "message": "Hệ thống đang bận"})
 
-DOSSIER_REQUIRED = ("MaHoSo", "MaTTHC", "ChuHoSo", "NgayTiepNhan")
+# Required in a new DongBoHoSoMC record. ChuHoSo is not: OpenCPS marks it "ko bb" (không bắt buộc).
+DOSSIER_REQUIRED = ("MaHoSo", "MaTTHC", "NgayTiepNhan")
 DOSSIER_DATES = ("NgayTiepNhan", "NgayHenTra", "NgayTra")
 PROGRESS_DATES = ("ThoiDiemXuLy", "NgayBatDau", "NgayKetThucTheoQuyDinh")
 COUNTERS = ("creates", "updates", "progress")  # mock bookkeeping, never taken from input
@@ -112,8 +113,8 @@ def _validate_dossier(item: dict[str, Any], creating: bool) -> dict[str, Any]:
     """
     _check_text(item, "MaHoSo", required=True)
     # A required field present in an update must still be valid (no blanking it).
-    for key in ("MaTTHC", "ChuHoSo"):
-        _check_text(item, key, required=creating or key in item)
+    _check_text(item, "MaTTHC", required=creating or "MaTTHC" in item)
+    _check_text(item, "ChuHoSo", required=False)
     for key in DOSSIER_DATES:
         _check_date(item, key, required=key in DOSSIER_REQUIRED and (creating or key in item))
     _check_text(item, "TrichYeuHoSo", required=False, max_len=1000)
@@ -253,13 +254,14 @@ class NationalPortal:
         return 200, {"error_code": 0, "message": OK} | ({"duplicates": duplicates} if duplicates else {})
 
     def _lookup(self, body: dict[str, Any]) -> Outcome:
-        mahoso = body.get("mahoso")
+        # OpenCPS asks by "MaHoSo" and reads the dossier from the "result" list; "mahoso" is kept for old callers.
+        mahoso = body.get("MaHoSo", body.get("mahoso"))
         if not isinstance(mahoso, str) or not mahoso:
-            raise Invalid("mahoso là bắt buộc")
+            raise Invalid("MaHoSo là bắt buộc")
         dossier = self.dossiers.get(mahoso)
         if dossier is None:
             return 200, {"error_code": 4, "message": MSG_NOT_FOUND}
-        return 200, {"error_code": 0, "message": OK, "data": copy.deepcopy(dossier)}
+        return 200, {"error_code": 0, "message": OK, "result": [copy.deepcopy(dossier)]}
 
     def snapshot(self, mahoso: str | None = None) -> Any:
         with self.lock:

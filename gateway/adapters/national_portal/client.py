@@ -46,6 +46,20 @@ ERROR_CODES: dict[int, Reply] = {
     99: Reply.RETRY,     # system busy
     401: Reply.RELOGIN,  # session unknown or expired
 }
+# isUpdating as the reference systems send it: the strings "True"/"False" (OpenCPS DVCQGIntegrationActionTerm).
+IS_UPDATING: dict[bool, str] = {False: "False", True: "True"}
+
+
+def error_code(data: dict[str, Any]) -> int | None:
+    """The answer's error_code as a number: the portal's answers carry it as a number or a digit string."""
+    value = data.get("error_code")
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return None
 
 
 class _SessionAuth:
@@ -68,12 +82,12 @@ class _SessionAuth:
         reply = send(http, "POST", f"{s.base_url}/login", "national portal login", timeout=s.timeout_seconds,
                      json={"username": s.username, "password": s.password}, headers={"dstcode": s.unit_code})
         data = _json(reply, "national portal login")
-        if data.get("error_code") != 0 or not data.get("session"):
+        if error_code(data) != 0 or not data.get("session"):
             raise RetryableError(f"national portal login refused: {data.get('message')!r}")
         return data["session"]
 
     def expired(self, response: requests.Response, data: dict[str, Any] | None) -> bool:
-        return data is not None and ERROR_CODES.get(data.get("error_code")) is Reply.RELOGIN
+        return data is not None and ERROR_CODES.get(error_code(data)) is Reply.RELOGIN
 
     def forget(self) -> None:
         with self._lock:
@@ -140,9 +154,9 @@ class NationalPortalClient:
         """DongBoHoSoMC: create, or update when asked to or when the portal already has the dossier."""
         record = dossier_to_dvcqg(payload["dossier"])
         updating = bool(payload.get("updating"))
-        reply = self._call({"service": "DongBoHoSoMC", "isUpdating": updating, "data": [record]})
+        reply = self._call({"service": "DongBoHoSoMC", "isUpdating": IS_UPDATING[updating], "data": [record]})
         if reply is Reply.EXISTS and not updating:
-            self._call({"service": "DongBoHoSoMC", "isUpdating": True, "data": [record]})
+            self._call({"service": "DongBoHoSoMC", "isUpdating": IS_UPDATING[True], "data": [record]})
 
     def report_progress(self, payload: dict[str, Any]) -> None:
         """CapNhatTienDoHoSoMC: one processing step."""
@@ -158,7 +172,7 @@ class NationalPortalClient:
                 continue
 
             def send_all(group: list[dict[str, Any]], updating: bool = updating) -> None:
-                reply = self._call({"service": "DongBoHoSoMC", "isUpdating": updating,
+                reply = self._call({"service": "DongBoHoSoMC", "isUpdating": IS_UPDATING[updating],
                                     "data": [dossier_to_dvcqg(p["dossier"]) for p in group]})
                 if reply is Reply.EXISTS:  # someone in the batch exists: sort it out one by one
                     raise PermanentError("DongBoHoSoMC: a dossier of the batch already exists")
@@ -199,9 +213,9 @@ class NationalPortalClient:
                 raise RetryableError(f"{service}: credential refused right after a fresh login")
             break
         check_http(response, service)
-        if not isinstance(data, dict) or "error_code" not in data:
+        code = error_code(data) if isinstance(data, dict) else None
+        if code is None:
             raise RetryableError(f"{service}: answer without error_code: {response.text[:200]!r}")
-        code = data["error_code"]
         reply = ERROR_CODES.get(code, Reply.REJECT)
         message = f"{service}: error_code {code}: {data.get('message')!r}"
         if reply is Reply.RETRY:
