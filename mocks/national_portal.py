@@ -52,6 +52,7 @@ class PortalConfig(MockConfig):
     password: str = "gateway-secret"
     client_id: str = "gateway-lgsp"
     client_secret: str = "lgsp-secret"
+    lgsp_access_token: str = ""  # when set, a token request carrying it in `lgspaccesstoken` needs no Basic auth
     session_ttl_seconds: float = 3600.0
     token_ttl_seconds: float = 3600.0
 
@@ -173,10 +174,12 @@ class NationalPortal:
             self.sessions[session] = time.monotonic()
             return 200, {"error_code": 0, "session": session, "message": OK}
 
-    def issue_token(self, client_id: str | None, client_secret: str | None, grant_type: str | None) -> Outcome:
+    def issue_token(self, client_id: str | None, client_secret: str | None, grant_type: str | None,
+                    access_token: str | None = None) -> Outcome:
         with self.lock:
             cfg = self.config
-            if client_id != cfg.client_id or client_secret != cfg.client_secret:
+            by_header = bool(cfg.lgsp_access_token) and access_token == cfg.lgsp_access_token
+            if not by_header and (client_id != cfg.client_id or client_secret != cfg.client_secret):
                 return 401, {"error": "invalid_client"}
             if not grant_type:
                 return 400, {"error": "invalid_request"}
@@ -348,7 +351,8 @@ def create_blueprint() -> Blueprint:
         auth = request.authorization
         client_id, secret = (auth.username, auth.password) if auth and auth.type == "basic" else (None, None)
         form = request.form.to_dict()
-        run = partial(portal.issue_token, client_id, secret, form.get("grant_type"))
+        run = partial(portal.issue_token, client_id, secret, form.get("grant_type"),
+                      request.headers.get("lgspaccesstoken"))
         return respond(LOGIN_FAULT_NAME, form, run=run, control=True)
 
     @bp.post("/lgsp/service")

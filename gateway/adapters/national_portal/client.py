@@ -8,6 +8,8 @@ expired.
 
 from __future__ import annotations
 
+import base64
+import json
 import threading
 from enum import Enum
 from typing import Any
@@ -46,6 +48,10 @@ ERROR_CODES: dict[int, Reply] = {
     99: Reply.RETRY,     # system busy
     401: Reply.RELOGIN,  # session unknown or expired
 }
+# A provincial system reads "already exists" from the message too, whatever error_code says (its create
+# answers "0", "3" or "-3" with "... đã tồn tại"): a create so answered becomes an update.
+ALREADY_EXISTS_TEXT = "đã tồn tại"
+EXISTS_CODES = frozenset({0, 3, -3})
 # isUpdating as the reference systems send it: the strings "True"/"False" (OpenCPS DVCQGIntegrationActionTerm).
 IS_UPDATING: dict[bool, str] = {False: "False", True: "True"}
 
@@ -94,6 +100,14 @@ class _SessionAuth:
             self._session = None
 
 
+def lgsp_access_token(access_key: str, secret_key: str, app_name: str, partner_code: str,
+                      partner_code_cus: str = "") -> str:
+    """The `lgspaccesstoken` header value: Base64 of the LGSP credentials as JSON, in OpenCPS's key order."""
+    fields = {"AccessKey": access_key, "SecretKey": secret_key, "AppName": app_name, "PartnerCode": partner_code,
+              "PartnerCodeCus": partner_code_cus}
+    return base64.b64encode(json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode()).decode()
+
+
 class _LgspAuth:
     def __init__(self, settings: NationalPortalSettings) -> None:
         self.settings = settings
@@ -108,12 +122,18 @@ class _LgspAuth:
             if self._token is None:
                 self._token = self._fetch_token(http)
             http.headers["Authorization"] = f"Bearer {self._token}"
+            if self.settings.lgsp_access_token:
+                http.headers["lgspaccesstoken"] = self.settings.lgsp_access_token
         return body
 
     def _fetch_token(self, http: requests.Session) -> str:
         s = self.settings
+        # Client credentials by HTTP Basic (OAuth2), and/or the lgspaccesstoken header (as the provincial LGSPs
+        # in OpenCPS and other provinces' code take it).
+        auth = (s.lgsp_client_id, s.lgsp_client_secret) if s.lgsp_client_id else None
+        headers = {"lgspaccesstoken": s.lgsp_access_token} if s.lgsp_access_token else {}
         reply = send(http, "POST", f"{s.base_url}/lgsp/token", "LGSP token", timeout=s.timeout_seconds,
-                     data={"grant_type": "client_credentials"}, auth=(s.lgsp_client_id, s.lgsp_client_secret))
+                     data={"grant_type": "client_credentials"}, auth=auth, headers=headers)
         token = _json(reply, "LGSP token").get("access_token")
         if not token:
             raise RetryableError("LGSP token reply has no access_token")
@@ -217,6 +237,9 @@ class NationalPortalClient:
         if code is None:
             raise RetryableError(f"{service}: answer without error_code: {response.text[:200]!r}")
         reply = ERROR_CODES.get(code, Reply.REJECT)
+        if (service == "DongBoHoSoMC" and code in EXISTS_CODES
+                and ALREADY_EXISTS_TEXT in str(data.get("message") or "").lower()):
+            reply = Reply.EXISTS
         message = f"{service}: error_code {code}: {data.get('message')!r}"
         if reply is Reply.RETRY:
             raise RetryableError(message)

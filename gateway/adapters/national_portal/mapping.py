@@ -160,10 +160,15 @@ class DvcqgFee(_Dvcqg):
 
 
 class DvcqgAttachment(_Dvcqg):
-    TepDinhKemId: str
+    TepDinhKemId: OptionalText = None  # a provincial system sends "" when it has none: numbered by position then
     TenTepDinhKem: str
     MaThanhPhanHoSo: OptionalText = None
     DuongDanTaiTepTin: str
+    IsDeleted: Annotated[bool | None, BeforeValidator(_blank_is_none)] = None  # the same system lists removed ones
+
+
+def _attachment_id(attachment: DvcqgAttachment, position: int) -> str:
+    return attachment.TepDinhKemId or f"TaiLieuNop-{position + 1}"
 
 
 # Older or hand-made senders use these names; each is read only when the portal's own name is absent.
@@ -244,8 +249,8 @@ class DvcqgDossierIn(_Dvcqg):
             "channel": self.KenhThucHien,
             "delivery_method": HINH_THUC_TO_DELIVERY[self.HinhThuc],
             "fees": [{"code": f.MaPhiLePhi, "name": f.TenPhiLePhi, "amount": f.Gia} for f in self.DanhSachLePhi],
-            "attachments": [{"id": a.TepDinhKemId, "name": a.TenTepDinhKem, "component_code": a.MaThanhPhanHoSo,
-                             "url": a.DuongDanTaiTepTin} for a in self.TaiLieuNop],
+            "attachments": [{"id": _attachment_id(a, i), "name": a.TenTepDinhKem, "component_code": a.MaThanhPhanHoSo,
+                             "url": a.DuongDanTaiTepTin} for i, a in enumerate(self.TaiLieuNop) if not a.IsDeleted],
             "form": self.DuLieuBieuMau,
         }
 
