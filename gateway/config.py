@@ -68,7 +68,14 @@ class NationalPortalSettings(BaseModel):
     password: str = ""
     lgsp_client_id: str = ""
     lgsp_client_secret: str = ""
+    # Some LGSPs also want the `lgspaccesstoken` header: Base64 of {"AccessKey","SecretKey","AppName",
+    # "PartnerCode","PartnerCodeCus"} as the LGSP issues it (build one with national_portal.client.lgsp_access_token).
+    lgsp_access_token: str = ""
     timeout_seconds: float = 10.0
+    # The portal's dossier record (DongBoHoSoMC) carries no service level: a dossier it hands us without
+    # MucDo takes its procedure's level from this catalogue (MaTTHC -> level), else default_level.
+    procedure_levels: dict[str, Literal["mot_phan", "toan_trinh"]] = {}
+    default_level: Literal["mot_phan", "toan_trinh"] = "mot_phan"
 
 
 ProviderName = Literal["national_platform", "vnpay"]
@@ -312,6 +319,7 @@ class Settings(BaseSettings):
         """Every configured secret: the logs mask them wherever they appear."""
         sms, pay = self.notifications.sms, self.payment
         return [s for s in (self.national_portal.password, self.national_portal.lgsp_client_secret,
+                            self.national_portal.lgsp_access_token,
                             pay.national_platform.secret, pay.vnpay.secret, sms.viettel.password, sms.vnpt.api_pass,
                             self.notifications.email.password, self.postal.customer_secret,
                             self.postal.callback_secret, self.audit.chain_key,
@@ -328,7 +336,8 @@ class Settings(BaseSettings):
             problems.append("SQLite database")
         if not self.national_portal.password and self.national_portal.flavour == "session":
             problems.append("national_portal.password missing")
-        if not self.national_portal.lgsp_client_secret and self.national_portal.flavour == "lgsp":
+        if not (self.national_portal.lgsp_client_secret or self.national_portal.lgsp_access_token) \
+                and self.national_portal.flavour == "lgsp":
             problems.append("national_portal.lgsp_client_secret missing")
         sms = self.notifications.sms
         for name, secret in (("payment.national_platform.secret", self.payment.national_platform.secret),

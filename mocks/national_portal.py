@@ -34,7 +34,8 @@ MSG_NOT_FOUND = "Không tìm thấy hồ sơ"
 MSG_DUPLICATE = "Tiến độ đã được ghi nhận trước đó"
 BUSY: Outcome = (200, {"error_code": 99, "message": "Hệ thống đang bận"})
 
-DOSSIER_REQUIRED = ("MaHoSo", "MaTTHC", "ChuHoSo", "NgayTiepNhan")
+# Required in a new DongBoHoSoMC record. ChuHoSo is not: OpenCPS marks it "ko bb" (không bắt buộc).
+DOSSIER_REQUIRED = ("MaHoSo", "MaTTHC", "NgayTiepNhan")
 DOSSIER_DATES = ("NgayTiepNhan", "NgayHenTra", "NgayTra")
 PROGRESS_DATES = ("ThoiDiemXuLy", "NgayBatDau", "NgayKetThucTheoQuyDinh")
 COUNTERS = ("creates", "updates", "progress")  # mock bookkeeping, never taken from input
@@ -51,6 +52,7 @@ class PortalConfig(MockConfig):
     password: str = "gateway-secret"
     client_id: str = "gateway-lgsp"
     client_secret: str = "lgsp-secret"
+    lgsp_access_token: str = ""  # when set, a token request carrying it in `lgspaccesstoken` needs no Basic auth
     session_ttl_seconds: float = 3600.0
     token_ttl_seconds: float = 3600.0
 
@@ -112,8 +114,8 @@ def _validate_dossier(item: dict[str, Any], creating: bool) -> dict[str, Any]:
     """
     _check_text(item, "MaHoSo", required=True)
     # A required field present in an update must still be valid (no blanking it).
-    for key in ("MaTTHC", "ChuHoSo"):
-        _check_text(item, key, required=creating or key in item)
+    _check_text(item, "MaTTHC", required=creating or "MaTTHC" in item)
+    _check_text(item, "ChuHoSo", required=False)
     for key in DOSSIER_DATES:
         _check_date(item, key, required=key in DOSSIER_REQUIRED and (creating or key in item))
     _check_text(item, "TrichYeuHoSo", required=False, max_len=1000)
@@ -172,10 +174,12 @@ class NationalPortal:
             self.sessions[session] = time.monotonic()
             return 200, {"error_code": 0, "session": session, "message": OK}
 
-    def issue_token(self, client_id: str | None, client_secret: str | None, grant_type: str | None) -> Outcome:
+    def issue_token(self, client_id: str | None, client_secret: str | None, grant_type: str | None,
+                    access_token: str | None = None) -> Outcome:
         with self.lock:
             cfg = self.config
-            if client_id != cfg.client_id or client_secret != cfg.client_secret:
+            by_header = bool(cfg.lgsp_access_token) and access_token == cfg.lgsp_access_token
+            if not by_header and (client_id != cfg.client_id or client_secret != cfg.client_secret):
                 return 401, {"error": "invalid_client"}
             if not grant_type:
                 return 400, {"error": "invalid_request"}
@@ -253,13 +257,14 @@ class NationalPortal:
         return 200, {"error_code": 0, "message": OK} | ({"duplicates": duplicates} if duplicates else {})
 
     def _lookup(self, body: dict[str, Any]) -> Outcome:
-        mahoso = body.get("mahoso")
+        # OpenCPS asks by "MaHoSo" and reads the dossier from the "result" list; "mahoso" is kept for old callers.
+        mahoso = body.get("MaHoSo", body.get("mahoso"))
         if not isinstance(mahoso, str) or not mahoso:
-            raise Invalid("mahoso là bắt buộc")
+            raise Invalid("MaHoSo là bắt buộc")
         dossier = self.dossiers.get(mahoso)
         if dossier is None:
             return 200, {"error_code": 4, "message": MSG_NOT_FOUND}
-        return 200, {"error_code": 0, "message": OK, "data": copy.deepcopy(dossier)}
+        return 200, {"error_code": 0, "message": OK, "result": [copy.deepcopy(dossier)]}
 
     def snapshot(self, mahoso: str | None = None) -> Any:
         with self.lock:
@@ -346,7 +351,8 @@ def create_blueprint() -> Blueprint:
         auth = request.authorization
         client_id, secret = (auth.username, auth.password) if auth and auth.type == "basic" else (None, None)
         form = request.form.to_dict()
-        run = partial(portal.issue_token, client_id, secret, form.get("grant_type"))
+        run = partial(portal.issue_token, client_id, secret, form.get("grant_type"),
+                      request.headers.get("lgspaccesstoken"))
         return respond(LOGIN_FAULT_NAME, form, run=run, control=True)
 
     @bp.post("/lgsp/service")

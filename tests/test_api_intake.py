@@ -7,6 +7,8 @@ import json
 import pytest
 from sqlalchemy import func, select
 
+from gateway.adapters.national_portal.mapping import dossier_to_dvcqg
+from gateway.domain.dossier import DossierIn
 from gateway.store.tables import audit_log, dossiers, feed_items, jobs
 
 from .conftest import dossier_body, new_code
@@ -158,6 +160,30 @@ def test_national_portal_files_with_its_own_field_names(gw):
     assert gw.post(url, dvcqg, key="dev-national-portal-key").status_code == 200
     assert gw.post(url, {**dvcqg, "NgayNopHoSo": "2024-07-25"}, key="dev-national-portal-key").status_code == 422
     assert gw.post(url, dvcqg, key="dev-portal-key").status_code == 403
+
+
+def test_national_portal_files_a_dongbohosomc_record(gw):
+    """The record the gateway itself sends in DongBoHoSoMC is one the callback files."""
+    body = dossier_body()
+    record = dossier_to_dvcqg({**DossierIn.model_validate(body).model_dump(mode="json"), "status": 1})
+    url = "/api/v1/callbacks/national-portal/dossiers"
+    r = gw.post(url, record, key="dev-national-portal-key")
+    assert r.status_code == 201, r.get_json()
+    view = r.get_json()
+    assert (view["code"], view["source"], view["status"]) == (body["code"], "national_portal", 1)
+    assert view["applicant"]["id_number"] == "001190012345" and view["applicant"]["phone"] == "84912345678"
+    assert view["received_at"] == "2024-07-25T09:15:00+07:00" and view["delivery_method"] == "post"
+    assert view["fees"] == body["fees"] and view["attachments"][0]["url"] == body["attachments"][0]["url"]
+    assert view["level"] == "mot_phan"  # no MucDo and no catalogue entry: national_portal.default_level
+    assert gw.get(f"/api/v1/dossiers/{body['code']}").get_json()["procedure_name"] == "Đăng ký khai sinh"
+    # Refusals name the portal's field.
+    bad_id = {**record, "MaHoSo": new_code(), "DinhDanhCHS": [{"LoaiDinhDanh": "1", "SoDinhDanh": "12"}]}
+    r = gw.post(url, bad_id, key="dev-national-portal-key")
+    assert r.status_code == 422
+    assert [d["field"] for d in r.get_json()["error"]["details"]] == ["DinhDanhCHS.0.SoDinhDanh"]
+    no_id = {k: v for k, v in record.items() if k != "DinhDanhCHS"} | {"MaHoSo": new_code()}
+    r = gw.post(url, no_id, key="dev-national-portal-key")
+    assert r.status_code == 422 and [d["field"] for d in r.get_json()["error"]["details"]] == ["DinhDanhCHS"]
 
 
 def test_health_and_readiness(gw):

@@ -152,7 +152,7 @@ def test_dossier_and_progress_mapped_to_dvcqg_names():
     assert record["NgayTiepNhan"] == "20240725091500"
     assert record["NgayHenTra"] == "20240730170000"
     assert record["TrangThaiHoSo"] == "2"
-    assert record["DanhSachLePhi"] == [{"MaPhiLePhi": "LPKS", "TenPhiLePhi": "Lệ phí đăng ký khai sinh", "Gia": 8000,
+    assert record["DanhSachLePhi"] == [{"MaPhiLePhi": "LPKS", "TenPhiLePhi": "Lệ phí đăng ký khai sinh", "Gia": "8000",
                                         "HinhThucThu": "1"}]
     step = event_to_progress("X", {"status": 4, "at": "2024-07-26T08:00:00+07:00", "officer": "Lê Văn C" * 10})
     assert step["TrangThai"] == "4" and step["ThoiDiemXuLy"] == "20240726080000" and len(step["NguoiXuLy"]) == 50

@@ -9,8 +9,9 @@ import json
 from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify, request
+from pydantic import ValidationError
 
-from gateway.adapters.national_portal.mapping import DvcqgDossierIn
+from gateway.adapters.national_portal.mapping import DvcqgDossierIn, dvcqg_field
 from gateway.adapters.payment.base import Callback, CallbackVerdict, PaymentProvider
 from gateway.adapters.postal import callback_signature
 from gateway.adapters.postal.vnpost import Tracking, VNPostClient
@@ -21,7 +22,7 @@ from gateway.services import dossiers as service
 
 from .auth import require
 from .body import parse, unstorable
-from .errors import ApiError
+from .errors import ApiError, validation_details
 from .intake import filed_response
 from .openapi import documented
 
@@ -52,7 +53,13 @@ def _from_a_partner_network() -> None:
 @require("national_portal")
 @documented(body=DvcqgDossierIn, created=True)
 def national_portal_dossier():  # noqa: ANN201
-    dossier = parse(DossierIn, parse(DvcqgDossierIn).to_dossier())
+    portal = current_app.config["GATEWAY"].settings.national_portal
+    mapped = parse(DvcqgDossierIn).to_dossier(portal.procedure_levels, portal.default_level)
+    try:
+        dossier = DossierIn.model_validate(mapped)
+    except ValidationError as exc:  # name what is wrong in the portal's own field names
+        details = [{**d, "field": dvcqg_field(d["field"])} for d in validation_details(exc)]
+        raise ApiError(422, "validation_failed", "the request body is not valid", details) from None
     return filed_response(service.file_dossier(current_app.config["GATEWAY"].context, dossier,
                                                source="national_portal", actor=g.caller))
 

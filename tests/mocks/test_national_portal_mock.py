@@ -276,7 +276,7 @@ def test_lgsp_token_and_service(portal: Portal) -> None:
     token = resp.json["access_token"]
     assert portal.lgsp(token, "DongBoHoSoMC", isUpdating=False, data=[dossier()]).json["error_code"] == 0
     # Both flavours share the dossier state.
-    assert portal.call("TraCuuHoSo", mahoso="HS-001").json["data"]["ChuHoSo"] == "Nguyễn Văn A"
+    assert portal.call("TraCuuHoSo", MaHoSo="HS-001").json["result"][0]["ChuHoSo"] == "Nguyễn Văn A"
 
 
 @pytest.mark.parametrize("auth", [("gateway-lgsp", "wrong"), ("someone", "lgsp-secret"), None])
@@ -341,13 +341,21 @@ def test_create_batch_is_all_or_nothing(portal: Portal) -> None:
     assert set(portal.state()) == {"HS-002"}
 
 
-@pytest.mark.parametrize("field", ["MaHoSo", "MaTTHC", "ChuHoSo", "NgayTiepNhan"])
+@pytest.mark.parametrize("field", ["MaHoSo", "MaTTHC", "NgayTiepNhan"])
 def test_create_requires_fields(portal: Portal, field: str) -> None:
     item = dossier()
     del item[field]
     assert portal.sync(item)["error_code"] == 2
     assert portal.sync(dossier(**{field: ""}))["error_code"] == 2
     assert portal.state() == {}
+
+
+def test_create_without_applicant_name(portal: Portal) -> None:
+    # OpenCPS marks ChuHoSo "ko bb" (not required) in its DongBoHoSoMC record.
+    item = dossier()
+    del item["ChuHoSo"]
+    assert portal.sync(item)["error_code"] == 0
+    assert portal.sync(dossier("HS-002", ChuHoSo=42))["error_code"] == 2  # present, it must be text
 
 
 @pytest.mark.parametrize(
@@ -416,7 +424,7 @@ def test_update_merges_and_counts_only_real_changes(portal: Portal) -> None:
 
 def test_update_validates_fields_it_carries(portal: Portal) -> None:
     portal.sync(dossier())
-    for bad in ({"ChuHoSo": ""}, {"NgayTiepNhan": "2024"}, {"TrangThaiHoSo": 12}):
+    for bad in ({"MaTTHC": ""}, {"ChuHoSo": 7}, {"NgayTiepNhan": "2024"}, {"TrangThaiHoSo": 12}):
         assert portal.sync({"MaHoSo": "HS-001"} | bad, updating=True)["error_code"] == 2
     assert portal.sync({"ChuHoSo": "x"}, updating=True)["error_code"] == 2  # MaHoSo is always required
     assert portal.state("HS-001")["updates"] == 0
@@ -495,10 +503,11 @@ def test_progress_accepts_max_length_handler_name(portal: Portal) -> None:
 def test_lookup(portal: Portal) -> None:
     portal.sync(dossier())
     portal.progress(step())
-    resp = portal.call("TraCuuHoSo", mahoso="HS-001").json
-    assert resp["error_code"] == 0 and resp["data"]["MaHoSo"] == "HS-001"
-    assert resp["data"]["progress"][0]["TrangThai"] == 2
-    assert portal.call("TraCuuHoSo", mahoso="HS-404").json["error_code"] == 4
+    resp = portal.call("TraCuuHoSo", MaHoSo="HS-001").json
+    assert resp["error_code"] == 0 and [d["MaHoSo"] for d in resp["result"]] == ["HS-001"]
+    assert resp["result"][0]["progress"][0]["TrangThai"] == 2
+    assert portal.call("TraCuuHoSo", mahoso="HS-001").json["result"][0]["MaHoSo"] == "HS-001"  # the old name
+    assert portal.call("TraCuuHoSo", MaHoSo="HS-404").json["error_code"] == 4
     assert portal.call("TraCuuHoSo").json["error_code"] == 2
 
 

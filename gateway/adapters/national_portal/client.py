@@ -8,6 +8,8 @@ expired.
 
 from __future__ import annotations
 
+import base64
+import json
 import threading
 from enum import Enum
 from typing import Any
@@ -46,6 +48,24 @@ ERROR_CODES: dict[int, Reply] = {
     99: Reply.RETRY,     # system busy
     401: Reply.RELOGIN,  # session unknown or expired
 }
+# A provincial system reads "already exists" from the message too, whatever error_code says (its create
+# answers "0", "3" or "-3" with "... đã tồn tại"): a create so answered becomes an update.
+ALREADY_EXISTS_TEXT = "đã tồn tại"
+EXISTS_CODES = frozenset({0, 3, -3})
+# isUpdating as the reference systems send it: the strings "True"/"False" (OpenCPS DVCQGIntegrationActionTerm).
+IS_UPDATING: dict[bool, str] = {False: "False", True: "True"}
+
+
+def error_code(data: dict[str, Any]) -> int | None:
+    """The answer's error_code as a number: the portal's answers carry it as a number or a digit string."""
+    value = data.get("error_code")
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return None
 
 
 class _SessionAuth:
@@ -68,16 +88,24 @@ class _SessionAuth:
         reply = send(http, "POST", f"{s.base_url}/login", "national portal login", timeout=s.timeout_seconds,
                      json={"username": s.username, "password": s.password}, headers={"dstcode": s.unit_code})
         data = _json(reply, "national portal login")
-        if data.get("error_code") != 0 or not data.get("session"):
+        if error_code(data) != 0 or not data.get("session"):
             raise RetryableError(f"national portal login refused: {data.get('message')!r}")
         return data["session"]
 
     def expired(self, response: requests.Response, data: dict[str, Any] | None) -> bool:
-        return data is not None and ERROR_CODES.get(data.get("error_code")) is Reply.RELOGIN
+        return data is not None and ERROR_CODES.get(error_code(data)) is Reply.RELOGIN
 
     def forget(self) -> None:
         with self._lock:
             self._session = None
+
+
+def lgsp_access_token(access_key: str, secret_key: str, app_name: str, partner_code: str,
+                      partner_code_cus: str = "") -> str:
+    """The `lgspaccesstoken` header value: Base64 of the LGSP credentials as JSON, in OpenCPS's key order."""
+    fields = {"AccessKey": access_key, "SecretKey": secret_key, "AppName": app_name, "PartnerCode": partner_code,
+              "PartnerCodeCus": partner_code_cus}
+    return base64.b64encode(json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode()).decode()
 
 
 class _LgspAuth:
@@ -94,12 +122,18 @@ class _LgspAuth:
             if self._token is None:
                 self._token = self._fetch_token(http)
             http.headers["Authorization"] = f"Bearer {self._token}"
+            if self.settings.lgsp_access_token:
+                http.headers["lgspaccesstoken"] = self.settings.lgsp_access_token
         return body
 
     def _fetch_token(self, http: requests.Session) -> str:
         s = self.settings
+        # Client credentials by HTTP Basic (OAuth2), and/or the lgspaccesstoken header (as the provincial LGSPs
+        # in OpenCPS and other provinces' code take it).
+        auth = (s.lgsp_client_id, s.lgsp_client_secret) if s.lgsp_client_id else None
+        headers = {"lgspaccesstoken": s.lgsp_access_token} if s.lgsp_access_token else {}
         reply = send(http, "POST", f"{s.base_url}/lgsp/token", "LGSP token", timeout=s.timeout_seconds,
-                     data={"grant_type": "client_credentials"}, auth=(s.lgsp_client_id, s.lgsp_client_secret))
+                     data={"grant_type": "client_credentials"}, auth=auth, headers=headers)
         token = _json(reply, "LGSP token").get("access_token")
         if not token:
             raise RetryableError("LGSP token reply has no access_token")
@@ -140,9 +174,9 @@ class NationalPortalClient:
         """DongBoHoSoMC: create, or update when asked to or when the portal already has the dossier."""
         record = dossier_to_dvcqg(payload["dossier"])
         updating = bool(payload.get("updating"))
-        reply = self._call({"service": "DongBoHoSoMC", "isUpdating": updating, "data": [record]})
+        reply = self._call({"service": "DongBoHoSoMC", "isUpdating": IS_UPDATING[updating], "data": [record]})
         if reply is Reply.EXISTS and not updating:
-            self._call({"service": "DongBoHoSoMC", "isUpdating": True, "data": [record]})
+            self._call({"service": "DongBoHoSoMC", "isUpdating": IS_UPDATING[True], "data": [record]})
 
     def report_progress(self, payload: dict[str, Any]) -> None:
         """CapNhatTienDoHoSoMC: one processing step."""
@@ -158,7 +192,7 @@ class NationalPortalClient:
                 continue
 
             def send_all(group: list[dict[str, Any]], updating: bool = updating) -> None:
-                reply = self._call({"service": "DongBoHoSoMC", "isUpdating": updating,
+                reply = self._call({"service": "DongBoHoSoMC", "isUpdating": IS_UPDATING[updating],
                                     "data": [dossier_to_dvcqg(p["dossier"]) for p in group]})
                 if reply is Reply.EXISTS:  # someone in the batch exists: sort it out one by one
                     raise PermanentError("DongBoHoSoMC: a dossier of the batch already exists")
@@ -199,10 +233,13 @@ class NationalPortalClient:
                 raise RetryableError(f"{service}: credential refused right after a fresh login")
             break
         check_http(response, service)
-        if not isinstance(data, dict) or "error_code" not in data:
+        code = error_code(data) if isinstance(data, dict) else None
+        if code is None:
             raise RetryableError(f"{service}: answer without error_code: {response.text[:200]!r}")
-        code = data["error_code"]
         reply = ERROR_CODES.get(code, Reply.REJECT)
+        if (service == "DongBoHoSoMC" and code in EXISTS_CODES
+                and ALREADY_EXISTS_TEXT in str(data.get("message") or "").lower()):
+            reply = Reply.EXISTS
         message = f"{service}: error_code {code}: {data.get('message')!r}"
         if reply is Reply.RETRY:
             raise RetryableError(message)

@@ -6,22 +6,30 @@ CapNhatTienDoHoSoMC bodies. Inbound: dossiers citizens filed on the national por
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from gateway.domain.dossier import VN_TZ
 
 DVCQG_TIME = "%Y%m%d%H%M%S"
+DVCQG_TIME_RE = re.compile(r"^\d{14}$")
 
-# HinhThuc: how the result is returned [assumed codes; correct here if the portal says otherwise].
+# Sources of every table: docs/partners/national-portal.md; fixtures in tests/conformance/national_portal/.
+# HinhThuc: how the result is returned. "0" (default) and "1" (by post) as OpenCPS sends them; "2" [assumed].
 DELIVERY_TO_HINH_THUC: dict[str, str] = {"counter": "0", "post": "1", "online": "2"}
 HINH_THUC_TO_DELIVERY: dict[str, str] = {v: k for k, v in DELIVERY_TO_HINH_THUC.items()}
-# HinhThucThu: how the fees were collected [assumed codes].
+# HinhThucThu: how the fees were collected [assumed codes; "1" is what one provincial system sends for paid fees].
 FEE_COLLECTION: dict[bool, str] = {False: "1", True: "2"}  # keyed by "paid online"
-# LoaiDinhDanh: 1 = 12-digit CCCD, 2 = 9-digit CMND [assumed].
+# LoaiDinhDanh: 1 = 12-digit CCCD, 2 = 9-digit CMND (as a provincial system's DongBoHoSoMC code decides it).
 ID_KIND_BY_LENGTH: dict[int, str] = {12: "1", 9: "2"}
+# DongBoHoSoMC carries no service level: a dossier without MucDo takes its procedure's level from
+# national_portal.procedure_levels, else this one [assumed: "mot_phan" asks nothing of the applicant that
+# "toan_trinh" would (online payment, result online or by post), so it is the safe reading].
+DEFAULT_LEVEL = "mot_phan"
 
 
 def dvcqg_time(value: str | datetime | None) -> str:
@@ -51,6 +59,9 @@ def dossier_to_dvcqg(snapshot: dict[str, Any]) -> dict[str, Any]:
         "MaHoSo": snapshot["code"],
         "MaTTHC": snapshot["procedure_code"],
         "TenTTHC": snapshot["procedure_name"],
+        # The gateway keeps no field (lĩnh vực) or handling agency: sent blank, as other systems do [assumed ok].
+        "MaLinhVuc": "",
+        "TenLinhVuc": "",
         "ChuHoSo": applicant["full_name"],
         "LoaiDoiTuong": str(applicant.get("type", 1)),
         "MaDoiTuong": "",
@@ -63,14 +74,15 @@ def dossier_to_dvcqg(snapshot: dict[str, Any]) -> dict[str, Any]:
         "NgayTra": dvcqg_time(snapshot.get("returned_at")),
         "HinhThuc": DELIVERY_TO_HINH_THUC[snapshot.get("delivery_method", "counter")],
         "KenhThucHien": str(snapshot.get("channel", 2)),
+        "DonViXuLy": "",
         "DinhDanhCHS": [{"LoaiDinhDanh": ID_KIND_BY_LENGTH.get(len(id_number), "1"), "SoDinhDanh": id_number}],
         "TaiLieuNop": [
             {"TepDinhKemId": a["id"], "TenTepDinhKem": a["name"], "MaThanhPhanHoSo": a.get("component_code") or "",
              "DuongDanTaiTepTin": a.get("url") or ""}
             for a in snapshot.get("attachments", [])
         ],
-        "DanhSachLePhi": [
-            {"MaPhiLePhi": f["code"], "TenPhiLePhi": f["name"], "Gia": f["amount"],
+        "DanhSachLePhi": [  # Gia as a string, as the portal's records carry it
+            {"MaPhiLePhi": f["code"], "TenPhiLePhi": f["name"], "Gia": str(f["amount"]),
              "HinhThucThu": FEE_COLLECTION[bool(snapshot.get("fees_paid_online"))]}
             for f in snapshot.get("fees", [])
         ],
@@ -93,82 +105,181 @@ def event_to_progress(code: str, event: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+
+
+# --- Inbound: a dossier the national portal hands us, in its own DongBoHoSoMC vocabulary -------------
+
+
+def _dvcqg_time(value: str) -> str:
+    try:
+        if not DVCQG_TIME_RE.match(value):
+            raise ValueError
+        parse_dvcqg_time(value)
+    except ValueError:
+        raise ValueError("must be a date yyyyMMddHHmmss (Vietnamese local time)") from None
+    return value
+
+
+def _blank_is_none(value: Any) -> Any:
+    # The portal sends "" for a field it has no value for (our own records do the same).
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+def _whole_vnd(value: Any) -> Any:
+    # Gia travels as a string in the portal's records ("8000"); a number is taken too. Never a fraction.
+    if isinstance(value, str) and re.fullmatch(r"\s*\d{1,13}(?:\.0+)?\s*", value):
+        return int(value.strip().split(".")[0])
+    return value
+
+
+def _code(value: Any) -> Any:
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+DvcqgTime = Annotated[str, AfterValidator(_dvcqg_time)]
+OptionalDvcqgTime = Annotated[DvcqgTime | None, BeforeValidator(_blank_is_none)]
+OptionalText = Annotated[str | None, BeforeValidator(_blank_is_none)]
+CodeText = Annotated[str, BeforeValidator(_code)]
+
+
 class _Dvcqg(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True, str_strip_whitespace=True)
+
+
+class DvcqgIdentity(_Dvcqg):
+    """One entry of DinhDanhCHS: the applicant's identity document."""
+
+    LoaiDinhDanh: Annotated[CodeText | None, BeforeValidator(_blank_is_none)] = None
+    SoDinhDanh: str
 
 
 class DvcqgFee(_Dvcqg):
     MaPhiLePhi: str
     TenPhiLePhi: str
-    Gia: int = Field(strict=True)
+    Gia: Annotated[int, BeforeValidator(_whole_vnd), Field(strict=True)]
 
 
 class DvcqgAttachment(_Dvcqg):
-    TepDinhKemId: str
+    TepDinhKemId: OptionalText = None  # a provincial system sends "" when it has none: numbered by position then
     TenTepDinhKem: str
-    MaThanhPhanHoSo: str | None = None
+    MaThanhPhanHoSo: OptionalText = None
     DuongDanTaiTepTin: str
+    IsDeleted: Annotated[bool | None, BeforeValidator(_blank_is_none)] = None  # the same system lists removed ones
+
+
+def _attachment_id(attachment: DvcqgAttachment, position: int) -> str:
+    return attachment.TepDinhKemId or f"TaiLieuNop-{position + 1}"
+
+
+# Older or hand-made senders use these names; each is read only when the portal's own name is absent.
+ALTERNATIVE_NAMES: dict[str, str] = {"NgayNopHoSo": "NgayTiepNhan", "HinhThucNhanKetQua": "HinhThuc"}
 
 
 class DvcqgDossierIn(_Dvcqg):
-    """A dossier as the national portal sends it when a citizen filed there."""
+    """A dossier as the national portal sends it: the DongBoHoSoMC record, plus optional extras.
+
+    Refused only for what the gateway cannot file without: MaHoSo, MaTTHC, TenTTHC, ChuHoSo, an identity
+    in DinhDanhCHS (or SoDinhDanh) and NgayTiepNhan (or NgayNopHoSo). Everything else has a default.
+    """
 
     MaHoSo: str
     MaTTHC: str
     TenTTHC: str
-    MucDo: int | str = Field(description="3/4 or mot_phan/toan_trinh")
+    MucDo: Annotated[int | str | None, BeforeValidator(_blank_is_none)] = Field(
+        None, description="3/4 or mot_phan/toan_trinh; absent: the procedure's level (procedure_levels)")
     ChuHoSo: str
     LoaiDoiTuong: int = 1
-    SoDinhDanh: str
-    SoDienThoai: str | None = None
-    Email: str | None = None
-    TinhThanh: str | None = None
-    PhuongXa: str | None = None
-    QuanHuyen: str | None = None
-    DiaChiChiTiet: str | None = None
+    DinhDanhCHS: list[DvcqgIdentity] = Field(min_length=1, description="[{LoaiDinhDanh, SoDinhDanh}]")
+    SoDienThoai: OptionalText = None
+    Email: OptionalText = None
+    TinhThanh: OptionalText = None
+    PhuongXa: OptionalText = None
+    QuanHuyen: OptionalText = None
+    DiaChiChiTiet: OptionalText = None
     TrichYeuHoSo: str = ""
-    NgayNopHoSo: str = Field(description="yyyyMMddHHmmss, Vietnamese local time")
+    NgayTiepNhan: DvcqgTime = Field(description="yyyyMMddHHmmss, Vietnamese local time")
+    NgayNopHoSo: OptionalDvcqgTime = None
+    NgayHenTra: OptionalDvcqgTime = None
     KenhThucHien: int = 2
-    HinhThucNhanKetQua: str = "0"
+    HinhThuc: CodeText = "0"
     DanhSachLePhi: list[DvcqgFee] = []
     TaiLieuNop: list[DvcqgAttachment] = []
     DuLieuBieuMau: dict[str, Any] = {}
 
-    @field_validator("NgayNopHoSo")
+    @model_validator(mode="before")
     @classmethod
-    def _time(cls, value: str) -> str:
-        try:
-            parse_dvcqg_time(value)
-        except ValueError:
-            raise ValueError("NgayNopHoSo must be yyyyMMddHHmmss") from None
-        return value
+    def _portal_names_first(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for old, new in ALTERNATIVE_NAMES.items():
+            if _blank_is_none(data.get(new)) is None and _blank_is_none(data.get(old)) is not None:
+                data[new] = data[old]
+        if not data.get("DinhDanhCHS") and _blank_is_none(data.get("SoDinhDanh")) is not None:
+            data["DinhDanhCHS"] = [{"SoDinhDanh": data["SoDinhDanh"]}]
+        for key in ("LoaiDoiTuong", "KenhThucHien", "HinhThuc"):  # blank: take the default
+            if key in data and _blank_is_none(data[key]) is None:
+                del data[key]
+        return data
 
-    @field_validator("HinhThucNhanKetQua")
-    @classmethod
-    def _delivery(cls, value: str) -> str:
-        if value not in HINH_THUC_TO_DELIVERY:
-            raise ValueError(f"HinhThucNhanKetQua must be one of {sorted(HINH_THUC_TO_DELIVERY)}")
-        return value
+    @model_validator(mode="after")
+    def _known_delivery(self) -> DvcqgDossierIn:
+        if self.HinhThuc not in HINH_THUC_TO_DELIVERY:
+            raise ValueError(f"HinhThuc must be one of {sorted(HINH_THUC_TO_DELIVERY)}")
+        return self
 
-    def to_dossier(self) -> dict[str, Any]:
+    def to_dossier(self, procedure_levels: Mapping[str, str] | None = None,
+                   default_level: str = DEFAULT_LEVEL) -> dict[str, Any]:
         """The same dossier in the gateway's own field names, ready for DossierIn validation."""
         address = None
         if self.TinhThanh and self.PhuongXa:
             address = {"province": self.TinhThanh, "commune": self.PhuongXa, "street": self.DiaChiChiTiet,
                        "district": self.QuanHuyen}
+        level = self.MucDo if self.MucDo is not None else (procedure_levels or {}).get(self.MaTTHC, default_level)
         return {
             "code": self.MaHoSo,
             "procedure_code": self.MaTTHC,
             "procedure_name": self.TenTTHC,
-            "level": self.MucDo,
-            "applicant": {"type": self.LoaiDoiTuong, "full_name": self.ChuHoSo, "id_number": self.SoDinhDanh,
+            "level": level,
+            "applicant": {"type": self.LoaiDoiTuong, "full_name": self.ChuHoSo,
+                          "id_number": self.DinhDanhCHS[0].SoDinhDanh,
                           "phone": self.SoDienThoai, "email": self.Email, "address": address},
             "summary": self.TrichYeuHoSo,
-            "submitted_at": parse_dvcqg_time(self.NgayNopHoSo).isoformat(),
+            "submitted_at": parse_dvcqg_time(self.NgayTiepNhan).isoformat(),
             "channel": self.KenhThucHien,
-            "delivery_method": HINH_THUC_TO_DELIVERY[self.HinhThucNhanKetQua],
+            "delivery_method": HINH_THUC_TO_DELIVERY[self.HinhThuc],
             "fees": [{"code": f.MaPhiLePhi, "name": f.TenPhiLePhi, "amount": f.Gia} for f in self.DanhSachLePhi],
-            "attachments": [{"id": a.TepDinhKemId, "name": a.TenTepDinhKem, "component_code": a.MaThanhPhanHoSo,
-                             "url": a.DuongDanTaiTepTin} for a in self.TaiLieuNop],
+            "attachments": [{"id": _attachment_id(a, i), "name": a.TenTepDinhKem, "component_code": a.MaThanhPhanHoSo,
+                             "url": a.DuongDanTaiTepTin} for i, a in enumerate(self.TaiLieuNop) if not a.IsDeleted],
             "form": self.DuLieuBieuMau,
         }
+
+
+# Where each field of the gateway's dossier comes from in the portal's record, so that a refusal of the
+# mapped dossier names the field the portal sent ("*" is a list index, kept as it was).
+DOSSIER_FIELD_SOURCE: dict[str, str] = {
+    "code": "MaHoSo", "procedure_code": "MaTTHC", "procedure_name": "TenTTHC", "level": "MucDo",
+    "applicant.type": "LoaiDoiTuong", "applicant.full_name": "ChuHoSo",
+    "applicant.id_number": "DinhDanhCHS.0.SoDinhDanh", "applicant.phone": "SoDienThoai",
+    "applicant.email": "Email", "applicant.address.province": "TinhThanh", "applicant.address.commune": "PhuongXa",
+    "applicant.address.street": "DiaChiChiTiet", "applicant.address.district": "QuanHuyen",
+    "summary": "TrichYeuHoSo", "submitted_at": "NgayTiepNhan", "channel": "KenhThucHien",
+    "delivery_method": "HinhThuc", "fees": "DanhSachLePhi", "fees.*": "DanhSachLePhi.*",
+    "fees.*.code": "DanhSachLePhi.*.MaPhiLePhi", "fees.*.name": "DanhSachLePhi.*.TenPhiLePhi",
+    "fees.*.amount": "DanhSachLePhi.*.Gia", "attachments": "TaiLieuNop", "attachments.*": "TaiLieuNop.*",
+    "attachments.*.id": "TaiLieuNop.*.TepDinhKemId", "attachments.*.name": "TaiLieuNop.*.TenTepDinhKem",
+    "attachments.*.component_code": "TaiLieuNop.*.MaThanhPhanHoSo",
+    "attachments.*.url": "TaiLieuNop.*.DuongDanTaiTepTin", "form": "DuLieuBieuMau",
+}
+
+
+def dvcqg_field(field: str) -> str:
+    """A dotted field of the gateway's dossier ("fees.1.amount") as the portal named it ("DanhSachLePhi.1.Gia")."""
+    parts = field.split(".") if field else []
+    for n in range(len(parts), 0, -1):
+        indexes = [p for p in parts[:n] if p.isdigit()]
+        source = DOSSIER_FIELD_SOURCE.get(".".join("*" if p.isdigit() else p for p in parts[:n]))
+        if source is not None:
+            named = [indexes.pop(0) if p == "*" else p for p in source.split(".")]
+            return ".".join(named + parts[n:])
+    return field
