@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-from typing import TYPE_CHECKING, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
 import click
 
@@ -147,6 +147,36 @@ def dl_retry(job_id: int) -> None:
 @click.argument("job_id", type=int)
 def dl_discard(job_id: int) -> None:
     _operate("discard", job_id)
+
+
+@dead_letters_group.command("retry-all")
+@click.option("--queue", default=None, help="only this queue")
+@click.option("--kind", default=None, help="only this kind of job")
+def dl_retry_all(queue: str | None, kind: str | None) -> None:
+    """Give every dead letter (of a queue, of a kind) fresh attempts."""
+    _settle_all("retry", queue, kind)
+
+
+@dead_letters_group.command("discard-all")
+@click.option("--queue", default=None, help="only this queue")
+@click.option("--kind", default=None, help="only this kind of job")
+def dl_discard_all(queue: str | None, kind: str | None) -> None:
+    """Give up on every dead letter (of a queue, of a kind)."""
+    _settle_all("discard", queue, kind)
+
+
+def _settle_all(action: Literal["retry", "discard"], queue: str | None, kind: str | None) -> None:
+    from gateway.services import dead_letters
+
+    gateway = bootstrap()
+    try:
+        ids = [job["id"] for job in dead_letters.list_dead(gateway.context, queue=queue, kind=kind, limit=10**9)]
+        # A bar on a terminal (on stderr: stdout stays for what scripts read); only the label otherwise.
+        with click.progressbar(ids, label=f"{action} {len(ids)} dead letters", file=sys.stderr) as bar:
+            done = dead_letters.settle_each(gateway.context, action, bar, actor=_operator())
+    finally:
+        gateway.close()
+    click.echo(f"dead letters: {action} done for {done} of {len(ids)}")
 
 
 def _operate(action: str, job_id: int) -> None:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import re
 import signal
 import subprocess
+import sys
 import threading
 
 import pytest
 
-from .conftest import dossier_body, wait_for
+from .conftest import ROOT, dossier_body, wait_for
 
 JOURNEY = [2, 4, 4, 9, 10]
 
@@ -134,6 +138,32 @@ def test_a_long_partner_outage_uses_up_no_attempts(gw):
     for code in codes:
         gw.wait_jobs(code, "done", count=3, timeout=30)
         assert portal_steps(gw, code) == expected_steps([2])
+
+
+def test_dead_letters_of_a_kind_retried_from_the_cli_with_a_progress_bar(gw):
+    gw.portal.faults("error_code", 1000, code="2")  # refused for good: straight to the dead letters
+    codes = [gw.file(dossier_body())["code"] for _ in range(2)]
+    for code in codes:
+        wait_for(lambda c=code: [j for j in gw.jobs(c) if j["state"] == "dead"], 60, what="a dead letter")
+    gw.portal.clear_faults()
+    # On a terminal the bar is drawn (on stderr, so that stdout stays for scripts).
+    primary, secondary = os.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "gateway", "dead-letters", "retry-all", "--queue",
+                             "national_portal", "--kind", gw.jobs(codes[0])[0]["kind"]], cwd=ROOT,
+                            env={**os.environ, **gw.env, "COLUMNS": "100"}, stdin=secondary, stdout=secondary,
+                            stderr=secondary)
+    os.close(secondary)
+    screen = b""
+    with contextlib.suppress(OSError):  # EIO once the command has exited and closed its end
+        while chunk := os.read(primary, 4096):
+            screen += chunk
+    os.close(primary)
+    assert proc.wait(60) == 0, screen
+    text = screen.decode(errors="replace")
+    assert re.search(r"retry \d+ dead letters", text) and "#" in text and "100%" in text, text
+    assert re.search(r"retry done for (\d+) of \1", text), text
+    for code in codes:
+        gw.wait_jobs(code, "done")
 
 
 def test_worker_killed_mid_delivery(gw):

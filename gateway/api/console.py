@@ -148,13 +148,9 @@ def discard(name: str, job_id: int) -> Response:
 
 def _all_of_kind(action: str, name: str) -> Response:
     queue, kind = request.form.get("queue", ""), request.form.get("kind", "")
-    done = 0
-    for job in dead_letters.list_dead(_gateway().context, queue=queue, kind=kind, limit=10_000):
-        try:
-            getattr(dead_letters, action)(_gateway().context, job["id"], actor=f"console:{name}")
-            done += 1
-        except NotFound:  # someone else got to it first
-            pass
+    ctx = _gateway().context
+    dead = dead_letters.list_dead(ctx, queue=queue, kind=kind, limit=10_000)
+    done = dead_letters.settle_each(ctx, action, [job["id"] for job in dead], actor=f"console:{name}")
     verb = "gửi lại" if action == "retry" else "bỏ"
     flash(f"{queue} / {kind}: đã {verb} {done} thư chết.", "ok" if done else "bad")
     return redirect(url_for("console.dashboard") + "#dead-letters")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import Literal
 
 from sqlalchemy import RowMapping
 
@@ -41,3 +43,20 @@ def discard(ctx: Context, job_id: int, *, actor: str) -> RowMapping:
                      detail={"kind": job["kind"], "last_error": job["last_error"]})
     ctx.publish_after_commit([(nxt, job["queue"]) for nxt in ready])
     return job
+
+
+Action = Literal["retry", "discard"]
+
+
+def settle_each(ctx: Context, action: Action, job_ids: Iterable[int], *, actor: str) -> int:
+    """Retry or discard each of these dead letters, one transaction each (an operator's bulk action: a
+    failure half-way keeps what was done); those someone else settled meanwhile are skipped. How many."""
+    act = retry if action == "retry" else discard
+    done = 0
+    for job_id in job_ids:
+        try:
+            act(ctx, job_id, actor=actor)
+            done += 1
+        except NotFound:  # someone else got to it first
+            pass
+    return done
