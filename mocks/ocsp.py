@@ -4,7 +4,8 @@
 OCSPResponse (application/ocsp-response) signed by the issuing CA itself (RFC 6960 4.2.2.2), made by
 certomancer's SimpleOCSPResponder. Testers register each CA and what it revoked with
 `PUT /ocsp/_mock/issuers/<name>` {"cert", "key", "revoked": [{"serial": hex, "at": ISO time}]}; an issuer
-nobody registered gets `unauthorized`, as a real responder answers for a CA it does not serve. Faults as
+nobody registered gets `unauthorized`, as a real responder answers for a CA it does not serve (a reset forgets
+the registered CAs). Faults as
 usual, plus `garbage`; `error_code` answers `tryLater`.
 """
 
@@ -76,7 +77,11 @@ def create_blueprint() -> Blueprint:
                 issuers["default"] = _Issuer(SigningIdentity.of(pki.ca), revoked)
             return list(issuers.values())
 
-    add_mock_endpoints(bp, log, faults, lambda: None)  # a reset keeps the registered CAs, like the CA mock's CRLs
+    def reset() -> None:  # like the CA mock's CRLs: a reset forgets the registered CAs
+        with lock:
+            issuers.clear()
+
+    add_mock_endpoints(bp, log, faults, reset)
 
     @bp.put("/_mock/issuers/<name>")
     def register(name: str) -> Response | tuple[Response, int]:

@@ -31,17 +31,18 @@ def served() -> Iterator[tuple[str, TestPki]]:
     thread.start()
     pki = TestPki(crl_base=f"{base}/ca", ocsp_url=f"{base}/ocsp/")
     assert requests.put(f"{base}/tsa/_mock/identity", json=pki.tsa.as_json(), timeout=5).ok
-    body = {**pki.ca.as_json(), "revoked": [{"serial": format(pki.revoked.cert.serial_number, "x"),
-                                            "at": pki.revoked_at.isoformat()}]}
-    assert requests.put(f"{base}/ocsp/_mock/issuers/vnpt-ca", json=body, timeout=5).ok
     yield base, pki
     server.shutdown()
 
 
 @pytest.fixture(autouse=True)
 def clean(served: tuple[str, TestPki]) -> None:
+    base, pki = served
     for mock in ("tsa", "ocsp"):
-        requests.post(f"{served[0]}/{mock}/_mock/reset", timeout=5).raise_for_status()
+        requests.post(f"{base}/{mock}/_mock/reset", timeout=5).raise_for_status()
+    body = {**pki.ca.as_json(), "revoked": [{"serial": format(pki.revoked.cert.serial_number, "x"),
+                                            "at": pki.revoked_at.isoformat()}]}
+    assert requests.put(f"{base}/ocsp/_mock/issuers/vnpt-ca", json=body, timeout=5).ok
 
 
 def asn1(cert) -> asn1_x509.Certificate:  # noqa: ANN001
