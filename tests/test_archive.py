@@ -200,3 +200,12 @@ def test_only_one_stop_portal_and_ops_may_download_and_unknown_is_404(arch) -> N
     r = arch.get("/api/v1/dossiers/NO-SUCH/archive", key="dev-national-portal-key")
     assert r.status_code == 403 and r.get_json()["error"]["code"]
 
+
+
+def test_metrics_count_packages_by_state_and_the_time_to_seal(arch) -> None:  # noqa: ANN001
+    code = finished_dossier(arch)
+    wait_sealed(arch, code)
+    text = arch.get("/metrics", key="dev-ops-key").get_data(as_text=True)
+    sealed = next(line for line in text.splitlines() if line.startswith('gateway_archive_packages{state="sealed"}'))
+    assert float(sealed.split()[-1]) >= 1
+    assert 'gateway_archive_seconds_to_seal{quantile="0.5"}' in text
