@@ -8,6 +8,7 @@ from flask import Flask, g, request
 
 from gateway import request_context
 from gateway.api import (
+    archive,
     callbacks,
     console,
     deliveries,
@@ -56,7 +57,7 @@ def create_app(gateway: Gateway | None = None) -> Flask:
         if (token := g.pop("request_id_token", None)) is not None:
             request_context.request_id.reset(token)
     for blueprint in (intake.bp, one_stop.bp, payments.bp, deliveries.bp, notifications.bp, callbacks.bp, ops.bp,
-                      console.bp, signatures.bp, reports.bp, health.bp, metrics.bp, openapi.bp):
+                      console.bp, signatures.bp, reports.bp, archive.bp, health.bp, metrics.bp, openapi.bp):
         app.register_blueprint(blueprint)
     logging.getLogger(__name__).info("gateway API ready (database %s)", gateway.engine.url.render_as_string())
     return app

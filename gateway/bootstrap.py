@@ -4,23 +4,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 
 from sqlalchemy import Engine
 
 from gateway import signature
+from gateway.adapters import archive as archiving
 from gateway.adapters import national_portal as np
 from gateway.adapters import payment as pay
 from gateway.adapters import postal, sms_email
+from gateway.adapters.archive.storage import PackageStore
+from gateway.adapters.archive.tsa import TsaClient
 from gateway.adapters.base import BatchHandler, one_by_one
 from gateway.adapters.payment.base import PaymentProvider
 from gateway.adapters.postal.vnpost import VNPostClient
-from gateway.config import Settings, load_settings
+from gateway.config import PROJECT_ROOT, Settings, load_settings
 from gateway.domain.working_calendar import WorkingCalendar
 from gateway.jobs.broker import Broker, Publisher
 from gateway.jobs.runner import DeadHook, JobRunner
 from gateway.jobs.worker import PeriodicTask, Worker
 from gateway.services import audit_chain, sla
 from gateway.services.api_keys import KeyRing
+from gateway.services.archive import Archive
 from gateway.services.deliveries import DeliveryJobs
 from gateway.services.notifications import NotificationJobs, Notifier
 from gateway.services.payment_jobs import PaymentJobs
@@ -30,7 +35,7 @@ from gateway.services.unit_of_work import Context
 from gateway.services.webhook_push import WebhookPusher
 from gateway.store.database import make_engine
 
-QUEUES = [np.QUEUE, pay.QUEUE, sms_email.QUEUE, postal.QUEUE, signature.QUEUE]
+QUEUES = [np.QUEUE, pay.QUEUE, sms_email.QUEUE, postal.QUEUE, signature.QUEUE, archiving.QUEUE]
 
 
 @dataclass
@@ -48,6 +53,7 @@ class Gateway:
     notification_jobs: NotificationJobs = field(init=False)
     delivery_jobs: DeliveryJobs = field(init=False)
     attachment_jobs: AttachmentSignatureJobs = field(init=False)
+    archive: Archive = field(init=False)
     runner: JobRunner = field(init=False)  # also used by requests that try a job at once
 
     def __post_init__(self) -> None:
@@ -56,12 +62,13 @@ class Gateway:
         self.context = Context(self.engine, s.jobs, self.publisher.publish, s.payment,
                                notifier=Notifier(s.notifications), calendar=calendar,
                                acknowledge_within_hours=s.sla.acknowledge_within_hours, postal=s.postal,
-                               verify_attachments=s.signature.verify_attachments)
+                               verify_attachments=s.signature.verify_attachments, archive=s.archive.enabled)
         self.payment_jobs = PaymentJobs(self.context, self.payment_providers)
         self.notification_jobs = NotificationJobs(self.context, sms_email.build_sms(s.notifications),
                                                   sms_email.build_email(s.notifications))
         self.delivery_jobs = DeliveryJobs(self.context, VNPostClient(s.postal))
         self.attachment_jobs = AttachmentSignatureJobs(self.context, self.signatures)
+        self.archive = build_archive(self)
         self.keys = KeyRing(self.engine, s.auth)
         self.limiter = RedisWindow(s.auth.rate_limit_redis_url) if s.auth.rate_limit_redis_url else LocalBuckets()
         self.runner = JobRunner(self.engine, handlers(self), s.jobs, on_dead=dead_hooks(self))
@@ -86,6 +93,43 @@ def bootstrap(settings: Settings | None = None) -> Gateway:
     return Gateway(settings, engine, broker, Publisher(broker), pay.build_providers(settings.payment), signatures)
 
 
+def archive_roots(settings: Settings) -> list:
+    """The roots a package's TSA and signer certificates must chain to (asn1crypto certificates)."""
+    from asn1crypto import x509 as asn1_x509
+
+    from gateway.signature.trust_store import TrustStore
+
+    s = settings.archive
+    folder = settings.signature.trust_path if not s.trust_dir else \
+        (Path(s.trust_dir) if Path(s.trust_dir).is_absolute() else PROJECT_ROOT / s.trust_dir)
+    return [asn1_x509.Certificate.load(r.der) for r in TrustStore.load(folder).roots]
+
+
+def build_archive(gateway: Gateway) -> Archive:
+    from gateway.signature.ltv import LtvExtender, check_ltv
+    from gateway.signature.sandbox import SandboxBusy, SandboxLimits, VerificationRefused, VerifierSandbox
+
+    s, a = gateway.settings, gateway.settings.archive
+    roots = archive_roots(s)
+    # Extending a PDF parses hostile input, like verifying it: in the same kind of capped, killable process.
+    sandbox = VerifierSandbox(partial(LtvExtender, a.tsa_url, a.tsa_timeout_seconds, [r.dump() for r in roots],
+                                      a.fetch_timeout_seconds),
+                              SandboxLimits(processes=1, time_limit_seconds=max(60.0, s.signature.time_limit_seconds),
+                                            memory_limit_mb=s.signature.memory_limit_mb))
+
+    def extend(pdf: bytes) -> dict:
+        try:
+            return sandbox.verify(pdf)
+        except VerificationRefused as exc:
+            return {"pdf": None, "note": str(exc)}
+        except SandboxBusy as exc:
+            return {"pdf": None, "retry": str(exc)}
+
+    return Archive(gateway.context, a, TsaClient(a.tsa_url, a.tsa_timeout_seconds), PackageStore(a.path), roots,
+                   verify_pdf=gateway.signatures.verify, extend=extend if a.fetch_revocation else None,
+                   pdf_check=check_ltv)
+
+
 def handlers(gateway: Gateway) -> dict[str, BatchHandler]:
     portal = np.NationalPortalClient(gateway.settings.national_portal)
     jobs, delivery = gateway.payment_jobs, gateway.delivery_jobs
@@ -97,6 +141,7 @@ def handlers(gateway: Gateway) -> dict[str, BatchHandler]:
             sms_email.SEND: gateway.notification_jobs.send,
             postal.BOOK: delivery.book, postal.TRACK: delivery.track, postal.RETURNED: delivery.returned,
             signature.VERIFY_ATTACHMENT: gateway.attachment_jobs.verify_one,
+            archiving.BUILD: gateway.archive.build_one,
         }.items()},
     }
 
@@ -116,6 +161,9 @@ def build_worker(gateway: Gateway) -> Worker:
         PeriodicTask("audit sealing", s.audit.seal_interval_seconds,
                      partial(audit_chain.seal_all, gateway.engine, s.audit.key)),
     ]
+    if s.archive.enabled:
+        periodic.append(PeriodicTask("archive retries", s.archive.scan_interval_seconds,
+                                     gateway.archive.schedule_unsealed))
     if s.webhooks.url:
         pusher = WebhookPusher(gateway.engine, s.webhooks, s.jobs)
         periodic.append(PeriodicTask("webhook push", s.webhooks.push_interval_seconds, pusher.push))

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal, get_args
 
 import click
@@ -265,6 +266,27 @@ def audit_verify(seal: bool) -> None:
         gateway.close()
     click.echo(json.dumps(report, ensure_ascii=False, indent=2))
     if not report["ok"]:
+        sys.exit(1)
+
+
+@main.group("archive")
+def archive_group() -> None:
+    """The electronic archive's packages (docs/archive.md)."""
+
+
+@archive_group.command("verify")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--trust", "trust_dir", type=click.Path(path_type=Path), default=None,
+              help="folder of trusted roots (public/, government/); default: archive.trust_dir or signature.trust_dir")
+@click.option("--json", "as_json", is_flag=True, help="the report as JSON")
+def archive_verify(path: Path, trust_dir: Path | None, as_json: bool) -> None:
+    """Check a package offline (the zip, or the bag unpacked): every file, the timestamps, the PDFs' LTV
+    signatures. Prints a verdict per item; exit 1 when any item fails. Needs no database and no network."""
+    from gateway.services.archive_offline import verify_path
+
+    report = verify_path(path, trust_dir)
+    click.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2) if as_json else report.text())
+    if not report.ok:
         sys.exit(1)
 
 

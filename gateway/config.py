@@ -255,6 +255,41 @@ class AuditSettings(BaseModel):
         return self.chain_key.encode()
 
 
+class RetentionRule(BaseModel):
+    procedure_code: str = Field(min_length=1, max_length=64)
+    years: int = Field(ge=0)  # 0: kept permanently (vĩnh viễn)
+
+
+class ArchiveSettings(BaseModel):
+    """The electronic archive (docs/archive.md): a sealed BagIt package per finished dossier."""
+
+    enabled: bool = True
+    folder: str = "var/archive"  # written once per package; production: a mounted store that is backed up
+    tsa_url: str = "http://127.0.0.1:8001/tsa/"  # the province's RFC 3161 time-stamping authority
+    tsa_timeout_seconds: float = Field(10.0, gt=0)
+    trust_dir: str = ""  # roots for TSA and signer certificates when verifying; empty: signature.trust_dir
+    fetch_revocation: bool = True  # ask the OCSP responders and CRLs the certificates name, to embed their answers
+    fetch_timeout_seconds: float = Field(5.0, gt=0)
+    agency: str = "UBND tỉnh"  # the fonds (phông lưu trữ) the packages belong to
+    agency_code: str = "000.00.00.H56"  # its code in the national list of agency codes
+    retention_default_years: int = Field(10, ge=0)  # [assumed] when no rule names the procedure; 0: permanent
+    retention: list[RetentionRule] = []
+    renew_before_days: float = Field(180, ge=0)  # a new archive timestamp this long before the TSA certificate ends
+    weak_digests: list[str] = ["md5", "sha1"]  # a timestamp made with one of these is renewed at once
+    minimise_after_days: float = Field(30, ge=0)  # then the database drops attachment and result bodies
+    scan_interval_seconds: float = Field(30.0, gt=0)  # how often the worker looks for renewals and minimisation
+    audit_anchor_minutes: float = Field(5.0, gt=0)  # how often the audit chain's head is timestamped
+
+    @property
+    def path(self) -> Path:
+        path = Path(self.folder)
+        return path if path.is_absolute() else PROJECT_ROOT / path
+
+    def retention_years(self, procedure_code: str) -> int:
+        rule = next((r for r in self.retention if r.procedure_code == procedure_code), None)
+        return rule.years if rule else self.retention_default_years
+
+
 class ApiKey(BaseModel):
     name: str
     key: str | None = None  # plaintext: development only
@@ -296,6 +331,7 @@ class Settings(BaseSettings):
     sla: SlaSettings = SlaSettings()
     signature: SignatureSettings = SignatureSettings()
     audit: AuditSettings = AuditSettings()
+    archive: ArchiveSettings = ArchiveSettings()
     log: LogSettings = LogSettings()
     webhooks: WebhookSettings = WebhookSettings()
     auth: AuthSettings = AuthSettings()

@@ -16,6 +16,8 @@ from flask import Blueprint, Response, jsonify, make_response, request
 FAULT_MODES = ("http_500", "timeout", "error_code", "drop", "delay")
 # Faults on the callbacks a mock sends (payment): only taken by `take(..., modes=CALLBACK_MODES)`.
 CALLBACK_MODES = ("no_callback", "callback_twice", "bad_checksum", "changed_amount")
+# Faults of binary protocols (the TSA, OCSP): a 200 whose body is no valid reply. Taken with `modes=` only.
+PROTOCOL_MODES = ("garbage",)
 # Default sleep per mode: a timeout must outlast any sane client timeout; a delay
 # only needs to be long enough for a test to kill the client mid-call.
 DEFAULT_SECONDS = {"timeout": 30.0, "delay": 5.0}
@@ -81,8 +83,8 @@ class FaultInjector:
 
     def arm(self, mode: str, count: int, seconds: float | None = None, services: list[str] | None = None,
             code: str | None = None) -> Fault:
-        if mode not in FAULT_MODES + CALLBACK_MODES:
-            raise ValueError(f"mode must be one of {', '.join(FAULT_MODES + CALLBACK_MODES)}")
+        if mode not in FAULT_MODES + CALLBACK_MODES + PROTOCOL_MODES:
+            raise ValueError(f"mode must be one of {', '.join(FAULT_MODES + CALLBACK_MODES + PROTOCOL_MODES)}")
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise ValueError("count must be a positive integer")
         if seconds is not None and (

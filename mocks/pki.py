@@ -18,7 +18,7 @@ from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.sign import fields, signers
 from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
@@ -44,6 +44,16 @@ class Identity:
     def pem(self) -> bytes:
         return self.cert.public_bytes(serialization.Encoding.PEM)
 
+    @property
+    def key_pem(self) -> bytes:
+        return self.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption())
+
+    def as_json(self) -> dict[str, object]:
+        """The identity as the TSA and OCSP mocks take it over `_mock/` (PEM texts)."""
+        return {"cert": self.pem.decode(), "key": self.key_pem.decode(),
+                "chain": [c.public_bytes(serialization.Encoding.PEM).decode() for c in self.chain]}
+
     def signer(self) -> signers.SimpleSigner:
         def asn1(cert: x509.Certificate) -> asn1_x509.Certificate:
             return asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
@@ -66,7 +76,7 @@ def _name(common: str, org: str) -> x509.Name:
 
 def _issue(subject: x509.Name, key: rsa.RSAPrivateKey, issuer: Identity | None, *, ca: bool,
            not_before: datetime, not_after: datetime, crl_url: str | None = None,
-           usage: str = "sign") -> Identity:
+           usage: str = "sign", ocsp_url: str | None = None) -> Identity:
     signing_key = issuer.key if issuer else key
     builder = (x509.CertificateBuilder().subject_name(subject)
                .issuer_name(issuer.cert.subject if issuer else subject)
@@ -93,17 +103,21 @@ def _issue(subject: x509.Name, key: rsa.RSAPrivateKey, issuer: Identity | None, 
         builder = builder.add_extension(x509.CRLDistributionPoints([x509.DistributionPoint(
             full_name=[x509.UniformResourceIdentifier(crl_url)], relative_name=None, reasons=None,
             crl_issuer=None)]), critical=False)
+    if ocsp_url:  # where pyHanko asks whether the certificate is revoked (RFC 5280 4.2.2.1)
+        builder = builder.add_extension(x509.AuthorityInformationAccess([x509.AccessDescription(
+            AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(ocsp_url))]), critical=False)
     cert = builder.sign(signing_key, hashes.SHA256())
     chain = [issuer.cert, *issuer.chain] if issuer else []
     return Identity(cert, key, chain)
 
 
 class TestPki:
-    """Roots, CAs and signers; `crl_base` (a URL) puts CRL distribution points in the signers' certificates."""
+    """Roots, CAs and signers; `crl_base` (a URL) puts CRL distribution points in the signers' certificates,
+    `ocsp_url` an OCSP responder (the OCSP mock) in those the VNPT CA issues, the TSA's included."""
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, crl_base: str = "http://crl.test.invalid") -> None:
+    def __init__(self, crl_base: str = "http://crl.test.invalid", ocsp_url: str | None = None) -> None:
         year = timedelta(days=365)
         past, later = NOW - 2 * year, NOW + 5 * year
         # pyHanko applies a CRL only to certificates naming its distribution point, as real ones all do.
@@ -117,17 +131,18 @@ class TestPki:
                                ca=True, not_before=past, not_after=later + year)
         self.gov_ca = _issue(_name("Test Cục Chứng thực số và Bảo mật thông tin", "Ban Cơ yếu Chính phủ"), _key(),
                              self.gov_root, ca=True, not_before=past, not_after=later)
-        signer_kw = {"not_before": NOW - year, "not_after": later, "crl_url": self.crl_url}
+        signer_kw = {"not_before": NOW - year, "not_after": later, "crl_url": self.crl_url, "ocsp_url": ocsp_url}
         self.signer = _issue(_name("Nguyễn Văn An", "UBND xã Tân Lập"), _key(), self.ca, ca=False, **signer_kw)
         self.official = _issue(_name("Trần Thị Bình", "Sở Tư pháp tỉnh Phú Thọ"), _key(), self.gov_ca, ca=False,
                                not_before=NOW - year, not_after=later)
         self.digital_only = _issue(_name("Lê Văn Cường", "UBND xã Tân Lập"), _key(), self.ca, ca=False,
                                    usage="digital_only", **signer_kw)
         self.expired = _issue(_name("Phạm Văn Dũng", "UBND xã Tân Lập"), _key(), self.ca, ca=False,
-                              not_before=NOW - 2 * year, not_after=NOW - year, crl_url=self.crl_url)
+                              not_before=NOW - 2 * year, not_after=NOW - year, crl_url=self.crl_url,
+                              ocsp_url=ocsp_url)
         self.revoked = _issue(_name("Hoàng Thị Em", "UBND xã Tân Lập"), _key(), self.ca, ca=False, **signer_kw)
         self.tsa = _issue(_name("Test VNPT Time Stamping Authority", "VNPT Group"), _key(), self.ca, ca=False,
-                          not_before=past, not_after=later, usage="tsa")
+                          not_before=past, not_after=later, usage="tsa", crl_url=self.crl_url, ocsp_url=ocsp_url)
         stranger_root = _issue(_name("Unknown Root CA", "Nobody"), _key(), None, ca=True, not_before=past,
                                not_after=later)
         self.stranger = _issue(_name("Nguyễn Văn Lạ", "Nobody"), _key(), stranger_root, ca=False,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
-from mocks import ca, email, national_portal, one_stop, payment, postal, sms
+from mocks import ca, email, national_portal, ocsp, one_stop, payment, postal, sms, tsa
 
 # Every HTTP mock under its prefix. The SMTP server itself is started by `python -m mocks` (see __main__).
 MOCKS = (
@@ -15,6 +15,8 @@ MOCKS = (
     ("/postal", postal.create_blueprint),
     ("/email", email.create_blueprint),
     ("/ca", ca.create_blueprint),
+    ("/tsa", tsa.create_blueprint),  # RFC 3161 time stamps (the archive's seal)
+    ("/ocsp", ocsp.create_blueprint),  # RFC 6960 revocation answers (the archive's long-term validation)
     ("/one-stop", one_stop.create_blueprint),
 )
 

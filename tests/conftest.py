@@ -251,8 +251,13 @@ class Stack:
         self.one_stop = MockEndpoints(f"{self.mocks.url}/one-stop")
         from mocks.pki import TestPki
 
-        self.pki = TestPki(crl_base=self.ca.base)  # signers' CRLs are published at the CA mock
+        self.tsa = MockEndpoints(f"{self.mocks.url}/tsa")
+        self.ocsp = MockEndpoints(f"{self.mocks.url}/ocsp")
+        # Signers' CRLs are published at the CA mock; the OCSP mock answers for the CA once a test registers it.
+        self.pki = TestPki(crl_base=self.ca.base, ocsp_url=f"{self.ocsp.base}/")
         self.pki.write_trust_dir(tmp / "trust")
+        requests.put(f"{self.tsa.base}/_mock/identity", json=self.pki.tsa.as_json(), timeout=10).raise_for_status()
+        self.archive_folder = tmp / "archive"
         self.env = {
             **self.FAST_JOBS, **broker_env,
             "GATEWAY_DATABASE__URL": db_url,
@@ -265,6 +270,11 @@ class Stack:
             "GATEWAY_NOTIFICATIONS__EMAIL__PORT": str(self.mocks.smtp_port),  # type: ignore[attr-defined]
             "GATEWAY_POSTAL__BASE_URL": self.post_office.base,
             "GATEWAY_SIGNATURE__TRUST_DIR": str(tmp / "trust"),
+            "GATEWAY_ARCHIVE__FOLDER": str(tmp / "archive"),
+            "GATEWAY_ARCHIVE__TSA_URL": f"{self.tsa.base}/",
+            "GATEWAY_ARCHIVE__TSA_TIMEOUT_SECONDS": "3",
+            "GATEWAY_ARCHIVE__FETCH_TIMEOUT_SECONDS": "2",
+            "GATEWAY_ARCHIVE__SCAN_INTERVAL_SECONDS": "0.5",
             "GATEWAY_WEBHOOKS__URL": f"{self.mocks.url}/one-stop/webhooks",
             "GATEWAY_WEBHOOKS__PUSH_INTERVAL_SECONDS": "0.2",
             # The partners (the mocks) call back from this machine only, as configured in production.
@@ -403,7 +413,7 @@ def _rabbit_cleanup(prefix: str) -> None:
     try:
         with Connection(AMQP_URL, connect_timeout=3) as conn:
             channel = conn.channel()
-            for queue in ("national_portal", "payment", "notifications", "postal", "signatures"):
+            for queue in ("national_portal", "payment", "notifications", "postal", "signatures", "archive"):
                 channel.queue_delete(f"{prefix}.{queue}")
             channel.exchange_delete(prefix)
     except Exception:  # noqa: BLE001 - best effort: a leftover test queue harms nothing

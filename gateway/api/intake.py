@@ -39,7 +39,10 @@ def file_dossier():  # noqa: ANN201
 @require("one_stop", "portal", "ops")
 def get_dossier(code: str):  # noqa: ANN201
     dossier, history, verdicts = service.get_with_history(ctx(), code)
-    return jsonify(views.dossier(dossier, history, verdicts))
+    view = views.dossier(dossier, history, verdicts)
+    if (package := service.archive_state(ctx(), dossier["id"])) is not None:
+        view["archive"] = views.archive_package(package)
+    return jsonify(view)
 
 
 @bp.get("/lookup")

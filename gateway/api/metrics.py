@@ -22,7 +22,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine
 
-from gateway.store import dossiers, outbox, tallies
+from gateway.store import archive, dossiers, outbox, tallies
 from gateway.store.tables import deliveries, notifications, payments
 
 from .auth import require
@@ -55,6 +55,8 @@ class StoreCollector(Collector):
             jobs = outbox.counts(conn)
             tallied = [(name, text, columns, tallies.count_by(conn, table, *columns))
                        for name, text, table, columns in BY_STATE]
+            packages = archive.counts(conn)
+            to_seal = sorted(archive.sealed_seconds(conn))
         yield _gauge("gateway_sla_breaches", "New dossiers past their 8-working-hour acknowledgment deadline",
                      [], [([], breaches)])
         yield _gauge("gateway_jobs", "Jobs by queue and state", ["queue", "state"],
@@ -68,6 +70,11 @@ class StoreCollector(Collector):
                      [([q], n) for q, n in sorted(depth.items())])
         yield _gauge("gateway_dead_letters", "Dead letters waiting for an operator, by queue", ["queue"],
                      [([q], n) for q, n in sorted(dead.items())])
+        yield _gauge("gateway_archive_packages", "Archive packages by state (pending, sealed, failed = waiting)",
+                     ["state"], [([state], n) for state, n in sorted(packages.items())])
+        # Median and worst of the newest 1000 sealed packages: final status to sealed, in seconds.
+        yield _gauge("gateway_archive_seconds_to_seal", "Seconds from final status to sealed (newest 1000)",
+                     ["quantile"], [(["0.5"], to_seal[len(to_seal) // 2]), (["1"], to_seal[-1])] if to_seal else [])
         for name, text, columns, rows in tallied:
             yield _gauge(name, text, list(columns), [([str(r[c]) for c in columns], r["count"]) for r in rows])
 

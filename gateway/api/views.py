@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from gateway.domain.archive import STATE_LABELS_VI as ARCHIVE_LABELS_VI
 from gateway.domain.codes import LEVEL_NUMBER, STATUS_LABELS_VI, Status
 from gateway.domain.delivery import STATE_LABELS_VI as DELIVERY_LABELS_VI
 from gateway.domain.delivery import DeliveryState
@@ -135,3 +136,14 @@ def sla_breach(row: Any, now: datetime) -> dict[str, Any]:
     return {"code": row["code"], "procedure_name": row["procedure_name"], "applicant_name": row["applicant_name"],
             "received_at": vn_time(row["received_at"]), "acknowledge_by": vn_time(row["ack_due_at"]),
             "overdue_minutes": int((now - row["ack_due_at"]).total_seconds() // 60)}
+
+
+def archive_package(row: Any) -> dict[str, Any]:
+    sealed = row["state"] == "sealed"
+    return {"state": row["state"], "state_label": ARCHIVE_LABELS_VI[row["state"]], "version": row["version"],
+            "sealed_at": vn_time(row["sealed_at"]), "verified_at": vn_time(row["verified_at"]),
+            "timestamp_at": vn_time(row["timestamp_at"]), "renew_by": vn_time(row["tsa_not_after"]),
+            "retention_years": row["retention_years"], "retain_until": vn_time(row["retain_until"]),
+            "minimised_at": vn_time(row["minimised_at"]), "flag": row["flag"], "sha256": row["sha256"],
+            "size": row["size"], "attempts": row["attempts"], "last_error": row["last_error"],
+            "url": f"/api/v1/dossiers/{row['dossier_code']}/archive" if sealed else None}

@@ -14,7 +14,7 @@ from gateway.domain.codes import Status
 from gateway.domain.dossier import DossierIn
 from gateway.domain.notifications import STATUS_TEMPLATES
 from gateway.signature import QUEUE as SIGNATURE_QUEUE
-from gateway.store import attachment_signatures, audit, dossiers, feed, outbox
+from gateway.store import archive, attachment_signatures, audit, dossiers, feed, outbox
 
 from . import notifications
 from .errors import Conflict, NotFound
@@ -87,3 +87,9 @@ def get_with_history(ctx: Context, code: str) -> tuple[RowMapping, list[RowMappi
         if dossier is None:
             raise NotFound(f"no dossier {code}")
         return dossier, dossiers.history(conn, dossier["id"]), attachment_signatures.of_dossier(conn, dossier["id"])
+
+
+def archive_state(ctx: Context, dossier_id: int) -> RowMapping | None:
+    """The dossier's archive package row, if it reached a final status."""
+    with ctx.engine.connect() as conn:
+        return archive.of_dossiers(conn, [dossier_id]).get(dossier_id)

@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from gateway.adapters import archive as archiving
 from gateway.adapters import national_portal as np
 from gateway.domain.codes import Status
 from gateway.domain.dossier import EventIn
 from gateway.domain.notifications import STATUS_TEMPLATES
-from gateway.domain.status_machine import CHANGES_DOSSIER_RECORD, IllegalTransition, next_status
-from gateway.store import audit, dossiers, outbox
+from gateway.domain.status_machine import CHANGES_DOSSIER_RECORD, IllegalTransition, is_final, next_status
+from gateway.store import archive, audit, dossiers, outbox
 
 from . import notifications, payments
 from .errors import Conflict, NotFound, ServiceError
@@ -48,6 +49,7 @@ def record_events(ctx: Context, items: list[tuple[str, EventIn]], *, actor: str)
     new_jobs: list[tuple[outbox.NewJob, bool]] = []  # with: does it head its dossier's queue?
     audits: list[dict[str, Any]] = []
     told: list[tuple[int, str]] = []
+    finished: list[dict[str, Any]] = []  # dossiers reaching a final status: their archive packages are due
     telling = Outgoing()  # stored together at the end: one insert for the whole batch
     with ctx.engine.begin() as conn:
         locked = {r["code"]: dict(r) for r in dossiers.lock_many(conn, sorted({code for code, _ in items}))}
@@ -102,6 +104,10 @@ def record_events(ctx: Context, items: list[tuple[str, EventIn]], *, actor: str)
             for job in jobs:
                 new_jobs.append((job, code not in busy))
                 busy.add(code)  # whatever follows in this batch waits behind it
+            if ctx.archive and is_final(status):  # a final status has no successor: one package a dossier
+                finished.append({"dossier_id": dossier["id"], "dossier_code": code, "final_status": int(status),
+                                 "final_at": now})  # when the gateway learned it: the clock of the seal
+                new_jobs.append((outbox.NewJob(archiving.QUEUE, archiving.BUILD, code, {"code": code}), True))
             audits.append({"actor": actor, "action": "dossier.step", "subject": code, "at": now,
                            "detail": {"seq": seq, "from": dossier["status"], "to": int(status)}})
             dossier.update(status=int(status), last_seq=seq, due_at=event.due_at or dossier["due_at"])
@@ -114,6 +120,7 @@ def record_events(ctx: Context, items: list[tuple[str, EventIn]], *, actor: str)
             dossiers.save_progress(conn, [locked[c] for c in changed], now=now)
             ids = outbox.enqueue_many(conn, new_jobs, now=now, max_attempts=ctx.jobs.max_attempts)
             audit.record_many(conn, audits)
+            archive.add_pending(conn, finished, now=now)
             if ctx.notifier is not None and telling.rows:
                 told = ctx.notifier.store(conn, telling, max_attempts=ctx.jobs.max_attempts, now=now)
             ready = [(job_id, job.queue) for job_id, (job, heads) in zip(ids, new_jobs, strict=True) if heads]

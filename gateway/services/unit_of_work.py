@@ -28,6 +28,7 @@ class Context:
     acknowledge_within_hours: float = 8.0
     postal: PostalSettings = field(default_factory=PostalSettings)
     verify_attachments: bool = False  # queue a signature check of each PDF attachment of a filed dossier
+    archive: bool = False  # seal an archive package of each dossier that reaches a final status
 
     # A message only wakes a worker, which then drains every ready job of its queue; a few per queue
     # are enough to get several workers going, and far cheaper than one confirmed publish per job.

@@ -331,3 +331,46 @@ webhook_cursor = Table(
     Column("last_error", Text),
     Column("updated_at", UtcDateTime(), nullable=False),
 )
+
+archive_packages = Table(
+    "archive_packages",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("dossier_id", Id, ForeignKey("dossiers.id"), nullable=False, unique=True),  # one package a dossier
+    Column("dossier_code", String(64), nullable=False, unique=True),
+    Column("state", String(16), nullable=False),  # pending, sealed, failed (waiting to retry; see domain/archive.py)
+    Column("final_status", Integer, nullable=False),
+    Column("final_at", UtcDateTime(), nullable=False),  # when the dossier reached its final status
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("version", Integer, nullable=False, default=0),  # the newest package file; renewal adds one
+    Column("path", String(500)),  # inside archive.folder
+    Column("sha256", String(64)),  # of the newest package file
+    Column("size", BigInteger),
+    Column("dossier_bytes", BigInteger),  # what the dossier itself holds: the figure the package size compares to
+    Column("retention_years", Integer),  # 0: permanent
+    Column("retain_until", UtcDateTime()),
+    Column("timestamp_at", UtcDateTime()),  # the newest archive timestamp's time
+    Column("tsa_not_after", UtcDateTime()),  # when its TSA certificate ends: renew before
+    Column("timestamp_digest", String(16)),
+    Column("timestamps", Integer, nullable=False, default=0),  # tokens in the chain
+    Column("sealed_at", UtcDateTime()),
+    Column("verified_at", UtcDateTime()),  # checked after writing: only then may the database forget bodies
+    Column("minimised_at", UtcDateTime()),  # attachment and result bodies dropped from the database
+    Column("flag", String(300)),  # why an operator should look (the TSA or OCSP is down, a PDF not extended)
+    Column("last_error", Text),
+    Column("notes", JSON),  # what sealing could not do for some files (a broken PDF), as the package says
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Index("ix_archive_packages_state", "state"),
+)
+
+audit_anchors = Table(
+    "audit_anchors",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("seq", BigInteger, nullable=False),  # the chain's head when anchored
+    Column("hash", String(64), nullable=False),
+    Column("token", LargeBinary, nullable=False),  # RFC 3161 token over the head (domain/archive.py anchor_imprint)
+    Column("timestamp_at", UtcDateTime(), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+)

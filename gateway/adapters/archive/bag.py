@@ -1,0 +1,131 @@
+"""BagIt bags (RFC 8493) with the Library of Congress's `bagit` library, and their zip form.
+
+`bagit.make_bag` changes the process's working directory while it runs, which a threaded worker must never
+see (a relative SQLite path opened meanwhile would land elsewhere), so bags are made in a helper process.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import multiprocessing
+import os
+import threading
+import zipfile
+from pathlib import Path
+
+import bagit
+
+from gateway.domain.archive import DIGEST
+
+logging.getLogger("bagit").setLevel(logging.ERROR)  # its per-file warnings repeat what check_bag reports
+
+TAGMANIFEST = f"tagmanifest-{DIGEST}.txt"
+MAX_MEMBERS = 10_000
+MAX_UNPACKED_BYTES = 4 * 1024**3  # a zip that would unpack past this is refused (a zip bomb is not a package)
+
+
+class UnreadablePackage(Exception):
+    """The file is no package we can open: a truncated or broken zip, a hostile member name, too big."""
+
+
+def _make(folder: str, info: dict[str, str]) -> None:
+    bagit.make_bag(folder, bag_info=info, checksums=[DIGEST])
+
+
+_pool: concurrent.futures.ProcessPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def make_bag(folder: Path, files: dict[str, bytes], info: dict[str, str]) -> bytes:
+    """Write `files` (paths inside the payload, without data/) into the empty `folder` and make it a bag
+    (make_bag moves them under data/); the tag manifest's bytes."""
+    global _pool
+    for name, data in files.items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    with _pool_lock:
+        if _pool is None:
+            _pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        pool = _pool
+    try:
+        pool.submit(_make, str(folder), info).result(timeout=600)
+    except concurrent.futures.process.BrokenProcessPool:
+        with _pool_lock:
+            _pool = None  # the helper died (killed from outside): the next build starts a new one
+        raise
+    return (folder / TAGMANIFEST).read_bytes()
+
+
+def add_tag_file(folder: Path, name: str, data: bytes) -> None:
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+def zip_bag(folder: Path) -> bytes:
+    """The bag as one zip, members in name order with fixed times, so the same bag gives the same bytes."""
+    import io
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            member = zipfile.ZipInfo(path.relative_to(folder).as_posix(), date_time=(2000, 1, 1, 0, 0, 0))
+            member.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(member, path.read_bytes())
+    return out.getvalue()
+
+
+def unzip_to(data_or_path: Path, folder: Path) -> Path:
+    """Unpack a package zip into `folder` safely; UnreadablePackage when it is not a whole, sane zip."""
+    try:
+        with zipfile.ZipFile(data_or_path) as zf:
+            members = zf.infolist()
+            if len(members) > MAX_MEMBERS or sum(m.file_size for m in members) > MAX_UNPACKED_BYTES:
+                raise UnreadablePackage("the zip holds more than a package can")
+            for m in members:
+                name = m.filename
+                if name.startswith(("/", "\\")) or ".." in Path(name).parts or ":" in name:
+                    raise UnreadablePackage(f"the zip member {name!r} points outside the package")
+            bad = zf.testzip()
+            if bad is not None:
+                raise UnreadablePackage(f"the zip member {bad} is damaged (its CRC does not match)")
+            zf.extractall(folder)
+    except UnreadablePackage:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
+        raise UnreadablePackage(f"not a readable zip: {type(exc).__name__}: {exc}") from None
+    return folder
+
+
+def open_bag(folder: Path) -> bagit.Bag:
+    try:
+        return bagit.Bag(os.fspath(folder))
+    except (bagit.BagError, OSError, UnicodeDecodeError, ValueError) as exc:
+        raise UnreadablePackage(f"not a BagIt bag: {exc}") from None
+
+
+def check_bag(bag: bagit.Bag) -> list[tuple[str, str]]:
+    """(path, problem) for each file that fails the manifests; [] when the bag is valid. The Payload-Oxum
+    (file count and bytes) is left out: it fails first and would hide which file is wrong; the manifest
+    comparison names every missing, added and changed file instead."""
+    bag.info.pop("Payload-Oxum", None)
+    try:
+        bag.validate()
+        return []
+    except bagit.BagValidationError as exc:
+        details = [(str(d.path), _problem(d)) for d in exc.details or []]
+        return details or [("bag", str(exc.message))]
+    except (bagit.BagError, OSError, UnicodeDecodeError, ValueError) as exc:
+        return [("bag", f"{type(exc).__name__}: {exc}")]
+
+
+def _problem(detail: bagit.ManifestErrorDetail) -> str:
+    if isinstance(detail, bagit.ChecksumMismatch):
+        return f"changed: its {detail.algorithm} is {detail.found}, the manifest says {detail.expected}"
+    if isinstance(detail, bagit.FileMissing):
+        return "missing: named in the manifest but not in the package"
+    if isinstance(detail, bagit.UnexpectedFile):
+        return "unexpected: in the package but in no manifest (added or renamed)"
+    return str(detail)

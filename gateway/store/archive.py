@@ -1,0 +1,88 @@
+"""Archive packages' state, audit anchors, and what a dossier's package is made of."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, RowMapping, func, insert, select, update
+
+from gateway.domain.archive import FAILING, PENDING, SEALED
+
+from .tables import archive_packages, audit_anchors, audit_log
+
+
+def add_pending(conn: Connection, rows: list[dict[str, Any]], *, now: datetime) -> None:
+    """A package row for each dossier that just reached a final status (a final status has no successor,
+    so each dossier gets here once)."""
+    if rows:
+        conn.execute(insert(archive_packages), [{
+            "state": PENDING, "attempts": 0, "version": 0, "timestamps": 0, "created_at": now, "updated_at": now,
+            **row} for row in rows])
+
+
+def get(conn: Connection, code: str) -> RowMapping | None:
+    return conn.execute(select(archive_packages).where(archive_packages.c.dossier_code == code)).mappings().first()
+
+
+def of_dossiers(conn: Connection, dossier_ids: list[int]) -> dict[int, RowMapping]:
+    rows = conn.execute(select(archive_packages).where(archive_packages.c.dossier_id.in_(dossier_ids))).mappings()
+    return {r["dossier_id"]: r for r in rows}
+
+
+def change(conn: Connection, code: str, *, now: datetime, **values: Any) -> None:
+    conn.execute(update(archive_packages).where(archive_packages.c.dossier_code == code)
+                 .values(updated_at=now, **values))
+
+
+def listing(conn: Connection, state: str | None = None, limit: int = 200) -> list[RowMapping]:
+    query = select(archive_packages).order_by(archive_packages.c.updated_at.desc()).limit(limit)
+    if state:
+        query = query.where(archive_packages.c.state == state)
+    return list(conn.execute(query).mappings())
+
+
+def counts(conn: Connection) -> dict[str, int]:
+    rows = conn.execute(select(archive_packages.c.state, func.count()).group_by(archive_packages.c.state))
+    return {PENDING: 0, SEALED: 0, FAILING: 0, **{state: n for state, n in rows}}
+
+
+def sealed_seconds(conn: Connection, limit: int = 1000) -> list[float]:
+    """Seconds from final status to sealed, of the newest sealed packages."""
+    rows = conn.execute(select(archive_packages.c.final_at, archive_packages.c.sealed_at)
+                        .where(archive_packages.c.state == SEALED).order_by(archive_packages.c.sealed_at.desc())
+                        .limit(limit))
+    return [(sealed - final).total_seconds() for final, sealed in rows]
+
+
+def due_for_renewal(conn: Connection, *, before: datetime, weak: list[str], limit: int = 100) -> list[RowMapping]:
+    return list(conn.execute(select(archive_packages).where(
+        archive_packages.c.state == SEALED,
+        (archive_packages.c.tsa_not_after <= before) | archive_packages.c.timestamp_digest.in_(weak))
+        .limit(limit)).mappings())
+
+
+def due_for_minimising(conn: Connection, *, sealed_before: datetime, limit: int = 100) -> list[RowMapping]:
+    return list(conn.execute(select(archive_packages).where(
+        archive_packages.c.state == SEALED, archive_packages.c.verified_at.is_not(None),
+        archive_packages.c.minimised_at.is_(None), archive_packages.c.sealed_at <= sealed_before)
+        .limit(limit)).mappings())
+
+
+def unsealed(conn: Connection, limit: int = 100) -> list[RowMapping]:
+    return list(conn.execute(select(archive_packages).where(archive_packages.c.state != SEALED)
+                             .order_by(archive_packages.c.id).limit(limit)).mappings())
+
+
+def audit_records(conn: Connection, code: str) -> list[RowMapping]:
+    return list(conn.execute(select(audit_log).where(audit_log.c.subject == code).order_by(audit_log.c.id))
+                .mappings())
+
+
+def add_anchor(conn: Connection, values: dict[str, Any]) -> None:
+    conn.execute(insert(audit_anchors).values(**values))
+
+
+def last_anchor(conn: Connection) -> RowMapping | None:
+    return conn.execute(select(audit_anchors).order_by(audit_anchors.c.seq.desc(), audit_anchors.c.id.desc())
+                        .limit(1)).mappings().first()

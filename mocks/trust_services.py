@@ -1,0 +1,65 @@
+"""The identities the TSA and OCSP mocks sign with: set by testers over `_mock/`, or made on first use.
+
+Testers who built their own PKI (mocks/pki.py) hand the mock its TSA certificate and key, or a CA's, as PEM
+texts; `make run` gets a fresh throwaway PKI instead, whose certificates `GET <mock>/_mock/identity` shows.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from asn1crypto import keys as asn1_keys
+from asn1crypto import pem
+from asn1crypto import x509 as asn1_x509
+
+_default_lock = threading.Lock()
+_default_pki = None
+
+
+def default_pki():  # noqa: ANN201 - mocks.pki.TestPki, imported late: making one costs a second of key generation
+    global _default_pki
+    with _default_lock:
+        if _default_pki is None:
+            from mocks.pki import TestPki
+
+            _default_pki = TestPki()
+        return _default_pki
+
+
+def _der(text: str) -> bytes:
+    data = text.encode()
+    if pem.detect(data):
+        return pem.unarmor(data)[2]
+    raise ValueError("expected a PEM text")
+
+
+@dataclass(frozen=True)
+class SigningIdentity:
+    cert: asn1_x509.Certificate
+    key: asn1_keys.PrivateKeyInfo
+    chain: tuple[asn1_x509.Certificate, ...] = ()
+
+    @classmethod
+    def from_json(cls, body: object) -> SigningIdentity:
+        """{"cert": PEM, "key": PEM (PKCS#8), "chain": [PEM, ...]}; ValueError when it is not that."""
+        if not isinstance(body, dict) or not isinstance(body.get("cert"), str) or not isinstance(body.get("key"), str):
+            raise ValueError('send {"cert": PEM, "key": PEM, "chain": [PEM, ...]}')
+        chain = body.get("chain") or []
+        if not isinstance(chain, list) or not all(isinstance(c, str) for c in chain):
+            raise ValueError("chain must be a list of PEM texts")
+        try:
+            return cls(asn1_x509.Certificate.load(_der(body["cert"])), asn1_keys.PrivateKeyInfo.load(_der(body["key"])),
+                       tuple(asn1_x509.Certificate.load(_der(c)) for c in chain))
+        except Exception as exc:  # noqa: BLE001 - a bad PEM or DER: the tester's mistake, said back
+            raise ValueError(f"cannot read the identity: {exc}") from None
+
+    @classmethod
+    def of(cls, identity) -> SigningIdentity:  # noqa: ANN001 - a mocks.pki.Identity
+        return cls.from_json(identity.as_json())
+
+    def as_json(self) -> dict[str, object]:
+        """What a tester may see: the certificates, never the key."""
+        return {"cert": pem.armor("CERTIFICATE", self.cert.dump()).decode(),
+                "subject": self.cert.subject.human_friendly,
+                "chain": [pem.armor("CERTIFICATE", c.dump()).decode() for c in self.chain]}
