@@ -23,7 +23,7 @@ from gateway.domain.working_calendar import WorkingCalendar
 from gateway.jobs.broker import Broker, Publisher
 from gateway.jobs.runner import DeadHook, JobRunner
 from gateway.jobs.worker import PeriodicTask, Worker
-from gateway.services import audit_chain, sla
+from gateway.services import audit_chain, queue_history, sla
 from gateway.services.api_keys import KeyRing
 from gateway.services.archive import Archive
 from gateway.services.deliveries import DeliveryJobs
@@ -160,6 +160,8 @@ def build_worker(gateway: Gateway) -> Worker:
         PeriodicTask("acknowledgment deadlines", s.sla.scan_interval_seconds, partial(sla.announce, gateway.context)),
         PeriodicTask("audit sealing", s.audit.seal_interval_seconds,
                      partial(audit_chain.seal_all, gateway.engine, s.audit.key)),
+        PeriodicTask("queue sampling", s.jobs.sample_every_seconds,
+                     partial(queue_history.sample, gateway.engine, QUEUES)),
     ]
     if s.archive.enabled:
         periodic.append(PeriodicTask("archive retries", s.archive.scan_interval_seconds,

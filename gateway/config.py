@@ -58,6 +58,7 @@ class JobSettings(BaseModel):
     # A queue's partner counts as down after failed calls in a row for this many dossiers; then failures
     # cost no attempts (see jobs/partner_outage.py).
     outage_after_keys: int = Field(3, ge=1)
+    sample_every_seconds: float = Field(60.0, gt=0)  # each worker samples the queues for the console's chart
 
 
 class NationalPortalSettings(BaseModel):

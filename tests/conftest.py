@@ -213,6 +213,7 @@ class Stack:
         "GATEWAY_JOBS__BACKOFF_CAP_SECONDS": "1.0",
         "GATEWAY_JOBS__LEASE_SECONDS": "5",
         "GATEWAY_JOBS__SWEEP_INTERVAL_SECONDS": "0.2",
+        "GATEWAY_JOBS__SAMPLE_EVERY_SECONDS": "0.5",  # the console's chart gets a point within a second
         "GATEWAY_JOBS__REPUBLISH_AFTER_SECONDS": "3",
         "GATEWAY_JOBS__WORKER_THREADS": "2",
         "GATEWAY_NATIONAL_PORTAL__TIMEOUT_SECONDS": "1.5",

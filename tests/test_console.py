@@ -44,6 +44,20 @@ def test_the_console_needs_an_ops_key(gw):
     assert "Test Vietnam National Root CA" in page  # the trust roots, with their fingerprints
 
 
+def test_the_chart_draws_the_last_hours_dead_letters(gw):
+    _dead_letter(gw)
+    client = gw.app.test_client()
+    sign_in(client)
+
+    def drawn() -> str | None:
+        page = client.get("/ops/").get_data(as_text=True)
+        return page if 'class="dead"' in page else None
+
+    page = wait_for(drawn, 30, what="a sample with the dead letter, drawn")
+    svg = page[page.index('<svg id="queue-chart"'):page.index("</svg>")]
+    assert "<script" not in svg and "Thư chết" in svg and "Đang chờ" in svg
+
+
 def test_a_revoked_key_ends_its_console_session(gw):
     key = gw.client.post("/ops/api-keys", json={"name": f"op-{os.getpid()}-{id(gw)}", "roles": ["ops"]},
                          headers=OPS).get_json()
@@ -134,6 +148,14 @@ def test_an_operator_retries_a_dead_letter_in_a_browser(gw, browser):
     browser.find_element(By.ID, "login").click()
     row = wait_for(lambda: texts(f"#dead-{dead['id']}"), what="the dead letter on the dashboard")[0]
     assert code in row and "error_code 2" in row  # the dead letter, with its last error
+
+    def charted() -> bool:  # the workers sample every half second here; a reload shows the newest minute
+        browser.get(f"{api}/ops/")
+        return bool(browser.find_elements(By.CSS_SELECTOR, "#queue-chart .dead"))
+
+    wait_for(charted, 30, what="the dead letter drawn in the chart")
+    chart = browser.find_element(By.ID, "queue-chart")
+    assert chart.is_displayed() and chart.size["width"] >= 600 and chart.size["height"] >= 150
     browser.find_element(By.ID, f"retry-{dead['id']}").click()
     wait_for(lambda: any("đã gửi lại" in text for text in texts(".flash")), what="the flash")
 

@@ -18,12 +18,13 @@ from typing import Any
 from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, session, url_for
 
 from gateway.adapters.sms_email.smtp_email import SmtpEmail
-from gateway.services import dead_letters, sla
+from gateway.services import dead_letters, queue_history, sla
 from gateway.services.api_keys import digest
 from gateway.services.errors import NotFound
 from gateway.store import audit, outbox, tallies
 from gateway.store.tables import jobs, notification_attempts
 
+from . import queue_chart
 from .errors import ApiError
 
 bp = Blueprint("console", __name__, url_prefix="/ops")
@@ -118,10 +119,11 @@ def dashboard(name: str) -> str:
         dead_kinds = {(r["queue"], r["kind"]): r["count"]
                       for r in tallies.count_by(conn, jobs, "queue", "kind", where=jobs.c.state == outbox.DEAD)}
     dead = dead_letters.list_dead(gateway.context, limit=200)
+    chart = queue_chart.render(queue_history.last_hour(gateway.engine, now=now))
     return render_template("console/dashboard.html", caller=name, csrf=session["csrf"], states=STATES,
                            queues=queues, health=health, sms=sms, dead=dead, dead_kinds=dead_kinds,
                            breaches=sla.breaches(gateway.context, limit=100), roots=gateway.signatures.trust.roots,
-                           code=code, traced=traced)
+                           code=code, traced=traced, chart=chart)
 
 
 def _act(action: str, job_id: int, name: str) -> None:

@@ -374,3 +374,16 @@ audit_anchors = Table(
     Column("timestamp_at", UtcDateTime(), nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
 )
+
+# The backlog and dead letters of each queue, sampled by the workers' sweepers (jobs.sample_every_seconds),
+# so that the console can draw the last hour without reading the jobs' history.
+queue_samples = Table(
+    "queue_samples",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("at", UtcDateTime(), nullable=False),
+    Column("queue", String(64), nullable=False),
+    Column("backlog", Integer, nullable=False),  # pending + in flight
+    Column("dead", Integer, nullable=False),
+    Index("ix_queue_samples_at", "at"),
+)
