@@ -36,7 +36,9 @@ def expected_steps(statuses=JOURNEY) -> list[tuple[int, str]]:
 
 def test_journey_reaches_the_national_portal_in_order(gw):
     code = file_with_journey(gw)
-    gw.wait_jobs(code, "done", count=1 + len(JOURNEY) + 3)  # 2, 9, 10 also update the dossier record
+    # 2, 9, 10 also update the dossier record; 10 is final, so the dossier's archive package is built too.
+    jobs = gw.wait_jobs(code, "done", count=1 + len(JOURNEY) + 3 + 1)
+    assert [j["queue"] for j in jobs].count("archive") == 1
     assert portal_steps(gw, code) == expected_steps()
     state = gw.portal.dossier(code)
     assert state["creates"] == 1 and state["TrangThaiHoSo"] == 10
