@@ -18,7 +18,7 @@ from mocks.harness.endpoints import (
 )
 from mocks.harness.faults import CALLBACK_MODES, DEFAULT_SECONDS, FAULT_MODES, Fault, FaultInjector, arm_from_json
 from mocks.harness.incoming import bearer_token, json_object, raw_body
-from mocks.harness.log import RequestLog
+from mocks.harness.log import MASK, RequestLog, masked
 from mocks.harness.outgoing import Delivery, deliver, send_copies
 from mocks.harness.replies import (
     APPLYING_MODES,
@@ -33,10 +33,10 @@ from mocks.harness.replies import (
 from mocks.harness.state import CredentialStore, MockState
 
 __all__ = [
-    "APPLYING_MODES", "CALLBACK_MODES", "DEFAULT_SECONDS", "FAULT_MODES", "ConfigError", "ConnectionDropped",
+    "APPLYING_MODES", "CALLBACK_MODES", "DEFAULT_SECONDS", "FAULT_MODES", "MASK", "ConfigError", "ConnectionDropped",
     "CredentialStore", "Delivery", "Fault", "FaultInjector", "MockConfig", "MockParts", "MockState", "Outcome",
     "Payload", "RequestLog", "add_combined_mock_endpoints", "add_config_endpoints", "add_expire_endpoint",
     "add_mock_endpoints", "add_standard_endpoints", "add_state_endpoints", "arm_from_json", "bearer_token",
-    "deliver", "dropped_response", "finish", "json_object", "json_reply", "raw_body", "replaced_outcome",
+    "deliver", "dropped_response", "finish", "json_object", "json_reply", "masked", "raw_body", "replaced_outcome",
     "send_copies",
 ]  # fmt: skip

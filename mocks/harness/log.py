@@ -33,3 +33,13 @@ class RequestLog:
     def clear(self) -> None:
         with self._lock:
             self._records.clear()
+
+
+MASK = "***"
+
+
+def masked(body: Any, *keys: str) -> Any:
+    """A copy of a body to log with the secret `keys` (where present and not null) shown as ***."""
+    if not isinstance(body, dict):
+        return body
+    return {k: MASK if k in keys and v is not None else v for k, v in body.items()}
