@@ -17,7 +17,7 @@ from mocks.harness.endpoints import (
     add_state_endpoints,
 )
 from mocks.harness.faults import CALLBACK_MODES, DEFAULT_SECONDS, FAULT_MODES, Fault, FaultInjector, arm_from_json
-from mocks.harness.incoming import bearer_token, json_object, raw_body
+from mocks.harness.incoming import bearer_token, json_object, raw_body, raw_body_masked
 from mocks.harness.log import MASK, RequestLog, masked
 from mocks.harness.outgoing import Delivery, deliver, send_copies
 from mocks.harness.replies import (
@@ -36,7 +36,7 @@ __all__ = [
     "APPLYING_MODES", "CALLBACK_MODES", "DEFAULT_SECONDS", "FAULT_MODES", "MASK", "ConfigError", "ConnectionDropped",
     "CredentialStore", "Delivery", "Fault", "FaultInjector", "MockConfig", "MockParts", "MockState", "Outcome",
     "Payload", "RequestLog", "add_combined_mock_endpoints", "add_config_endpoints", "add_expire_endpoint",
-    "add_mock_endpoints", "add_standard_endpoints", "add_state_endpoints", "arm_from_json", "bearer_token",
-    "deliver", "dropped_response", "finish", "json_object", "json_reply", "masked", "raw_body", "replaced_outcome",
-    "send_copies",
+    "add_mock_endpoints", "add_standard_endpoints", "add_state_endpoints", "arm_from_json", "bearer_token", "deliver",
+    "dropped_response", "finish", "json_object", "json_reply", "masked", "raw_body", "raw_body_masked",
+    "replaced_outcome", "send_copies",
 ]  # fmt: skip

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import request
+
+from mocks.harness.log import MASK
 
 RAW_BODY_CHARS = 2000  # an unreadable body is logged, kept short
 
@@ -18,6 +21,12 @@ def json_object() -> dict[str, Any] | None:
 def raw_body() -> str:
     """The body as text, for logging a request that could not be read."""
     return request.get_data(as_text=True)[:RAW_BODY_CHARS]
+
+
+def raw_body_masked(secret: re.Pattern[str], mask: str = MASK) -> str:
+    """raw_body() with each match of `secret` shown as its group 1 followed by `mask`: an unreadable
+    body is still logged without its password."""
+    return secret.sub(lambda match: match.group(1) + mask, raw_body())
 
 
 def bearer_token() -> str | None:

@@ -18,10 +18,10 @@ Payload = Any  # anything jsonify accepts (or what a mock's own renderer takes)
 Outcome = tuple[int, Payload]
 
 
-def replaced_outcome(fault: Fault | None, busy: Outcome) -> Outcome | None:
+def replaced_outcome(fault: Fault | None, busy: Outcome | None) -> Outcome | None:
     """The reply a fault substitutes for the real call, or None if the call must run.
 
-    `busy` is the mock's own "transient system error" reply, used for `error_code`.
+    `busy` is the mock's own "transient system error" reply, used for `error_code` (None: the call runs).
     """
     if fault is None or fault.mode in APPLYING_MODES:
         return None

@@ -18,6 +18,7 @@ from mocks.harness.log import RequestLog
 from mocks.harness.replies import Outcome, Payload, finish, json_reply, replaced_outcome
 
 C = TypeVar("C", bound=MockConfig)
+Renderer = Callable[[int, Payload], Response]
 
 
 class MockState(Generic[C]):
@@ -74,7 +75,7 @@ class MockState(Generic[C]):
         busy: Callable[[Fault], Outcome],
         *,
         control: bool = False,
-        render: Callable[[int, Payload], Response] = json_reply,
+        render: Renderer = json_reply,
     ) -> Response:
         """Take a fault for `service`, run the call unless the fault replaces it, log, then reply.
 
@@ -87,10 +88,33 @@ class MockState(Generic[C]):
         self.record(service, body, status, payload, fault)
         return finish(fault, status, payload, render)
 
-    def unreadable(self, service: str | None, status: int, payload: Payload) -> Response:
-        """Answer a body that cannot be read. It never consumes a fault: faults need a readable call."""
-        self.record(service, raw_body(), status, payload, None)
-        return finish(None, status, payload)
+    def serve_after_checks(
+        self,
+        service: str,
+        body: Any,
+        run: Callable[[Fault | None], Outcome],
+        *,
+        replace: Callable[[Fault], Outcome | None] = lambda fault: replaced_outcome(fault, None),
+        render: Renderer = json_reply,
+    ) -> Response:
+        """serve() for a partner whose own checks win over an `error_code` fault.
+
+        Only http_500 and timeout replace the call here (`replace` gives the partner's form of them);
+        `run` gets the fault and answers `error_code` itself once the request has passed its checks.
+        """
+        fault = self.faults.take(service)
+        replaced = replace(fault) if fault is not None and fault.mode in ("http_500", "timeout") else None
+        status, payload = replaced or run(fault)
+        self.record(service, body, status, payload, fault)
+        return finish(fault, status, payload, render)
+
+    def unreadable(self, service: str | None, status: int, payload: Payload, *, logged: str | None = None,
+                   render: Renderer = json_reply) -> Response:
+        """Answer a body that cannot be read. It never consumes a fault: faults need a readable call.
+
+        The body is logged as text (`logged`, when the mock has masked its secrets in it)."""
+        self.record(service, raw_body() if logged is None else logged, status, payload, None)
+        return finish(None, status, payload, render)
 
 
 class CredentialStore:
