@@ -1,11 +1,12 @@
-"""Fake national public-service portal (DVCQG), OpenCPS-style session API plus LGSP OAuth2 flavour."""
+"""Fake national public-service portal (DVCQG), OpenCPS-style session API plus LGSP OAuth2 flavour.
+
+What a dossier or a progress step must carry is in `national_portal_records.py`."""
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -24,6 +25,7 @@ from mocks.harness import (
     json_object,
     json_reply,
 )
+from mocks.national_portal_records import Invalid, is_updating, records, validate_dossier, validate_progress
 
 OK = "OK"
 MSG_BAD_LOGIN = "Sai thông tin đăng nhập"
@@ -33,16 +35,7 @@ MSG_NOT_FOUND = "Không tìm thấy hồ sơ"
 MSG_DUPLICATE = "Tiến độ đã được ghi nhận trước đó"
 BUSY: Outcome = (200, {"error_code": 99, "message": "Hệ thống đang bận"})
 
-# Required in a new DongBoHoSoMC record. ChuHoSo is not: OpenCPS marks it "ko bb" (không bắt buộc).
-DOSSIER_REQUIRED = ("MaHoSo", "MaTTHC", "NgayTiepNhan")
-DOSSIER_DATES = ("NgayTiepNhan", "NgayHenTra", "NgayTra")
-PROGRESS_DATES = ("ThoiDiemXuLy", "NgayBatDau", "NgayKetThucTheoQuyDinh")
-COUNTERS = ("creates", "updates", "progress")  # mock bookkeeping, never taken from input
 LOGIN_FAULT_NAME = "login"  # fault name for both /login and /lgsp/token
-
-
-class Invalid(Exception):
-    """A validation failure, answered with error_code 2."""
 
 
 @dataclass
@@ -54,85 +47,6 @@ class PortalConfig(MockConfig):
     lgsp_access_token: str = ""  # when set, a token request carrying it in `lgspaccesstoken` needs no Basic auth
     session_ttl_seconds: float = 3600.0
     token_ttl_seconds: float = 3600.0
-
-
-def _check_date(record: dict[str, Any], key: str, required: bool) -> None:
-    value = record.get(key)
-    if value in (None, "") and not required:
-        return
-    if not isinstance(value, str) or len(value) != 14 or not value.isdigit():
-        raise Invalid(f"{key} phải có định dạng yyyyMMddHHmmss")
-    try:
-        datetime.strptime(value, "%Y%m%d%H%M%S")
-    except ValueError:
-        raise Invalid(f"{key} không phải ngày hợp lệ") from None
-
-
-def _check_text(record: dict[str, Any], key: str, required: bool, max_len: int | None = None) -> None:
-    value = record.get(key)
-    if value is None and not required:
-        return
-    if not isinstance(value, str) or (required and not value.strip()):
-        raise Invalid(f"{key} là bắt buộc" if required else f"{key} phải là chuỗi")
-    if max_len is not None and len(value) > max_len:
-        raise Invalid(f"{key} vượt quá {max_len} ký tự")
-
-
-def _status(record: dict[str, Any], key: str, required: bool) -> int | None:
-    """Validate a 1–10 status (int or digit string) and return it as int."""
-    value = record.get(key)
-    if value is None and not required:
-        return None
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10:
-        raise Invalid(f"{key} phải là số từ 1 đến 10")
-    return value
-
-
-def _records(body: dict[str, Any]) -> list[dict[str, Any]]:
-    data = body.get("data")
-    if not isinstance(data, list) or not data or not all(isinstance(item, dict) for item in data):
-        raise Invalid("data phải là danh sách đối tượng không rỗng")
-    return data
-
-
-def _is_updating(body: dict[str, Any]) -> bool:
-    value = body.get("isUpdating", False)
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        return value.lower() == "true"
-    raise Invalid("isUpdating phải là true hoặc false")
-
-
-def _validate_dossier(item: dict[str, Any], creating: bool) -> dict[str, Any]:
-    """Validate one dossier; returns a clean copy (status normalised, bookkeeping keys dropped).
-
-    On update only MaHoSo is required: the update merges whatever fields it carries.
-    """
-    _check_text(item, "MaHoSo", required=True)
-    # A required field present in an update must still be valid (no blanking it).
-    _check_text(item, "MaTTHC", required=creating or "MaTTHC" in item)
-    _check_text(item, "ChuHoSo", required=False)
-    for key in DOSSIER_DATES:
-        _check_date(item, key, required=key in DOSSIER_REQUIRED and (creating or key in item))
-    _check_text(item, "TrichYeuHoSo", required=False, max_len=1000)
-    clean = {k: copy.deepcopy(v) for k, v in item.items() if k not in COUNTERS}
-    status = _status(item, "TrangThaiHoSo", required=False)
-    if status is not None:
-        clean["TrangThaiHoSo"] = status
-    return clean
-
-
-def _validate_progress(item: dict[str, Any]) -> dict[str, Any]:
-    _check_text(item, "MaHoSo", required=True)
-    _check_text(item, "NguoiXuLy", required=False, max_len=50)
-    for key in PROGRESS_DATES:
-        _check_date(item, key, required=key == "ThoiDiemXuLy")
-    clean = copy.deepcopy(item)
-    clean["TrangThai"] = _status(item, "TrangThai", required=True)
-    return clean
 
 
 class NationalPortal(MockState[PortalConfig]):
@@ -211,8 +125,8 @@ class NationalPortal(MockState[PortalConfig]):
 
     def _sync_dossiers(self, body: dict[str, Any]) -> Outcome:
         # All-or-nothing per call: validate and check every item before changing anything.
-        updating = _is_updating(body)
-        items = [_validate_dossier(item, creating=not updating) for item in _records(body)]
+        updating = is_updating(body)
+        items = [validate_dossier(item, creating=not updating) for item in records(body)]
         ids = [item["MaHoSo"] for item in items]
         if updating:
             if any(i not in self.dossiers for i in ids):
@@ -230,7 +144,7 @@ class NationalPortal(MockState[PortalConfig]):
         return 200, {"error_code": 0, "message": OK}
 
     def _update_progress(self, body: dict[str, Any]) -> Outcome:
-        items = [_validate_progress(item) for item in _records(body)]
+        items = [validate_progress(item) for item in records(body)]
         if any(item["MaHoSo"] not in self.dossiers for item in items):
             return 200, {"error_code": 4, "message": MSG_NOT_FOUND}
         duplicates = 0
