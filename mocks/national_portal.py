@@ -1,30 +1,31 @@
-"""Fake national public-service portal (DVCQG), OpenCPS-style session API plus LGSP OAuth2 flavour."""
+"""Fake national public-service portal (DVCQG), OpenCPS-style session API plus LGSP OAuth2 flavour.
+
+What a dossier or a progress step must carry is in `national_portal_records.py`."""
 
 from __future__ import annotations
 
 import copy
-import secrets
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from functools import partial
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, request
 
 from mocks.harness import (
+    CredentialStore,
     Fault,
-    FaultInjector,
     MockConfig,
+    MockState,
     Outcome,
-    RequestLog,
-    add_config_endpoints,
-    add_mock_endpoints,
-    finish,
-    replaced_outcome,
+    add_expire_endpoint,
+    add_standard_endpoints,
+    add_state_endpoints,
+    bearer_token,
+    json_object,
+    json_reply,
 )
+from mocks.national_portal_records import Invalid, is_updating, records, validate_dossier, validate_progress
 
 OK = "OK"
 MSG_BAD_LOGIN = "Sai thông tin đăng nhập"
@@ -34,16 +35,7 @@ MSG_NOT_FOUND = "Không tìm thấy hồ sơ"
 MSG_DUPLICATE = "Tiến độ đã được ghi nhận trước đó"
 BUSY: Outcome = (200, {"error_code": 99, "message": "Hệ thống đang bận"})
 
-# Required in a new DongBoHoSoMC record. ChuHoSo is not: OpenCPS marks it "ko bb" (không bắt buộc).
-DOSSIER_REQUIRED = ("MaHoSo", "MaTTHC", "NgayTiepNhan")
-DOSSIER_DATES = ("NgayTiepNhan", "NgayHenTra", "NgayTra")
-PROGRESS_DATES = ("ThoiDiemXuLy", "NgayBatDau", "NgayKetThucTheoQuyDinh")
-COUNTERS = ("creates", "updates", "progress")  # mock bookkeeping, never taken from input
 LOGIN_FAULT_NAME = "login"  # fault name for both /login and /lgsp/token
-
-
-class Invalid(Exception):
-    """A validation failure, answered with error_code 2."""
 
 
 @dataclass
@@ -57,121 +49,35 @@ class PortalConfig(MockConfig):
     token_ttl_seconds: float = 3600.0
 
 
-def _check_date(record: dict[str, Any], key: str, required: bool) -> None:
-    value = record.get(key)
-    if value in (None, "") and not required:
-        return
-    if not isinstance(value, str) or len(value) != 14 or not value.isdigit():
-        raise Invalid(f"{key} phải có định dạng yyyyMMddHHmmss")
-    try:
-        datetime.strptime(value, "%Y%m%d%H%M%S")
-    except ValueError:
-        raise Invalid(f"{key} không phải ngày hợp lệ") from None
-
-
-def _check_text(record: dict[str, Any], key: str, required: bool, max_len: int | None = None) -> None:
-    value = record.get(key)
-    if value is None and not required:
-        return
-    if not isinstance(value, str) or (required and not value.strip()):
-        raise Invalid(f"{key} là bắt buộc" if required else f"{key} phải là chuỗi")
-    if max_len is not None and len(value) > max_len:
-        raise Invalid(f"{key} vượt quá {max_len} ký tự")
-
-
-def _status(record: dict[str, Any], key: str, required: bool) -> int | None:
-    """Validate a 1–10 status (int or digit string) and return it as int."""
-    value = record.get(key)
-    if value is None and not required:
-        return None
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10:
-        raise Invalid(f"{key} phải là số từ 1 đến 10")
-    return value
-
-
-def _records(body: dict[str, Any]) -> list[dict[str, Any]]:
-    data = body.get("data")
-    if not isinstance(data, list) or not data or not all(isinstance(item, dict) for item in data):
-        raise Invalid("data phải là danh sách đối tượng không rỗng")
-    return data
-
-
-def _is_updating(body: dict[str, Any]) -> bool:
-    value = body.get("isUpdating", False)
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        return value.lower() == "true"
-    raise Invalid("isUpdating phải là true hoặc false")
-
-
-def _validate_dossier(item: dict[str, Any], creating: bool) -> dict[str, Any]:
-    """Validate one dossier; returns a clean copy (status normalised, bookkeeping keys dropped).
-
-    On update only MaHoSo is required: the update merges whatever fields it carries.
-    """
-    _check_text(item, "MaHoSo", required=True)
-    # A required field present in an update must still be valid (no blanking it).
-    _check_text(item, "MaTTHC", required=creating or "MaTTHC" in item)
-    _check_text(item, "ChuHoSo", required=False)
-    for key in DOSSIER_DATES:
-        _check_date(item, key, required=key in DOSSIER_REQUIRED and (creating or key in item))
-    _check_text(item, "TrichYeuHoSo", required=False, max_len=1000)
-    clean = {k: copy.deepcopy(v) for k, v in item.items() if k not in COUNTERS}
-    status = _status(item, "TrangThaiHoSo", required=False)
-    if status is not None:
-        clean["TrangThaiHoSo"] = status
-    return clean
-
-
-def _validate_progress(item: dict[str, Any]) -> dict[str, Any]:
-    _check_text(item, "MaHoSo", required=True)
-    _check_text(item, "NguoiXuLy", required=False, max_len=50)
-    for key in PROGRESS_DATES:
-        _check_date(item, key, required=key == "ThoiDiemXuLy")
-    clean = copy.deepcopy(item)
-    clean["TrangThai"] = _status(item, "TrangThai", required=True)
-    return clean
-
-
-class NationalPortal:
+class NationalPortal(MockState[PortalConfig]):
     """State of one portal instance: config, sessions, tokens and dossiers."""
 
-    def __init__(self) -> None:
-        self.lock = threading.RLock()
-        self.log = RequestLog()
-        self.faults = FaultInjector()
-        self.reset()
+    config_class = PortalConfig
 
-    def reset(self) -> None:
-        with self.lock:
-            self.config = PortalConfig()
-            self.sessions: dict[str, float] = {}  # token -> created (monotonic)
-            self.tokens: dict[str, float] = {}
-            self.dossiers: dict[str, dict[str, Any]] = {}
+    def clear(self) -> None:
+        self.sessions = CredentialStore(lambda: self.config.session_ttl_seconds, nbytes=24)
+        self.tokens = CredentialStore(lambda: self.config.token_ttl_seconds)
+        self.dossiers: dict[str, dict[str, Any]] = {}
 
     def expire_credentials(self) -> None:
         with self.lock:
-            self.sessions.clear()
-            self.tokens.clear()
+            self.sessions.expire_all()
+            self.tokens.expire_all()
+
+    def record(self, service: str | None, body: Any, status: int, response: Any, fault: Fault | None,
+               **extra: Any) -> None:
+        # Only whether Authorization was sent: the log must not leak tokens.
+        headers = {"dstcode": request.headers.get("dstcode"), "authorization": "Authorization" in request.headers}
+        super().record(service, body, status, response, fault, headers=headers, **extra)
 
     # --- authentication -------------------------------------------------
-
-    @staticmethod
-    def _valid(store: dict[str, float], key: Any, ttl: float) -> bool:
-        # Expiry is checked against the current TTL so testers can shorten it live.
-        created = store.get(key) if isinstance(key, str) else None
-        return created is not None and time.monotonic() - created < ttl
 
     def login(self, body: dict[str, Any], dstcode: str | None) -> Outcome:
         with self.lock:
             cfg = self.config
             if not dstcode or body.get("username") != cfg.username or body.get("password") != cfg.password:
                 return 200, {"error_code": 1, "message": MSG_BAD_LOGIN}
-            session = secrets.token_urlsafe(24)
-            self.sessions[session] = time.monotonic()
+            session = self.sessions.issue()
             return 200, {"error_code": 0, "session": session, "message": OK}
 
     def issue_token(self, client_id: str | None, client_secret: str | None, grant_type: str | None,
@@ -185,8 +91,7 @@ class NationalPortal:
                 return 400, {"error": "invalid_request"}
             if grant_type != "client_credentials":
                 return 400, {"error": "unsupported_grant_type"}
-            token = secrets.token_urlsafe(32)
-            self.tokens[token] = time.monotonic()
+            token = self.tokens.issue()
             return 200, {
                 "access_token": token,
                 "token_type": "Bearer",
@@ -195,11 +100,11 @@ class NationalPortal:
 
     def session_ok(self, session: Any) -> bool:
         with self.lock:
-            return self._valid(self.sessions, session, self.config.session_ttl_seconds)
+            return self.sessions.valid(session)
 
     def token_ok(self, token: str | None) -> bool:
         with self.lock:
-            return self._valid(self.tokens, token, self.config.token_ttl_seconds)
+            return self.tokens.valid(token)
 
     # --- services -------------------------------------------------------
 
@@ -220,8 +125,8 @@ class NationalPortal:
 
     def _sync_dossiers(self, body: dict[str, Any]) -> Outcome:
         # All-or-nothing per call: validate and check every item before changing anything.
-        updating = _is_updating(body)
-        items = [_validate_dossier(item, creating=not updating) for item in _records(body)]
+        updating = is_updating(body)
+        items = [validate_dossier(item, creating=not updating) for item in records(body)]
         ids = [item["MaHoSo"] for item in items]
         if updating:
             if any(i not in self.dossiers for i in ids):
@@ -239,7 +144,7 @@ class NationalPortal:
         return 200, {"error_code": 0, "message": OK}
 
     def _update_progress(self, body: dict[str, Any]) -> Outcome:
-        items = [_validate_progress(item) for item in _records(body)]
+        items = [validate_progress(item) for item in records(body)]
         if any(item["MaHoSo"] not in self.dossiers for item in items):
             return 200, {"error_code": 4, "message": MSG_NOT_FOUND}
         duplicates = 0
@@ -267,67 +172,38 @@ class NationalPortal:
         return 200, {"error_code": 0, "message": OK, "result": [copy.deepcopy(dossier)]}
 
     def snapshot(self, mahoso: str | None = None) -> Any:
-        with self.lock:
-            return copy.deepcopy(self.dossiers if mahoso is None else self.dossiers.get(mahoso))
+        return self.copy_of(self.dossiers, mahoso)
 
 
-def _json_object() -> dict[str, Any] | None:
-    body = request.get_json(force=True, silent=True)
-    return body if isinstance(body, dict) else None
+def _busy(fault: Fault) -> Outcome:
+    # error_code with a code answers that code (say 2, invalid data: a refusal of the call's own).
+    return (200, {"error_code": int(fault.code), "message": "Injected fault"}) if (
+        fault.code is not None and fault.code.isdigit()) else BUSY
 
 
-def _logged_headers() -> dict[str, Any]:
-    # Only whether Authorization was sent: the log must not leak tokens.
-    return {"dstcode": request.headers.get("dstcode"), "authorization": "Authorization" in request.headers}
-
-
-def _raw_body() -> str:
-    return request.get_data(as_text=True)[:2000]  # malformed input, kept short in the log
+def _reply(status: int, payload: Any) -> Response:
+    resp = json_reply(status, payload)
+    if status == 401 and isinstance(payload, dict) and "error" in payload:
+        scheme = "Basic" if payload["error"] == "invalid_client" else "Bearer"
+        resp.headers["WWW-Authenticate"] = f'{scheme} error="{payload["error"]}"'
+    return resp
 
 
 def create_blueprint() -> Blueprint:
     """A fresh portal (own state, log and faults) as a blueprint; mount it at /national-portal."""
     portal = NationalPortal()
     bp = Blueprint("national_portal", __name__)
-    add_mock_endpoints(bp, portal.log, portal.faults, portal.reset)
-
-    def record(service: str | None, body: Any, status: int, payload: Any, fault: Fault | None) -> None:
-        portal.log.append(
-            {
-                "path": request.path,
-                "service": service,
-                "headers": _logged_headers(),
-                "body": body,
-                # For delay/drop this is what was computed; the client may never see it.
-                "status": status,
-                "response": payload,
-                "fault": fault.mode if fault else None,
-            }
-        )
+    add_standard_endpoints(bp, portal)
 
     def respond(service: str | None, body: Any, run: Callable[[], Outcome], *, control: bool = False) -> Response:
-        """Take a fault, run the call unless the fault replaces it, log, then reply."""
-        fault = portal.faults.take(service or "", explicit_only=control)
-        # error_code with a code answers that code (say 2, invalid data: a refusal of the call's own).
-        busy = (200, {"error_code": int(fault.code), "message": "Injected fault"}) if (
-            fault is not None and fault.code is not None and fault.code.isdigit()) else BUSY
-        status, payload = replaced_outcome(fault, busy) or run()
-        record(service, body, status, payload, fault)
-        resp = finish(fault, status, payload)
-        if status == 401 and isinstance(payload, dict) and "error" in payload:
-            scheme = "Basic" if payload["error"] == "invalid_client" else "Bearer"
-            resp.headers["WWW-Authenticate"] = f'{scheme} error="{payload["error"]}"'
-        return resp
+        return portal.serve(service, body, run, _busy, control=control, render=_reply)
 
     def malformed() -> Response:
-        # Faults need a service name, so a body we cannot read never consumes one.
-        status, payload = 400, {"error_code": 2, "message": "Body phải là đối tượng JSON hợp lệ"}
-        record(None, _raw_body(), status, payload, None)
-        return finish(None, status, payload)
+        return portal.unreadable(None, 400, {"error_code": 2, "message": "Body phải là đối tượng JSON hợp lệ"})
 
     @bp.post("/login")
     def login() -> Response:
-        body = _json_object()
+        body = json_object()
         if body is None:
             return malformed()
         dstcode = request.headers.get("dstcode")
@@ -335,7 +211,7 @@ def create_blueprint() -> Blueprint:
 
     @bp.post("/service")
     def service() -> Response:
-        body = _json_object()
+        body = json_object()
         if body is None:
             return malformed()
 
@@ -357,11 +233,10 @@ def create_blueprint() -> Blueprint:
 
     @bp.post("/lgsp/service")
     def lgsp_service() -> Response:
-        body = _json_object()
+        body = json_object()
         if body is None:
             return malformed()
-        auth = request.authorization
-        token = auth.token if auth is not None and auth.type == "bearer" else None
+        token = bearer_token()
 
         def run() -> Outcome:
             if not portal.token_ok(token):
@@ -370,24 +245,8 @@ def create_blueprint() -> Blueprint:
 
         return respond(_service_name(body), body, run=run)
 
-    @bp.get("/_mock/state")
-    def mock_state() -> Response:
-        return jsonify({"dossiers": portal.snapshot()})
-
-    @bp.get("/_mock/state/<mahoso>")
-    def mock_state_one(mahoso: str) -> Response | tuple[Response, int]:
-        dossier = portal.snapshot(mahoso)
-        if dossier is None:
-            return jsonify({"error": "not_found", "message": MSG_NOT_FOUND}), 404
-        return jsonify(dossier)
-
-    add_config_endpoints(bp, portal)
-
-    @bp.post("/_mock/expire-sessions")
-    def mock_expire() -> Response:
-        portal.expire_credentials()
-        return jsonify({"status": "expired"})
-
+    add_state_endpoints(bp, "dossiers", portal.snapshot, MSG_NOT_FOUND, "mahoso")
+    add_expire_endpoint(bp, "/_mock/expire-sessions", portal.expire_credentials)
     return bp
 
 

@@ -11,22 +11,13 @@ import base64
 import hashlib
 import hmac
 import json
-import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from flask import Blueprint, Response, jsonify, request
 
-from mocks.harness import (
-    FaultInjector,
-    MockConfig,
-    RequestLog,
-    add_config_endpoints,
-    add_mock_endpoints,
-    finish,
-    replaced_outcome,
-)
+from mocks.harness import MockConfig, MockState, add_standard_endpoints, finish, replaced_outcome
 
 DEV_SECRET = "whsec_" + base64.b64encode(b"one-stop-webhook-secret-dev").decode()
 
@@ -38,12 +29,14 @@ class OneStopConfig(MockConfig):
     tolerance_seconds: float = 300.0
 
 
-@dataclass
-class OneStopState:
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    config: OneStopConfig = field(default_factory=OneStopConfig)
-    seen: set[str] = field(default_factory=set)
-    items: list[dict[str, Any]] = field(default_factory=list)
+class OneStopState(MockState[OneStopConfig]):
+    """The message ids seen and the feed items accepted, oldest first."""
+
+    config_class = OneStopConfig
+
+    def clear(self) -> None:
+        self.seen: set[str] = set()
+        self.items: list[dict[str, Any]] = []
 
 
 def _signature_ok(secret: str, msg_id: str, timestamp: int, body: bytes, header: str) -> bool:
@@ -55,16 +48,9 @@ def _signature_ok(secret: str, msg_id: str, timestamp: int, body: bytes, header:
 
 def create_blueprint() -> Blueprint:
     bp = Blueprint("one_stop", __name__)
-    log, faults, state = RequestLog(), FaultInjector(), OneStopState()
-
-    def reset() -> None:
-        with state.lock:
-            state.seen.clear()
-            state.items.clear()
-            state.config = OneStopConfig()
-
-    add_mock_endpoints(bp, log, faults, reset)
-    add_config_endpoints(bp, state)
+    state = OneStopState()
+    log, faults = state.log, state.faults
+    add_standard_endpoints(bp, state)
 
     @bp.post("/webhooks")
     def webhook() -> Response | tuple[Response, int]:

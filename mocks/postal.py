@@ -1,4 +1,6 @@
-"""Fake VNPost public-post delivery (Bưu chính công ích): token auth, orders, tracking and signed tracking callbacks."""
+"""Fake VNPost public-post delivery (Bưu chính công ích): token auth, orders, tracking and signed tracking callbacks.
+
+What a CreateOrder must carry is in `postal_orders.py`."""
 
 from __future__ import annotations
 
@@ -6,34 +8,34 @@ import copy
 import hashlib
 import hmac
 import json
-import re
 import secrets
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar
 
-import requests
 from flask import Blueprint, Response, jsonify, request
 
 from mocks.harness import (
+    CredentialStore,
     Fault,
-    FaultInjector,
     MockConfig,
+    MockState,
     Outcome,
-    RequestLog,
-    add_config_endpoints,
-    add_mock_endpoints,
-    finish,
-    replaced_outcome,
+    add_expire_endpoint,
+    add_standard_endpoints,
+    add_state_endpoints,
+    bearer_token,
+    deliver,
+    json_object,
+    json_reply,
+    masked,
 )
+from mocks.postal_orders import Invalid, parties, s10_check_digit, validate_order
 
 VN_TZ = timezone(timedelta(hours=7), "Asia/Ho_Chi_Minh")  # no DST in Vietnam
 OK = "100"
 CALLBACK_TIMEOUT_SECONDS = 5.0
-MASK = "***"
 
 # The one table of tracking statuses (VNPost-style codes, Vietnamese messages).
 STATUSES = {
@@ -57,20 +59,6 @@ MSG_BUSY = "Hệ thống đang bận"
 MSG_BAD_BODY = "Body phải là đối tượng JSON hợp lệ"
 
 TOKEN_SERVICE = "token"
-TEL = re.compile(r"(0[0-9]{9}|84[0-9]{9})")  # [0-9], not \d: \d would also take non-ASCII digits
-ORDER_NUMBER_MAX = 64
-PARTY_REQUIRED = ("Name", "Address", "Province", "Tel")
-RECEIVER_REQUIRED = (*PARTY_REQUIRED, "Commune")
-# District is optional: since 2025-07-01 local government has two levels (province, commune).
-PARTY_OPTIONAL = {"Sender": ("District", "Email", "Desc"), "Receiver": ("District", "Email")}
-PARTIES = ("Sender", "Receiver")
-# Province and district go as numeric codes in public clients (OpenCPS sends ints); names are taken too.
-CODE_FIELDS = ("Province", "District")
-S10_WEIGHTS = (8, 6, 4, 2, 3, 5, 9, 7)
-
-
-class Invalid(Exception):
-    """A validation failure, answered with Status 101 and the offending field."""
 
 
 @dataclass
@@ -100,87 +88,30 @@ def callback_bytes(message: dict[str, Any]) -> bytes:
     return json.dumps(message, ensure_ascii=False).encode("utf-8")
 
 
-def s10_check_digit(serial: str) -> int:
-    """UPU S10 check digit of an 8-digit serial, so waybills look like real ones."""
-    check = 11 - sum(int(d) * w for d, w in zip(serial, S10_WEIGHTS, strict=True)) % 11
-    return 0 if check == 10 else 5 if check == 11 else check
-
-
-def parties(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The flat CreateOrder fields (SenderName, ReceiverTel, ...) as one object per party, as the mock keeps them."""
-    return {party: {k[len(party):]: v for k, v in body.items() if k.startswith(party) and len(k) > len(party)}
-            for party in PARTIES}  # fmt: skip
-
-
-def _text(party: dict[str, Any], path: str, key: str, required: bool) -> None:
-    value = party.get(key)
-    if not required and value is None:
-        return
-    if key in CODE_FIELDS and isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return
-    if not isinstance(value, str) or (required and not value.strip()):
-        raise Invalid(f"{path}{key} là bắt buộc" if required else f"{path}{key} phải là chuỗi")
-
-
-def _party(party: dict[str, Any], path: str) -> None:
-    for key in RECEIVER_REQUIRED if path == "Receiver" else PARTY_REQUIRED:
-        _text(party, path, key, required=True)
-    for key in PARTY_OPTIONAL[path]:
-        _text(party, path, key, required=False)
-    if not TEL.fullmatch(party["Tel"]):
-        raise Invalid(f"{path}Tel không hợp lệ (0xxxxxxxxx hoặc 84xxxxxxxxx)")
-
-
-def validate_order(body: dict[str, Any], customer_code: str) -> None:
-    """Check a CreateOrder body (flat, as OpenCPS sends it); raises Invalid naming the first bad field."""
-    if body.get("CustomerCode") != customer_code:
-        raise Invalid("CustomerCode không đúng")
-    number = body.get("OrderNumber")
-    if not isinstance(number, str) or not number.strip():
-        raise Invalid("OrderNumber là bắt buộc")
-    if len(number) > ORDER_NUMBER_MAX:
-        raise Invalid(f"OrderNumber vượt quá {ORDER_NUMBER_MAX} ký tự")
-    amount = body.get("CODAmount")
-    # bool is an int in Python and 1.0 == 1: both would slip through a plain comparison.
-    if isinstance(amount, bool) or not isinstance(amount, int) or amount < 0:
-        raise Invalid("CODAmount phải là số nguyên không âm (VND)")
-    split = parties(body)
-    _party(split["Sender"], "Sender")
-    _party(split["Receiver"], "Receiver")
-    if body.get("Description") is not None and not isinstance(body["Description"], str):
-        raise Invalid("Description phải là chuỗi")
-
-
 def _same(given: Any, expected: str) -> bool:
     """Constant-time compare; bytes, since compare_digest refuses non-ASCII str."""
     return isinstance(given, str) and hmac.compare_digest(given.encode(), expected.encode())
 
 
-def _masked(body: Any, keys: tuple[str, ...]) -> Any:
-    """A copy of a logged body with secret values replaced by ***."""
-    if not isinstance(body, dict):
-        return body
-    return {k: MASK if k in keys and v is not None else v for k, v in body.items()}
-
-
-class VNPost:
+class VNPost(MockState[PostalConfig]):
     """State of one mock instance: config, tokens and orders by OrderNumber."""
 
-    def __init__(self) -> None:
-        self.lock = threading.RLock()
-        self.log = RequestLog()
-        self.faults = FaultInjector()
-        self.reset()
+    config_class = PostalConfig
 
-    def reset(self) -> None:
-        with self.lock:
-            self.config = PostalConfig()
-            self.tokens: dict[str, float] = {}  # token -> issued (monotonic)
-            self.orders: dict[str, dict[str, Any]] = {}
+    def clear(self) -> None:
+        self.tokens = CredentialStore(lambda: self.config.token_ttl_seconds)
+        self.orders: dict[str, dict[str, Any]] = {}
 
     def expire_tokens(self) -> None:
         with self.lock:
-            self.tokens.clear()
+            self.tokens.expire_all()
+
+    def record(self, service: str | None, body: Any, status: int, response: Any, fault: Fault | None,
+               **extra: Any) -> None:
+        # Only whether Authorization was sent: the log must not leak tokens.
+        headers = {"authorization": "Authorization" in request.headers}
+        super().record(service, masked(body, "CustomerSecret"), status, masked(response, "Token"), fault,
+                       method=request.method, headers=headers, **extra)
 
     # --- authentication -------------------------------------------------
 
@@ -190,17 +121,14 @@ class VNPost:
             key, secret = body.get("CustomerKey"), body.get("CustomerSecret")
             if not (_same(key, cfg.customer_key) and _same(secret, cfg.customer_secret)):
                 return 401, {"Status": "401", "Message": MSG_BAD_CREDENTIALS}
-            token = secrets.token_urlsafe(32)
-            self.tokens[token] = time.monotonic()
+            token = self.tokens.issue()
             ttl = cfg.token_ttl_seconds
             # Whole seconds as an int (what clients expect); a shortened test TTL like 0.5 stays exact.
             return 200, {"Status": OK, "Token": token, "ExpiresIn": int(ttl) if ttl.is_integer() else ttl}
 
     def token_ok(self, token: str | None) -> bool:
         with self.lock:
-            # Expiry is checked against the current TTL so testers can shorten it live.
-            issued = self.tokens.get(token) if token else None
-            return issued is not None and time.monotonic() - issued < self.config.token_ttl_seconds
+            return self.tokens.valid(token)
 
     # --- orders -----------------------------------------------------------
 
@@ -268,8 +196,7 @@ class VNPost:
         }
 
     def snapshot(self, number: str | None = None) -> Any:
-        with self.lock:
-            return copy.deepcopy(self.orders if number is None else self.orders.get(number))
+        return self.copy_of(self.orders, number)
 
     # --- moving parcels and the tracking callback --------------------------
 
@@ -311,31 +238,13 @@ class VNPost:
         headers = {"Content-Type": "application/json; charset=utf-8", "X-VNPost-Signature": sign(raw, secret)}
         sent_at = now_vn()
         # Sent outside the lock: the gateway answering the callback may well call this mock back.
-        try:
-            resp = requests.post(url, data=raw, headers=headers, timeout=CALLBACK_TIMEOUT_SECONDS)
-        except requests.RequestException as exc:
-            result: dict[str, Any] = {"error": f"{type(exc).__name__}: {exc}"}
-        else:
-            try:
-                reply: Any = resp.json()
-            except ValueError:
-                reply = resp.text[:2000]
-            result = {"status": resp.status_code, "body": reply}
+        sent = deliver("POST", url, CALLBACK_TIMEOUT_SECONDS, data=raw, headers=headers)
+        result = {"error": sent.error} if sent.error is not None else {"status": sent.status, "body": sent.answer}
         with self.lock:
             found = self.orders.get(number)  # a reset while sending would have removed it
             if found is not None:
                 found["callbacks"].append({"sent_at": sent_at, "message": message, "replayed": replayed} | result)
         return result
-
-
-def _json_object() -> dict[str, Any] | None:
-    body = request.get_json(force=True, silent=True)
-    return body if isinstance(body, dict) else None
-
-
-def _bearer() -> str | None:
-    auth = request.authorization
-    return auth.token if auth is not None and auth.type == "bearer" else None
 
 
 def _status_code(body: dict[str, Any]) -> str:
@@ -345,63 +254,49 @@ def _status_code(body: dict[str, Any]) -> str:
     return code
 
 
+def _busy(fault: Fault) -> Outcome:
+    return 200, {"Status": fault.code or "999", "Message": MSG_BUSY}
+
+
+def _bearer_challenge(status: int, payload: Any) -> Response:
+    resp = json_reply(status, payload)
+    if status == 401:
+        resp.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+    return resp
+
+
 def create_blueprint() -> Blueprint:
     """A fresh VNPost mock (own state, log and faults) as a blueprint; mount it at /postal."""
     post = VNPost()
     bp = Blueprint("postal", __name__)
-    add_mock_endpoints(bp, post.log, post.faults, post.reset)
-
-    def record(service: str | None, body: Any, status: int, payload: Any, fault: Fault | None) -> None:
-        post.log.append(
-            {
-                "path": request.path,
-                "method": request.method,
-                "service": service,
-                # Only whether Authorization was sent: the log must not leak tokens.
-                "headers": {"authorization": "Authorization" in request.headers},
-                "body": _masked(body, ("CustomerSecret",)),
-                # For delay/drop this is what was computed; the client may never see it.
-                "status": status,
-                "response": _masked(payload, ("Token",)),
-                "fault": fault.mode if fault else None,
-            }
-        )
+    add_standard_endpoints(bp, post)
 
     def respond(service: str, body: Any, run: Callable[[], Outcome], *, control: bool = False) -> Response:
-        """Take a fault, run the call unless the fault replaces it, log, then reply."""
-        fault = post.faults.take(service, explicit_only=control)
-        busy: Outcome = (200, {"Status": (fault.code if fault else None) or "999", "Message": MSG_BUSY})
-        status, payload = replaced_outcome(fault, busy) or run()
-        record(service, body, status, payload, fault)
-        resp = finish(fault, status, payload)
-        if status == 401 and service != TOKEN_SERVICE:
-            resp.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
-        return resp
+        # The token call answers a bad login without a Bearer challenge: it is not a Bearer-protected call.
+        render = json_reply if service == TOKEN_SERVICE else _bearer_challenge
+        return post.serve(service, body, run, _busy, control=control, render=render)
 
     def authorized(run: Callable[[], Outcome]) -> Callable[[], Outcome]:
         def guarded() -> Outcome:
-            if not post.token_ok(_bearer()):
+            if not post.token_ok(bearer_token()):
                 return 401, {"Status": "401", "Message": MSG_BAD_TOKEN}
             return run()
 
         return guarded
 
     def malformed(service: str) -> Response:
-        # A body we cannot read never consumes a fault.
-        status, payload = 400, {"Status": "101", "Message": MSG_BAD_BODY}
-        record(service, request.get_data(as_text=True)[:2000], status, payload, None)
-        return finish(None, status, payload)
+        return post.unreadable(service, 400, {"Status": "101", "Message": MSG_BAD_BODY})
 
     @bp.post("/api/token")
     def token() -> Response:
-        body = _json_object()
+        body = json_object()
         if body is None:
             return malformed(TOKEN_SERVICE)
         return respond(TOKEN_SERVICE, body, lambda: post.issue_token(body), control=True)
 
     @bp.post("/api/orders")
     def create_order() -> Response:
-        body = _json_object()
+        body = json_object()
         if body is None:
             return malformed("CreateOrder")
         return respond("CreateOrder", body, authorized(lambda: post.create_order(body)))
@@ -421,7 +316,7 @@ def create_blueprint() -> Blueprint:
 
     @bp.post("/_mock/advance/<order_number>")
     def mock_advance(order_number: str) -> Response | tuple[Response, int]:
-        body = _json_object() or {}
+        body = json_object() or {}
         try:
             code = _status_code(body)
             push = body.get("push", True)
@@ -434,7 +329,7 @@ def create_blueprint() -> Blueprint:
 
     @bp.post("/_mock/push/<order_number>")
     def mock_push(order_number: str) -> Response | tuple[Response, int]:
-        body = _json_object() or {}
+        body = json_object() or {}
         try:
             code = _status_code(body)
             at = body.get("at")
@@ -450,20 +345,6 @@ def create_blueprint() -> Blueprint:
         result = post.push(order_number, code, at)
         return not_found() if result is None else jsonify(result)
 
-    @bp.post("/_mock/expire-tokens")
-    def mock_expire_tokens() -> Response:
-        post.expire_tokens()
-        return jsonify({"status": "expired"})
-
-    @bp.get("/_mock/state")
-    def mock_state() -> Response:
-        return jsonify({"orders": post.snapshot()})
-
-    @bp.get("/_mock/state/<order_number>")
-    def mock_state_one(order_number: str) -> Response | tuple[Response, int]:
-        order = post.snapshot(order_number)
-        return not_found() if order is None else jsonify(order)
-
-    add_config_endpoints(bp, post)
-
+    add_expire_endpoint(bp, "/_mock/expire-tokens", post.expire_tokens)
+    add_state_endpoints(bp, "orders", post.snapshot, MSG_NOT_FOUND, "order_number")
     return bp

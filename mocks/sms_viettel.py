@@ -1,107 +1,22 @@
-"""Fake Viettel brandname SMS (SOAP 1.1 "CcApi", operation wsCpMt), plus what both SMS mocks share.
-
-The shared bits (GSM 03.38 check, receiver check, accepted-message book, `_mock/messages`) live here so
-the VNPT mock imports them instead of keeping a second copy.
-"""
+"""Fake Viettel brandname SMS (SOAP 1.1 "CcApi", operation wsCpMt)."""
 
 from __future__ import annotations
 
 import re
-import threading
-import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
-from flask import Blueprint, Response, jsonify, make_response, request, url_for
+from flask import Blueprint, Response, make_response, request, url_for
 from lxml import etree
 
-from mocks.harness import (
-    Fault,
-    FaultInjector,
-    MockConfig,
-    RequestLog,
-    add_config_endpoints,
-    add_mock_endpoints,
-    dropped_response,
-)
+from mocks.harness import Fault, MockConfig, Outcome, masked, raw_body_masked
+from mocks.sms_brandname import BrandnameSms, add_sms_mock_endpoints, is_gsm7, valid_receiver
 
-# --- shared by both SMS mocks ----------------------------------------------------
+__all__ = ["WSDL", "ViettelSms", "create_blueprint", "is_gsm7", "parse_call"]  # is_gsm7: tests import it from here
 
-# GSM 03.38 default alphabet (ESC left out: it is the escape code, not a character) and its extension table.
-GSM7_BASIC = (
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
-    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
-)
-GSM7_EXTENSION = "\f^{}\\[~]|€"
-_GSM7 = frozenset(GSM7_BASIC + GSM7_EXTENSION)
-MAX_CONTENT = 1000
 # Viettel limits Content in bytes ("MAXLENGTH_LIMIT_XXXX_BYTE"); the limit itself is not published: [assumed].
 MAX_CONTENT_BYTES = 2000
-# [0-9], not \d: \d also matches other scripts' digits.
-_RECEIVER = re.compile(r"84[0-9]{9}")
-MASK = "***"
-
-
-def is_gsm7(text: str) -> bool:
-    """Whether `text` can go as a plain (GSM-7) SMS: only GSM 03.38 basic-set or extension-table characters."""
-    return all(ch in _GSM7 for ch in text)
-
-
-def valid_receiver(value: Any) -> bool:
-    """One mobile number in the international form 84xxxxxxxxx."""
-    return isinstance(value, str) and _RECEIVER.fullmatch(value) is not None
-
-
-def masked(fields: dict[str, Any], key: str) -> dict[str, Any]:
-    """A copy of `fields` with the secret `key` replaced, so the request log never shows it."""
-    return fields | {key: MASK} if fields.get(key) is not None else dict(fields)
-
-
-class SentMessages:
-    """Messages a provider accepted, oldest first, one per request id. Callers hold the mock's lock."""
-
-    def __init__(self, provider: str) -> None:
-        self.provider = provider
-        self.clear()
-
-    def clear(self) -> None:
-        self._items: list[dict[str, Any]] = []
-        self._ids: set[str] = set()
-
-    def seen(self, request_id: str) -> bool:
-        return request_id in self._ids
-
-    def seen_message(self, receiver: str, brandname: str, content: str) -> bool:
-        return any((m["receiver"], m["brandname"], m["content"]) == (receiver, brandname, content) for m in self._items)
-
-    def add(self, request_id: str, receiver: str, brandname: str, content: str, unicode: bool) -> None:
-        self._ids.add(request_id)
-        self._items.append(
-            {
-                "provider": self.provider,
-                "request_id": request_id,
-                "receiver": receiver,
-                "brandname": brandname,
-                "content": content,
-                "unicode": unicode,
-                "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
-            }
-        )
-
-    def list(self, receiver: str | None = None) -> list[dict[str, Any]]:
-        return [dict(m) for m in self._items if receiver is None or m["receiver"] == receiver]
-
-
-def add_messages_endpoint(bp: Blueprint, state: Any) -> None:
-    """GET `_mock/messages[?receiver=84...]` for a mock whose state has `lock` and SentMessages `messages`."""
-
-    @bp.get("/_mock/messages")
-    def mock_messages() -> Response:
-        with state.lock:
-            return jsonify({"messages": state.messages.list(request.args.get("receiver"))})
-
 
 # --- Viettel -----------------------------------------------------------------------
 
@@ -241,35 +156,26 @@ def _xml(status: int, text: str) -> Response:
     return make_response(text.encode(), status, {"Content-Type": "text/xml; charset=utf-8"})
 
 
-def finish_xml(fault: Fault | None, status: int, text: str) -> Response:
-    """harness.finish for XML replies: the fault's sleep or drop, then the envelope."""
-    if fault is not None and fault.mode in ("timeout", "delay"):
-        time.sleep(fault.seconds)
-    if fault is not None and fault.mode == "drop":
-        return dropped_response()
-    return _xml(status, text)
+def _soap(status: int, payload: dict[str, Any]) -> Response:
+    """The envelope for what the mock logs as the response: a SOAP Fault or a wsCpMt result."""
+    if "faultcode" in payload:
+        return _xml(status, fault_envelope(payload["faultcode"], payload["faultstring"]))
+    return _xml(status, result_envelope(payload["result"], payload["message"]))
 
 
-def _masked_raw(data: bytes) -> str:
-    # An unreadable body is logged as text, still without the password.
-    text = data.decode("utf-8", "replace")[:2000]
-    return re.sub(r"(<(?:[\w.-]+:)?Password\b[^>]*>)[^<]*", rf"\g<1>{MASK}", text)
+def _server_fault(fault: Fault) -> Outcome:
+    text = "Injected fault: HTTP 500" if fault.mode == "http_500" else TIMEOUT_TEXT
+    return (500 if fault.mode == "http_500" else 504), {"faultcode": "Server", "faultstring": text}
 
 
-class ViettelSms:
+_PASSWORD = re.compile(r"(<(?:[\w.-]+:)?Password\b[^>]*>)[^<]*")
+
+
+class ViettelSms(BrandnameSms[ViettelConfig]):
     """State of one Viettel mock: config and the messages accepted."""
 
-    def __init__(self) -> None:
-        self.lock = threading.RLock()
-        self.log = RequestLog()
-        self.faults = FaultInjector()
-        self.messages = SentMessages("viettel")
-        self.reset()
-
-    def reset(self) -> None:
-        with self.lock:
-            self.config = ViettelConfig()
-            self.messages.clear()
+    config_class = ViettelConfig
+    provider = "viettel"
 
     def send(self, call: dict[str, str | None], fault: Fault | None) -> tuple[int, str]:
         """Check and accept one wsCpMt; returns (result, message)."""
@@ -318,22 +224,7 @@ def create_blueprint(state: ViettelSms | None = None) -> Blueprint:
     """A fresh Viettel SMS mock (own state, log and faults) as a blueprint; mount it at /sms/viettel."""
     sms = state or ViettelSms()
     bp = Blueprint("sms_viettel", __name__)
-    add_mock_endpoints(bp, sms.log, sms.faults, sms.reset)
-    add_config_endpoints(bp, sms)
-    add_messages_endpoint(bp, sms)
-
-    def record(body: Any, status: int, response: dict[str, Any], fault: Fault | None) -> None:
-        sms.log.append(
-            {
-                "path": request.path,
-                "service": SERVICE,
-                "body": body,
-                # For delay/drop this is what was computed; the client may never see it.
-                "status": status,
-                "response": response,
-                "fault": fault.mode if fault else None,
-            }
-        )
+    add_sms_mock_endpoints(bp, sms)
 
     def wsdl() -> Response:
         # The address follows the host the client used, so the WSDL works behind any host:port.
@@ -353,20 +244,16 @@ def create_blueprint(state: ViettelSms | None = None) -> Blueprint:
 
     @bp.post("/bulkapi")
     def bulkapi() -> Response:
-        data = request.get_data()
         try:
-            call = parse_call(data)
+            call = parse_call(request.get_data())
         except SoapClientError as exc:
-            # Faults need a readable call, so a broken body never consumes one.
-            record(_masked_raw(data), 500, {"faultcode": "Client", "faultstring": str(exc)}, None)
-            return _xml(500, fault_envelope("Client", str(exc)))
-        fault = sms.faults.take(SERVICE)
-        if fault is not None and fault.mode in ("http_500", "timeout"):
-            status, text = (500, "Injected fault: HTTP 500") if fault.mode == "http_500" else (504, TIMEOUT_TEXT)
-            record(masked(call, "Password"), status, {"faultcode": "Server", "faultstring": text}, fault)
-            return finish_xml(fault, status, fault_envelope("Server", text))
-        result, message = sms.send(call, fault)
-        record(masked(call, "Password"), 200, {"result": result, "message": message}, fault)
-        return finish_xml(fault, 200, result_envelope(result, message))
+            refusal = {"faultcode": "Client", "faultstring": str(exc)}
+            return sms.unreadable(SERVICE, 500, refusal, logged=raw_body_masked(_PASSWORD), render=_soap)
+
+        def run(fault: Fault | None) -> Outcome:
+            result, message = sms.send(call, fault)
+            return 200, {"result": result, "message": message}
+
+        return sms.serve_after_checks(SERVICE, masked(call, "Password"), run, replace=_server_fault, render=_soap)
 
     return bp

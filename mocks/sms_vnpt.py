@@ -3,23 +3,13 @@
 from __future__ import annotations
 
 import re
-import threading
 from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, Response, request
 
-from mocks.harness import (
-    Fault,
-    FaultInjector,
-    MockConfig,
-    RequestLog,
-    add_config_endpoints,
-    add_mock_endpoints,
-    finish,
-    replaced_outcome,
-)
-from mocks.sms_viettel import MASK, MAX_CONTENT, SentMessages, add_messages_endpoint, is_gsm7, masked, valid_receiver
+from mocks.harness import MASK, Fault, MockConfig, Outcome, masked, raw_body_masked
+from mocks.sms_brandname import MAX_CONTENT, BrandnameSms, add_sms_mock_endpoints, is_gsm7, valid_receiver
 
 SERVICE = "send_sms_list"
 OK, AUTH, MOBILE, LABEL, TEMPLATE, CONTENT, REQID, DUPLICATE, BUSY = "0", "1", "2", "3", "4", "5", "6", "7", "99"
@@ -63,26 +53,14 @@ def _single_content(params: Any) -> str | None:
     return content
 
 
-def _masked_raw(data: bytes) -> str:
-    # An unreadable body is logged as text, still without the password.
-    text = data.decode("utf-8", "replace")[:2000]
-    return re.sub(r'("APIPASS"\s*:\s*)("(?:[^"\\]|\\.)*"|[^,}\s]+)', rf'\g<1>"{MASK}"', text)
+_APIPASS = re.compile(r'("APIPASS"\s*:\s*)("(?:[^"\\]|\\.)*"|[^,}\s]+)')
 
 
-class VnptSms:
+class VnptSms(BrandnameSms[VnptConfig]):
     """State of one VNPT mock: config and the messages accepted."""
 
-    def __init__(self) -> None:
-        self.lock = threading.RLock()
-        self.log = RequestLog()
-        self.faults = FaultInjector()
-        self.messages = SentMessages("vnpt")
-        self.reset()
-
-    def reset(self) -> None:
-        with self.lock:
-            self.config = VnptConfig()
-            self.messages.clear()
+    config_class = VnptConfig
+    provider = "vnpt"
 
     def send(self, rq: dict[str, Any], fault: Fault | None) -> str:
         """Check and accept one send_sms_list; returns the ERROR code."""
@@ -118,37 +96,19 @@ def create_blueprint(state: VnptSms | None = None) -> Blueprint:
     """A fresh VNPT SMS mock (own state, log and faults) as a blueprint; mount it at /sms/vnpt."""
     sms = state or VnptSms()
     bp = Blueprint("sms_vnpt", __name__)
-    add_mock_endpoints(bp, sms.log, sms.faults, sms.reset)
-    add_config_endpoints(bp, sms)
-    add_messages_endpoint(bp, sms)
-
-    def record(body: Any, status: int, payload: Any, fault: Fault | None) -> None:
-        sms.log.append(
-            {
-                "path": request.path,
-                "service": SERVICE,
-                "body": body,
-                # For delay/drop this is what was computed; the client may never see it.
-                "status": status,
-                "response": payload,
-                "fault": fault.mode if fault else None,
-            }
-        )
+    add_sms_mock_endpoints(bp, sms)
 
     @bp.post("/api/send_sms_list")
     def send_sms_list() -> Response:
         body = request.get_json(force=True, silent=True)
         rq = body.get("RQST") if isinstance(body, dict) else None
         if not isinstance(rq, dict):
-            # Faults need a readable call, so a broken body never consumes one.
-            status, payload = 400, reply(BUSY, BAD_REQUEST_DESC)
-            record(_masked_raw(request.get_data()), status, payload, None)
-            return finish(None, status, payload)
-        fault = sms.faults.take(SERVICE)
-        # error_code is decided inside send(), after the checks; here only http_500/timeout replace the call.
-        replaced = replaced_outcome(fault, (200, reply(BUSY))) if fault and fault.mode != "error_code" else None
-        status, payload = replaced or (200, reply(sms.send(rq, fault)))
-        record(masked(rq, "APIPASS"), status, payload, fault)
-        return finish(fault, status, payload)
+            logged = raw_body_masked(_APIPASS, f'"{MASK}"')
+            return sms.unreadable(SERVICE, 400, reply(BUSY, BAD_REQUEST_DESC), logged=logged)
+
+        def run(fault: Fault | None) -> Outcome:
+            return 200, reply(sms.send(rq, fault))
+
+        return sms.serve_after_checks(SERVICE, masked(rq, "APIPASS"), run)
 
     return bp
