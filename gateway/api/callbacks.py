@@ -86,8 +86,7 @@ def payment_callback(provider_name: str):  # noqa: ANN201
     """A payment provider's result, in its own format; answered in its own format and codes.
 
     `national_platform`: a JSON POST checked by its `MaXacThuc`; `vnpay`: the IPN, a GET with the signed
-    query string (`vnp_SecureHash`). A body that is not a callback is HTTP 400 with the provider's code 99;
-    what each verdict answers: `docs/payments.md#callbacks`.
+    query string (`vnp_SecureHash`). What each verdict answers: `docs/payments.md#callbacks`.
     """
     gateway = current_app.config["GATEWAY"]
     provider: PaymentProvider | None = gateway.payment_providers.get(provider_name)

@@ -68,8 +68,7 @@ def report_step(code: str):  # noqa: ANN201
 
     Fields: status, officer, position, department, note, due_at, at, event_id. 201 recorded; 200 with the
     stored step for a repeated `event_id` with the same content; 409 for an `event_id` reused for another
-    step, or a step the status machine does not allow from the current status (`details` holds
-    `current_status` and `allowed`).
+    step, or a step the status machine does not allow from the current status.
     """
     event = parse(EventIn)
     recorded = steps.record_event(current_app.config["GATEWAY"].context, code, event, actor=g.caller)

@@ -41,9 +41,9 @@ def request_payment(code: str):  # noqa: ANN201
     """Ask for a fee payment: 201 with the pay URL, 202 while the provider has not answered yet.
 
     Level 4 (toàn trình) dossiers only. An optional `Idempotency-Key` header (1 to 255 printable ASCII
-    characters, scoped to the calling key) makes a retry safe: the same key and body again answer 200 with
-    the same payment. 201 `pending` with `pay_url`; 202 `initiating` while the provider has not answered
-    (with `last_error`); 409 for the same key with another body, a fee already held by an open or paid
+    characters) makes a retry safe: the same key and body again answer 200 with the same payment.
+    201 `pending` with `pay_url`; 202 `initiating` while the provider has not answered (with
+    `last_error`); 409 for the same key with another body, a fee already held by an open or paid
     payment, a một phần dossier or a closed one. How a payment moves on: `docs/payments.md`.
     """
     body = parse(PaymentRequestIn)
