@@ -27,6 +27,9 @@ from gateway.api import (
 )
 from gateway.bootstrap import Gateway, bootstrap
 
+BLUEPRINTS = (intake.bp, one_stop.bp, payments.bp, deliveries.bp, notifications.bp, callbacks.bp, ops.bp, console.bp,
+              signatures.bp, reports.bp, archive.bp, health.bp, metrics.bp, openapi.bp)
+
 
 def create_app(gateway: Gateway | None = None) -> Flask:
     gateway = gateway or bootstrap()
@@ -56,8 +59,16 @@ def create_app(gateway: Gateway | None = None) -> Flask:
     def _forget_request_id(_exc: BaseException | None) -> None:
         if (token := g.pop("request_id_token", None)) is not None:
             request_context.request_id.reset(token)
-    for blueprint in (intake.bp, one_stop.bp, payments.bp, deliveries.bp, notifications.bp, callbacks.bp, ops.bp,
-                      console.bp, signatures.bp, reports.bp, archive.bp, health.bp, metrics.bp, openapi.bp):
+    for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
     logging.getLogger(__name__).info("gateway API ready (database %s)", gateway.engine.url.render_as_string())
+    return app
+
+
+def route_map() -> Flask:
+    """The routes with no gateway behind them (no database, no broker): enough to describe the API, as
+    `gateway api-reference` does, and never to serve it."""
+    app = Flask("gateway")
+    for blueprint in BLUEPRINTS:
+        app.register_blueprint(blueprint)
     return app

@@ -290,6 +290,22 @@ def archive_verify(path: Path, trust_dir: Path | None, as_json: bool) -> None:
         sys.exit(1)
 
 
+@main.command("api-reference")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), default=None, help="write here, not to stdout")
+def api_reference(output: str | None) -> None:
+    """Print docs/api.md: every route, rendered from the OpenAPI document (needs no database)."""
+    from gateway.api.openapi import build
+    from gateway.api.reference import render
+    from gateway.app import route_map
+
+    text = render(build(route_map()))
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        with open(output, "w", encoding="utf-8") as out:
+            out.write(text)
+
+
 @main.command("run-all")
 @click.option("--mock-port", default=8001, show_default=True)
 def run_all(mock_port: int) -> None:

@@ -53,6 +53,13 @@ def _from_a_partner_network() -> None:
 @require("national_portal")
 @documented(body=DvcqgDossierIn, created=True)
 def national_portal_dossier():  # noqa: ANN201
+    """A dossier a citizen filed on the national portal, in the portal's own DongBoHoSoMC shape.
+
+    Identity in `DinhDanhCHS` (or flat `SoDinhDanh`), `NgayTiepNhan` (or `NgayNopHoSo`) as `yyyyMMddHHmmss`,
+    `HinhThuc`, `DanhSachLePhi`, `TaiLieuNop`, ...; the level from `MucDo`, else `national_portal.procedure_levels`,
+    else `national_portal.default_level`. Mapped into the same model as `POST /api/v1/dossiers`, validated by
+    the same rules (a 422 names the portal's field), stored with `source: "national_portal"`.
+    """
     portal = current_app.config["GATEWAY"].settings.national_portal
     mapped = parse(DvcqgDossierIn).to_dossier(portal.procedure_levels, portal.default_level)
     try:
@@ -83,7 +90,11 @@ def _callback_fields() -> dict[str, Any] | None:
 @bp.route("/payments/<provider_name>", methods=["POST", "GET"])
 @documented(body={"type": "object", "description": "the provider's own callback fields"})
 def payment_callback(provider_name: str):  # noqa: ANN201
-    """A payment provider's result, in its own format; answered in its own format and codes."""
+    """A payment provider's result, in its own format; answered in its own format and codes.
+
+    `national_platform`: a JSON POST checked by its `MaXacThuc`; `vnpay`: the IPN, a GET with the signed
+    query string (`vnp_SecureHash`). What each verdict answers: `docs/payments.md#callbacks`.
+    """
     gateway = current_app.config["GATEWAY"]
     provider: PaymentProvider | None = gateway.payment_providers.get(provider_name)
     if provider is None:
@@ -104,7 +115,13 @@ def payment_callback(provider_name: str):  # noqa: ANN201
 @documented(body={"type": "object", "description": "VNPost tracking update: orderNumber, statusCode, statusMessage, "
                                                    "at; signed with X-VNPost-Signature (HMAC-SHA256 of the body)"})
 def postal_callback(provider_name: str):  # noqa: ANN201
-    """A tracking update pushed by the post, authenticated by its HMAC signature over the raw body."""
+    """A tracking update pushed by the post, authenticated by its HMAC signature over the raw body.
+
+    `{orderNumber, statusCode, statusMessage, at}`, signed with `X-VNPost-Signature` (HMAC-SHA256 of the
+    raw body). 401 bad signature, 400 not a tracking update, 404 unknown order, 422 unknown status code;
+    otherwise `{"status": "ok", "applied": bool}` (an update older than the last applied one is kept but
+    not applied).
+    """
     gateway = current_app.config["GATEWAY"]
     if provider_name != VNPostClient.name:
         raise ApiError(404, "not_found", f"no postal provider {provider_name!r}; known: ['{VNPostClient.name}']")

@@ -19,7 +19,13 @@ bp = Blueprint("deliveries", __name__, url_prefix="/api/v1")
 @require("one_stop")
 @documented(body=DeliveryIn, created=True)
 def book(code: str):  # noqa: ANN201
-    """Book VNPost delivery: 201 with the waybill, 202 while VNPost has not answered, 200 for a repeat."""
+    """Book VNPost delivery: 201 with the waybill, 202 while VNPost has not answered, 200 for a repeat.
+
+    The receiver defaults to the applicant; the OrderNumber is the dossier code. 200 with the same waybill
+    for the same booking again; 202 in state `booking` while VNPost has not answered; 409 for other
+    details, or before the result is ready (status 9 or 10 needed); 422 for bad input or a COD amount over
+    `postal.max_cod_vnd`.
+    """
     gateway = current_app.config["GATEWAY"]
     booked = service.book(gateway.context, code, parse(DeliveryIn), caller=g.caller,
                           attempt_now=gateway.runner.run_claimed)
@@ -34,6 +40,10 @@ def book(code: str):  # noqa: ANN201
 @bp.get("/dossiers/<code>/deliveries")
 @require("one_stop", "portal", "ops")
 def get(code: str):  # noqa: ANN201
-    """The dossier's delivery with its tracking history (every update received, applied or not)."""
+    """The dossier's delivery with its tracking history.
+
+    State (and Vietnamese label), waybill, COD, receiver, the last tracking code, and `tracking`: every
+    update received, `applied` or not.
+    """
     delivery, events = service.get(current_app.config["GATEWAY"].context, code)
     return jsonify(views.delivery(delivery, events))

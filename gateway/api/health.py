@@ -10,11 +10,13 @@ bp = Blueprint("health", __name__)
 
 @bp.get("/healthz")
 def healthz():  # noqa: ANN201
+    """Liveness: the process answers."""
     return jsonify({"status": "ok"})
 
 
 @bp.get("/readyz")
 def readyz():  # noqa: ANN201
+    """Readiness: the database and the broker answer (503 when one is down)."""
     gateway = current_app.config["GATEWAY"]
     checks: dict[str, str] = {}
     try:

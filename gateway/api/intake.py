@@ -30,6 +30,12 @@ def filed_response(filed: service.Filed):  # noqa: ANN201
 @require("portal", "national_portal")
 @documented(body=DossierIn, created=True)
 def file_dossier():  # noqa: ANN201
+    """File a dossier.
+
+    201 with the stored dossier (status 1, "Mới đăng ký"); 200 with the same body for the same request again;
+    409 for the same code with another body. A portal key files with `source: "portal"`, a national-portal
+    key with `source: "national_portal"`. The rules each field is checked by are in `docs/api-conventions.md`.
+    """
     dossier = parse(DossierIn)
     source = "national_portal" if "national_portal" in g.roles and "portal" not in g.roles else "portal"
     return filed_response(service.file_dossier(ctx(), dossier, source=source, actor=g.caller))
@@ -38,6 +44,11 @@ def file_dossier():  # noqa: ANN201
 @bp.get("/dossiers/<code>")
 @require("one_stop", "portal", "ops")
 def get_dossier(code: str):  # noqa: ANN201
+    """A dossier with its history.
+
+    Every step reported, in order, and, for each inline PDF attachment, its signature verdict once a worker
+    has verified it.
+    """
     dossier, history, verdicts = service.get_with_history(ctx(), code)
     view = views.dossier(dossier, history, verdicts)
     if (package := service.archive_state(ctx(), dossier["id"])) is not None:
@@ -49,6 +60,11 @@ def get_dossier(code: str):  # noqa: ANN201
 @require("portal")
 @documented(query={"code": {"type": "string"}, "id_number": {"type": "string", "pattern": "^(\\d{12}|\\d{9})$"}})
 def lookup():  # noqa: ANN201
+    """The citizen's view of a dossier, by ?code= or by ?id_number=.
+
+    Give exactly one of the two (400 otherwise). Each item: code, procedure, applicant name, received, due,
+    status and its Vietnamese label. 404 when nothing matches.
+    """
     code, id_number = request.args.get("code"), request.args.get("id_number")
     if bool(code) == bool(id_number):
         raise ApiError(400, "bad_query", "give exactly one of ?code= or ?id_number=")

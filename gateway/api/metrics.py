@@ -100,6 +100,10 @@ def _store_registry() -> CollectorRegistry:
 @bp.get("/metrics")
 @require("ops")
 def metrics():  # noqa: ANN201
-    """Prometheus text format."""
+    """Prometheus text format.
+
+    Every API process's counters and what the database says at scrape time; each metric and what to watch
+    for: `docs/operations.md#metrics`.
+    """
     return Response(generate_latest(process_registry()) + generate_latest(_store_registry()),
                     mimetype=CONTENT_TYPE_LATEST)

@@ -24,7 +24,12 @@ def _gateway():  # noqa: ANN202
 @require("one_stop", "ops")
 @documented(body=NotificationIn, created=True)
 def send():  # noqa: ANN201
-    """Render a template and queue it: 202 with the text as it will be sent (and its SMS segments)."""
+    """Render a template and queue it: 202 with the text as it will be sent (and its SMS segments).
+
+    An ad-hoc SMS or email. For SMS the answer names the `encoding` (gsm7 or ucs2) and the number of
+    `segments`. 422 for a bad number or address, an unknown template, or a value the template needs and was
+    not given.
+    """
     gateway = _gateway()
     row = service.send_now(gateway.context, gateway.notifier, parse(NotificationIn), caller=g.caller)
     response = jsonify(views.notification(row))
@@ -36,7 +41,10 @@ def send():  # noqa: ANN201
 @bp.get("/notifications/<reference>")
 @require("one_stop", "ops")
 def get(reference: str):  # noqa: ANN201
-    """A notification: its state, and every attempt with what each provider answered."""
+    """A notification: its state, and every attempt with what each provider answered.
+
+    State `queued`, `sent` or `failed`; the provider; `attempt_log`: each provider tried and its answer.
+    """
     row, attempts, attachments = service.get(_gateway().context, reference)
     return jsonify(views.notification(row, attempts, attachments))
 

@@ -47,6 +47,11 @@ def _int_arg(name: str, default: int, low: int, high: int) -> int:
 @documented(query={"after": {"type": "integer", "minimum": 0},
                    "limit": {"type": "integer", "minimum": 1, "maximum": MAX_FEED_PAGE}})
 def read_feed():  # noqa: ANN201
+    """The ordered change feed (`dossier.created`, ...), after a cursor.
+
+    Cursor-based and at-least-once: re-reading an old cursor returns the same items. `next_cursor` is the
+    last item's cursor, or the caller's own `after` when there is nothing new.
+    """
     after = _int_arg("after", 0, 0, 2**62)
     limit = _int_arg("limit", 100, 1, MAX_FEED_PAGE)
     with current_app.config["GATEWAY"].engine.connect() as conn:
@@ -59,6 +64,12 @@ def read_feed():  # noqa: ANN201
 @require("one_stop")
 @documented(body=EventIn, created=True)
 def report_step(code: str):  # noqa: ANN201
+    """Report a processing step of a dossier (status 2 to 10).
+
+    Fields: status, officer, position, department, note, due_at, at, event_id. 201 recorded; 200 with the
+    stored step for a repeated `event_id` with the same content; 409 for an `event_id` reused for another
+    step, or a step the status machine does not allow from the current status.
+    """
     event = parse(EventIn)
     recorded = steps.record_event(current_app.config["GATEWAY"].context, code, event, actor=g.caller)
     return jsonify(views.step(recorded.event)), 201 if recorded.created else 200
@@ -68,7 +79,7 @@ def report_step(code: str):  # noqa: ANN201
 @require("one_stop")
 @documented(body=StepBatch)
 def report_steps():  # noqa: ANN201
-    """Many steps in one request and one transaction: {"events": [{"code": ..., <step fields>}, ...]}.
+    """Up to 500 steps in one request and one transaction: `{"events": [{"code", ...step}]}`.
 
     Always 200 when the batch itself is well-formed; each step gets its own result, in order, with the
     status the single-step endpoint would have answered (201, 200 for a repeat, 404, 409, 422).

@@ -1,11 +1,13 @@
 """The OpenAPI 3.1 document, built from the routes themselves and the pydantic models that validate them.
 
-A view declares what it takes with @documented(body=Model, query={...}); roles come from @require.
+A view declares what it takes with @documented(body=Model, query={...}); roles come from @require; its
+docstring's first line is the summary and the rest the description (docs/api.md is rendered from this).
 Nothing is written twice: a new route shows up by itself, with its security and its body schema.
 """
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Callable
 from typing import Any
@@ -42,6 +44,13 @@ def _models(app: Flask) -> list[type[BaseModel]]:
     return sorted(found, key=lambda m: m.__name__)
 
 
+def _summary_and_description(view: Callable, endpoint: str) -> tuple[str, str]:
+    """A view's docstring: its first line is the summary, the rest (unwrapped paragraphs) the description."""
+    summary, _, rest = inspect.cleandoc(view.__doc__ or endpoint).partition("\n")
+    paragraphs = [" ".join(p.split()) for p in rest.strip().split("\n\n") if p.strip()]
+    return summary.strip(), "\n\n".join(paragraphs)
+
+
 def build(app: Flask) -> dict[str, Any]:
     models = _models(app)
     refs, defs = models_json_schema([(m, "validation") for m in models],
@@ -52,6 +61,7 @@ def build(app: Flask) -> dict[str, Any]:
         if rule.endpoint == "static" or rule.endpoint.startswith("console."):  # HTML pages for people, not an API
             continue
         view = app.view_functions[rule.endpoint]
+        summary, description = _summary_and_description(view, rule.endpoint)
         doc = getattr(view, "openapi", {})
         roles = getattr(view, "required_roles", ())
         path = _PARAM.sub(lambda m: "{" + m.group(2) + "}", rule.rule)
@@ -64,7 +74,7 @@ def build(app: Flask) -> dict[str, Any]:
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
             op: dict[str, Any] = {
                 "operationId": rule.endpoint.replace(".", "_"),
-                "summary": (view.__doc__ or rule.endpoint).strip().splitlines()[0],
+                "summary": summary,
                 "responses": {"200" if not doc.get("created") else "201": {"description": "OK"},
                               "4XX": {"description": "refused", "content": {
                                   "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}},
@@ -75,7 +85,9 @@ def build(app: Flask) -> dict[str, Any]:
                 op["parameters"] = params
             if roles:
                 op["security"] = [{"apiKey": []}]
-                op["description"] = f"Roles: {', '.join(roles)}."
+            said = ([f"Roles: {', '.join(roles)}."] if roles else []) + ([description] if description else [])
+            if said:
+                op["description"] = "\n\n".join(said)
             body = doc.get("body")
             if body is not None and method != "GET":
                 schema = refs[(body, "validation")] if isinstance(body, type) else body
@@ -94,5 +106,9 @@ def build(app: Flask) -> dict[str, Any]:
 
 @bp.get("/openapi.json")
 def openapi_json():  # noqa: ANN201
-    """This document."""
+    """This document.
+
+    OpenAPI 3.1, built from the routes, their roles and the pydantic models that validate the bodies; the
+    console's HTML pages are left out.
+    """
     return jsonify(build(current_app))

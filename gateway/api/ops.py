@@ -38,7 +38,10 @@ class ApiKeyIn(BaseModel):
 @bp.get("/api-keys")
 @require("ops")
 def list_keys():  # noqa: ANN201
-    """Every API key: from the settings and from the database, active or revoked (never the key itself)."""
+    """Every API key: from the settings and from the database, active or revoked (never the key itself).
+
+    Each with its roles and rate; not its hash either.
+    """
     return jsonify({"keys": current_app.config["GATEWAY"].keys.describe()})
 
 
@@ -46,7 +49,11 @@ def list_keys():  # noqa: ANN201
 @require("ops")
 @documented(body=ApiKeyIn, created=True)
 def add_key():  # noqa: ANN201
-    """Create an API key, in effect at once; the key is in this answer and nowhere else."""
+    """Create an API key, in effect at once; the key is in this answer and nowhere else.
+
+    201 with `key`, shown this once (only its SHA-256 is stored); 409 for a name in use (also a revoked
+    one, or one in the settings); 422 for a bad name or role.
+    """
     body = parse(ApiKeyIn)
     key = current_app.config["GATEWAY"].keys.add(body.name, list(body.roles), rate_per_minute=body.rate_per_minute,
                                                  actor=g.caller)
@@ -57,7 +64,10 @@ def add_key():  # noqa: ANN201
 @bp.delete("/api-keys/<name>")
 @require("ops")
 def revoke_key(name: str):  # noqa: ANN201
-    """Revoke a database key: refused within auth.key_cache_seconds by every API process."""
+    """Revoke a database key: refused within auth.key_cache_seconds by every API process.
+
+    The process that answers refuses it at once. 404 when there is no such active key.
+    """
     current_app.config["GATEWAY"].keys.revoke(name, actor=g.caller)
     return jsonify({"revoked": name})
 
@@ -65,7 +75,11 @@ def revoke_key(name: str):  # noqa: ANN201
 @bp.get("/audit/verify")
 @require("ops")
 def audit_verify():  # noqa: ANN201
-    """Check the audit log's hash chain: which record was edited, deleted or moved, if any."""
+    """Check the audit log's hash chain: which record was edited, deleted or moved, if any.
+
+    `{"ok", "checked", "unsealed", "head": {seq, hash}, "problems": [{seq, id, kind, message}]}`, kind
+    `edited`, `missing` or `out_of_order` (`docs/operations.md#audit-log-as-a-hash-chain`).
+    """
     gateway = current_app.config["GATEWAY"]
     return jsonify(audit_chain.verify(gateway.engine, gateway.settings.audit.key))
 
@@ -73,7 +87,10 @@ def audit_verify():  # noqa: ANN201
 @bp.get("/trust")
 @require("ops")
 def trust():  # noqa: ANN201
-    """The roots signatures may chain to, with their SHA-256 fingerprints."""
+    """The roots signatures may chain to, with their SHA-256 fingerprints.
+
+    Each root: group (`public` or `government`), file, subject, SHA-256, expiry.
+    """
     store = current_app.config["GATEWAY"].signatures.trust
     return jsonify({"roots": [root.describe() for root in store.roots]})
 
@@ -83,6 +100,10 @@ def trust():  # noqa: ANN201
 @documented(query={"state": {"type": "string", "enum": list(STATES)}, "queue": {"type": "string"},
                    "ordering_key": {"type": "string"}})
 def jobs():  # noqa: ANN201
+    """Job counts by queue and state, and the jobs in one state (?state=).
+
+    `?queue=` and `?ordering_key=` (a dossier code) narrow the list; up to 500 jobs.
+    """
     state = request.args.get("state")
     with ctx().engine.connect() as conn:
         counts = [dict(r) for r in outbox.counts(conn)]
@@ -99,6 +120,7 @@ def jobs():  # noqa: ANN201
 @require("ops")
 @documented(query={"queue": {"type": "string"}})
 def list_dead_letters():  # noqa: ANN201
+    """Dead letters, with their last error and attempts."""
     rows = dead_letters.list_dead(ctx(), queue=request.args.get("queue"))
     return jsonify({"items": [views.job(r) for r in rows]})
 
@@ -106,12 +128,14 @@ def list_dead_letters():  # noqa: ANN201
 @bp.post("/dead-letters/<int:job_id>/retry")
 @require("ops")
 def retry(job_id: int):  # noqa: ANN201
+    """Give a dead letter fresh attempts."""
     return jsonify(views.job(dead_letters.retry(ctx(), job_id, actor=g.caller)))
 
 
 @bp.post("/dead-letters/<int:job_id>/discard")
 @require("ops")
 def discard(job_id: int):  # noqa: ANN201
+    """Give up on a dead letter."""
     return jsonify(views.job(dead_letters.discard(ctx(), job_id, actor=g.caller)))
 
 
@@ -120,7 +144,10 @@ def discard(job_id: int):  # noqa: ANN201
 @documented(query={"state": {"type": "string", "enum": [s.value for s in PaymentState]},
                    "flagged": {"type": "boolean"}})
 def list_payments():  # noqa: ANN201
-    """Payments, newest first; ?flagged=true for those an operator must look at (paid late, say)."""
+    """Payments, newest first; ?flagged=true for those an operator must look at (paid late, say).
+
+    A flagged payment was paid late, or paid for a closed dossier: the money is recorded, never dropped.
+    """
     state = request.args.get("state")
     if state is not None and state not in {s.value for s in PaymentState}:
         raise ApiError(400, "bad_query", f"state must be one of {[s.value for s in PaymentState]}")
@@ -136,7 +163,10 @@ def list_payments():  # noqa: ANN201
 @require("ops")
 @documented(query={"after": {"type": "integer"}, "limit": {"type": "integer"}})
 def sla_breaches():  # noqa: ANN201
-    """New dossiers (status 1) past their 8-working-hour acknowledgment deadline, with how late they are."""
+    """New dossiers (status 1) past their 8-working-hour acknowledgment deadline, with how late they are.
+
+    Each with `overdue_minutes`; page on with `?after=` set to `next_after`.
+    """
     try:
         after = int(request.args.get("after", "0"))
         limit = int(request.args.get("limit", "100"))

@@ -38,7 +38,14 @@ def _idempotency_key() -> str | None:
 @require("one_stop")
 @documented(body=PaymentRequestIn, created=True)
 def request_payment(code: str):  # noqa: ANN201
-    """Ask for a fee payment: 201 with the pay URL, 202 while the provider has not answered yet."""
+    """Ask for a fee payment: 201 with the pay URL, 202 while the provider has not answered yet.
+
+    Level 4 (toàn trình) dossiers only. An optional `Idempotency-Key` header (1 to 255 printable ASCII
+    characters) makes a retry safe: the same key and body again answer 200 with the same payment.
+    201 `pending` with `pay_url`; 202 `initiating` while the provider has not answered (with
+    `last_error`); 409 for the same key with another body, a fee already held by an open or paid
+    payment, a một phần dossier or a closed one. How a payment moves on: `docs/payments.md`.
+    """
     body = parse(PaymentRequestIn)
     gateway = _gateway()
     requested = service.request_payment(gateway.context, code, body, caller=g.caller,
@@ -56,7 +63,10 @@ def request_payment(code: str):  # noqa: ANN201
 @bp.get("/dossiers/<code>/payments")
 @require("one_stop", "portal", "ops")
 def list_payments(code: str):  # noqa: ANN201
-    """The payments of a dossier, oldest first."""
+    """The payments of a dossier, oldest first.
+
+    Each as `GET /api/v1/dossiers/{code}/payments/{payment_id}` shows it.
+    """
     rows, with_receipt = service.of_dossier(_gateway().context, code)
     return jsonify({"items": [views.payment(r, has_receipt=r["id"] in with_receipt) for r in rows]})
 
@@ -64,7 +74,11 @@ def list_payments(code: str):  # noqa: ANN201
 @bp.get("/dossiers/<code>/payments/<payment_id>")
 @require("one_stop", "portal", "ops")
 def get_payment(code: str, payment_id: str):  # noqa: ANN201
-    """One payment of a dossier."""
+    """One payment of a dossier.
+
+    Its state (and Vietnamese label), amount, items, pay URL, expiry, paid time, transaction id, `flag`,
+    `last_error`, and `receipt_url` once the receipt is stored.
+    """
     row, has_receipt = service.get(_gateway().context, code, payment_id)
     return jsonify(views.payment(row, has_receipt=has_receipt))
 
@@ -72,7 +86,10 @@ def get_payment(code: str, payment_id: str):  # noqa: ANN201
 @bp.get("/dossiers/<code>/payments/<payment_id>/receipt")
 @require("one_stop", "portal", "ops")
 def get_receipt(code: str, payment_id: str):  # noqa: ANN201
-    """The receipt (biên lai) of a paid payment, as the provider issued it (PDF)."""
+    """The receipt (biên lai) of a paid payment, as the provider issued it (PDF).
+
+    404 until a worker has fetched it from the provider.
+    """
     pdf = service.receipt(_gateway().context, code, payment_id)
     return Response(pdf, mimetype="application/pdf",
                     headers={"Content-Disposition": f'inline; filename="bienlai-{payment_id}.pdf"'})

@@ -23,7 +23,14 @@ bp = Blueprint("reports", __name__, url_prefix="/ops/reports")
                    "quarter": {"type": "integer", "minimum": 1, "maximum": 4, "required": True},
                    "format": {"type": "string", "enum": ["json", "csv"]}})
 def quarterly():  # noqa: ANN201
-    """Dossiers by procedure, level, channel and final status; on-time rate; paid online; delivered by post."""
+    """Dossiers by procedure, level, channel and final status; on-time rate; paid online; delivered by post.
+
+    Per procedure, level and channel: dossiers received, by status, finished, on time / late and the
+    on-time rate, with fees and paid online (share), with a result and delivered by post (share), plus
+    totals. JSON, or CSV with `format=csv` or `Accept: text/csv` (UTF-8 with a byte-order mark for Excel,
+    the totals as the last row `TOTAL`). 400 for a bad year or quarter. The counting rules:
+    `docs/console.md#quarterly-report`.
+    """
     try:
         quarter = Quarter(int(request.args.get("year", "")), int(request.args.get("quarter", "")))
     except ValueError:

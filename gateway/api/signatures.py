@@ -53,7 +53,15 @@ def _pdf_from_request(limit: int) -> bytes:
 @require("one_stop", "portal")
 @documented(media=PDF_BODY)
 def verify():  # noqa: ANN201
-    """Verify every signature of a PDF against the configured trust roots."""
+    """Verify every signature of a PDF against the configured trust roots.
+
+    The PDF as an `application/pdf` body or as the `file` field of `multipart/form-data`. 200 with the
+    report, also for a broken signature (its own `FORMAT_FAILURE`); 400 `empty_body` / `missing_file`;
+    413 `pdf_too_large` (`signature.max_pdf_bytes`, checked before the body is read); 415 another type;
+    422 `not_a_pdf`, `malformed_pdf` (truncated, broken cross-references, nested too deeply, a
+    decompression bomb), `encrypted_pdf` (a password is needed), `pdf_too_complex` (over the time or memory
+    limit); 503 `verifier_busy` with `Retry-After`. What the report says: `docs/signatures.md`.
+    """
     signatures = _signatures()
     pdf = _pdf_from_request(signatures.settings.max_pdf_bytes)
     try:
