@@ -449,6 +449,24 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
 
 
 @pytest.fixture
+def engine(stack: Stack, tmp_path: Path) -> Iterator[Any]:
+    """A migrated database of the test's own, on the stack's kind of server, that no worker touches."""
+    from gateway.store.database import make_engine, migrate
+
+    if stack.name == "production":
+        name = f"gwown_{uuid.uuid4().hex[:8]}"
+        url = _pg_database(name)
+    else:
+        url = f"sqlite:///{tmp_path / 'own.db'}"
+    migrate(url)
+    engine = make_engine(url)
+    yield engine
+    engine.dispose()
+    if stack.name == "production":
+        _pg_drop(name)
+
+
+@pytest.fixture
 def gw(stack: Stack) -> Iterator[Stack]:
     """The stack, with a healthy mock and one running worker at the start of each test."""
     stack.portal.clear_faults()

@@ -1,36 +1,18 @@
-"""The outbox's ordering rules, on a database of their own (no worker touches it), on both stacks."""
+"""The outbox's ordering rules, on a database of their own (the `engine` fixture: no worker touches it),
+on both stacks."""
 
 from __future__ import annotations
 
 import threading
-import uuid
 from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import update
 
 from gateway.store import outbox
-from gateway.store.database import make_engine, migrate
 from gateway.store.tables import jobs
 
-from .conftest import _pg_database, _pg_drop
-
 Q = "national_portal"
-
-
-@pytest.fixture
-def engine(stack, tmp_path):
-    if stack.name == "production":
-        name = f"gwoutbox_{uuid.uuid4().hex[:8]}"
-        url = _pg_database(name)
-    else:
-        url = f"sqlite:///{tmp_path / 'outbox.db'}"
-    migrate(url)
-    engine = make_engine(url)
-    yield engine
-    engine.dispose()
-    if stack.name == "production":
-        _pg_drop(name)
 
 
 def now() -> datetime:

@@ -80,3 +80,79 @@ def test_the_receiver_refuses_forgeries(gw):
         "webhook-id": "y", "webhook-timestamp": str(stamp - 3600), "webhook-signature": sign(
             SECRET, "y", stamp - 3600, body)})
     assert stale.status_code == 401
+
+
+class _Receiver:
+    """A receiver that keeps what it is sent by webhook id, as the one-stop mock does."""
+
+    def __init__(self) -> None:
+        self.batches: dict[str, list[int]] = {}
+
+    def deliver(self, msg_id: str, payload: dict) -> None:
+        self.batches.setdefault(msg_id, [int(i["cursor"]) for i in payload["items"]])
+
+
+class _Died(BaseException):
+    """A worker dying at the worst moment: nothing after it runs, not even `except Exception`."""
+
+
+def _append_feed(engine, n: int) -> None:
+    from datetime import UTC, datetime
+
+    from gateway.store import feed
+
+    with engine.begin() as conn:
+        for _ in range(n):
+            feed.append(conn, type="status", code="X", at=datetime.now(UTC), data={})
+
+
+def test_a_pusher_that_dies_mid_push_hands_over_without_a_second_copy_of_anything(engine, monkeypatch):
+    from sqlalchemy import update
+
+    from gateway.config import JobSettings, WebhookSettings
+    from gateway.services import webhook_push
+    from gateway.store.tables import webhook_cursor
+
+    receiver = _Receiver()
+    pusher = webhook_push.WebhookPusher(engine, WebhookSettings(url="http://one-stop", batch_size=5), JobSettings(),
+                                        client=receiver)
+    _append_feed(engine, 8)  # one full batch and a short one
+    with monkeypatch.context() as m:  # the worker dies after both batches were taken, before it tidies up
+        m.setattr(webhook_push.webhook_cursor, "release", lambda *a, **k: (_ for _ in ()).throw(_Died()))
+        with pytest.raises(_Died):
+            pusher.push()
+    assert receiver.batches == {"feed-1-5": [1, 2, 3, 4, 5], "feed-6-8": [6, 7, 8]}
+    _append_feed(engine, 4)  # the feed goes on while the dead pusher's lease runs out
+    with engine.begin() as conn:
+        conn.execute(update(webhook_cursor).values(leased_until=None))
+    assert pusher.push() == 4  # the next pusher starts where the receiver is, not where the dead one started
+    cursors = [c for batch in receiver.batches.values() for c in batch]
+    assert sorted(cursors) == list(range(1, 13)) and len(cursors) == len(set(cursors)), receiver.batches
+
+
+def test_a_batch_whose_answer_never_came_is_resent_under_its_own_id_after_a_takeover(engine, monkeypatch):
+    from sqlalchemy import update
+
+    from gateway.config import JobSettings, WebhookSettings
+    from gateway.services import webhook_push
+    from gateway.store.tables import webhook_cursor
+
+    receiver, sent = _Receiver(), []
+
+    class DiesWhileSending(_Receiver):
+        def deliver(self, msg_id: str, payload: dict) -> None:
+            receiver.deliver(msg_id, payload)  # the receiver took it; the worker died before the answer
+            sent.append(msg_id)
+            raise _Died
+
+    settings = WebhookSettings(url="http://one-stop", batch_size=5)
+    _append_feed(engine, 3)
+    with pytest.raises(_Died):
+        webhook_push.WebhookPusher(engine, settings, JobSettings(), client=DiesWhileSending()).push()
+    _append_feed(engine, 4)
+    with engine.begin() as conn:
+        conn.execute(update(webhook_cursor).values(leased_until=None))
+    again = _Receiver()
+    webhook_push.WebhookPusher(engine, settings, JobSettings(), client=again).push()
+    assert list(again.batches) == ["feed-1-3", "feed-4-7"]  # the same bounds first, then what is new
+    assert sent == ["feed-1-3"]

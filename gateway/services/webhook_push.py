@@ -3,7 +3,8 @@
 One pusher at a time (a lease on the single cursor row, so a worker dying mid-push hands over after the
 lease) reads the feed after its cursor and POSTs up to `batch_size` items, in order, signed Standard
 Webhooks style. The message id names the cursors it carries (`feed-<first>-<last>`), so a batch sent
-again after a lost answer is recognised by the receiver; the cursor moves only after a 2xx. A failing
+again after a lost answer is recognised by the receiver; the cursor moves only after a 2xx and is
+stored batch by batch, so a pusher taking over resends the same batch, not new bounds. A failing
 receiver is retried with the jobs' backoff; the feed itself stays the source of truth.
 """
 
@@ -51,12 +52,22 @@ class WebhookPusher:
             if not rows:
                 break
             first, last = rows[0]["id"], rows[-1]["id"]
+            # The batch's bounds are stored before it goes out and the cursor as soon as it is taken: a
+            # pusher that dies (or outlives its lease) mid-push leaves the row saying exactly what the
+            # receiver may already hold, so whoever takes over resends that batch under the same id
+            # rather than cutting new bounds, and nothing reaches the receiver twice under two ids.
+            held_until = self._hold(held_until, cursor, last, attempts)
+            if held_until is None:
+                return pushed
             try:
                 self.client.deliver(f"feed-{first}-{last}", {"items": [feed.as_item(r) for r in rows]})
             except AdapterError as exc:
                 error, through = exc, last
                 break
             cursor, through, attempts, pushed = last, None, 0, pushed + len(rows)
+            held_until = self._hold(held_until, cursor, None, attempts)
+            if held_until is None:
+                return pushed
         retry_at = None
         if error is not None:
             attempts += 1
@@ -70,3 +81,15 @@ class WebhookPusher:
                                           now=datetime.now(UTC)):
                 log.warning("webhook push outlived its lease; the next pusher resends from the stored cursor")
         return pushed
+
+    def _hold(self, held_until: datetime, cursor: int, pending_through: int | None,
+              attempts: int) -> datetime | None:
+        """Store progress and extend the lease; the new lease end, or None if another pusher took over."""
+        now = datetime.now(UTC)
+        until = now + timedelta(seconds=LEASE_SECONDS)
+        with self.engine.begin() as conn:
+            if webhook_cursor.hold(conn, held_until=held_until, until=until, cursor=cursor,
+                                   pending_through=pending_through, attempts=attempts, now=now):
+                return until
+        log.warning("webhook push outlived its lease; stopping, the pusher holding it now goes on")
+        return None

@@ -31,6 +31,18 @@ def lease(conn: Connection, *, now: datetime, until: datetime) -> RowMapping | N
     return conn.execute(select(webhook_cursor).where(webhook_cursor.c.id == ROW)).mappings().one()
 
 
+def hold(conn: Connection, *, held_until: datetime, until: datetime, cursor: int, pending_through: int | None,
+         attempts: int, now: datetime) -> bool:
+    """Record progress mid-push and extend the lease; False if the lease was lost (stop pushing then).
+
+    Called before a batch goes out (its last cursor as `pending_through`, so a pusher that takes over after
+    a crash resends exactly that batch under the same id) and after it is taken (the new cursor)."""
+    return conn.execute(update(webhook_cursor).where(webhook_cursor.c.id == ROW,
+                                                     webhook_cursor.c.leased_until == held_until).values(
+        cursor=cursor, pending_through=pending_through, attempts=attempts, leased_until=until,
+        updated_at=now)).rowcount == 1
+
+
 def release(conn: Connection, *, held_until: datetime, cursor: int, pending_through: int | None, attempts: int,
             retry_at: datetime | None, error: str | None, now: datetime) -> bool:
     """Record how far we got and free the lease; False if our lease had run out and another took over."""
