@@ -44,7 +44,9 @@ def _feed_from(gw, after: int) -> list[dict]:
 
 def test_the_feed_reaches_the_one_stop_software_in_order(gw):
     codes = [gw.file(dossier_body())["code"] for _ in range(3)]
-    pushed = wait_for(lambda: (items := _pushed(gw)) and set(codes) <= {i["code"] for i in items} and items)
+    # A worker killed by an earlier test may still hold the pusher's lease: allow for it to run out.
+    pushed = wait_for(lambda: (items := _pushed(gw)) and set(codes) <= {i["code"] for i in items} and items,
+                      timeout=60)
     cursors = [int(i["cursor"]) for i in pushed]
     assert cursors == sorted(cursors) and len(cursors) == len(set(cursors))  # in order, each once
     # What was pushed is exactly the feed, item for item.

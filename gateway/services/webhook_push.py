@@ -23,7 +23,11 @@ from gateway.store import feed, webhook_cursor
 
 log = logging.getLogger(__name__)
 
-LEASE_SECONDS = 60
+
+def lease_for(settings: WebhookSettings) -> timedelta:
+    """Long enough for one batch to go out and be answered: the lease is extended batch by batch, so a
+    pusher that dies hands over this soon, not after a whole push."""
+    return timedelta(seconds=2 * settings.timeout_seconds + 5)
 
 
 class WebhookPusher:
@@ -33,11 +37,12 @@ class WebhookPusher:
         self.settings = settings
         self.jobs = jobs
         self.client = client or WebhookClient(settings)
+        self.lease = lease_for(settings)
 
     def push(self, max_batches: int = 20) -> int:
         """Push what is new (up to `max_batches` batches); how many items the receiver took."""
         now = datetime.now(UTC)
-        held_until = now + timedelta(seconds=LEASE_SECONDS)
+        held_until = now + self.lease
         with self.engine.begin() as conn:
             state = webhook_cursor.lease(conn, now=now, until=held_until)
         if state is None:  # another pusher holds it, or a retry is not due yet
@@ -86,7 +91,7 @@ class WebhookPusher:
               attempts: int) -> datetime | None:
         """Store progress and extend the lease; the new lease end, or None if another pusher took over."""
         now = datetime.now(UTC)
-        until = now + timedelta(seconds=LEASE_SECONDS)
+        until = now + self.lease
         with self.engine.begin() as conn:
             if webhook_cursor.hold(conn, held_until=held_until, until=until, cursor=cursor,
                                    pending_through=pending_through, attempts=attempts, now=now):
