@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, current_app, send_file
 
 from gateway.domain.archive import SEALED, safe_name
+from gateway.services.dossiers import archive_package
 from gateway.services.errors import Conflict, NotFound
-from gateway.store import archive as packages
 
 from .auth import require
 
@@ -18,8 +18,7 @@ bp = Blueprint("archive", __name__, url_prefix="/api/v1")
 def package(code: str):  # noqa: ANN201
     """The newest package file (application/zip); 404 without a package, 409 while it is not sealed yet."""
     gateway = current_app.config["GATEWAY"]
-    with gateway.engine.connect() as conn:
-        row = packages.get(conn, code)
+    row = archive_package(gateway.context, code)
     if row is None:
         raise NotFound(f"dossier {code} has no archive package (not finished, or unknown)")
     if row["state"] != SEALED:

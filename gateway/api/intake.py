@@ -7,7 +7,6 @@ from flask import Blueprint, current_app, g, jsonify, request
 from gateway.domain.codes import DOSSIER_CODE_RE, ID_NUMBER_RE
 from gateway.domain.dossier import DossierIn
 from gateway.services import dossiers as service
-from gateway.store import dossiers as store
 
 from . import views
 from .auth import require
@@ -72,8 +71,7 @@ def lookup():  # noqa: ANN201
         raise ApiError(400, "bad_query", f"not a valid dossier code: {code!r}")
     if id_number and not ID_NUMBER_RE.match(id_number):
         raise ApiError(400, "bad_query", "id_number must be 12 (CCCD) or 9 (CMND) digits")
-    with ctx().engine.connect() as conn:
-        rows = [r for r in [store.get(conn, code)] if r] if code else store.by_id_number(conn, id_number)
+    rows = service.lookup(ctx(), code=code, id_number=id_number)
     if not rows:
         raise ApiError(404, "not_found", "no dossier matches")
     return jsonify({"items": [views.citizen(r) for r in rows]})

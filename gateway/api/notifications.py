@@ -6,7 +6,6 @@ from flask import Blueprint, current_app, g, jsonify
 
 from gateway.domain.notifications import NotificationIn
 from gateway.services import notifications as service
-from gateway.store import notifications as store
 
 from . import views
 from .auth import require
@@ -53,6 +52,5 @@ def get(reference: str):  # noqa: ANN201
 @require("one_stop", "ops")
 def of_dossier(code: str):  # noqa: ANN201
     """What the applicant of a dossier has been told, oldest first."""
-    with _gateway().engine.connect() as conn:
-        rows = store.of_dossier(conn, code)
+    rows = service.of_dossier(_gateway().context, code)
     return jsonify({"items": [views.notification(r) for r in rows]})

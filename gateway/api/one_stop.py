@@ -8,8 +8,7 @@ from flask import Blueprint, current_app, g, jsonify, request
 from pydantic import BaseModel, Field, ValidationError
 
 from gateway.domain.dossier import EventIn
-from gateway.services import steps
-from gateway.store import feed
+from gateway.services import feed, steps
 
 from . import views
 from .auth import require
@@ -54,8 +53,7 @@ def read_feed():  # noqa: ANN201
     """
     after = _int_arg("after", 0, 0, 2**62)
     limit = _int_arg("limit", 100, 1, MAX_FEED_PAGE)
-    with current_app.config["GATEWAY"].engine.connect() as conn:
-        items = [views.feed_item(r) for r in feed.read(conn, after, limit)]
+    items = feed.page(current_app.config["GATEWAY"].context, after, limit)
     # The next cursor is the last item's; with no items the caller keeps its own (nothing is skipped).
     return jsonify({"items": items, "next_cursor": items[-1]["cursor"] if items else str(after)})
 

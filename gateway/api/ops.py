@@ -9,8 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.config import Role
 from gateway.domain.payment import PaymentState
-from gateway.services import audit_chain, dead_letters, sla
-from gateway.store import outbox, payments
+from gateway.services import audit_chain, dead_letters, payments, sla
+from gateway.services import jobs as outbox_jobs
+from gateway.services.jobs import STATES
 
 from . import views
 from .auth import require
@@ -19,9 +20,6 @@ from .errors import ApiError
 from .openapi import documented
 
 bp = Blueprint("ops", __name__, url_prefix="/ops")
-
-STATES = (outbox.PENDING, outbox.IN_FLIGHT, outbox.DONE, outbox.DEAD, outbox.DISCARDED)
-
 
 def ctx():  # noqa: ANN201
     return current_app.config["GATEWAY"].context
@@ -105,14 +103,13 @@ def jobs():  # noqa: ANN201
     `?queue=` and `?ordering_key=` (a dossier code) narrow the list; up to 500 jobs.
     """
     state = request.args.get("state")
-    with ctx().engine.connect() as conn:
-        counts = [dict(r) for r in outbox.counts(conn)]
-        if state is None:
-            return jsonify({"counts": counts})
-        if state not in STATES:
-            raise ApiError(400, "bad_query", f"state must be one of {list(STATES)}")
-        rows = outbox.list_by_state(conn, state, queue=request.args.get("queue"),
-                                    ordering_key=request.args.get("ordering_key"), limit=500)
+    counts = [dict(r) for r in outbox_jobs.counts(ctx())]
+    if state is None:
+        return jsonify({"counts": counts})
+    if state not in STATES:
+        raise ApiError(400, "bad_query", f"state must be one of {list(STATES)}")
+    rows = outbox_jobs.in_state(ctx(), state, queue=request.args.get("queue"),
+                                ordering_key=request.args.get("ordering_key"), limit=500)
     return jsonify({"counts": counts, "items": [views.job(r) for r in rows]})
 
 
@@ -154,8 +151,7 @@ def list_payments():  # noqa: ANN201
     flagged = request.args.get("flagged", "false").lower()
     if flagged not in ("true", "false", "1", "0"):
         raise ApiError(400, "bad_query", "flagged must be true or false")
-    with ctx().engine.connect() as conn:
-        rows = payments.listing(conn, state=state, flagged=flagged in ("true", "1"))
+    rows = payments.listing(ctx(), state=state, flagged=flagged in ("true", "1"))
     return jsonify({"items": [views.payment(r) for r in rows]})
 
 

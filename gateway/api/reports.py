@@ -7,8 +7,8 @@ import io
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from gateway.domain.quarterly_report import Quarter, build, csv_rows
-from gateway.store import reports
+from gateway.domain.quarterly_report import Quarter, csv_rows
+from gateway.services.quarterly_report import quarterly as quarterly_report
 
 from .auth import require
 from .errors import ApiError
@@ -38,8 +38,7 @@ def quarterly():  # noqa: ANN201
     wanted = request.args.get("format") or ("csv" if request.accept_mimetypes.best == "text/csv" else "json")
     if wanted not in ("json", "csv"):
         raise ApiError(400, "bad_query", "format is json or csv")
-    with current_app.config["GATEWAY"].engine.connect() as conn:
-        report = build(quarter, reports.received_between(conn, quarter.start, quarter.end))
+    report = quarterly_report(current_app.config["GATEWAY"].context, quarter)
     if wanted == "json":
         return jsonify(report)
     out = io.StringIO()
