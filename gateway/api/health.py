@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify
+from flask.typing import ResponseReturnValue
 
 from gateway.services import readiness
 
@@ -10,13 +11,13 @@ bp = Blueprint("health", __name__)
 
 
 @bp.get("/healthz")
-def healthz():  # noqa: ANN201
+def healthz() -> ResponseReturnValue:
     """Liveness: the process answers."""
     return jsonify({"status": "ok"})
 
 
 @bp.get("/readyz")
-def readyz():  # noqa: ANN201
+def readyz() -> ResponseReturnValue:
     """Readiness: the database and the broker answer (503 when one is down)."""
     gateway = current_app.config["GATEWAY"]
     checks = readiness.checks(gateway.engine, gateway.broker)

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 from flask import Blueprint, Response, current_app
+from flask.typing import ResponseReturnValue
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -95,7 +96,7 @@ def _store_registry() -> CollectorRegistry:
 
 @bp.get("/metrics")
 @require("ops")
-def metrics():  # noqa: ANN201
+def metrics() -> ResponseReturnValue:
     """Prometheus text format.
 
     Every API process's counters and what the database says at scrape time; each metric and what to watch

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify, request
+from flask.typing import ResponseReturnValue
 from pydantic import BaseModel, Field, ValidationError
 
 from gateway.domain.dossier import EventIn
@@ -45,7 +46,7 @@ def _int_arg(name: str, default: int, low: int, high: int) -> int:
 @require("one_stop")
 @documented(query={"after": {"type": "integer", "minimum": 0},
                    "limit": {"type": "integer", "minimum": 1, "maximum": MAX_FEED_PAGE}})
-def read_feed():  # noqa: ANN201
+def read_feed() -> ResponseReturnValue:
     """The ordered change feed (`dossier.created`, ...), after a cursor.
 
     Cursor-based and at-least-once: re-reading an old cursor returns the same items. `next_cursor` is the
@@ -61,7 +62,7 @@ def read_feed():  # noqa: ANN201
 @bp.post("/dossiers/<code>/events")
 @require("one_stop")
 @documented(body=EventIn, created=True)
-def report_step(code: str):  # noqa: ANN201
+def report_step(code: str) -> ResponseReturnValue:
     """Report a processing step of a dossier (status 2 to 10).
 
     Fields: status, officer, position, department, note, due_at, at, event_id. 201 recorded; 200 with the
@@ -76,7 +77,7 @@ def report_step(code: str):  # noqa: ANN201
 @bp.post("/one-stop/events")
 @require("one_stop")
 @documented(body=StepBatch)
-def report_steps():  # noqa: ANN201
+def report_steps() -> ResponseReturnValue:
     """Up to 500 steps in one request and one transaction: `{"events": [{"code", ...step}]}`.
 
     Always 200 when the batch itself is well-formed; each step gets its own result, in order, with the

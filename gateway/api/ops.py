@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from flask import Blueprint, current_app, g, jsonify, request
+from flask.typing import ResponseReturnValue
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.config import Role
@@ -12,6 +13,7 @@ from gateway.domain.payment import PaymentState
 from gateway.services import audit_chain, dead_letters, payments, sla
 from gateway.services import jobs as outbox_jobs
 from gateway.services.jobs import STATES
+from gateway.services.unit_of_work import Context
 
 from . import views
 from .auth import require
@@ -21,7 +23,7 @@ from .openapi import documented
 
 bp = Blueprint("ops", __name__, url_prefix="/ops")
 
-def ctx():  # noqa: ANN201
+def ctx() -> Context:
     return current_app.config["GATEWAY"].context
 
 
@@ -35,7 +37,7 @@ class ApiKeyIn(BaseModel):
 
 @bp.get("/api-keys")
 @require("ops")
-def list_keys():  # noqa: ANN201
+def list_keys() -> ResponseReturnValue:
     """Every API key: from the settings and from the database, active or revoked (never the key itself).
 
     Each with its roles and rate; not its hash either.
@@ -46,7 +48,7 @@ def list_keys():  # noqa: ANN201
 @bp.post("/api-keys")
 @require("ops")
 @documented(body=ApiKeyIn, created=True)
-def add_key():  # noqa: ANN201
+def add_key() -> ResponseReturnValue:
     """Create an API key, in effect at once; the key is in this answer and nowhere else.
 
     201 with `key`, shown this once (only its SHA-256 is stored); 409 for a name in use (also a revoked
@@ -61,7 +63,7 @@ def add_key():  # noqa: ANN201
 
 @bp.delete("/api-keys/<name>")
 @require("ops")
-def revoke_key(name: str):  # noqa: ANN201
+def revoke_key(name: str) -> ResponseReturnValue:
     """Revoke a database key: refused within auth.key_cache_seconds by every API process.
 
     The process that answers refuses it at once. 404 when there is no such active key.
@@ -72,7 +74,7 @@ def revoke_key(name: str):  # noqa: ANN201
 
 @bp.get("/audit/verify")
 @require("ops")
-def audit_verify():  # noqa: ANN201
+def audit_verify() -> ResponseReturnValue:
     """Check the audit log's hash chain: which record was edited, deleted or moved, if any.
 
     `{"ok", "checked", "unsealed", "head": {seq, hash}, "problems": [{seq, id, kind, message}]}`, kind
@@ -84,7 +86,7 @@ def audit_verify():  # noqa: ANN201
 
 @bp.get("/trust")
 @require("ops")
-def trust():  # noqa: ANN201
+def trust() -> ResponseReturnValue:
     """The roots signatures may chain to, with their SHA-256 fingerprints.
 
     Each root: group (`public` or `government`), file, subject, SHA-256, expiry.
@@ -97,7 +99,7 @@ def trust():  # noqa: ANN201
 @require("ops")
 @documented(query={"state": {"type": "string", "enum": list(STATES)}, "queue": {"type": "string"},
                    "ordering_key": {"type": "string"}})
-def jobs():  # noqa: ANN201
+def jobs() -> ResponseReturnValue:
     """Job counts by queue and state, and the jobs in one state (?state=).
 
     `?queue=` and `?ordering_key=` (a dossier code) narrow the list; up to 500 jobs.
@@ -116,7 +118,7 @@ def jobs():  # noqa: ANN201
 @bp.get("/dead-letters")
 @require("ops")
 @documented(query={"queue": {"type": "string"}})
-def list_dead_letters():  # noqa: ANN201
+def list_dead_letters() -> ResponseReturnValue:
     """Dead letters, with their last error and attempts."""
     rows = dead_letters.list_dead(ctx(), queue=request.args.get("queue"))
     return jsonify({"items": [views.job(r) for r in rows]})
@@ -124,14 +126,14 @@ def list_dead_letters():  # noqa: ANN201
 
 @bp.post("/dead-letters/<int:job_id>/retry")
 @require("ops")
-def retry(job_id: int):  # noqa: ANN201
+def retry(job_id: int) -> ResponseReturnValue:
     """Give a dead letter fresh attempts."""
     return jsonify(views.job(dead_letters.retry(ctx(), job_id, actor=g.caller)))
 
 
 @bp.post("/dead-letters/<int:job_id>/discard")
 @require("ops")
-def discard(job_id: int):  # noqa: ANN201
+def discard(job_id: int) -> ResponseReturnValue:
     """Give up on a dead letter."""
     return jsonify(views.job(dead_letters.discard(ctx(), job_id, actor=g.caller)))
 
@@ -140,7 +142,7 @@ def discard(job_id: int):  # noqa: ANN201
 @require("ops")
 @documented(query={"state": {"type": "string", "enum": [s.value for s in PaymentState]},
                    "flagged": {"type": "boolean"}})
-def list_payments():  # noqa: ANN201
+def list_payments() -> ResponseReturnValue:
     """Payments, newest first; ?flagged=true for those an operator must look at (paid late, say).
 
     A flagged payment was paid late, or paid for a closed dossier: the money is recorded, never dropped.
@@ -158,7 +160,7 @@ def list_payments():  # noqa: ANN201
 @bp.get("/sla-breaches")
 @require("ops")
 @documented(query={"after": {"type": "integer"}, "limit": {"type": "integer"}})
-def sla_breaches():  # noqa: ANN201
+def sla_breaches() -> ResponseReturnValue:
     """New dossiers (status 1) past their 8-working-hour acknowledgment deadline, with how late they are.
 
     Each with `overdue_minutes`; page on with `?after=` set to `next_after`.

@@ -6,6 +6,7 @@ import csv
 import io
 
 from flask import Blueprint, Response, current_app, jsonify, request
+from flask.typing import ResponseReturnValue
 
 from gateway.domain.quarterly_report import Quarter, csv_rows
 from gateway.services.quarterly_report import quarterly as quarterly_report
@@ -22,7 +23,7 @@ bp = Blueprint("reports", __name__, url_prefix="/ops/reports")
 @documented(query={"year": {"type": "integer", "minimum": 2000, "maximum": 2100, "required": True},
                    "quarter": {"type": "integer", "minimum": 1, "maximum": 4, "required": True},
                    "format": {"type": "string", "enum": ["json", "csv"]}})
-def quarterly():  # noqa: ANN201
+def quarterly() -> ResponseReturnValue:
     """Dossiers by procedure, level, channel and final status; on-time rate; paid online; delivered by post.
 
     Per procedure, level and channel: dossiers received, by status, finished, on time / late and the
