@@ -10,8 +10,10 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from operator import length_hint
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, get_args
+from typing import TYPE_CHECKING, Literal, TypeVar, get_args
 
 import click
 
@@ -20,7 +22,12 @@ from gateway.config import Role, load_settings
 from gateway.store.database import migrate as run_migrations
 
 if TYPE_CHECKING:
+    from click._termui_impl import ProgressBar
+
     from gateway.bootstrap import Gateway
+    from gateway.services.progress import Track
+
+T = TypeVar("T")
 
 
 def bootstrap() -> Gateway:
@@ -172,12 +179,29 @@ def _settle_all(action: Literal["retry", "discard"], queue: str | None, kind: st
     gateway = bootstrap()
     try:
         ids = [job["id"] for job in dead_letters.list_dead(gateway.context, queue=queue, kind=kind, limit=10**9)]
-        # A bar on a terminal (on stderr: stdout stays for what scripts read); only the label otherwise.
-        with click.progressbar(ids, label=f"{action} {len(ids)} dead letters", file=sys.stderr) as bar:
+        with _progress(f"{action} {len(ids)} dead letters", ids) as bar:
             done = dead_letters.settle_each(gateway.context, action, bar, actor=_operator())
     finally:
         gateway.close()
     click.echo(f"dead letters: {action} done for {done} of {len(ids)}")
+
+
+def _progress(label: str, items: Iterable[T], *, length: int | None = None,
+              hidden: bool = False) -> ProgressBar[T]:
+    """A bar for long work: drawn on a terminal, on stderr so that stdout stays for what scripts read; only
+    the label when stderr is not a terminal; nothing at all when hidden (output asked for as JSON)."""
+    length = length_hint(items) if length is None else length
+    # Redrawn a few hundred times at most: a big chain has millions of records.
+    return click.progressbar(items, length=length, label=label, file=sys.stderr, hidden=hidden, show_pos=True,
+                             show_percent=True, update_min_steps=max(1, length // 500))
+
+
+def _tracked(label: Callable[[int], str], *, hidden: bool = False) -> Track:
+    """A service's Track drawn as a `_progress` bar, labelled for how many items there are."""
+    def track(items: Iterable[T], length: int, /) -> Iterator[T]:
+        with _progress(label(length), items, length=length, hidden=hidden) as bar:
+            yield from bar
+    return track
 
 
 def _operate(action: str, job_id: int) -> None:
@@ -261,7 +285,8 @@ def audit_verify(seal: bool) -> None:
     try:
         if seal:
             audit_chain.seal_all(gateway.engine, gateway.settings.audit.key)
-        report = audit_chain.verify(gateway.engine, gateway.settings.audit.key)
+        report = audit_chain.verify(gateway.engine, gateway.settings.audit.key,
+                                    track=_tracked(lambda n: f"verify {n} audit records"))
     finally:
         gateway.close()
     click.echo(json.dumps(report, ensure_ascii=False, indent=2))
@@ -284,7 +309,8 @@ def archive_verify(path: Path, trust_dir: Path | None, as_json: bool) -> None:
     signatures. Prints a verdict per item; exit 1 when any item fails. Needs no database and no network."""
     from gateway.services.archive_offline import verify_path
 
-    report = verify_path(path, trust_dir)
+    track = _tracked(lambda n: f"verify {path.name}: {n} checks", hidden=as_json)
+    report = verify_path(path, trust_dir, track=track)
     click.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2) if as_json else report.text())
     if not report.ok:
         sys.exit(1)

@@ -40,7 +40,8 @@ class _Issuer(RevocationInfoInterface):
     def get_issuer_cert(self) -> asn1_x509.Certificate:
         return self.who.cert
 
-    def check_revocation_status(self, cid: ocsp.CertId, at_time: datetime):  # noqa: ANN201
+    def check_revocation_status(self, cid: ocsp.CertId,
+                                at_time: datetime) -> tuple[ocsp.CertStatus, list[ocsp.SingleResponseExtension]]:
         since = self.revoked.get(cid["serial_number"].native)
         if since is None or since > at_time:
             return ocsp.CertStatus("good"), []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 import signal
 import zipfile
 from pathlib import Path
@@ -13,6 +14,7 @@ import requests
 from gateway.services.archive_offline import verify_path
 from mocks.pki import one_page_pdf, sign
 from tests.conftest import dossier_body, wait_for
+from tests.terminal import in_terminal
 
 
 @pytest.fixture
@@ -87,7 +89,16 @@ def test_a_finished_dossier_is_sealed_and_verifies_offline(arch, tmp_path) -> No
     assert packaged[:len(filed)] == filed and len(packaged) > len(filed)
     cli = arch.gateway_cli("archive", "verify", str(path), "--trust", str(arch.tmp / "trust"))
     assert cli.returncode == 0, cli.stdout + cli.stderr
-    assert "PASSED" in cli.stdout
+    assert "PASSED" in cli.stdout and "%" not in cli.stderr  # not a terminal: no bar
+    # In a terminal a bar follows the checks (the files, the name, the timestamps, each signed PDF)...
+    screen = in_terminal("archive", "verify", str(path), "--trust", str(arch.tmp / "trust"), env=arch.env)
+    label = re.compile(rf"verify {re.escape(path.name)}: (\d+) checks")
+    assert screen.returncode == 0 and "100%" in screen.text and "PASSED" in screen.text, screen.text
+    assert int(label.search(screen.text).group(1)) == 4, screen.text  # files, name, timestamps, the signed PDF
+    # ...but not with --json, whose output a script reads.
+    quiet = in_terminal("archive", "verify", str(path), "--trust", str(arch.tmp / "trust"), "--json", env=arch.env)
+    assert quiet.returncode == 0 and '"ok": true' in quiet.text, quiet.text
+    assert not label.search(quiet.text) and "%" not in quiet.text, quiet.text
 
 
 def _rewrite(path: Path, out: Path, change) -> Path:  # noqa: ANN001

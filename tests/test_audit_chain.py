@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import delete, insert, select, update
 
 from gateway.domain.audit_chain import GENESIS, check, link
+from gateway.store import audit
 from gateway.store.tables import audit_log
 
 from .conftest import dossier_body, wait_for
+from .terminal import in_terminal
 
 KEY = b"test-chain-key"
 OPS = {"Authorization": "Bearer dev-ops-key"}
@@ -152,3 +155,19 @@ def test_tampering_is_found_by_the_api_and_the_cli(gw, tamper):
             conn.execute(insert(audit_log), [first, second])
     assert verify(gw)["ok"] is True
     assert gw.gateway_cli("audit", "verify").returncode == 0
+
+
+def test_verifying_a_big_chain_in_a_terminal_shows_a_progress_bar(gw):
+    now = datetime.now(UTC)
+    with gw.gateway.engine.begin() as conn:  # a few thousand records: the bar is redrawn in steps
+        audit.record_many(conn, [{"actor": "cli:test", "action": "test.filler", "subject": f"filler-{i}", "at": now,
+                                  "detail": {"n": i}} for i in range(3000)])
+    screen = in_terminal("audit", "verify", env=gw.env)
+    assert screen.returncode == 0, screen.text
+    records = int(re.search(r"verify (\d+) audit records", screen.text).group(1))
+    assert records >= 3000 and "#" in screen.text and "100%" in screen.text, screen.text
+    assert f"{records}/{records}" in screen.text and '"ok": true' in screen.text, screen.text
+    # Not a terminal: no bar, and stdout is the report alone.
+    piped = gw.gateway_cli("audit", "verify")
+    assert piped.returncode == 0 and json.loads(piped.stdout)["checked"] >= records
+    assert "%" not in piped.stderr and "#" not in piped.stderr, piped.stderr

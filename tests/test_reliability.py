@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import re
 import signal
 import subprocess
-import sys
 import threading
 
 import pytest
 
-from .conftest import ROOT, dossier_body, wait_for
+from .conftest import dossier_body, wait_for
+from .terminal import in_terminal
 
 JOURNEY = [2, 4, 4, 9, 10]
 
@@ -149,19 +147,10 @@ def test_dead_letters_of_a_kind_retried_from_the_cli_with_a_progress_bar(gw):
         wait_for(lambda c=code: [j for j in gw.jobs(c) if j["state"] == "dead"], 60, what="a dead letter")
     gw.portal.clear_faults()
     # On a terminal the bar is drawn (on stderr, so that stdout stays for scripts).
-    primary, secondary = os.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "gateway", "dead-letters", "retry-all", "--queue",
-                             "national_portal", "--kind", gw.jobs(codes[0])[0]["kind"]], cwd=ROOT,
-                            env={**os.environ, **gw.env, "COLUMNS": "100"}, stdin=secondary, stdout=secondary,
-                            stderr=secondary)
-    os.close(secondary)
-    screen = b""
-    with contextlib.suppress(OSError):  # EIO once the command has exited and closed its end
-        while chunk := os.read(primary, 4096):
-            screen += chunk
-    os.close(primary)
-    assert proc.wait(60) == 0, screen
-    text = screen.decode(errors="replace")
+    screen = in_terminal("dead-letters", "retry-all", "--queue", "national_portal", "--kind",
+                         gw.jobs(codes[0])[0]["kind"], env=gw.env)
+    text = screen.text
+    assert screen.returncode == 0, text
     assert re.search(r"retry \d+ dead letters", text) and "#" in text and "100%" in text, text
     assert re.search(r"retry done for (\d+) of \1", text), text
     for code in codes:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app, send_file
+from flask.typing import ResponseReturnValue
 
 from gateway.domain.archive import SEALED, safe_name
+from gateway.services.dossiers import archive_package
 from gateway.services.errors import Conflict, NotFound
-from gateway.store import archive as packages
 
 from .auth import require
 
@@ -15,11 +16,10 @@ bp = Blueprint("archive", __name__, url_prefix="/api/v1")
 
 @bp.get("/dossiers/<code>/archive")
 @require("one_stop", "portal", "ops")
-def package(code: str):  # noqa: ANN201
+def package(code: str) -> ResponseReturnValue:
     """The newest package file (application/zip); 404 without a package, 409 while it is not sealed yet."""
     gateway = current_app.config["GATEWAY"]
-    with gateway.engine.connect() as conn:
-        row = packages.get(conn, code)
+    row = archive_package(gateway.context, code)
     if row is None:
         raise NotFound(f"dossier {code} has no archive package (not finished, or unknown)")
     if row["state"] != SEALED:

@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify, request
+from flask.typing import ResponseReturnValue
 from pydantic import ValidationError
 
 from gateway.adapters.national_portal.mapping import DvcqgDossierIn, dvcqg_field
@@ -52,7 +53,7 @@ def _from_a_partner_network() -> None:
 @bp.post("/national-portal/dossiers")
 @require("national_portal")
 @documented(body=DvcqgDossierIn, created=True)
-def national_portal_dossier():  # noqa: ANN201
+def national_portal_dossier() -> ResponseReturnValue:
     """A dossier a citizen filed on the national portal, in the portal's own DongBoHoSoMC shape.
 
     Identity in `DinhDanhCHS` (or flat `SoDinhDanh`), `NgayTiepNhan` (or `NgayNopHoSo`) as `yyyyMMddHHmmss`,
@@ -89,7 +90,7 @@ def _callback_fields() -> dict[str, Any] | None:
 
 @bp.route("/payments/<provider_name>", methods=["POST", "GET"])
 @documented(body={"type": "object", "description": "the provider's own callback fields"})
-def payment_callback(provider_name: str):  # noqa: ANN201
+def payment_callback(provider_name: str) -> ResponseReturnValue:
     """A payment provider's result, in its own format; answered in its own format and codes.
 
     `national_platform`: a JSON POST checked by its `MaXacThuc`; `vnpay`: the IPN, a GET with the signed
@@ -114,7 +115,7 @@ def payment_callback(provider_name: str):  # noqa: ANN201
 @bp.post("/postal/<provider_name>")
 @documented(body={"type": "object", "description": "VNPost tracking update: orderNumber, statusCode, statusMessage, "
                                                    "at; signed with X-VNPost-Signature (HMAC-SHA256 of the body)"})
-def postal_callback(provider_name: str):  # noqa: ANN201
+def postal_callback(provider_name: str) -> ResponseReturnValue:
     """A tracking update pushed by the post, authenticated by its HMAC signature over the raw body.
 
     `{orderNumber, statusCode, statusMessage, at}`, signed with `X-VNPost-Signature` (HMAC-SHA256 of the

@@ -10,27 +10,22 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import wraps
 from typing import Any
 
 from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, session, url_for
 
-from gateway.adapters.sms_email.smtp_email import SmtpEmail
-from gateway.services import dead_letters, queue_history, sla
+from gateway.services import adapter_health, dead_letters, jobs, queue_history, sla
 from gateway.services.api_keys import digest
 from gateway.services.errors import NotFound
-from gateway.store import audit, outbox, tallies
-from gateway.store.tables import jobs, notification_attempts
 
 from . import queue_chart
 from .errors import ApiError
 
 bp = Blueprint("console", __name__, url_prefix="/ops")
 
-STATES = (outbox.PENDING, outbox.IN_FLIGHT, outbox.DONE, outbox.DEAD, outbox.DISCARDED)
-HEALTH_WINDOW = timedelta(minutes=15)
+STATES = jobs.STATES
 
 
 def _gateway() -> Any:
@@ -81,48 +76,25 @@ def logout(_name: str) -> Response:
     return redirect(url_for("console.login"))
 
 
-def _health(conn: Any, now: datetime) -> list[dict[str, Any]]:
-    """Per queue, the outbound calls of the last 15 minutes (from the audit of each job outcome)."""
-    calls: Counter[str] = Counter()
-    errors: Counter[str] = Counter()
-    for queue, action, count in audit.calls_since(conn, now - HEALTH_WINDOW):
-        calls[queue] += count
-        errors[queue] += count if action != "job.done" else 0
-    return [{"queue": q, "calls": calls[q], "errors": errors[q]} for q in sorted(calls)]
-
-
-def _sms(conn: Any, now: datetime) -> list[dict[str, Any]]:
-    attempts = notification_attempts.c
-    rows = tallies.count_by(conn, notification_attempts, "provider", "outcome",  # SMS only: not the SMTP server
-                            where=(attempts.at >= now - HEALTH_WINDOW) & (attempts.provider != SmtpEmail.name))
-    by: dict[str, dict[str, int]] = {}
-    for r in rows:
-        slot = {"sent": "sent", "duplicate": "sent", "skipped": "skipped"}.get(r["outcome"], "failed")
-        by.setdefault(r["provider"], {"sent": 0, "failed": 0, "skipped": 0})[slot] += r["count"]
-    return [{"provider": p, **v} for p, v in sorted(by.items())]
-
-
 @bp.get("/")
 @signed_in
 def dashboard(name: str) -> str:
     """Queues, adapter health, dead letters with their buttons, SLA breaches, trust roots."""
     gateway = _gateway()
     now = datetime.now(UTC)
-    with gateway.engine.connect() as conn:
-        queues: dict[str, dict[str, int]] = {}
-        for row in outbox.counts(conn):
-            queues.setdefault(row["queue"], {})[row["state"]] = row["count"]
-        health, sms = _health(conn, now), _sms(conn, now)
-        code = request.args.get("code", "").strip()[:64]
-        traced = outbox.for_key(conn, code) if code else []
-        # Counted in the database: the list below shows only the first 200.
-        dead_kinds = {(r["queue"], r["kind"]): r["count"]
-                      for r in tallies.count_by(conn, jobs, "queue", "kind", where=jobs.c.state == outbox.DEAD)}
-    dead = dead_letters.list_dead(gateway.context, limit=200)
+    ctx = gateway.context
+    queues: dict[str, dict[str, int]] = {}
+    for row in jobs.counts(ctx):
+        queues.setdefault(row["queue"], {})[row["state"]] = row["count"]
+    health, sms = adapter_health.outbound_calls(ctx, now), adapter_health.sms_providers(ctx, now)
+    code = request.args.get("code", "").strip()[:64]
+    traced = jobs.of_dossier(ctx, code) if code else []
+    dead_kinds = dead_letters.count_by_kind(ctx)  # counted in the database: the list shows only the first 200
+    dead = dead_letters.list_dead(ctx, limit=200)
     chart = queue_chart.render(queue_history.last_hour(gateway.engine, now=now))
     return render_template("console/dashboard.html", caller=name, csrf=session["csrf"], states=STATES,
                            queues=queues, health=health, sms=sms, dead=dead, dead_kinds=dead_kinds,
-                           breaches=sla.breaches(gateway.context, limit=100), roots=gateway.signatures.trust.roots,
+                           breaches=sla.breaches(ctx, limit=100), roots=gateway.signatures.trust.roots,
                            code=code, traced=traced, chart=chart)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app, g, jsonify
+from flask.typing import ResponseReturnValue
 
 from gateway.domain.delivery import DeliveryIn, DeliveryState
 from gateway.services import deliveries as service
@@ -18,7 +19,7 @@ bp = Blueprint("deliveries", __name__, url_prefix="/api/v1")
 @bp.post("/dossiers/<code>/deliveries")
 @require("one_stop")
 @documented(body=DeliveryIn, created=True)
-def book(code: str):  # noqa: ANN201
+def book(code: str) -> ResponseReturnValue:
     """Book VNPost delivery: 201 with the waybill, 202 while VNPost has not answered, 200 for a repeat.
 
     The receiver defaults to the applicant; the OrderNumber is the dossier code. 200 with the same waybill
@@ -39,7 +40,7 @@ def book(code: str):  # noqa: ANN201
 
 @bp.get("/dossiers/<code>/deliveries")
 @require("one_stop", "portal", "ops")
-def get(code: str):  # noqa: ANN201
+def get(code: str) -> ResponseReturnValue:
     """The dossier's delivery with its tracking history.
 
     State (and Vietnamese label), waybill, COD, receiver, the last tracking code, and `tracking`: every

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, jsonify
+from flask import Flask, Response, jsonify
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
@@ -36,7 +36,8 @@ class ApiError(Exception):
         self.status, self.code, self.message, self.details, self.headers = status, code, message, details, headers
 
 
-def error_response(status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None):
+def error_response(status: int, code: str, message: str, details: Any = None,
+                   headers: dict[str, str] | None = None) -> Response:
     body: dict[str, Any] = {"code": code, "message": message}
     if details:
         body["details"] = details
@@ -54,25 +55,25 @@ def validation_details(exc: ValidationError) -> list[dict[str, Any]]:
 
 def register(app: Flask) -> None:
     @app.errorhandler(ApiError)
-    def _api(exc: ApiError):
+    def _api(exc: ApiError) -> Response:
         return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
 
     @app.errorhandler(ValidationError)
-    def _invalid(exc: ValidationError):
+    def _invalid(exc: ValidationError) -> Response:
         return error_response(422, "validation_failed", "the request body is not valid", validation_details(exc))
 
     @app.errorhandler(ServiceError)
-    def _service(exc: ServiceError):
+    def _service(exc: ServiceError) -> Response:
         status = next((s for kind, s in SERVICE_STATUS.items() if isinstance(exc, kind)), 400)  # subclasses too
         return error_response(status, exc.code, exc.message, exc.details or None)
 
     @app.errorhandler(HTTPException)
-    def _http(exc: HTTPException):
+    def _http(exc: HTTPException) -> Response:
         code = (exc.name or "error").lower().replace(" ", "_")
         return error_response(exc.code or 500, code, exc.description or exc.name)
 
     @app.errorhandler(DBAPIError)
-    def _database(exc: DBAPIError):
+    def _database(exc: DBAPIError) -> Response:
         # OperationalError: the server is down, restarting, or refused us; the transaction did not commit.
         if exc.connection_invalidated or isinstance(exc, OperationalError):
             log.warning("database unavailable: %s", exc.orig)
@@ -82,6 +83,6 @@ def register(app: Flask) -> None:
         return error_response(500, "internal_error", "an internal error occurred; nothing was half-written")
 
     @app.errorhandler(Exception)
-    def _unexpected(exc: Exception):
+    def _unexpected(exc: Exception) -> Response:
         log.exception("unhandled error")
         return error_response(500, "internal_error", "an internal error occurred; nothing was half-written")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, g, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask.typing import ResponseReturnValue
 
 from gateway.domain.codes import DOSSIER_CODE_RE, ID_NUMBER_RE
 from gateway.domain.dossier import DossierIn
 from gateway.services import dossiers as service
-from gateway.store import dossiers as store
+from gateway.services.unit_of_work import Context
 
 from . import views
 from .auth import require
@@ -18,18 +19,18 @@ from .openapi import documented
 bp = Blueprint("intake", __name__, url_prefix="/api/v1")
 
 
-def ctx():  # noqa: ANN201
+def ctx() -> Context:
     return current_app.config["GATEWAY"].context
 
 
-def filed_response(filed: service.Filed):  # noqa: ANN201
+def filed_response(filed: service.Filed) -> tuple[Response, int]:
     return jsonify(views.dossier(filed.dossier)), 201 if filed.created else 200
 
 
 @bp.post("/dossiers")
 @require("portal", "national_portal")
 @documented(body=DossierIn, created=True)
-def file_dossier():  # noqa: ANN201
+def file_dossier() -> ResponseReturnValue:
     """File a dossier.
 
     201 with the stored dossier (status 1, "Mới đăng ký"); 200 with the same body for the same request again;
@@ -43,7 +44,7 @@ def file_dossier():  # noqa: ANN201
 
 @bp.get("/dossiers/<code>")
 @require("one_stop", "portal", "ops")
-def get_dossier(code: str):  # noqa: ANN201
+def get_dossier(code: str) -> ResponseReturnValue:
     """A dossier with its history.
 
     Every step reported, in order, and, for each inline PDF attachment, its signature verdict once a worker
@@ -59,7 +60,7 @@ def get_dossier(code: str):  # noqa: ANN201
 @bp.get("/lookup")
 @require("portal")
 @documented(query={"code": {"type": "string"}, "id_number": {"type": "string", "pattern": "^(\\d{12}|\\d{9})$"}})
-def lookup():  # noqa: ANN201
+def lookup() -> ResponseReturnValue:
     """The citizen's view of a dossier, by ?code= or by ?id_number=.
 
     Give exactly one of the two (400 otherwise). Each item: code, procedure, applicant name, received, due,
@@ -72,8 +73,7 @@ def lookup():  # noqa: ANN201
         raise ApiError(400, "bad_query", f"not a valid dossier code: {code!r}")
     if id_number and not ID_NUMBER_RE.match(id_number):
         raise ApiError(400, "bad_query", "id_number must be 12 (CCCD) or 9 (CMND) digits")
-    with ctx().engine.connect() as conn:
-        rows = [r for r in [store.get(conn, code)] if r] if code else store.by_id_number(conn, id_number)
+    rows = service.lookup(ctx(), code=code, id_number=id_number)
     if not rows:
         raise ApiError(404, "not_found", "no dossier matches")
     return jsonify({"items": [views.citizen(r) for r in rows]})

@@ -17,24 +17,24 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 from flask import Blueprint, Response, current_app
+from flask.typing import ResponseReturnValue
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine
 
-from gateway.store import archive, dossiers, outbox, tallies
-from gateway.store.tables import deliveries, notifications, payments
+from gateway.services import state_counts
+from gateway.services.jobs import DEAD, UNFINISHED
 
 from .auth import require
 
 bp = Blueprint("metrics", __name__)
 
-UNFINISHED = (outbox.PENDING, outbox.IN_FLIGHT)
-# (metric, help, table, columns): rows counted by state, one gauge each.
+# (metric, help, counts): rows counted by state (state_counts.BY_STATE), one gauge each.
 BY_STATE = [
-    ("gateway_payments", "Payments by provider and state", payments, ("provider", "state")),
-    ("gateway_notifications", "Notifications by channel and state", notifications, ("channel", "state")),
-    ("gateway_deliveries", "Public-post deliveries by state", deliveries, ("state",)),
+    ("gateway_payments", "Payments by provider and state", "payments"),
+    ("gateway_notifications", "Notifications by channel and state", "notifications"),
+    ("gateway_deliveries", "Public-post deliveries by state", "deliveries"),
 ]
 
 
@@ -50,33 +50,30 @@ class StoreCollector(Collector):
         self.engine = engine
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        with self.engine.connect() as conn:
-            breaches = dossiers.count_sla_breaches(conn, now=datetime.now(UTC))
-            jobs = outbox.counts(conn)
-            tallied = [(name, text, columns, tallies.count_by(conn, table, *columns))
-                       for name, text, table, columns in BY_STATE]
-            packages = archive.counts(conn)
-            to_seal = sorted(archive.sealed_seconds(conn))
+        counts = state_counts.read(self.engine, now=datetime.now(UTC))
+        jobs, to_seal = counts.jobs, counts.seconds_to_seal
         yield _gauge("gateway_sla_breaches", "New dossiers past their 8-working-hour acknowledgment deadline",
-                     [], [([], breaches)])
+                     [], [([], counts.sla_breaches)])
         yield _gauge("gateway_jobs", "Jobs by queue and state", ["queue", "state"],
                      [([r["queue"], r["state"]], r["count"]) for r in jobs])
         depth: dict[str, int] = {}
         dead: dict[str, int] = {}
         for r in jobs:
             depth[r["queue"]] = depth.get(r["queue"], 0) + (r["count"] if r["state"] in UNFINISHED else 0)
-            dead[r["queue"]] = dead.get(r["queue"], 0) + (r["count"] if r["state"] == outbox.DEAD else 0)
+            dead[r["queue"]] = dead.get(r["queue"], 0) + (r["count"] if r["state"] == DEAD else 0)
         yield _gauge("gateway_queue_depth", "Jobs waiting or being delivered, by queue (adapter)", ["queue"],
                      [([q], n) for q, n in sorted(depth.items())])
         yield _gauge("gateway_dead_letters", "Dead letters waiting for an operator, by queue", ["queue"],
                      [([q], n) for q, n in sorted(dead.items())])
         yield _gauge("gateway_archive_packages", "Archive packages by state (pending, sealed, failed = waiting)",
-                     ["state"], [([state], n) for state, n in sorted(packages.items())])
+                     ["state"], [([state], n) for state, n in sorted(counts.archive_packages.items())])
         # Median and worst of the newest 1000 sealed packages: final status to sealed, in seconds.
         yield _gauge("gateway_archive_seconds_to_seal", "Seconds from final status to sealed (newest 1000)",
                      ["quantile"], [(["0.5"], to_seal[len(to_seal) // 2]), (["1"], to_seal[-1])] if to_seal else [])
-        for name, text, columns, rows in tallied:
-            yield _gauge(name, text, list(columns), [([str(r[c]) for c in columns], r["count"]) for r in rows])
+        for name, text, counted in BY_STATE:
+            columns = state_counts.BY_STATE[counted][1]
+            yield _gauge(name, text, list(columns),
+                         [([str(r[c]) for c in columns], r["count"]) for r in counts.by_state[counted]])
 
 
 def process_registry() -> CollectorRegistry:
@@ -99,7 +96,7 @@ def _store_registry() -> CollectorRegistry:
 
 @bp.get("/metrics")
 @require("ops")
-def metrics():  # noqa: ANN201
+def metrics() -> ResponseReturnValue:
     """Prometheus text format.
 
     Every API process's counters and what the database says at scrape time; each metric and what to watch

@@ -2,28 +2,33 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from flask import Blueprint, current_app, g, jsonify
+from flask.typing import ResponseReturnValue
 
 from gateway.domain.notifications import NotificationIn
 from gateway.services import notifications as service
-from gateway.store import notifications as store
 
 from . import views
 from .auth import require
 from .body import parse
 from .openapi import documented
 
+if TYPE_CHECKING:
+    from gateway.bootstrap import Gateway
+
 bp = Blueprint("notifications", __name__, url_prefix="/api/v1")
 
 
-def _gateway():  # noqa: ANN202
+def _gateway() -> Gateway:
     return current_app.config["GATEWAY"]
 
 
 @bp.post("/notifications")
 @require("one_stop", "ops")
 @documented(body=NotificationIn, created=True)
-def send():  # noqa: ANN201
+def send() -> ResponseReturnValue:
     """Render a template and queue it: 202 with the text as it will be sent (and its SMS segments).
 
     An ad-hoc SMS or email. For SMS the answer names the `encoding` (gsm7 or ucs2) and the number of
@@ -40,7 +45,7 @@ def send():  # noqa: ANN201
 
 @bp.get("/notifications/<reference>")
 @require("one_stop", "ops")
-def get(reference: str):  # noqa: ANN201
+def get(reference: str) -> ResponseReturnValue:
     """A notification: its state, and every attempt with what each provider answered.
 
     State `queued`, `sent` or `failed`; the provider; `attempt_log`: each provider tried and its answer.
@@ -51,8 +56,7 @@ def get(reference: str):  # noqa: ANN201
 
 @bp.get("/dossiers/<code>/notifications")
 @require("one_stop", "ops")
-def of_dossier(code: str):  # noqa: ANN201
+def of_dossier(code: str) -> ResponseReturnValue:
     """What the applicant of a dossier has been told, oldest first."""
-    with _gateway().engine.connect() as conn:
-        rows = store.of_dossier(conn, code)
+    rows = service.of_dossier(_gateway().context, code)
     return jsonify({"items": [views.notification(r) for r in rows]})

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify, request
+from flask.typing import ResponseReturnValue
 from pydantic import BaseModel, Field, ValidationError
 
 from gateway.domain.dossier import EventIn
-from gateway.services import steps
-from gateway.store import feed
+from gateway.services import feed, steps
 
 from . import views
 from .auth import require
@@ -46,7 +46,7 @@ def _int_arg(name: str, default: int, low: int, high: int) -> int:
 @require("one_stop")
 @documented(query={"after": {"type": "integer", "minimum": 0},
                    "limit": {"type": "integer", "minimum": 1, "maximum": MAX_FEED_PAGE}})
-def read_feed():  # noqa: ANN201
+def read_feed() -> ResponseReturnValue:
     """The ordered change feed (`dossier.created`, ...), after a cursor.
 
     Cursor-based and at-least-once: re-reading an old cursor returns the same items. `next_cursor` is the
@@ -54,8 +54,7 @@ def read_feed():  # noqa: ANN201
     """
     after = _int_arg("after", 0, 0, 2**62)
     limit = _int_arg("limit", 100, 1, MAX_FEED_PAGE)
-    with current_app.config["GATEWAY"].engine.connect() as conn:
-        items = [views.feed_item(r) for r in feed.read(conn, after, limit)]
+    items = feed.page(current_app.config["GATEWAY"].context, after, limit)
     # The next cursor is the last item's; with no items the caller keeps its own (nothing is skipped).
     return jsonify({"items": items, "next_cursor": items[-1]["cursor"] if items else str(after)})
 
@@ -63,7 +62,7 @@ def read_feed():  # noqa: ANN201
 @bp.post("/dossiers/<code>/events")
 @require("one_stop")
 @documented(body=EventIn, created=True)
-def report_step(code: str):  # noqa: ANN201
+def report_step(code: str) -> ResponseReturnValue:
     """Report a processing step of a dossier (status 2 to 10).
 
     Fields: status, officer, position, department, note, due_at, at, event_id. 201 recorded; 200 with the
@@ -78,7 +77,7 @@ def report_step(code: str):  # noqa: ANN201
 @bp.post("/one-stop/events")
 @require("one_stop")
 @documented(body=StepBatch)
-def report_steps():  # noqa: ANN201
+def report_steps() -> ResponseReturnValue:
     """Up to 500 steps in one request and one transaction: `{"events": [{"code", ...step}]}`.
 
     Always 200 when the batch itself is well-formed; each step gets its own result, in order, with the

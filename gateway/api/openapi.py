@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Flask, current_app, jsonify
+from flask.typing import ResponseReturnValue
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
@@ -105,7 +106,7 @@ def build(app: Flask) -> dict[str, Any]:
 
 
 @bp.get("/openapi.json")
-def openapi_json():  # noqa: ANN201
+def openapi_json() -> ResponseReturnValue:
     """This document.
 
     OpenAPI 3.1, built from the routes, their roles and the pydantic models that validate the bodies; the

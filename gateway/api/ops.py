@@ -5,12 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from flask import Blueprint, current_app, g, jsonify, request
+from flask.typing import ResponseReturnValue
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.config import Role
 from gateway.domain.payment import PaymentState
-from gateway.services import audit_chain, dead_letters, sla
-from gateway.store import outbox, payments
+from gateway.services import audit_chain, dead_letters, payments, sla
+from gateway.services import jobs as outbox_jobs
+from gateway.services.jobs import STATES
+from gateway.services.unit_of_work import Context
 
 from . import views
 from .auth import require
@@ -20,10 +23,7 @@ from .openapi import documented
 
 bp = Blueprint("ops", __name__, url_prefix="/ops")
 
-STATES = (outbox.PENDING, outbox.IN_FLIGHT, outbox.DONE, outbox.DEAD, outbox.DISCARDED)
-
-
-def ctx():  # noqa: ANN201
+def ctx() -> Context:
     return current_app.config["GATEWAY"].context
 
 
@@ -37,7 +37,7 @@ class ApiKeyIn(BaseModel):
 
 @bp.get("/api-keys")
 @require("ops")
-def list_keys():  # noqa: ANN201
+def list_keys() -> ResponseReturnValue:
     """Every API key: from the settings and from the database, active or revoked (never the key itself).
 
     Each with its roles and rate; not its hash either.
@@ -48,7 +48,7 @@ def list_keys():  # noqa: ANN201
 @bp.post("/api-keys")
 @require("ops")
 @documented(body=ApiKeyIn, created=True)
-def add_key():  # noqa: ANN201
+def add_key() -> ResponseReturnValue:
     """Create an API key, in effect at once; the key is in this answer and nowhere else.
 
     201 with `key`, shown this once (only its SHA-256 is stored); 409 for a name in use (also a revoked
@@ -63,7 +63,7 @@ def add_key():  # noqa: ANN201
 
 @bp.delete("/api-keys/<name>")
 @require("ops")
-def revoke_key(name: str):  # noqa: ANN201
+def revoke_key(name: str) -> ResponseReturnValue:
     """Revoke a database key: refused within auth.key_cache_seconds by every API process.
 
     The process that answers refuses it at once. 404 when there is no such active key.
@@ -74,7 +74,7 @@ def revoke_key(name: str):  # noqa: ANN201
 
 @bp.get("/audit/verify")
 @require("ops")
-def audit_verify():  # noqa: ANN201
+def audit_verify() -> ResponseReturnValue:
     """Check the audit log's hash chain: which record was edited, deleted or moved, if any.
 
     `{"ok", "checked", "unsealed", "head": {seq, hash}, "problems": [{seq, id, kind, message}]}`, kind
@@ -86,7 +86,7 @@ def audit_verify():  # noqa: ANN201
 
 @bp.get("/trust")
 @require("ops")
-def trust():  # noqa: ANN201
+def trust() -> ResponseReturnValue:
     """The roots signatures may chain to, with their SHA-256 fingerprints.
 
     Each root: group (`public` or `government`), file, subject, SHA-256, expiry.
@@ -99,27 +99,26 @@ def trust():  # noqa: ANN201
 @require("ops")
 @documented(query={"state": {"type": "string", "enum": list(STATES)}, "queue": {"type": "string"},
                    "ordering_key": {"type": "string"}})
-def jobs():  # noqa: ANN201
+def jobs() -> ResponseReturnValue:
     """Job counts by queue and state, and the jobs in one state (?state=).
 
     `?queue=` and `?ordering_key=` (a dossier code) narrow the list; up to 500 jobs.
     """
     state = request.args.get("state")
-    with ctx().engine.connect() as conn:
-        counts = [dict(r) for r in outbox.counts(conn)]
-        if state is None:
-            return jsonify({"counts": counts})
-        if state not in STATES:
-            raise ApiError(400, "bad_query", f"state must be one of {list(STATES)}")
-        rows = outbox.list_by_state(conn, state, queue=request.args.get("queue"),
-                                    ordering_key=request.args.get("ordering_key"), limit=500)
+    counts = [dict(r) for r in outbox_jobs.counts(ctx())]
+    if state is None:
+        return jsonify({"counts": counts})
+    if state not in STATES:
+        raise ApiError(400, "bad_query", f"state must be one of {list(STATES)}")
+    rows = outbox_jobs.in_state(ctx(), state, queue=request.args.get("queue"),
+                                ordering_key=request.args.get("ordering_key"), limit=500)
     return jsonify({"counts": counts, "items": [views.job(r) for r in rows]})
 
 
 @bp.get("/dead-letters")
 @require("ops")
 @documented(query={"queue": {"type": "string"}})
-def list_dead_letters():  # noqa: ANN201
+def list_dead_letters() -> ResponseReturnValue:
     """Dead letters, with their last error and attempts."""
     rows = dead_letters.list_dead(ctx(), queue=request.args.get("queue"))
     return jsonify({"items": [views.job(r) for r in rows]})
@@ -127,14 +126,14 @@ def list_dead_letters():  # noqa: ANN201
 
 @bp.post("/dead-letters/<int:job_id>/retry")
 @require("ops")
-def retry(job_id: int):  # noqa: ANN201
+def retry(job_id: int) -> ResponseReturnValue:
     """Give a dead letter fresh attempts."""
     return jsonify(views.job(dead_letters.retry(ctx(), job_id, actor=g.caller)))
 
 
 @bp.post("/dead-letters/<int:job_id>/discard")
 @require("ops")
-def discard(job_id: int):  # noqa: ANN201
+def discard(job_id: int) -> ResponseReturnValue:
     """Give up on a dead letter."""
     return jsonify(views.job(dead_letters.discard(ctx(), job_id, actor=g.caller)))
 
@@ -143,7 +142,7 @@ def discard(job_id: int):  # noqa: ANN201
 @require("ops")
 @documented(query={"state": {"type": "string", "enum": [s.value for s in PaymentState]},
                    "flagged": {"type": "boolean"}})
-def list_payments():  # noqa: ANN201
+def list_payments() -> ResponseReturnValue:
     """Payments, newest first; ?flagged=true for those an operator must look at (paid late, say).
 
     A flagged payment was paid late, or paid for a closed dossier: the money is recorded, never dropped.
@@ -154,15 +153,14 @@ def list_payments():  # noqa: ANN201
     flagged = request.args.get("flagged", "false").lower()
     if flagged not in ("true", "false", "1", "0"):
         raise ApiError(400, "bad_query", "flagged must be true or false")
-    with ctx().engine.connect() as conn:
-        rows = payments.listing(conn, state=state, flagged=flagged in ("true", "1"))
+    rows = payments.listing(ctx(), state=state, flagged=flagged in ("true", "1"))
     return jsonify({"items": [views.payment(r) for r in rows]})
 
 
 @bp.get("/sla-breaches")
 @require("ops")
 @documented(query={"after": {"type": "integer"}, "limit": {"type": "integer"}})
-def sla_breaches():  # noqa: ANN201
+def sla_breaches() -> ResponseReturnValue:
     """New dossiers (status 1) past their 8-working-hour acknowledgment deadline, with how late they are.
 
     Each with `overdue_minutes`; page on with `?after=` set to `next_after`.

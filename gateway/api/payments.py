@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask.typing import ResponseReturnValue
 
 from gateway.domain.payment import PaymentRequestIn, PaymentState
 from gateway.services import payments as service
@@ -15,13 +17,16 @@ from .body import parse
 from .errors import ApiError
 from .openapi import documented
 
+if TYPE_CHECKING:
+    from gateway.bootstrap import Gateway
+
 bp = Blueprint("payments", __name__, url_prefix="/api/v1")
 
 # Printable ASCII, as the IETF Idempotency-Key draft and common APIs allow.
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 
-def _gateway():  # noqa: ANN202
+def _gateway() -> Gateway:
     return current_app.config["GATEWAY"]
 
 
@@ -37,7 +42,7 @@ def _idempotency_key() -> str | None:
 @bp.post("/dossiers/<code>/payments")
 @require("one_stop")
 @documented(body=PaymentRequestIn, created=True)
-def request_payment(code: str):  # noqa: ANN201
+def request_payment(code: str) -> ResponseReturnValue:
     """Ask for a fee payment: 201 with the pay URL, 202 while the provider has not answered yet.
 
     Level 4 (toàn trình) dossiers only. An optional `Idempotency-Key` header (1 to 255 printable ASCII
@@ -62,7 +67,7 @@ def request_payment(code: str):  # noqa: ANN201
 
 @bp.get("/dossiers/<code>/payments")
 @require("one_stop", "portal", "ops")
-def list_payments(code: str):  # noqa: ANN201
+def list_payments(code: str) -> ResponseReturnValue:
     """The payments of a dossier, oldest first.
 
     Each as `GET /api/v1/dossiers/{code}/payments/{payment_id}` shows it.
@@ -73,7 +78,7 @@ def list_payments(code: str):  # noqa: ANN201
 
 @bp.get("/dossiers/<code>/payments/<payment_id>")
 @require("one_stop", "portal", "ops")
-def get_payment(code: str, payment_id: str):  # noqa: ANN201
+def get_payment(code: str, payment_id: str) -> ResponseReturnValue:
     """One payment of a dossier.
 
     Its state (and Vietnamese label), amount, items, pay URL, expiry, paid time, transaction id, `flag`,
@@ -85,7 +90,7 @@ def get_payment(code: str, payment_id: str):  # noqa: ANN201
 
 @bp.get("/dossiers/<code>/payments/<payment_id>/receipt")
 @require("one_stop", "portal", "ops")
-def get_receipt(code: str, payment_id: str):  # noqa: ANN201
+def get_receipt(code: str, payment_id: str) -> ResponseReturnValue:
     """The receipt (biên lai) of a paid payment, as the provider issued it (PDF).
 
     404 until a worker has fetched it from the provider.

@@ -6,9 +6,10 @@ import csv
 import io
 
 from flask import Blueprint, Response, current_app, jsonify, request
+from flask.typing import ResponseReturnValue
 
-from gateway.domain.quarterly_report import Quarter, build, csv_rows
-from gateway.store import reports
+from gateway.domain.quarterly_report import Quarter, csv_rows
+from gateway.services.quarterly_report import quarterly as quarterly_report
 
 from .auth import require
 from .errors import ApiError
@@ -22,7 +23,7 @@ bp = Blueprint("reports", __name__, url_prefix="/ops/reports")
 @documented(query={"year": {"type": "integer", "minimum": 2000, "maximum": 2100, "required": True},
                    "quarter": {"type": "integer", "minimum": 1, "maximum": 4, "required": True},
                    "format": {"type": "string", "enum": ["json", "csv"]}})
-def quarterly():  # noqa: ANN201
+def quarterly() -> ResponseReturnValue:
     """Dossiers by procedure, level, channel and final status; on-time rate; paid online; delivered by post.
 
     Per procedure, level and channel: dossiers received, by status, finished, on time / late and the
@@ -38,8 +39,7 @@ def quarterly():  # noqa: ANN201
     wanted = request.args.get("format") or ("csv" if request.accept_mimetypes.best == "text/csv" else "json")
     if wanted not in ("json", "csv"):
         raise ApiError(400, "bad_query", "format is json or csv")
-    with current_app.config["GATEWAY"].engine.connect() as conn:
-        report = build(quarter, reports.received_between(conn, quarter.start, quarter.end))
+    report = quarterly_report(current_app.config["GATEWAY"].context, quarter)
     if wanted == "json":
         return jsonify(report)
     out = io.StringIO()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request
+from flask.typing import ResponseReturnValue
 
 from gateway.services.signatures import Signatures
 from gateway.signature.sandbox import SandboxBusy, VerificationRefused
@@ -52,7 +53,7 @@ def _pdf_from_request(limit: int) -> bytes:
 @bp.post("/signatures/verify")
 @require("one_stop", "portal")
 @documented(media=PDF_BODY)
-def verify():  # noqa: ANN201
+def verify() -> ResponseReturnValue:
     """Verify every signature of a PDF against the configured trust roots.
 
     The PDF as an `application/pdf` body or as the `file` field of `multipart/form-data`. 200 with the

@@ -12,7 +12,6 @@ from gateway.domain.delivery import DeliveryState
 from gateway.domain.dossier import VN_TZ
 from gateway.domain.payment import STATE_LABELS_VI as PAYMENT_LABELS_VI
 from gateway.domain.payment import PaymentState
-from gateway.store import feed
 
 
 def vn_time(value: datetime | None) -> str | None:
@@ -78,10 +77,6 @@ def job(row: Any) -> dict[str, Any]:
         "created_at": vn_time(row["created_at"]), "updated_at": vn_time(row["updated_at"]),
         "finished_at": vn_time(row["finished_at"]), "payload": row["payload"],
     }
-
-
-def feed_item(row: Any) -> dict[str, Any]:
-    return feed.as_item(row)
 
 
 def payment(row: Any, *, has_receipt: bool = False) -> dict[str, Any]:

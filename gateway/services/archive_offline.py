@@ -10,13 +10,14 @@ from gateway.config import load_settings
 from gateway.signature.trust_store import TrustStore, TrustStoreError
 
 from .archive_verify import FAILED, Item, Report, verify_package
+from .progress import Track, untracked
 
 
 def roots_from(folder: Path) -> list[asn1_x509.Certificate]:
     return [asn1_x509.Certificate.load(r.der) for r in TrustStore.load(folder).roots]
 
 
-def verify_path(path: Path, trust_dir: Path | None = None) -> Report:
+def verify_path(path: Path, trust_dir: Path | None = None, *, track: Track = untracked) -> Report:
     """Verify the package at `path` against the roots in `trust_dir` (default: the configured archive roots)."""
     from gateway.bootstrap import archive_roots
     from gateway.signature.ltv import check_ltv
@@ -25,4 +26,4 @@ def verify_path(path: Path, trust_dir: Path | None = None) -> Report:
         roots = roots_from(trust_dir) if trust_dir is not None else archive_roots(load_settings())
     except (TrustStoreError, OSError, ValueError) as exc:
         return Report(str(path), items=[Item("trust roots", FAILED, f"cannot read the trusted roots: {exc}")])
-    return verify_package(path, roots, pdf_check=check_ltv)
+    return verify_package(path, roots, pdf_check=check_ltv, track=track)

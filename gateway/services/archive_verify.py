@@ -13,6 +13,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,8 @@ from gateway.domain.archive import (
     chain_imprint,
     safe_name,
 )
+
+from .progress import Track, untracked
 
 __all__ = ["FAILED", "PASSED", "WARNING", "Item", "PdfCheck", "Report", "verify_package"]
 
@@ -63,7 +66,7 @@ PdfCheck = Callable[[str, bytes, list[asn1_x509.Certificate], datetime], list[It
 
 
 def verify_package(path: Path, roots: list[asn1_x509.Certificate], *, now: datetime | None = None,
-                   pdf_check: PdfCheck | None = None) -> Report:
+                   pdf_check: PdfCheck | None = None, track: Track = untracked) -> Report:
     now = now or datetime.now(UTC)
     report = Report(str(path))
     if not path.exists():
@@ -77,15 +80,26 @@ def verify_package(path: Path, roots: list[asn1_x509.Certificate], *, now: datet
             report.items.append(Item("package", FAILED, str(exc)))
             return report
         report.code = bag.info.get("External-Identifier")
-        _check_files(report, bag)
-        if path.is_file() and report.code and not path.name.startswith(safe_name(report.code)):
-            report.items.append(Item("file name", FAILED, f"the file is named {path.name} but holds the package of "
-                                                          f"dossier {report.code}: renamed"))
-        _check_timestamps(report, folder, roots, now)
+        # One step each, in this order, so that a caller can show how far the check got.
+        steps = [partial(_check_files, report, bag), partial(_check_name, report, path),
+                 partial(_check_timestamps, report, folder, roots, now)]
         if pdf_check is not None:
-            for pdf_path, data in _signed_pdfs(folder):
-                report.items += pdf_check(pdf_path, data, roots, now)
+            steps += [partial(_check_pdf, report, pdf_check, pdf_path, data, roots, now)
+                      for pdf_path, data in _signed_pdfs(folder)]
+        for step in track(steps, len(steps)):
+            step()
     return report
+
+
+def _check_name(report: Report, path: Path) -> None:
+    if path.is_file() and report.code and not path.name.startswith(safe_name(report.code)):
+        report.items.append(Item("file name", FAILED, f"the file is named {path.name} but holds the package of "
+                                                      f"dossier {report.code}: renamed"))
+
+
+def _check_pdf(report: Report, pdf_check: PdfCheck, pdf_path: str, data: bytes, roots: list[asn1_x509.Certificate],
+               now: datetime) -> None:
+    report.items += pdf_check(pdf_path, data, roots, now)
 
 
 def _check_files(report: Report, bag: Any) -> None:

@@ -10,6 +10,8 @@ from sqlalchemy import Engine
 from gateway.domain.audit_chain import ChainCheck
 from gateway.store import audit
 
+from .progress import Track, untracked
+
 log = logging.getLogger(__name__)
 
 BATCH = 5000
@@ -33,11 +35,12 @@ def seal_all(engine: Engine, key: bytes) -> int:
     return total
 
 
-def verify(engine: Engine, key: bytes) -> dict[str, Any]:
+def verify(engine: Engine, key: bytes, *, track: Track = untracked) -> dict[str, Any]:
     walk = ChainCheck(key)
     problems = []
     with engine.connect() as conn:
-        for record in audit.sealed_in_order(conn):
+        head = audit.head(conn)  # its seq is how many records an intact chain holds: it counts from 1
+        for record in track(audit.sealed_in_order(conn), head["seq"] if head else 0):
             problems += walk.feed(record)
             if len(problems) >= MAX_PROBLEMS:
                 break

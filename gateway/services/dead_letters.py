@@ -8,7 +8,8 @@ from typing import Literal
 
 from sqlalchemy import RowMapping
 
-from gateway.store import audit, outbox
+from gateway.store import audit, outbox, tallies
+from gateway.store.tables import jobs
 
 from .errors import NotFound
 from .unit_of_work import Context
@@ -18,6 +19,13 @@ def list_dead(ctx: Context, *, queue: str | None = None, kind: str | None = None
               limit: int = 100) -> list[RowMapping]:
     with ctx.engine.connect() as conn:
         return outbox.list_by_state(conn, outbox.DEAD, queue=queue, kind=kind, limit=limit)
+
+
+def count_by_kind(ctx: Context) -> dict[tuple[str, str], int]:
+    """How many dead letters per (queue, kind), counted in the database (a listing shows only the first few)."""
+    with ctx.engine.connect() as conn:
+        rows = tallies.count_by(conn, jobs, "queue", "kind", where=jobs.c.state == outbox.DEAD)
+    return {(r["queue"], r["kind"]): r["count"] for r in rows}
 
 
 def retry(ctx: Context, job_id: int, *, actor: str) -> RowMapping:

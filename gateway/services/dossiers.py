@@ -93,3 +93,17 @@ def archive_state(ctx: Context, dossier_id: int) -> RowMapping | None:
     """The dossier's archive package row, if it reached a final status."""
     with ctx.engine.connect() as conn:
         return archive.of_dossiers(conn, [dossier_id]).get(dossier_id)
+
+
+def lookup(ctx: Context, *, code: str | None = None, id_number: str | None = None) -> list[RowMapping]:
+    """The citizen's lookup: the dossier with this code, or those filed under this ID number (newest first)."""
+    with ctx.engine.connect() as conn:
+        if code:
+            return [row] if (row := dossiers.get(conn, code)) is not None else []
+        return dossiers.by_id_number(conn, id_number) if id_number else []
+
+
+def archive_package(ctx: Context, code: str) -> RowMapping | None:
+    """The newest archive package of the dossier with this code, if it has one."""
+    with ctx.engine.connect() as conn:
+        return archive.get(conn, code)

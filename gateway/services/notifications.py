@@ -196,3 +196,9 @@ class NotificationJobs:
         store.mark(conn, payload["reference"], now=datetime.now(UTC), expected_state=NotificationState.QUEUED,
                    state=NotificationState.FAILED.value, last_error=error)
 
+
+
+def of_dossier(ctx: Context, code: str) -> list[Any]:
+    """What the applicant of a dossier has been told, oldest first."""
+    with ctx.engine.connect() as conn:
+        return store.of_dossier(conn, code)

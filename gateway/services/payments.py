@@ -213,3 +213,9 @@ def receipt(ctx: Context, code: str, reference: str) -> bytes:
         raise NotFound(f"the receipt of payment {reference} has not been fetched from the provider yet",
                        retry_after=5)
     return pdf
+
+
+def listing(ctx: Context, *, state: str | None = None, flagged: bool = False) -> list[RowMapping]:
+    """Payments, newest first (up to 200); `flagged` for those an operator must look at."""
+    with ctx.engine.connect() as conn:
+        return payments.listing(conn, state=state, flagged=flagged)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -54,3 +54,9 @@ def migrate(url: str) -> None:
         with engine.begin() as conn:
             conn.exec_driver_sql("ANALYZE jobs")
         engine.dispose()
+
+
+def ping(engine: Engine) -> None:
+    """Raise unless the database answers a query."""
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))

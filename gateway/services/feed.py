@@ -1,0 +1,15 @@
+"""The one-stop change feed, read by cursor (the webhook pusher sends the same items)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.store import feed
+
+from .unit_of_work import Context
+
+
+def page(ctx: Context, after: int, limit: int) -> list[dict[str, Any]]:
+    """Up to `limit` items after the cursor `after`, oldest first, as callers see them."""
+    with ctx.engine.connect() as conn:
+        return [feed.as_item(row) for row in feed.read(conn, after, limit)]

@@ -1,0 +1,32 @@
+"""The jobs of the outbox as operators see them: counts by queue and state, the jobs in a state or of a dossier."""
+
+from __future__ import annotations
+
+from sqlalchemy import RowMapping
+
+from gateway.store import outbox
+
+from .unit_of_work import Context
+
+PENDING, IN_FLIGHT, DONE, DEAD, DISCARDED = outbox.PENDING, outbox.IN_FLIGHT, outbox.DONE, outbox.DEAD, outbox.DISCARDED
+STATES = (PENDING, IN_FLIGHT, DONE, DEAD, DISCARDED)
+UNFINISHED = (PENDING, IN_FLIGHT)
+
+
+def counts(ctx: Context) -> list[RowMapping]:
+    """(queue, state, count) for every queue and state that has jobs."""
+    with ctx.engine.connect() as conn:
+        return outbox.counts(conn)
+
+
+def in_state(ctx: Context, state: str, *, queue: str | None = None, ordering_key: str | None = None,
+             limit: int = 500) -> list[RowMapping]:
+    """The jobs in one state, oldest first; `queue` and `ordering_key` (a dossier code) narrow the list."""
+    with ctx.engine.connect() as conn:
+        return outbox.list_by_state(conn, state, queue=queue, ordering_key=ordering_key, limit=limit)
+
+
+def of_dossier(ctx: Context, code: str) -> list[RowMapping]:
+    """Every job of one dossier (any queue, any state), oldest first."""
+    with ctx.engine.connect() as conn:
+        return outbox.for_key(conn, code)

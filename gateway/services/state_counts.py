@@ -1,0 +1,35 @@
+"""What the database says at a metrics scrape, which every API process agrees on: rows counted by state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine, RowMapping
+
+from gateway.store import archive, dossiers, outbox, tallies
+from gateway.store.tables import deliveries, notifications, payments
+
+# name: (table, columns) of the rows counted by state; each row of a count has those columns and `count`.
+BY_STATE = {
+    "payments": (payments, ("provider", "state")),
+    "notifications": (notifications, ("channel", "state")),
+    "deliveries": (deliveries, ("state",)),
+}
+
+
+@dataclass(frozen=True)
+class Counts:
+    sla_breaches: int
+    jobs: list[RowMapping]  # queue, state, count
+    by_state: dict[str, list[RowMapping]]  # a name of BY_STATE: its columns and count
+    archive_packages: dict[str, int]  # state: packages
+    seconds_to_seal: list[float]  # of the newest sealed packages, smallest first
+
+
+def read(engine: Engine, *, now: datetime) -> Counts:
+    with engine.connect() as conn:
+        return Counts(sla_breaches=dossiers.count_sla_breaches(conn, now=now), jobs=outbox.counts(conn),
+                      by_state={name: tallies.count_by(conn, table, *columns)
+                                for name, (table, columns) in BY_STATE.items()},
+                      archive_packages=archive.counts(conn), seconds_to_seal=sorted(archive.sealed_seconds(conn)))
