@@ -26,6 +26,7 @@ from gateway.jobs.worker import PeriodicTask, Worker
 from gateway.services import audit_chain, queue_history, sla
 from gateway.services.api_keys import KeyRing
 from gateway.services.archive import Archive
+from gateway.services.audit_anchors import AuditAnchoring
 from gateway.services.deliveries import DeliveryJobs
 from gateway.services.notifications import NotificationJobs, Notifier
 from gateway.services.payment_jobs import PaymentJobs
@@ -166,6 +167,9 @@ def build_worker(gateway: Gateway) -> Worker:
     if s.archive.enabled:
         periodic.append(PeriodicTask("archive retries", s.archive.scan_interval_seconds,
                                      gateway.archive.schedule_unsealed))
+    if s.archive.enabled and s.archive.audit_anchor_minutes > 0:
+        anchoring = AuditAnchoring(gateway.engine, gateway.archive.tsa, s.archive)
+        periodic.append(PeriodicTask("audit anchoring", anchoring.cadence, anchoring.anchor_if_due))
     if s.webhooks.url:
         pusher = WebhookPusher(gateway.engine, s.webhooks, s.jobs)
         periodic.append(PeriodicTask("webhook push", s.webhooks.push_interval_seconds, pusher.push))

@@ -277,16 +277,19 @@ def audit_group() -> None:
 
 @audit_group.command("verify")
 @click.option("--seal/--no-seal", default=True, show_default=True, help="seal new records first")
-def audit_verify(seal: bool) -> None:
-    """Check the chain; exit 1 and name each edited, missing or moved record if it is broken."""
+@click.option("--all-anchors", is_flag=True, help="check every TSA anchor's signature, not only the newest 20")
+def audit_verify(seal: bool, all_anchors: bool) -> None:
+    """Check the chain and its TSA anchors; exit 1 and name each edited, missing or moved record, and records
+    cut from the end up to the newest anchor."""
     from gateway.services import audit_chain
 
     gateway = bootstrap()
     try:
         if seal:
             audit_chain.seal_all(gateway.engine, gateway.settings.audit.key)
-        report = audit_chain.verify(gateway.engine, gateway.settings.audit.key,
-                                    track=_tracked(lambda n: f"verify {n} audit records"))
+        report = audit_chain.verify(gateway.engine, gateway.settings.audit.key, gateway.archive.roots,
+                                    track=_tracked(lambda n: f"verify {n} audit records"),
+                                    **({"anchor_signatures": None} if all_anchors else {}))
     finally:
         gateway.close()
     click.echo(json.dumps(report, ensure_ascii=False, indent=2))

@@ -8,7 +8,7 @@ from datetime import date
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, IPvAnyNetwork, model_validator
+from pydantic import BaseModel, Field, IPvAnyNetwork, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -275,11 +275,24 @@ class ArchiveSettings(BaseModel):
     agency_code: str = "000.00.00.H56"  # its code in the national list of agency codes
     retention_default_years: int = Field(10, ge=0)  # [assumed] when no rule names the procedure; 0: permanent
     retention: list[RetentionRule] = []
+    timestamp_digest: Literal["sha256", "sha384", "sha512"] = "sha256"  # the imprint algorithm of new tokens
     renew_before_days: float = Field(180, ge=0)  # a new archive timestamp this long before the TSA certificate ends
     weak_digests: list[str] = ["md5", "sha1"]  # a timestamp made with one of these is renewed at once
+    renew_retry_hours: float = Field(24, gt=0)  # a renewal that could not help (the TSA's certificate ends as soon)
     minimise_after_days: float = Field(30, ge=0)  # then the database drops attachment and result bodies
     scan_interval_seconds: float = Field(30.0, gt=0)  # how often the worker looks for renewals and minimisation
-    audit_anchor_minutes: float = Field(5.0, gt=0)  # how often the audit chain's head is timestamped
+    audit_anchor_minutes: float = Field(5.0, ge=0)  # how often the audit chain's head is timestamped; 0: never
+
+    @field_validator("weak_digests")
+    @classmethod
+    def _lower(cls, names: list[str]) -> list[str]:
+        return [n.strip().lower() for n in names]
+
+    @model_validator(mode="after")
+    def _strong_enough(self) -> ArchiveSettings:
+        if self.timestamp_digest in self.weak_digests:  # every renewal would make another weak token
+            raise ValueError(f"archive.timestamp_digest {self.timestamp_digest} is listed in archive.weak_digests")
+        return self
 
     @property
     def path(self) -> Path:

@@ -276,6 +276,8 @@ class Stack:
             "GATEWAY_ARCHIVE__TSA_TIMEOUT_SECONDS": "3",
             "GATEWAY_ARCHIVE__FETCH_TIMEOUT_SECONDS": "2",
             "GATEWAY_ARCHIVE__SCAN_INTERVAL_SECONDS": "0.5",
+            # No audit anchoring unless a test asks: an anchor's TSA call would take the faults meant for sealing.
+            "GATEWAY_ARCHIVE__AUDIT_ANCHOR_MINUTES": "0",
             "GATEWAY_WEBHOOKS__URL": f"{self.mocks.url}/one-stop/webhooks",
             "GATEWAY_WEBHOOKS__PUSH_INTERVAL_SECONDS": "0.2",
             # The partners (the mocks) call back from this machine only, as configured in production.

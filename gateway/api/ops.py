@@ -75,13 +75,15 @@ def revoke_key(name: str) -> ResponseReturnValue:
 @bp.get("/audit/verify")
 @require("ops")
 def audit_verify() -> ResponseReturnValue:
-    """Check the audit log's hash chain: which record was edited, deleted or moved, if any.
+    """Check the audit log's hash chain: which record was edited, deleted or moved, if any, and whether
+    records were cut from its end up to the newest TSA anchor.
 
-    `{"ok", "checked", "unsealed", "head": {seq, hash}, "problems": [{seq, id, kind, message}]}`, kind
-    `edited`, `missing` or `out_of_order` (`docs/operations.md#audit-log-as-a-hash-chain`).
+    `{"ok", "checked", "unsealed", "head": {seq, hash}, "anchors": {count, signatures_checked, newest,
+    unanchored_records}, "problems": [{seq, id, kind, message}]}`, kind `edited`, `missing`, `out_of_order`,
+    `truncated`, `anchor_mismatch` or `anchor_forged` (`docs/operations.md#audit-log-as-a-hash-chain`).
     """
     gateway = current_app.config["GATEWAY"]
-    return jsonify(audit_chain.verify(gateway.engine, gateway.settings.audit.key))
+    return jsonify(audit_chain.verify(gateway.engine, gateway.settings.audit.key, gateway.archive.roots))
 
 
 @bp.get("/trust")

@@ -2,8 +2,9 @@
 
 A package is a BagIt bag (RFC 8493). Its tag manifest covers bag-info.txt and the payload manifest, which
 covers every file; the archive timestamps are tag files outside the tag manifest, chained: token k stamps
-SHA-256(tag manifest || token 1 || ... || token k-1), so a new token covers the older ones and the package
-stays verifiable after an older TSA certificate ends (the idea of RFC 4998's archive timestamp chains).
+H(tag manifest || token 1 || ... || token k-1), H its own imprint algorithm, so a new token covers the older
+ones and the package stays verifiable after an older TSA certificate ends or an older algorithm weakens (the
+idea of RFC 4998's archive timestamp chains).
 """
 
 from __future__ import annotations
@@ -42,17 +43,18 @@ def token_name(n: int) -> str:
     return f"{TIMESTAMP_DIR}/{n:04d}{TOKEN_SUFFIX}"
 
 
-def chain_imprint(tagmanifest: bytes, earlier_tokens: list[bytes]) -> bytes:
-    """What the next archive timestamp stamps: the tag manifest and every earlier token, in order."""
-    digest = hashlib.sha256(tagmanifest)
+def chain_imprint(tagmanifest: bytes, earlier_tokens: list[bytes], algorithm: str = DIGEST) -> bytes:
+    """What the next archive timestamp stamps: the tag manifest and every earlier token, in order, hashed with
+    the algorithm the token names (ValueError for one hashlib does not know)."""
+    digest = hashlib.new(algorithm, tagmanifest)
     for token in earlier_tokens:
         digest.update(token)
     return digest.digest()
 
 
-def anchor_imprint(seq: int, head_hash: str) -> bytes:
+def anchor_imprint(seq: int, head_hash: str, algorithm: str = DIGEST) -> bytes:
     """What an audit anchor stamps: the chain's head (position and hash)."""
-    return hashlib.sha256(f"audit-chain-head:{seq}:{head_hash}".encode()).digest()
+    return hashlib.new(algorithm, f"audit-chain-head:{seq}:{head_hash}".encode()).digest()
 
 
 def retain_until(final_at: datetime, years: int) -> datetime | None:
@@ -73,6 +75,18 @@ def renewal_due(*, tsa_not_after: datetime | None, digest: str | None, now: date
     if tsa_not_after is not None and now >= tsa_not_after - renew_before:
         return f"the TSA certificate ends on {tsa_not_after.date().isoformat()}"
     return None
+
+
+def renewal_helps(*, old_not_after: datetime | None, old_digest: str | None, new_not_after: datetime | None,
+                  new_digest: str, weak_digests: list[str]) -> bool:
+    """Whether a new token would outlast the newest one: a later end of its certificates, or a digest no longer
+    weak. A TSA whose own certificate ends as soon cannot help; writing its token would only add versions."""
+    weak = {d.lower() for d in weak_digests}
+    if old_digest and old_digest.lower() in weak and new_digest.lower() not in weak:
+        return True
+    if new_digest.lower() in weak:
+        return False
+    return new_not_after is not None and (old_not_after is None or new_not_after > old_not_after)
 
 
 PASSED, FAILED, WARNING = "PASSED", "FAILED", "WARNING"  # verdicts of `gateway archive verify`

@@ -74,3 +74,33 @@ class ChainCheck:
 def check(key: bytes, records: Iterable[Mapping[str, Any]]) -> list[Problem]:
     walk = ChainCheck(key)
     return [p for r in records for p in walk.feed(r)]
+
+
+def _anchor_name(anchor: Mapping[str, Any]) -> str:
+    return (f"the TSA anchor #{anchor['id']} of {anchor['timestamp_at'].astimezone(UTC).isoformat()} "
+            f"(seq {anchor['seq']}, hash {anchor['hash'][:16]}…)")
+
+
+def anchor_problems(anchors: list[Mapping[str, Any]], found: Mapping[int, str], head_seq: int) -> list[Problem]:
+    """What the anchors (seq, hash stamped by the TSA) say about the chain as it is now: `found` holds the hash
+    of each anchored position still in the chain, `head_seq` its last position (0: empty). Records removed from
+    the end leave no gap the walk could see, but an anchor beyond the end ("truncated"); removed and sealed
+    again, or rewritten, and the anchored position holds another hash ("anchor_mismatch")."""
+    problems = []
+    beyond = [a for a in anchors if a["seq"] > head_seq]
+    if beyond:
+        newest = max(beyond, key=lambda a: a["seq"])
+        more = f"; {len(beyond) - 1} older anchor(s) also point past the end" if len(beyond) > 1 else ""
+        problems.append(Problem(newest["seq"], None, "truncated", (
+            f"records were removed from the end of the chain: {_anchor_name(newest)} names seq {newest['seq']}, "
+            f"the chain now ends at seq {head_seq}, so at least seq {head_seq + 1} to {newest['seq']} are "
+            f"gone{more}")))
+    for anchor in anchors:
+        seq = anchor["seq"]
+        if seq <= head_seq and found.get(seq) != anchor["hash"]:
+            now_there = found.get(seq)
+            problems.append(Problem(seq, None, "anchor_mismatch", (
+                f"{_anchor_name(anchor)} does not match the chain: seq {seq} now "
+                f"{'has hash ' + now_there[:16] + '…' if now_there else 'is missing'}; records at or before it were "
+                "removed and the chain sealed again, or rewritten")))
+    return problems

@@ -116,9 +116,9 @@ class Archive:
         latest = self.store.latest(code)
         if latest is not None and latest[0] >= version:
             # A worker stored this package and died before recording it: adopt it if it verifies whole.
-            report = self._verify(latest[1])
+            report = self.verify(latest[1])
             if report.ok:
-                self._record_sealed(code, latest[0], latest[1], report, now=now, notes=self._notes_of(latest[1]),
+                self.record_version(code, latest[0], latest[1], report, now=now, notes=self._notes_of(latest[1]),
                                     dossier_bytes=conn_row.get("dossier_bytes"), adopted=True)
                 return
             version = latest[0] + 1  # never overwritten: the broken file stays for an operator to look at
@@ -135,7 +135,8 @@ class Archive:
         scratch = self.store.scratch(code)
         try:
             tagmanifest = make_bag(scratch, contents.files, rules.bag_info(meta, sealed_at=now))
-            token = self.tsa.stamp(rules.chain_imprint(tagmanifest, []))
+            digest = self.settings.timestamp_digest
+            token = self.tsa.stamp(rules.chain_imprint(tagmanifest, [], digest), digest)
             add_tag_file(scratch, rules.token_name(1), token)
             data = zip_bag(scratch)
         finally:
@@ -144,10 +145,10 @@ class Archive:
             path = self.store.write_once(code, version, data)
         except AlreadyStored:
             raise RetryableError(f"package version {version} of {code} appeared meanwhile; trying again") from None
-        self._record_sealed(code, version, path, self._verify(path), now=now, notes=contents.notes,
+        self.record_version(code, version, path, self.verify(path), now=now, notes=contents.notes,
                             dossier_bytes=contents.dossier_bytes, years=years)
 
-    def _verify(self, path: Path) -> Report:
+    def verify(self, path: Path) -> Report:
         return verify_package(path, self.roots, pdf_check=self.pdf_check)
 
     def _notes_of(self, path: Path) -> list[str]:
@@ -159,20 +160,25 @@ class Archive:
         note = next((f["value"] for f in meta["fields"] if f["key"] == "chu_giai"), None)
         return note.split("; ") if note else []
 
-    def _record_sealed(self, code: str, version: int, path: Path, report: Report, *, now: datetime,
-                       notes: list[str], dossier_bytes: int | None, years: int | None = None,
-                       adopted: bool = False) -> None:
+    def record_version(self, code: str, version: int, path: Path, report: Report, *, now: datetime,
+                       notes: list[str], dossier_bytes: int | None = None, years: int | None = None,
+                       adopted: bool = False, renewal: bool = False) -> None:
+        """Record a package file just stored (sealed, or a renewal's new version) with what its check found."""
         newest = report.timestamps[-1] if report.timestamps else {}
         failed = [f"{i.item}: {i.detail}" for i in report.items if i.verdict == "FAILED"]
-        flag = ("sealed, but it does not verify: " + failed[0])[:300] if failed else \
+        flag = ("stored, but it does not verify: " + failed[0])[:300] if failed else \
             ("sealed; " + "; ".join(notes))[:300] if notes else None
         values: dict[str, Any] = {
             "state": SEALED, "version": version, "path": self.store.relative(path),
             "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "size": path.stat().st_size,
-            "timestamp_at": _parse(newest.get("time")), "tsa_not_after": _parse(newest.get("tsa_not_after")),
-            "timestamp_digest": newest.get("digest"), "timestamps": len(report.timestamps), "sealed_at": now,
-            "verified_at": now if report.ok else None, "flag": flag, "last_error": None, "notes": notes,
+            "timestamp_at": _parse(newest.get("time")),
+            # Renew before the first of the newest token's certificates ends (the TSA's, or its CA's).
+            "tsa_not_after": _parse(newest.get("valid_until") or newest.get("tsa_not_after")),
+            "timestamp_digest": newest.get("digest"), "timestamps": len(report.timestamps),
+            "verified_at": now if report.ok else None, "flag": flag, "last_error": None, "renew_after": None,
         }
+        if not renewal:
+            values.update(sealed_at=now, notes=notes)
         if dossier_bytes is not None:
             values["dossier_bytes"] = dossier_bytes
         with self.ctx.engine.begin() as conn:
@@ -181,10 +187,12 @@ class Archive:
                 values["retention_years"] = years
                 values["retain_until"] = rules.retain_until(row["final_at"], years)
             packages.change(conn, code, now=now, **values)
-            audit.record(conn, actor="archive", action="archive.sealed" if version == 1 else "archive.renewed",
+            audit.record(conn, actor="archive", action="archive.renewed" if renewal else "archive.sealed",
                          subject=code, at=now, detail={"version": version, "sha256": values["sha256"],
-                                                       "verified": report.ok, "adopted": adopted})
-        log.info("archive package %s v%d sealed (%d bytes, verified %s)", code, version, values["size"], report.ok)
+                                                       "verified": report.ok, "adopted": adopted,
+                                                       "timestamps": values["timestamps"]})
+        log.info("archive package %s v%d %s (%d bytes, verified %s)", code, version,
+                 "renewed" if renewal else "sealed", values["size"], report.ok)
 
     def contents(self, conn: Connection, code: str) -> Contents:
         """Everything the gateway holds on the dossier, as the package's payload files."""

@@ -7,7 +7,6 @@ item saying why, never a traceback. Used by `gateway archive verify` and by the 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import tempfile
 from collections.abc import Callable
@@ -17,11 +16,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from asn1crypto import cms, tsp
+from asn1crypto import cms
 from asn1crypto import x509 as asn1_x509
-from pyhanko.sign.validation.generic_cms import validate_tst_signed_data
-from pyhanko.sign.validation.status import TimestampSignatureStatus
-from pyhanko_certvalidator import ValidationContext
 
 from gateway.adapters.archive.bag import TAGMANIFEST, UnreadablePackage, check_bag, open_bag, unzip_to
 from gateway.domain.archive import (
@@ -33,6 +29,16 @@ from gateway.domain.archive import (
     Item,
     chain_imprint,
     safe_name,
+)
+from gateway.signature.timestamp_token import (
+    ERROR,
+    IMPRINT,
+    SIGNATURE,
+    TRUST,
+    TokenCheck,
+    TokenInfo,
+    check_token,
+    read_token,
 )
 
 from .progress import Track, untracked
@@ -99,7 +105,18 @@ def _check_name(report: Report, path: Path) -> None:
 
 def _check_pdf(report: Report, pdf_check: PdfCheck, pdf_path: str, data: bytes, roots: list[asn1_x509.Certificate],
                now: datetime) -> None:
-    report.items += pdf_check(pdf_path, data, roots, now)
+    # Runs after the timestamp step, so the time the chain proves is known by now.
+    report.items += pdf_check(pdf_path, data, roots, _proven_at(report) or now)
+
+
+def _proven_at(report: Report) -> datetime | None:
+    """When the package's timestamp chain, if it holds, proves the files existed: its first token's time. The
+    signed PDFs are judged then, with the revocation data they carry (RFC 4998's verification at the archive
+    timestamp's time): after their own document timestamp's TSA certificate ends, the chain vouches for them."""
+    stamps = [i for i in report.items if i.item.startswith(f"{TIMESTAMP_DIR}/")]
+    if not stamps or any(i.verdict == FAILED for i in stamps) or not report.timestamps:
+        return None
+    return datetime.fromisoformat(report.timestamps[0]["time"])
 
 
 def _check_files(report: Report, bag: Any) -> None:
@@ -129,56 +146,45 @@ def _check_timestamps(report: Report, folder: Path, roots: list[asn1_x509.Certif
         report.items.append(Item("timestamp", FAILED, f"{TAGMANIFEST} is missing: nothing to check the seal against"))
         return
     tagmanifest = tagmanifest_path.read_bytes()
-    parsed: list[tuple[str, cms.ContentInfo | None, datetime | None, str]] = []
+    parsed: list[tuple[str, cms.ContentInfo | None, TokenInfo | None, str]] = []
     for name, der in tokens:
         try:
-            token = cms.ContentInfo.load(der)
-            info: tsp.TSTInfo = token["content"]["encap_content_info"]["content"].parsed
-            parsed.append((name, token, info["gen_time"].native, ""))
-        except Exception as exc:  # noqa: BLE001 - a damaged token is that token's failure
-            parsed.append((name, None, None, f"not an RFC 3161 token: {type(exc).__name__}"))
-    for k, (name, token, gen_time, broken) in enumerate(parsed):
-        if token is None or gen_time is None:
+            parsed.append((name, *read_token(der), ""))
+        except ValueError as exc:  # a damaged token is that token's failure
+            parsed.append((name, None, None, str(exc)))
+    for k, (name, token, info, broken) in enumerate(parsed):
+        if token is None or info is None:
             report.items.append(Item(name, FAILED, broken))
             continue
-        expected = chain_imprint(tagmanifest, [der for _, der in tokens[:k]])
+        earlier = [der for _, der in tokens[:k]]
+
+        def expected(algorithm: str, earlier: list[bytes] = earlier) -> bytes:
+            return chain_imprint(tagmanifest, earlier, algorithm)
+
         # Each token is judged at the time the next one proves it existed; the newest at the present.
-        later = next((t for _, _, t, _ in parsed[k + 1:] if t is not None), None)
+        later = next((i.gen_time for _, _, i, _ in parsed[k + 1:] if i is not None), None)
         at = later or now
-        report.items.append(_check_token(name, token, expected, roots, at, k == 0, report))
-        report.timestamps[-1]["judged_at"] = at.isoformat()
+        report.timestamps.append({"token": name, "time": info.gen_time.isoformat(), "digest": info.digest,
+                                  "tsa": info.tsa, "judged_at": at.isoformat(),
+                                  "tsa_not_after": info.tsa_not_after.isoformat() if info.tsa_not_after else None,
+                                  "valid_until": info.valid_until.isoformat() if info.valid_until else None})
+        check = check_token(token, expected, roots, at, covered=later is not None)
+        report.items.append(_token_item(name, info, check, at, k == 0))
 
 
-def _check_token(name: str, token: cms.ContentInfo, expected: bytes, roots: list[asn1_x509.Certificate],
-                 at: datetime, first: bool, report: Report) -> Item:
-    signed = token["content"]
-    info = signed["encap_content_info"]["content"].parsed
-    gen_time: datetime = info["gen_time"].native
-    certs = [c.chosen for c in signed["certificates"] or []]
-    tsa_cert = next((c for c in certs if isinstance(c, asn1_x509.Certificate) and c.ca is False), None) or \
-        (certs[0] if certs else None)
-    report.timestamps.append({"token": name, "time": gen_time.isoformat(),
-                              "digest": info["message_imprint"]["hash_algorithm"]["algorithm"].native,
-                              "tsa": tsa_cert.subject.human_friendly if tsa_cert else None,
-                              "tsa_not_after": tsa_cert.not_valid_after.isoformat() if tsa_cert else None})
+def _token_item(name: str, info: TokenInfo, check: TokenCheck, at: datetime, first: bool) -> Item:
     what = "the tag manifest" if first else "the tag manifest and the earlier timestamps"
-    try:
-        context = ValidationContext(trust_roots=roots, allow_fetching=False, revocation_mode="soft-fail", moment=at)
-        status = TimestampSignatureStatus(**asyncio.run(validate_tst_signed_data(signed, context, lambda _: expected)))
-    except Exception as exc:  # noqa: BLE001 - a token that cannot be checked fails, and says why
-        return Item(name, FAILED, f"the timestamp cannot be checked: {type(exc).__name__}: {exc}"[:400])
-    when = gen_time.astimezone(UTC).isoformat()
-    if not status.intact:
-        return Item(name, FAILED, f"the timestamp of {when} does not cover {what}: a file of the package was "
-                                  "changed after sealing, or the token belongs to another package")
-    if not status.valid:
-        return Item(name, FAILED, f"the timestamp's signature is invalid (forged or damaged token) ({when})")
-    if not status.trusted:
-        problem = status.trust_problem_indic.name if status.trust_problem_indic else "untrusted"
-        return Item(name, FAILED, f"the TSA certificate {report.timestamps[-1]['tsa']} is not trusted at "
-                                  f"{at.date().isoformat()} ({problem}): forged by an unknown TSA, or its "
-                                  "certificate expired before the next archive timestamp was added")
-    return Item(name, PASSED, f"timestamp of {when} by {report.timestamps[-1]['tsa']} covers {what}")
+    when = info.gen_time.astimezone(UTC).isoformat()
+    return {
+        None: Item(name, PASSED, f"timestamp of {when} by {info.tsa} covers {what} (judged at {at.isoformat()})"),
+        ERROR: Item(name, FAILED, f"the timestamp cannot be checked: {check.detail}"),
+        IMPRINT: Item(name, FAILED, f"the timestamp of {when} does not cover {what}: a file of the package was "
+                                    "changed after sealing, or the token belongs to another package"),
+        SIGNATURE: Item(name, FAILED, f"the timestamp's signature is invalid (forged or damaged token) ({when})"),
+        TRUST: Item(name, FAILED, f"the TSA certificate {info.tsa} is not trusted at {at.date().isoformat()} "
+                                  f"({check.detail}): forged by an unknown TSA, or its certificate ended before the "
+                                  "next archive timestamp was added"),
+    }[check.problem]
 
 
 def _signed_pdfs(folder: Path) -> list[tuple[str, bytes]]:

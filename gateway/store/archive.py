@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, RowMapping, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from gateway.domain.archive import FAILING, PENDING, SEALED
 
@@ -55,11 +56,15 @@ def sealed_seconds(conn: Connection, limit: int = 1000) -> list[float]:
     return [(sealed - final).total_seconds() for final, sealed in rows]
 
 
-def due_for_renewal(conn: Connection, *, before: datetime, weak: list[str], limit: int = 100) -> list[RowMapping]:
+def due_for_renewal(conn: Connection, *, before: datetime, weak: list[str], now: datetime,
+                    limit: int = 100) -> list[RowMapping]:
+    """Sealed packages whose newest timestamp ends before `before` or uses a weak digest, soonest first; not
+    those told to wait (renew_after: a renewal that could not help is tried again later)."""
+    p = archive_packages.c
     return list(conn.execute(select(archive_packages).where(
-        archive_packages.c.state == SEALED,
-        (archive_packages.c.tsa_not_after <= before) | archive_packages.c.timestamp_digest.in_(weak))
-        .limit(limit)).mappings())
+        p.state == SEALED, (p.tsa_not_after <= before) | func.lower(p.timestamp_digest).in_(weak),
+        p.renew_after.is_(None) | (p.renew_after <= now))
+        .order_by(p.tsa_not_after, p.id).limit(limit)).mappings())
 
 
 def due_for_minimising(conn: Connection, *, sealed_before: datetime, limit: int = 100) -> list[RowMapping]:
@@ -79,10 +84,26 @@ def audit_records(conn: Connection, code: str) -> list[RowMapping]:
                 .mappings())
 
 
-def add_anchor(conn: Connection, values: dict[str, Any]) -> None:
-    conn.execute(insert(audit_anchors).values(**values))
+def add_anchor(conn: Connection, values: dict[str, Any]) -> bool:
+    """Store an anchor; False when one for that head exists already (another worker anchored it)."""
+    try:
+        with conn.begin_nested():
+            conn.execute(insert(audit_anchors).values(**values))
+    except IntegrityError:
+        return False
+    return True
 
 
 def last_anchor(conn: Connection) -> RowMapping | None:
     return conn.execute(select(audit_anchors).order_by(audit_anchors.c.seq.desc(), audit_anchors.c.id.desc())
                         .limit(1)).mappings().first()
+
+
+def last_anchored_at(conn: Connection) -> datetime | None:
+    """When the newest anchor was stored (by stored time: a head cut below it is anchored anew)."""
+    return conn.execute(select(func.max(audit_anchors.c.created_at))).scalar_one()
+
+
+def anchors(conn: Connection) -> list[RowMapping]:
+    """Every anchor, by position in the chain."""
+    return list(conn.execute(select(audit_anchors).order_by(audit_anchors.c.seq, audit_anchors.c.id)).mappings())

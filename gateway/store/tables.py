@@ -356,6 +356,7 @@ archive_packages = Table(
     Column("sealed_at", UtcDateTime()),
     Column("verified_at", UtcDateTime()),  # checked after writing: only then may the database forget bodies
     Column("minimised_at", UtcDateTime()),  # attachment and result bodies dropped from the database
+    Column("renew_after", UtcDateTime()),  # a renewal that could not help (the TSA ends as soon) waits until then
     Column("flag", String(300)),  # why an operator should look (the TSA or OCSP is down, a PDF not extended)
     Column("last_error", Text),
     Column("notes", JSON),  # what sealing could not do for some files (a broken PDF), as the package says
@@ -373,6 +374,7 @@ audit_anchors = Table(
     Column("token", LargeBinary, nullable=False),  # RFC 3161 token over the head (domain/archive.py anchor_imprint)
     Column("timestamp_at", UtcDateTime(), nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
+    Index("ux_audit_anchors_seq", "seq", unique=True),  # one anchor per head, however many workers anchor
 )
 
 # The backlog and dead letters of each queue, sampled by the workers' sweepers (jobs.sample_every_seconds),
