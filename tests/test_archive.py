@@ -49,7 +49,7 @@ def package_state(gw, code: str) -> dict | None:  # noqa: ANN001
     return gw.get(f"/api/v1/dossiers/{code}").get_json().get("archive")
 
 
-def wait_sealed(gw, code: str, timeout: float = 60) -> dict:  # noqa: ANN001
+def wait_sealed(gw, code: str, timeout: float = 120) -> dict:  # noqa: ANN001
     return wait_for(lambda: (s := package_state(gw, code)) and s["state"] == "sealed" and s, timeout,
                     what=f"the archive package of {code} to be sealed")
 
