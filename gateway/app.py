@@ -12,6 +12,7 @@ from gateway.api import (
     callbacks,
     console,
     deliveries,
+    documents,
     errors,
     health,
     intake,
@@ -28,7 +29,7 @@ from gateway.api import (
 from gateway.bootstrap import Gateway, bootstrap
 
 BLUEPRINTS = (intake.bp, one_stop.bp, payments.bp, deliveries.bp, notifications.bp, callbacks.bp, ops.bp, console.bp,
-              signatures.bp, reports.bp, archive.bp, health.bp, metrics.bp, openapi.bp)
+              signatures.bp, reports.bp, archive.bp, documents.bp, health.bp, metrics.bp, openapi.bp)
 
 
 def create_app(gateway: Gateway | None = None) -> Flask:

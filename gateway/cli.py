@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Literal, TypeVar, get_args
 import click
 
 from gateway import log_format
-from gateway.config import Role, load_settings
+from gateway.config import PROJECT_ROOT, Role, load_settings
 from gateway.store.database import migrate as run_migrations
 
 if TYPE_CHECKING:
@@ -335,6 +335,19 @@ def api_reference(output: str | None) -> None:
             out.write(text)
 
 
+def _wait_until_up(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)  # polling a server that is starting, not papering over a race
+
+
 @main.command("run-all")
 @click.option("--mock-port", default=8001, show_default=True)
 def run_all(mock_port: int) -> None:
@@ -344,11 +357,18 @@ def run_all(mock_port: int) -> None:
     # A SIGTERM (a supervisor, `timeout`) must stop the children too, as Ctrl-C does.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     exe = [sys.executable, "-m"]
-    procs = [
-        subprocess.Popen([*exe, "mocks", "--port", str(mock_port)]),
-        subprocess.Popen([*exe, "gateway", "serve", "--workers", "1"]),
-        subprocess.Popen([*exe, "gateway", "worker"]),
-    ]
+    mocks, env = [*exe, "mocks", "--port", str(mock_port)], dict(os.environ)
+    archive = gateway.settings.archive
+    if not archive.trust_dir and archive.tsa_url.startswith(f"http://127.0.0.1:{mock_port}/"):
+        # The TSA is the mock, with a PKI of its own made at start: the archive trusts its roots, so packages
+        # verify (and can be minimised) under `make run` too. A configured archive.trust_dir is left alone.
+        trust = PROJECT_ROOT / "var" / "mock-trust"
+        mocks += ["--trust-out", str(trust)]
+        env["GATEWAY_ARCHIVE__TRUST_DIR"] = str(trust)
+    procs = [subprocess.Popen(mocks)]
+    _wait_until_up(f"http://127.0.0.1:{mock_port}/healthz", procs[0])  # the roots are written before it serves
+    procs += [subprocess.Popen([*exe, "gateway", "serve", "--workers", "1"], env=env),
+              subprocess.Popen([*exe, "gateway", "worker"], env=env)]
     try:
         while all(p.poll() is None for p in procs):
             with contextlib.suppress(subprocess.TimeoutExpired):

@@ -299,7 +299,16 @@ class ArchiveSettings(BaseModel):
         path = Path(self.folder)
         return path if path.is_absolute() else PROJECT_ROOT / path
 
+    @field_validator("retention")
+    @classmethod
+    def _one_rule_a_procedure(cls, rules: list[RetentionRule]) -> list[RetentionRule]:
+        codes = [r.procedure_code for r in rules]
+        if twice := sorted({c for c in codes if codes.count(c) > 1}):
+            raise ValueError(f"archive.retention names {', '.join(twice)} more than once")
+        return rules
+
     def retention_years(self, procedure_code: str) -> int:
+        """The retention period of a procedure's packages, in years (0: permanent): its rule, or the default."""
         rule = next((r for r in self.retention if r.procedure_code == procedure_code), None)
         return rule.years if rule else self.retention_default_years
 

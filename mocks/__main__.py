@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+from pathlib import Path
 from types import FrameType
 
 from mocks import email
@@ -26,7 +27,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8001)
     parser.add_argument("--smtp-port", type=int, default=8025, help="the SMTP mock (0: none)")
+    parser.add_argument("--trust-out", type=Path, default=None,
+                        help="write the roots of the TSA and OCSP mocks' PKI to this trust folder before serving")
     args = parser.parse_args(argv)
+    if args.trust_out is not None:
+        from mocks.trust_services import write_default_roots
+
+        write_default_roots(args.trust_out)
     app = create_app()
     _stop_on_signals()
     smtp = email.start_smtp(email.STORE, args.host, args.smtp_port) if args.smtp_port else None

@@ -6,8 +6,10 @@ texts; `make run` gets a fresh throwaway PKI instead, whose certificates `GET <m
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 from asn1crypto import keys as asn1_keys
 from asn1crypto import pem
@@ -25,6 +27,20 @@ def default_pki():  # noqa: ANN201 - mocks.pki.TestPki, imported late: making on
 
             _default_pki = TestPki()
         return _default_pki
+
+
+def write_default_roots(folder: Path) -> list[Path]:
+    """The roots of the throwaway PKI, as a trust folder the gateway reads (public/, government/), so that what
+    the TSA mock stamps under `make run` verifies. Each run makes a new PKI: its roots are added under their
+    fingerprints, and the earlier runs' stay, so packages sealed then still verify."""
+    pki = default_pki()
+    written = []
+    for group, identity in (("public", pki.public_root), ("government", pki.gov_root)):
+        (folder / group).mkdir(parents=True, exist_ok=True)
+        path = folder / group / f"mock-root-{hashlib.sha256(identity.der).hexdigest()[:16]}.pem"
+        path.write_bytes(identity.pem)
+        written.append(path)
+    return written
 
 
 def _der(text: str) -> bytes:

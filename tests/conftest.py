@@ -232,6 +232,8 @@ class Stack:
     }
     # Dossiers of this procedure pay through VNPay; every other through the national platform.
     VNPAY_PROCEDURE = "1.000001.000.00.00.H56"
+    # Dossiers of this procedure are archived permanently (a retention rule); every other for the default 10 years.
+    PERMANENT_PROCEDURE = "1.001193.000.00.00.H56"
 
     def __init__(self, name: str, tmp: Path, db_url: str, broker_env: dict[str, str]) -> None:
         from gateway.app import create_app
@@ -278,6 +280,7 @@ class Stack:
             "GATEWAY_ARCHIVE__SCAN_INTERVAL_SECONDS": "0.5",
             # No audit anchoring unless a test asks: an anchor's TSA call would take the faults meant for sealing.
             "GATEWAY_ARCHIVE__AUDIT_ANCHOR_MINUTES": "0",
+            "GATEWAY_ARCHIVE__RETENTION": json.dumps([{"procedure_code": self.PERMANENT_PROCEDURE, "years": 0}]),
             "GATEWAY_WEBHOOKS__URL": f"{self.mocks.url}/one-stop/webhooks",
             "GATEWAY_WEBHOOKS__PUSH_INTERVAL_SECONDS": "0.2",
             # The partners (the mocks) call back from this machine only, as configured in production.

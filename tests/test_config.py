@@ -92,3 +92,14 @@ def test_payment_routes_name_exactly_one_key(monkeypatch):
     monkeypatch.setenv("GATEWAY_PAYMENT__ROUTES", '[{"provider": "vnpay"}]')
     with pytest.raises(ValidationError, match="exactly one of procedure_code or unit_code"):
         load_settings()
+
+
+def test_retention_is_per_procedure_with_a_default_and_one_rule_a_procedure(monkeypatch):
+    monkeypatch.setenv("GATEWAY_ARCHIVE__RETENTION", '[{"procedure_code": "1.001193.000.00.00.H56", "years": 0}]')
+    archive = load_settings().archive
+    assert archive.retention_years("1.001193.000.00.00.H56") == 0  # permanent
+    assert archive.retention_years("1.003560.000.00.00.H56") == archive.retention_default_years == 10
+    monkeypatch.setenv("GATEWAY_ARCHIVE__RETENTION", '[{"procedure_code": "1.1", "years": 5}, '
+                                                     '{"procedure_code": "1.1", "years": 20}]')
+    with pytest.raises(ValidationError, match="names 1.1 more than once"):
+        load_settings()

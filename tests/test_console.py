@@ -108,6 +108,39 @@ def test_all_dead_letters_of_a_kind_are_retried_at_once(gw):
         assert gw.portal.dossier(code) is not None
 
 
+def _finished(gw) -> str:
+    code = gw.file(dossier_body())["code"]  # its attachment is a link: the package needs only the TSA
+    gw.step(code, 2)
+    gw.step(code, 8, note="Dừng xử lý")  # stopped: a final status, so its archive package is due
+    return code
+
+
+def test_the_archive_page_shows_packages_waiting_with_their_error_and_sealed(gw):
+    def state(code: str) -> str | None:
+        return (gw.get(f"/api/v1/dossiers/{code}").get_json().get("archive") or {}).get("state")
+
+    sealed = _finished(gw)
+    wait_for(lambda: state(sealed) == "sealed", 60, what="a sealed package")
+    gw.tsa.faults("http_500", 10_000)
+    try:
+        waiting = _finished(gw)
+        wait_for(lambda: state(waiting) == "failed", 30, what="a package waiting for the TSA")
+        client = gw.app.test_client()
+        sign_in(client)
+        assert 'href="/ops/archive"' in client.get("/ops/").get_data(as_text=True)  # in the navigation
+        page = client.get("/ops/archive").get_data(as_text=True)
+    finally:
+        gw.tsa.clear_faults()
+    row = re.search(rf'<tr data-code="{re.escape(waiting)}" data-state="failed">(.*?)</tr>', page, re.S)
+    assert row and "time-stamping authority" in row.group(1) and "Lỗi, đang thử lại" in row.group(1)
+    attempts = int(re.search(r'<td class="num">(\d+)</td>', row.group(1)).group(1))
+    assert attempts >= 1
+    row = re.search(rf'<tr data-code="{re.escape(sealed)}" data-state="sealed">(.*?)</tr>', page, re.S)
+    assert row and '<td class="verified">có</td>' in row.group(1) and "10 năm" in row.group(1)
+    assert re.search(r'id="archive-counts".*data-state="failed">[1-9]', page, re.S)
+    wait_for(lambda: state(waiting) == "sealed", 60, what="the package sealed once the TSA is back")
+
+
 @pytest.fixture
 def browser(tmp_path):
     if not (CHROMIUM and CHROMEDRIVER):
@@ -154,6 +187,10 @@ def test_an_operator_retries_a_dead_letter_in_a_browser(gw, browser):
         return bool(browser.find_elements(By.CSS_SELECTOR, "#queue-chart .dead"))
 
     wait_for(charted, 30, what="the dead letter drawn in the chart")
+    browser.find_element(By.ID, "nav-archive").click()  # the archive page is one click away, and back
+    wait_for(lambda: browser.find_elements(By.ID, "archive-sealed"), what="the archive page")
+    browser.find_element(By.ID, "nav-dashboard").click()
+    wait_for(lambda: browser.find_elements(By.ID, "queue-chart"), what="the dashboard again")
     chart = browser.find_element(By.ID, "queue-chart")
     assert chart.is_displayed() and chart.size["width"] >= 600 and chart.size["height"] >= 150
     browser.find_element(By.ID, f"retry-{dead['id']}").click()

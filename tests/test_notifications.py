@@ -111,7 +111,9 @@ def test_steps_tell_the_appointment_the_reason_and_attach_online_results(gw):
     assert "Ngay hen tra ket qua: 15/12/2026" in accepted["body"]
     result = settled(gw, one(items, channel="email", template="result_ready")["id"])
     assert result["attachments"] == [{"filename": "Giấy khai sinh.pdf", "content_type": "application/pdf",
-                                      "size": len(pdf)}]
+                                      "size": len(pdf), "url": f"/api/v1/notifications/{result['id']}/attachments/1",
+                                      "dropped_at": None}]
+    assert gw.get(result["attachments"][0]["url"]).data == pdf
     (mail,) = [m for m in gw.mail.messages(to=ADDRESS) if m["subject"] == f"Hồ sơ {code} đã có kết quả"]
     assert mail["attachments"][0]["filename"] == "Giấy khai sinh.pdf"
     assert mail["attachments"][0]["sha256"] == hashlib.sha256(pdf).hexdigest()

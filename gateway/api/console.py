@@ -16,7 +16,10 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, session, url_for
 
-from gateway.services import adapter_health, dead_letters, jobs, queue_history, sla
+from gateway.domain import archive as archive_rules
+from gateway.domain.codes import STATUS_LABELS_VI, Status
+from gateway.domain.dossier import VN_TZ
+from gateway.services import adapter_health, archive_packages, dead_letters, jobs, queue_history, sla
 from gateway.services.api_keys import digest
 from gateway.services.errors import NotFound
 
@@ -140,3 +143,34 @@ def retry_kind(name: str) -> Response:
 @signed_in
 def discard_kind(name: str) -> Response:
     return _all_of_kind("discard", name)
+
+
+def _when(value: datetime | None) -> str:
+    return value.astimezone(VN_TZ).strftime("%Y-%m-%d %H:%M") if value else ""
+
+
+def _package(row: Any, job: Any) -> dict[str, Any]:
+    """One package as the page shows it; `job`: its unfinished build job, if any (when it tries next)."""
+    years = row["retention_years"]
+    return {
+        "code": row["dossier_code"], "state": row["state"], "label": archive_rules.STATE_LABELS_VI[row["state"]],
+        "final": f"{row['final_status']} - {STATUS_LABELS_VI[Status(row['final_status'])]}",
+        "final_at": _when(row["final_at"]), "attempts": row["attempts"], "flag": row["flag"] or "",
+        "last_error": row["last_error"] or "", "sealed_at": _when(row["sealed_at"]), "version": row["version"],
+        "timestamps": row["timestamps"], "verified": row["verified_at"] is not None,
+        "retention": "" if years is None else "vĩnh viễn" if years == 0 else f"{years} năm",
+        "retain_until": _when(row["retain_until"]), "minimised_at": _when(row["minimised_at"]),
+        "size": row["size"], "updated_at": _when(row["updated_at"]),
+        "next_try": "" if job is None else "thư chết" if job["state"] == jobs.DEAD else
+        _when(job["next_attempt_at"]),
+    }
+
+
+@bp.get("/archive")
+@signed_in
+def archive(name: str) -> str:
+    """The archive packages: waiting to be sealed (pending, failed with attempts and last error) and sealed."""
+    seen = archive_packages.overview(_gateway().context)
+    return render_template("console/archive.html", caller=name, csrf=session["csrf"], counts=seen.counts,
+                           waiting=[_package(r, job) for r, job in seen.waiting],
+                           sealed=[_package(r, None) for r in seen.sealed], labels=archive_rules.STATE_LABELS_VI)

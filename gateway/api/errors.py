@@ -11,6 +11,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from gateway.services.api_keys import InvalidKey
+from gateway.services.archive_files import ArchiveDamaged, ArchiveMissing
 from gateway.services.deliveries import UnknownStatusCode, Unprocessable
 from gateway.services.errors import Conflict, NotFound, ServiceError
 from gateway.services.notifications import InvalidNotification
@@ -19,7 +20,7 @@ log = logging.getLogger(__name__)
 
 SERVICE_STATUS: dict[type[ServiceError], int] = {NotFound: 404, Conflict: 409, Unprocessable: 422,
                                                  InvalidNotification: 422, UnknownStatusCode: 422,
-                                                 InvalidKey: 422}
+                                                 InvalidKey: 422, ArchiveMissing: 503, ArchiveDamaged: 500}
 
 
 def service_error_body(exc: ServiceError) -> dict[str, Any]:

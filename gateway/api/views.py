@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 from gateway.domain.archive import STATE_LABELS_VI as ARCHIVE_LABELS_VI
 from gateway.domain.codes import LEVEL_NUMBER, STATUS_LABELS_VI, Status
@@ -37,6 +38,14 @@ def attachment_verdict(row: Any) -> dict[str, Any]:
             **({"error": report["error"]} if "error" in report else {})}
 
 
+def attachment_url(code: str, attachment_id: str) -> str:
+    return f"/api/v1/dossiers/{code}/attachments/{quote(attachment_id, safe='')}"
+
+
+def result_url(reference: str, number: int) -> str:
+    return f"/api/v1/notifications/{reference}/attachments/{number}"
+
+
 def dossier(row: Any, history: list[Any] | None = None, verdicts: list[Any] | None = None) -> dict[str, Any]:
     signed = {v["attachment_id"]: attachment_verdict(v) for v in verdicts or []}
     view = {
@@ -54,9 +63,12 @@ def dossier(row: Any, history: list[Any] | None = None, verdicts: list[Any] | No
     }
     if history is not None:
         view["history"] = [step(h) for h in history]
-    if signed:  # each verified attachment carries its verdict; the others are not PDFs or not checked yet
-        view["attachments"] = [{**a, **({"signature": signed[a["id"]]} if a["id"] in signed else {})}
-                               for a in view.get("attachments", [])]
+    # Each file (inline, or archived by data minimisation) has its download address; each verified one its verdict
+    # (the others are not PDFs or not checked yet).
+    view["attachments"] = [{**a, **({"content_url": attachment_url(row["code"], a["id"])}
+                                    if a.get("content_base64") or a.get("archived") else {}),
+                            **({"signature": signed[a["id"]]} if a["id"] in signed else {})}
+                           for a in view.get("attachments", [])]
     return view
 
 
@@ -107,7 +119,9 @@ def notification(row: Any, attempts: list[Any] | None = None, attachments: list[
                                 "detail": a["detail"]} for a in attempts]
     if attachments is not None:
         view["attachments"] = [{"filename": f["filename"], "content_type": f["content_type"],
-                                "size": len(f["content"])} for f in attachments]
+                                "size": f["size"] if f["size"] is not None else len(f["content"]),
+                                "url": result_url(row["reference"], n), "dropped_at": vn_time(f["dropped_at"])}
+                               for n, f in enumerate(attachments, start=1)]
     return view
 
 

@@ -166,6 +166,9 @@ class NotificationJobs:
             files = store.attachments(conn, row["id"]) if row["channel"] == Channel.EMAIL else []
         if row["state"] == NotificationState.SENT:
             return  # a job run twice; a failed one revived by an operator is sent again
+        if any(f["dropped_at"] for f in files):  # revived after data minimisation: never mail empty files
+            raise PermanentError(f"the result documents of {payload['reference']} are only in the archive now; "
+                                 "send a new email with them (GET /api/v1/notifications/<id>/attachments/<n>)")
         try:
             provider, message_id, tried = self._deliver(row, files)
         except AllFailed as exc:

@@ -67,11 +67,25 @@ def due_for_renewal(conn: Connection, *, before: datetime, weak: list[str], now:
         .order_by(p.tsa_not_after, p.id).limit(limit)).mappings())
 
 
-def due_for_minimising(conn: Connection, *, sealed_before: datetime, limit: int = 100) -> list[RowMapping]:
+def due_for_minimising(conn: Connection, *, sealed_before: datetime, after_id: int = 0,
+                       limit: int = 100) -> list[RowMapping]:
+    """Sealed and verified packages past their grace period whose dossier still holds its bodies, in id order
+    from `after_id` (a scan walks on from where the last one stopped, so packages that must wait never hold
+    back the others)."""
     return list(conn.execute(select(archive_packages).where(
         archive_packages.c.state == SEALED, archive_packages.c.verified_at.is_not(None),
-        archive_packages.c.minimised_at.is_(None), archive_packages.c.sealed_at <= sealed_before)
-        .limit(limit)).mappings())
+        archive_packages.c.minimised_at.is_(None), archive_packages.c.sealed_at <= sealed_before,
+        archive_packages.c.id > after_id).order_by(archive_packages.c.id).limit(limit)).mappings())
+
+
+def claim_minimising(conn: Connection, code: str, *, sha256: str, now: datetime) -> bool:
+    """Record that the dossier's bodies are dropped now, if they were not already and the package is still the
+    sealed, verified file that was checked (two workers at once: one claims it)."""
+    done = conn.execute(update(archive_packages).where(
+        archive_packages.c.dossier_code == code, archive_packages.c.minimised_at.is_(None),
+        archive_packages.c.state == SEALED, archive_packages.c.verified_at.is_not(None),
+        archive_packages.c.sha256 == sha256).values(minimised_at=now, updated_at=now))
+    return done.rowcount == 1
 
 
 def unsealed(conn: Connection, limit: int = 100) -> list[RowMapping]:

@@ -54,6 +54,11 @@ def save_progress(conn: Connection, rows: list[dict[str, Any]], *, now: datetime
                                    "b_due": r["due_at"], "b_now": now} for r in rows])
 
 
+def replace_data(conn: Connection, dossier_id: int, data: dict[str, Any], *, now: datetime) -> None:
+    """The dossier as filed, rewritten: only data minimisation does this (attachment bodies dropped)."""
+    conn.execute(update(dossiers).where(dossiers.c.id == dossier_id).values(data=data, updated_at=now))
+
+
 def mark_fees_paid_online(conn: Connection, dossier_id: int, *, now: datetime) -> None:
     conn.execute(update(dossiers).where(dossiers.c.id == dossier_id).values(fees_paid_online_at=now, updated_at=now))
 

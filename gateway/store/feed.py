@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, insert, select, text
+from sqlalchemy import Connection, RowMapping, insert, select, text, update
 
 from gateway.domain.dossier import VN_TZ
 
@@ -35,3 +35,14 @@ def read(conn: Connection, after: int, limit: int) -> list[RowMapping]:
     return list(conn.execute(
         select(feed_items).where(feed_items.c.id > after).order_by(feed_items.c.id).limit(limit)
     ).mappings())
+
+
+def of_code(conn: Connection, code: str) -> list[RowMapping]:
+    return list(conn.execute(select(feed_items).where(feed_items.c.code == code).order_by(feed_items.c.id))
+                .mappings())
+
+
+def replace_data(conn: Connection, item_id: int, data: dict[str, Any]) -> None:
+    """The one exception to append-only: data minimisation drops attachment bodies from old items (same cursor,
+    same type, the body replaced by where the archive keeps it)."""
+    conn.execute(update(feed_items).where(feed_items.c.id == item_id).values(data=data))

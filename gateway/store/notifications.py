@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import Any
 
@@ -23,7 +24,25 @@ def insert_many(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
 
 def add_attachments(conn: Connection, notification_id: int, files: list[dict[str, Any]]) -> None:
     if files:
-        conn.execute(insert(notification_attachments), [{"notification_id": notification_id, **f} for f in files])
+        conn.execute(insert(notification_attachments), [
+            {"notification_id": notification_id, "sha256": hashlib.sha256(f["content"]).hexdigest(),
+             "size": len(f["content"]), **f} for f in files])
+
+
+def attachments_of_dossier(conn: Connection, code: str) -> list[RowMapping]:
+    """Every attachment of the notifications about a dossier, with its notification's reference and state."""
+    return list(conn.execute(
+        select(notification_attachments, notifications.c.reference, notifications.c.state)
+        .join(notifications, notifications.c.id == notification_attachments.c.notification_id)
+        .where(notifications.c.dossier_code == code)
+        .order_by(notification_attachments.c.notification_id, notification_attachments.c.id)).mappings())
+
+
+def drop_body(conn: Connection, attachment_id: int, *, sha256: str, size: int, archive_path: str,
+              now: datetime) -> None:
+    """Data minimisation: the content goes (the archive package keeps it); what it was and where it is stay."""
+    conn.execute(update(notification_attachments).where(notification_attachments.c.id == attachment_id).values(
+        content=b"", sha256=sha256, size=size, archive_path=archive_path, dropped_at=now))
 
 
 def attachments(conn: Connection, notification_id: int) -> list[RowMapping]:

@@ -96,6 +96,15 @@ def keys_with_unfinished(conn: Connection, queue: str, keys: list[str]) -> set[s
         jobs.c.queue == queue, jobs.c.ordering_key.in_(keys), jobs.c.state.in_(UNFINISHED))).scalars())
 
 
+def unfinished_of_keys(conn: Connection, queue: str, keys: list[str]) -> dict[str, RowMapping]:
+    """The newest unfinished job of each key in one queue (what a waiting item waits on, and until when)."""
+    if not keys:
+        return {}
+    rows = conn.execute(select(jobs).where(jobs.c.queue == queue, jobs.c.ordering_key.in_(keys),
+                                           jobs.c.state.in_(UNFINISHED)).order_by(jobs.c.id)).mappings()
+    return {r["ordering_key"]: r for r in rows}
+
+
 _HAS_UNFINISHED = select(jobs.c.id).where(
     jobs.c.queue == bindparam("queue"), jobs.c.ordering_key == bindparam("key"), jobs.c.state.in_(UNFINISHED)
 ).limit(1)
@@ -272,6 +281,11 @@ def for_key(conn: Connection, ordering_key: str, limit: int = 200) -> list[RowMa
     """Every job of one dossier (any queue, any state), oldest first."""
     return list(conn.execute(select(jobs).where(jobs.c.ordering_key == ordering_key).order_by(jobs.c.id)
                              .limit(limit)).mappings())
+
+
+def replace_payload(conn: Connection, job_id: int, payload: dict[str, Any]) -> None:
+    """Data minimisation only: a job's dossier snapshot loses the attachment bodies (no partner is sent them)."""
+    conn.execute(update(jobs).where(jobs.c.id == job_id).values(payload=payload))
 
 
 def counts(conn: Connection) -> list[RowMapping]:

@@ -247,7 +247,11 @@ notification_attachments = Table(
     Column("notification_id", Id, ForeignKey("notifications.id"), nullable=False, index=True),
     Column("filename", String(255), nullable=False),
     Column("content_type", String(100), nullable=False),
-    Column("content", LargeBinary, nullable=False),
+    Column("content", LargeBinary, nullable=False),  # empty once dropped (dropped_at): the archive keeps it
+    Column("sha256", String(64)),  # of the content; kept when the body is dropped
+    Column("size", BigInteger),
+    Column("dropped_at", UtcDateTime()),  # data minimisation (docs/archive.md): served from the archive since
+    Column("archive_path", String(500)),  # the file's member name in the dossier's archive package
 )
 
 deliveries = Table(

@@ -129,3 +129,48 @@ def _problem(detail: bagit.ManifestErrorDetail) -> str:
     if isinstance(detail, bagit.UnexpectedFile):
         return "unexpected: in the package but in no manifest (added or renamed)"
     return str(detail)
+
+
+def _manifest(text: str) -> dict[str, str]:
+    """A BagIt manifest as {path: checksum}; paths decoded as RFC 8493 2.1.3 encodes them."""
+    entries = {}
+    for line in text.splitlines():
+        checksum, _, name = line.strip().partition(" ")
+        if name:
+            entries[name.strip().replace("%0D", "\r").replace("%0A", "\n").replace("%25", "%")] = checksum.lower()
+    return entries
+
+
+def read_checked(path: Path, member: str) -> bytes:
+    """One file of a package zip, read without unpacking the rest, checked against the payload manifest and the
+    manifest against the tag manifest (which the archive timestamp covers). FileNotFoundError when there is no
+    package file; UnreadablePackage, saying what is wrong, when the file does not match."""
+    import hashlib
+    import zlib
+
+    manifest_name = f"manifest-{DIGEST}.txt"
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = set(zf.namelist())
+            missing = next((n for n in (TAGMANIFEST, manifest_name, member) if n not in names), None)
+            if missing is not None:
+                raise UnreadablePackage(f"the package has no {missing}")
+            tags = _manifest(zf.read(TAGMANIFEST).decode("utf-8"))
+            manifest = zf.read(manifest_name)
+            data = zf.read(member)
+    except (FileNotFoundError, UnreadablePackage):
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, OSError, EOFError, ValueError,
+            NotImplementedError, UnicodeDecodeError) as exc:
+        raise UnreadablePackage(f"not a readable zip: {type(exc).__name__}: {exc}") from None
+    if tags.get(manifest_name) != hashlib.new(DIGEST, manifest).hexdigest():
+        raise UnreadablePackage(f"{manifest_name} does not match the tag manifest: the package was changed")
+    try:
+        expected = _manifest(manifest.decode("utf-8")).get(member)
+    except UnicodeDecodeError:
+        raise UnreadablePackage(f"{manifest_name} is not text") from None
+    if expected is None:
+        raise UnreadablePackage(f"{member} is in no manifest of the package")
+    if hashlib.new(DIGEST, data).hexdigest() != expected:
+        raise UnreadablePackage(f"{member} does not match the manifest: the file was changed")
+    return data

@@ -1,0 +1,32 @@
+"""The archive packages as operators see them: how many in each state, which wait to be sealed and why."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import RowMapping
+
+from gateway.adapters import archive as archiving
+from gateway.domain import archive as archive_rules
+from gateway.store import archive as packages
+from gateway.store import outbox
+
+from .unit_of_work import Context
+
+
+@dataclass(frozen=True)
+class Overview:
+    counts: dict[str, int]
+    waiting: list[tuple[RowMapping, Any]]  # (package, its unfinished build job or None), failing first
+    sealed: list[RowMapping]  # newest first
+
+
+def overview(ctx: Context, limit: int = 200) -> Overview:
+    with ctx.engine.connect() as conn:
+        counts = packages.counts(conn)
+        waiting = packages.listing(conn, archive_rules.FAILING, limit=limit) + \
+            packages.listing(conn, archive_rules.PENDING, limit=limit)
+        sealed = packages.listing(conn, archive_rules.SEALED, limit=limit)
+        jobs_of = outbox.unfinished_of_keys(conn, archiving.QUEUE, [r["dossier_code"] for r in waiting])
+    return Overview(counts, [(r, jobs_of.get(r["dossier_code"])) for r in waiting], sealed)
