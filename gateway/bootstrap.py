@@ -26,6 +26,7 @@ from gateway.jobs.worker import PeriodicTask, Worker
 from gateway.services import audit_chain, queue_history, sla
 from gateway.services.api_keys import KeyRing
 from gateway.services.archive import Archive
+from gateway.services.archive_renewal import ArchiveRenewal
 from gateway.services.audit_anchors import AuditAnchoring
 from gateway.services.deliveries import DeliveryJobs
 from gateway.services.notifications import NotificationJobs, Notifier
@@ -55,6 +56,7 @@ class Gateway:
     delivery_jobs: DeliveryJobs = field(init=False)
     attachment_jobs: AttachmentSignatureJobs = field(init=False)
     archive: Archive = field(init=False)
+    renewal: ArchiveRenewal = field(init=False)
     runner: JobRunner = field(init=False)  # also used by requests that try a job at once
 
     def __post_init__(self) -> None:
@@ -70,6 +72,7 @@ class Gateway:
         self.delivery_jobs = DeliveryJobs(self.context, VNPostClient(s.postal))
         self.attachment_jobs = AttachmentSignatureJobs(self.context, self.signatures)
         self.archive = build_archive(self)
+        self.renewal = ArchiveRenewal(self.archive)
         self.keys = KeyRing(self.engine, s.auth)
         self.limiter = RedisWindow(s.auth.rate_limit_redis_url) if s.auth.rate_limit_redis_url else LocalBuckets()
         self.runner = JobRunner(self.engine, handlers(self), s.jobs, on_dead=dead_hooks(self))
@@ -142,7 +145,7 @@ def handlers(gateway: Gateway) -> dict[str, BatchHandler]:
             sms_email.SEND: gateway.notification_jobs.send,
             postal.BOOK: delivery.book, postal.TRACK: delivery.track, postal.RETURNED: delivery.returned,
             signature.VERIFY_ATTACHMENT: gateway.attachment_jobs.verify_one,
-            archiving.BUILD: gateway.archive.build_one,
+            archiving.BUILD: gateway.archive.build_one, archiving.RENEW: gateway.renewal.renew_one,
         }.items()},
     }
 
@@ -167,6 +170,7 @@ def build_worker(gateway: Gateway) -> Worker:
     if s.archive.enabled:
         periodic.append(PeriodicTask("archive retries", s.archive.scan_interval_seconds,
                                      gateway.archive.schedule_unsealed))
+        periodic.append(PeriodicTask("archive renewals", s.archive.scan_interval_seconds, gateway.renewal.schedule))
     if s.archive.enabled and s.archive.audit_anchor_minutes > 0:
         anchoring = AuditAnchoring(gateway.engine, gateway.archive.tsa, s.archive)
         periodic.append(PeriodicTask("audit anchoring", anchoring.cadence, anchoring.anchor_if_due))
