@@ -27,6 +27,7 @@ from gateway.services import audit_chain, queue_history, sla
 from gateway.services.api_keys import KeyRing
 from gateway.services.archive import Archive
 from gateway.services.archive_minimise import Minimiser
+from gateway.services.archive_renewal import ArchiveRenewal
 from gateway.services.audit_anchors import AuditAnchoring
 from gateway.services.deliveries import DeliveryJobs
 from gateway.services.notifications import NotificationJobs, Notifier
@@ -57,6 +58,7 @@ class Gateway:
     attachment_jobs: AttachmentSignatureJobs = field(init=False)
     archive: Archive = field(init=False)
     minimiser: Minimiser = field(init=False)
+    renewal: ArchiveRenewal = field(init=False)
     runner: JobRunner = field(init=False)  # also used by requests that try a job at once
 
     def __post_init__(self) -> None:
@@ -73,6 +75,7 @@ class Gateway:
         self.attachment_jobs = AttachmentSignatureJobs(self.context, self.signatures)
         self.archive = build_archive(self)
         self.minimiser = Minimiser(self.context, s.archive, self.archive.store)
+        self.renewal = ArchiveRenewal(self.archive)
         self.keys = KeyRing(self.engine, s.auth)
         self.limiter = RedisWindow(s.auth.rate_limit_redis_url) if s.auth.rate_limit_redis_url else LocalBuckets()
         self.runner = JobRunner(self.engine, handlers(self), s.jobs, on_dead=dead_hooks(self))
@@ -145,7 +148,7 @@ def handlers(gateway: Gateway) -> dict[str, BatchHandler]:
             sms_email.SEND: gateway.notification_jobs.send,
             postal.BOOK: delivery.book, postal.TRACK: delivery.track, postal.RETURNED: delivery.returned,
             signature.VERIFY_ATTACHMENT: gateway.attachment_jobs.verify_one,
-            archiving.BUILD: gateway.archive.build_one,
+            archiving.BUILD: gateway.archive.build_one, archiving.RENEW: gateway.renewal.renew_one,
         }.items()},
     }
 
@@ -172,6 +175,7 @@ def build_worker(gateway: Gateway) -> Worker:
                                      gateway.archive.schedule_unsealed))
         periodic.append(PeriodicTask("archive minimisation", s.archive.scan_interval_seconds,
                                      gateway.minimiser.minimise_due))
+        periodic.append(PeriodicTask("archive renewals", s.archive.scan_interval_seconds, gateway.renewal.schedule))
     if s.archive.enabled and s.archive.audit_anchor_minutes > 0:
         anchoring = AuditAnchoring(gateway.engine, gateway.archive.tsa, s.archive)
         periodic.append(PeriodicTask("audit anchoring", anchoring.cadence, anchoring.anchor_if_due))

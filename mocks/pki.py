@@ -141,6 +141,7 @@ class TestPki:
                               not_before=NOW - 2 * year, not_after=NOW - year, crl_url=self.crl_url,
                               ocsp_url=ocsp_url)
         self.revoked = _issue(_name("Hoàng Thị Em", "UBND xã Tân Lập"), _key(), self.ca, ca=False, **signer_kw)
+        self.ocsp_url = ocsp_url
         self.tsa = _issue(_name("Test VNPT Time Stamping Authority", "VNPT Group"), _key(), self.ca, ca=False,
                           not_before=past, not_after=later, usage="tsa", crl_url=self.crl_url, ocsp_url=ocsp_url)
         stranger_root = _issue(_name("Unknown Root CA", "Nobody"), _key(), None, ca=True, not_before=past,
@@ -151,6 +152,11 @@ class TestPki:
         self.self_signed = _issue(_name("Tự Ký", "Không ai"), self_key, None, ca=False, not_before=NOW - year,
                                   not_after=later)
         self.revoked_at = NOW - timedelta(days=30)
+
+    def tsa_ending(self, not_after: datetime, name: str = "Test VNPT Time Stamping Authority 2") -> Identity:
+        """Another TSA of the same CA whose certificate ends at `not_after`: tokens an archive must renew."""
+        return _issue(_name(name, "VNPT Group"), _key(), self.ca, ca=False, not_before=NOW - timedelta(days=30),
+                      not_after=not_after, usage="tsa", crl_url=self.crl_url, ocsp_url=self.ocsp_url)
 
     def crl(self, revoked: list[Identity] | None = None) -> bytes:
         """The CA's CRL (DER) listing the revoked signer (revoked a month ago) or those given."""

@@ -150,7 +150,8 @@ def sla_breach(row: Any, now: datetime) -> dict[str, Any]:
 def archive_package(row: Any) -> dict[str, Any]:
     sealed = row["state"] == "sealed"
     return {"state": row["state"], "state_label": ARCHIVE_LABELS_VI[row["state"]], "version": row["version"],
-            "sealed_at": vn_time(row["sealed_at"]), "verified_at": vn_time(row["verified_at"]),
+            "timestamps": row["timestamps"], "sealed_at": vn_time(row["sealed_at"]),
+            "verified_at": vn_time(row["verified_at"]),
             "timestamp_at": vn_time(row["timestamp_at"]), "renew_by": vn_time(row["tsa_not_after"]),
             "retention_years": row["retention_years"], "retain_until": vn_time(row["retain_until"]),
             "minimised_at": vn_time(row["minimised_at"]), "flag": row["flag"], "sha256": row["sha256"],

@@ -104,8 +104,9 @@ class Archive:
         except Exception as exc:
             flag = f"not sealed yet: {exc}"[:300]
             with self.ctx.engine.begin() as conn:
-                packages.change(conn, code, now=datetime.now(UTC), state=FAILING, attempts=row["attempts"] + 1,
-                                flag=flag, last_error=f"{type(exc).__name__}: {exc}"[:2000])
+                packages.change_unless_sealed(conn, code, now=datetime.now(UTC), state=FAILING,
+                                              attempts=row["attempts"] + 1, flag=flag,
+                                              last_error=f"{type(exc).__name__}: {exc}"[:2000])
             if isinstance(exc, RetryableError | PermanentError):
                 raise
             raise RetryableError(f"{type(exc).__name__}: {exc}") from exc

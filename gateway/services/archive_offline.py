@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 from asn1crypto import x509 as asn1_x509
@@ -17,8 +18,10 @@ def roots_from(folder: Path) -> list[asn1_x509.Certificate]:
     return [asn1_x509.Certificate.load(r.der) for r in TrustStore.load(folder).roots]
 
 
-def verify_path(path: Path, trust_dir: Path | None = None, *, track: Track = untracked) -> Report:
-    """Verify the package at `path` against the roots in `trust_dir` (default: the configured archive roots)."""
+def verify_path(path: Path, trust_dir: Path | None = None, at: datetime | None = None, *,
+                track: Track = untracked) -> Report:
+    """Verify the package at `path` against the roots in `trust_dir` (default: the configured archive roots),
+    as of `at` (default: now; a later date shows what the package will say once certificates have ended)."""
     from gateway.bootstrap import archive_roots
     from gateway.signature.ltv import check_ltv
 
@@ -26,4 +29,4 @@ def verify_path(path: Path, trust_dir: Path | None = None, *, track: Track = unt
         roots = roots_from(trust_dir) if trust_dir is not None else archive_roots(load_settings())
     except (TrustStoreError, OSError, ValueError) as exc:
         return Report(str(path), items=[Item("trust roots", FAILED, f"cannot read the trusted roots: {exc}")])
-    return verify_package(path, roots, pdf_check=check_ltv, track=track)
+    return verify_package(path, roots, now=at, pdf_check=check_ltv, track=track)

@@ -36,6 +36,19 @@ def change(conn: Connection, code: str, *, now: datetime, **values: Any) -> None
                  .values(updated_at=now, **values))
 
 
+def change_unless_sealed(conn: Connection, code: str, *, now: datetime, **values: Any) -> None:
+    """A build's failure: a duplicate run of its job (a lease lost on a slow machine) must not mark a package
+    that the other run sealed meanwhile as failed."""
+    conn.execute(update(archive_packages).where(archive_packages.c.dossier_code == code,
+                                                archive_packages.c.state != SEALED).values(updated_at=now, **values))
+
+
+def change_at_version(conn: Connection, code: str, version: int, *, now: datetime, **values: Any) -> None:
+    """A renewal's flag, unless another run of its job renewed the package meanwhile."""
+    conn.execute(update(archive_packages).where(archive_packages.c.dossier_code == code,
+                                                archive_packages.c.version == version).values(updated_at=now, **values))
+
+
 def listing(conn: Connection, state: str | None = None, limit: int = 200) -> list[RowMapping]:
     query = select(archive_packages).order_by(archive_packages.c.updated_at.desc()).limit(limit)
     if state:
