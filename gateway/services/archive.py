@@ -119,7 +119,7 @@ class Archive:
             # A worker stored this package and died before recording it: adopt it if it verifies whole.
             report = self.verify(latest[1])
             if report.ok:
-                self.record_version(code, latest[0], latest[1], report, now=now, notes=self._notes_of(latest[1]),
+                self.record_version(code, latest[0], latest[1], report, notes=self._notes_of(latest[1]),
                                     dossier_bytes=conn_row.get("dossier_bytes"), adopted=True)
                 return
             version = latest[0] + 1  # never overwritten: the broken file stays for an operator to look at
@@ -146,7 +146,7 @@ class Archive:
             path = self.store.write_once(code, version, data)
         except AlreadyStored:
             raise RetryableError(f"package version {version} of {code} appeared meanwhile; trying again") from None
-        self.record_version(code, version, path, self.verify(path), now=now, notes=contents.notes,
+        self.record_version(code, version, path, self.verify(path), notes=contents.notes,
                             dossier_bytes=contents.dossier_bytes, years=years)
 
     def verify(self, path: Path) -> Report:
@@ -161,10 +161,12 @@ class Archive:
         note = next((f["value"] for f in meta["fields"] if f["key"] == "chu_giai"), None)
         return note.split("; ") if note else []
 
-    def record_version(self, code: str, version: int, path: Path, report: Report, *, now: datetime,
-                       notes: list[str], dossier_bytes: int | None = None, years: int | None = None,
-                       adopted: bool = False, renewal: bool = False) -> None:
-        """Record a package file just stored (sealed, or a renewal's new version) with what its check found."""
+    def record_version(self, code: str, version: int, path: Path, report: Report, *, notes: list[str],
+                       dossier_bytes: int | None = None, years: int | None = None, adopted: bool = False,
+                       renewal: bool = False) -> None:
+        """Record a package file just stored (sealed, or a renewal's new version) with what its check found.
+        Its time is now, when it is stored and checked: the end of "final status to sealed"."""
+        now = datetime.now(UTC)
         newest = report.timestamps[-1] if report.timestamps else {}
         failed = [f"{i.item}: {i.detail}" for i in report.items if i.verdict == "FAILED"]
         flag = ("stored, but it does not verify: " + failed[0])[:300] if failed else \
@@ -202,7 +204,10 @@ class Archive:
         if dossier is None:
             raise PermanentError(f"no dossier {code}")
         data = dict(dossier["data"])
-        out.dossier_bytes += len(json.dumps(data, ensure_ascii=False).encode())
+        # The dossier's own size: what was filed, its attachments counted once, as bodies (below), not base64.
+        filed_only = {**data, "attachments": [{k: v for k, v in a.items() if k != "content_base64"}
+                                              for a in data.get("attachments") or []]}
+        out.dossier_bytes += len(json.dumps(filed_only, ensure_ascii=False).encode())
         verdicts = {v["attachment_id"]: dict(v) for v in attachment_signatures.of_dossier(conn, dossier["id"])}
         index = []
         filed = []

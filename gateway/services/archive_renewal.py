@@ -82,7 +82,7 @@ class ArchiveRenewal:
             # A worker stored a renewal and died before recording it: adopt it if it verifies and adds a token.
             report = self.archive.verify(latest[1])
             if report.ok and len(report.timestamps) > row["timestamps"]:
-                self.archive.record_version(code, latest[0], latest[1], report, now=now, notes=row["notes"] or [],
+                self.archive.record_version(code, latest[0], latest[1], report, notes=row["notes"] or [],
                                             adopted=True, renewal=True)
                 return
             version = latest[0] + 1  # never overwritten: the broken file stays for an operator to look at
@@ -105,8 +105,8 @@ class ArchiveRenewal:
             path = store.write_once(code, version, data)
         except AlreadyStored:
             raise RetryableError(f"package version {version} of {code} appeared meanwhile; trying again") from None
-        self.archive.record_version(code, version, path, self.archive.verify(path), now=now,
-                                    notes=row["notes"] or [], renewal=True)
+        self.archive.record_version(code, version, path, self.archive.verify(path), notes=row["notes"] or [],
+                                    renewal=True)
         with self.archive.ctx.engine.connect() as conn:
             renewed = packages.get(conn, code)
         if (still := self.reason(renewed, now)) is not None:  # the new TSA certificate ends within the margin too
