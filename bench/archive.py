@@ -42,7 +42,7 @@ from _observe import UNFINISHED, job_counts  # noqa: E402
 from _report import write_json  # noqa: E402
 from _stack import Stack, StackOptions, reachable, wait_until  # noqa: E402
 
-from mocks.pki import TestPki, pdf_file, sign  # noqa: E402
+from mocks.pki import TestPki, one_page_pdf, sign  # noqa: E402
 
 ROLES = ("workers", "api", "mocks", "postgres", "rabbitmq", "machine")
 
@@ -204,18 +204,7 @@ def render(s: dict[str, Any], settings: dict[str, Any]) -> str:
 def scanned_pdf(kib: int) -> bytes:
     """A one-page PDF holding `kib` KiB of incompressible image data, as a scanned form is (JPEG inside):
     a zip cannot shrink it, so the size figures are not flattered by a compressible test pattern."""
-    data = os.urandom(kib * 1024)
-    content = b"BT /F1 18 Tf 72 720 Td (TO KHAI - ban quet) Tj ET"
-    return pdf_file([
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R "
-        b"/Resources << /Font << /F1 5 0 R >> /XObject << /Im1 6 0 R >> >> >>",
-        b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-        b"<< /Type /XObject /Subtype /Image /Width %d /Height 1024 /ColorSpace /DeviceGray /BitsPerComponent 8 "
-        b"/Length %d >>\nstream\n" % (kib, len(data)) + data + b"\nendstream",
-    ])
+    return one_page_pdf("TO KHAI - ban quet", padding=kib * 1024, incompressible=True)
 
 
 def prepare_pki(stack: Stack, log_dir: Path) -> tuple[TestPki, Path]:

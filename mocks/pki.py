@@ -9,6 +9,7 @@ pyHanko, the same library that verifies them, so the fixtures are real PAdES sig
 from __future__ import annotations
 
 import io
+import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -192,8 +193,10 @@ def _crl(issuer: Identity, revoked: list[Identity], at: datetime) -> bytes:
     return builder.sign(issuer.key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
 
 
-def one_page_pdf(text: str = "GIAY KHAI SINH - Ban sao dien tu", *, padding: int = 0) -> bytes:
-    """A minimal valid one-page PDF; `padding` bytes of image data make it as large as wanted."""
+def one_page_pdf(text: str = "GIAY KHAI SINH - Ban sao dien tu", *, padding: int = 0,
+                 incompressible: bool = False) -> bytes:
+    """A minimal valid one-page PDF; `padding` bytes of image data make it as large as wanted (random ones with
+    `incompressible`, as a scanned form's JPEG is: a zip cannot shrink them)."""
     content = f"BT /F1 18 Tf 72 720 Td ({text}) Tj ET".encode()
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
@@ -204,7 +207,8 @@ def one_page_pdf(text: str = "GIAY KHAI SINH - Ban sao dien tu", *, padding: int
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
     ]
     width = max(1, padding // 1000) if padding else 1
-    data = bytes((i * 7) % 251 for i in range(width * 1000)) if padding else b"\x00"
+    data = (os.urandom(width * 1000) if incompressible else bytes((i * 7) % 251 for i in range(width * 1000))) \
+        if padding else b"\x00"
     height = 1000 if padding else 1
     objects.append(b"<< /Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceGray "
                    b"/BitsPerComponent 8 /Length %d >>\nstream\n" % (width, height, len(data)) + data
