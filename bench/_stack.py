@@ -128,6 +128,12 @@ class Stack:
             "GATEWAY_NOTIFICATIONS__SMS__VNPT__URL": f"{self.mock_url}/sms/vnpt/api/send_sms_list",
             "GATEWAY_NOTIFICATIONS__EMAIL__PORT": str(self.smtp_port),
             "GATEWAY_POSTAL__BASE_URL": f"{self.mock_url}/postal",
+            # A finished dossier's archive package: sealed by this stack's TSA mock, written in the log dir
+            # (not the working tree's var/archive, and never another stack's mocks on the default port).
+            "GATEWAY_ARCHIVE__TSA_URL": f"{self.mock_url}/tsa/",
+            "GATEWAY_ARCHIVE__FOLDER": str(log_dir / "archive"),
+            # The roots of the mocks' test PKI (written at start, see there).
+            "GATEWAY_SIGNATURE__TRUST_DIR": str(log_dir / "trust"),
             # The figures are the dossier path's; citizen notifications have their own queue and would add
             # two sends per step to the same two cores.
             "GATEWAY_NOTIFICATIONS__ENABLED": "false",
@@ -152,6 +158,13 @@ class Stack:
         _admin_sql(f'CREATE DATABASE "{self.tag}"')
         self._db_created = True
         self._run_cli("migrate")
+        from mocks.pki import TestPki
+
+        # The TSA mock is told to sign with the test PKI's time-stamping identity, whose roots the gateway
+        # trusts (read at its start), so that every package seals once, as in the tests' stack, rather than
+        # failing to verify and being built again.
+        pki = TestPki()
+        pki.write_trust_dir(self.log_dir / "trust")
         self._spawn("mocks", [sys.executable, "-m", "mocks", "--port", self.mock_url.rsplit(":", 1)[1],
                                      "--smtp-port", str(self.smtp_port)])
         o = self.options
@@ -160,6 +173,7 @@ class Stack:
         for _ in range(o.gateway_workers):
             self.start_worker()
         self.wait_ready()
+        requests.put(f"{self.mock_url}/tsa/_mock/identity", json=pki.tsa.as_json(), timeout=10).raise_for_status()
         # The payment mock calls back the gateway it serves.
         requests.post(f"{self.mock_url}/payment/_mock/config", timeout=5, json={
             "platform_callback_url": f"{self.api_url}/api/v1/callbacks/payments/national_platform"}
