@@ -165,7 +165,7 @@ class Run:
     def __init__(self, args: argparse.Namespace, stack: Stack) -> None:
         self.args = args
         self.stack = stack
-        self.meter = CpuMeter(stack.root_pids)
+        self.meter = CpuMeter(stack.root_pids, stack.tag)
         self.codes = [dossier_code(i) for i in range(args.dossiers)]
         self.steps = journey(args.events_per_dossier)
         self.readings: dict[str, Reading] = {}

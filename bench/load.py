@@ -106,7 +106,7 @@ def wait_drained(stack: Stack, load: MixedLoad, limit: float, check: Callable[[]
             idle = False
         if idle:
             return time.monotonic() - started
-        time.sleep(0.25)
+        time.sleep(1.0)  # each look costs the gateway a count of every job: as often as the backlog sampler
     return None
 
 
@@ -216,7 +216,7 @@ def benchmark(args: argparse.Namespace, log_dir: Path, gateway_workers: int | No
               f"(database and queue prefix {stack.tag}) ...", flush=True)
         stack.start()
         load = MixedLoad(stack.api_url, stack.mock_url, mix, threads=args.client_threads)
-        meter = CpuMeter(stack.root_pids)
+        meter = CpuMeter(stack.root_pids, stack.tag)
         levels: list[Level] = []
         profiles: list[dict[str, Any]] = []
         try:
