@@ -130,18 +130,18 @@ def summarize(recording: Recording, top: int = 8) -> dict[str, object]:
 
 
 @contextmanager
-def recording(enabled: bool, roots: dict[str, list[int]], out_dir: Path,
-              results: list[dict[str, object]]) -> Iterator[None]:
-    """py-spy the API (gunicorn master and its workers), each gateway worker and each mock process while the
-    block runs; their summaries are appended to `results` afterwards."""
+def recording(enabled: bool, roots: dict[str, list[int]], out_dir: Path, results: list[dict[str, object]],
+              mock_names: list[str] | None = None) -> Iterator[None]:
+    """py-spy the API (gunicorn master and its workers), each gateway worker and each mock process (named
+    by `mock_names`, in order) while the block runs; their summaries are appended to `results` afterwards."""
     recordings: list[Recording | None] = []
     if enabled:
         if py_spy() is None:
             print("--profile: py-spy not found (pip install -e '.[bench]'); running without profiles", flush=True)
         recordings.append(start("api", roots["api"][0], out_dir, subprocesses=True))
         recordings += [start(f"worker-{n}", pid, out_dir) for n, pid in enumerate(roots["workers"])]
-        recordings += [start(f"mocks-{n}" if len(roots["mocks"]) > 1 else "mocks", pid, out_dir)
-                       for n, pid in enumerate(roots["mocks"])]
+        names = mock_names or [f"mocks-{n}" for n in range(len(roots["mocks"]))]
+        recordings += [start(f"mock-{name}", pid, out_dir) for name, pid in zip(names, roots["mocks"], strict=False)]
     try:
         yield
     finally:

@@ -38,7 +38,7 @@ from _plot import plot  # noqa: E402
 from _raw_broker import measure as raw_broker  # noqa: E402
 from _reconcile import reconcile  # noqa: E402
 from _report import latency_ms  # noqa: E402
-from _stack import AMQP_URL, Stack, StackOptions, reachable  # noqa: E402
+from _stack import AMQP_URL, MOCK_GROUPS, Stack, StackOptions, reachable  # noqa: E402
 
 ROUTES = ("filing", "events (batch)", "payments", "pay + callback", "deliveries")
 # The gateway's settings for these runs: payments the callbacks missed are queried soon, not after 5 min.
@@ -215,7 +215,7 @@ def benchmark(args: argparse.Namespace, log_dir: Path, gateway_workers: int | No
         print(f"starting the stack: {args.api_workers} API processes x 8 threads, {workers} worker(s) x 4 threads "
               f"(database and queue prefix {stack.tag}) ...", flush=True)
         stack.start()
-        load = MixedLoad(stack.api_url, stack.mock_url, mix, threads=args.client_threads)
+        load = MixedLoad(stack.api_url, stack.mock, mix, threads=args.client_threads)
         meter = CpuMeter(stack.root_pids, stack.tag)
         levels: list[Level] = []
         profiles: list[dict[str, Any]] = []
@@ -227,7 +227,7 @@ def benchmark(args: argparse.Namespace, log_dir: Path, gateway_workers: int | No
                     load.prefile(needed)
                 load.run(50, 3)  # warm up: connections, first dossiers in every state
                 wait_drained(stack, load, args.drain_limit)
-                with profile.recording(args.profile, stack.root_pids(), log_dir, profiles):
+                with profile.recording(args.profile, stack.root_pids(), log_dir, profiles, list(MOCK_GROUPS)):
                     for rate in parse_rates(args.rates):
                         level = run_level(stack, load, depth, meter, rate, args.seconds, args.drain_limit)
                         levels.append(level)
@@ -237,7 +237,7 @@ def benchmark(args: argparse.Namespace, log_dir: Path, gateway_workers: int | No
                 print("\nfinishing every journey, draining, reconciling with the mocks ...", flush=True)
                 load.finish()
                 drained = wait_drained(stack, load, args.drain_limit)
-            rec = reconcile(stack.mock_url, stack.db_url, load.ledger, notifications)
+            rec = reconcile(stack.mock, stack.db_url, load.ledger, notifications)
         finally:
             load.close()
     sustained = [lv for lv in levels if not lv.saturated]
