@@ -32,6 +32,23 @@ def attachments(conn: Connection, notification_id: int) -> list[RowMapping]:
     ).mappings())
 
 
+def by_references(conn: Connection, references: list[str]) -> list[RowMapping]:
+    if not references:
+        return []
+    return list(conn.execute(select(notifications).where(notifications.c.reference.in_(references))).mappings())
+
+
+def attachments_of(conn: Connection, notification_ids: list[int]) -> dict[int, list[RowMapping]]:
+    """The attachments of several notifications, by notification id (none: not in the answer)."""
+    found: dict[int, list[RowMapping]] = {}
+    if notification_ids:
+        for row in conn.execute(select(notification_attachments).where(
+                notification_attachments.c.notification_id.in_(notification_ids))
+                .order_by(notification_attachments.c.id)).mappings():
+            found.setdefault(row["notification_id"], []).append(row)
+    return found
+
+
 def by_reference(conn: Connection, reference: str) -> RowMapping | None:
     return conn.execute(select(notifications).where(notifications.c.reference == reference)).mappings().first()
 
