@@ -157,17 +157,28 @@ def _ours(claim_end: datetime):  # noqa: ANN202 - a SQL condition
     return and_(jobs.c.state == IN_FLIGHT, jobs.c.locked_until == claim_end)
 
 
-def complete(conn: Connection, claimed: list[RowMapping], claim_end: datetime, *, now: datetime) -> list[int]:
-    """Mark claimed jobs done and make the next job of each of their keys ready; return the ids done."""
+@dataclass(frozen=True)
+class Finished:
+    done: list[int]  # the claimed jobs marked done (a job whose claim was lost is not among them)
+    promoted: list[int]  # the jobs that now head their keys: nobody publishes for them, the finisher drains on
+
+
+def finish(conn: Connection, claimed: list[RowMapping], claim_end: datetime, *, now: datetime) -> Finished:
+    """Mark claimed jobs done and make the next job of each of their keys ready."""
     if not claimed:
-        return []
+        return Finished([], [])
     queue = claimed[0]["queue"]
     lock_keys(conn, queue, [j["ordering_key"] for j in claimed])
     done = conn.execute(update(jobs).where(jobs.c.id.in_([j["id"] for j in claimed]), _ours(claim_end)).values(
         state=DONE, locked_until=None, finished_at=now, updated_at=now, last_error=None,
     ).returning(jobs.c.id, jobs.c.ordering_key)).all()
-    _promote(conn, queue, [key for _, key in done])
-    return [job_id for job_id, _ in done]
+    promoted = _promote(conn, queue, [key for _, key in done])
+    return Finished([job_id for job_id, _ in done], promoted)
+
+
+def complete(conn: Connection, claimed: list[RowMapping], claim_end: datetime, *, now: datetime) -> list[int]:
+    """finish(), answering only the ids done."""
+    return finish(conn, claimed, claim_end, now=now).done
 
 
 def retry_later(conn: Connection, job_id: int, claim_end: datetime, *, now: datetime, at: datetime,
