@@ -164,6 +164,8 @@ def run_level(stack: Stack, load: MixedLoad, depth: DepthSampler, meter: CpuMete
     # PostgreSQL's work per event (its statistics reach the counters up to a second late: approximate per level).
     figures["postgres_per_event"] = {"database": db.pop("database"),
                                      "tables": {t: c for t, c in sorted(db.items()) if any(c.values())}}
+    walked = sorted(((c["idx_tup_read"], t) for t, c in db.items() if t.startswith("index ")), reverse=True)
+    figures["postgres_per_event"]["most_index_entries_read"] = [(t.removeprefix("index "), n) for n, t in walked[:5]]
     gateway = ("api", "workers", "postgres", "rabbitmq")
     figures["gateway_cpu_ms_per_event"] = round(sum(figures["cpu_ms_per_event"].get(k, 0) for k in gateway), 2)
     figures["saturated"] = (api_rate < 0.9 * rate or drain is None or drain > seconds
@@ -194,6 +196,8 @@ def print_level(level: Level) -> None:
           "(api + workers + postgres + rabbitmq); " + ", ".join(f"{k} {v:.2f}" for k, v in ms.items()))
     pg = f["postgres_per_event"]["database"]
     print("   PostgreSQL per status event: " + ", ".join(f"{k} {v:g}" for k, v in pg.items()))
+    print("   index entries read per status event: " + ", ".join(
+        f"{name} {n:g}" for name, n in f["postgres_per_event"]["most_index_entries_read"]))
 
 
 def parse_rates(text: str) -> list[float]:
