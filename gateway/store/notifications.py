@@ -7,13 +7,15 @@ from typing import Any
 
 from sqlalchemy import Connection, RowMapping, insert, select, update
 
+from .sql_forms import one_of
 from .tables import notification_attachments, notification_attempts, notifications
 
 
 def existing_keys(conn: Connection, keys: list[str]) -> set[str]:
     if not keys:
         return set()
-    return set(conn.execute(select(notifications.c.source_key).where(notifications.c.source_key.in_(keys))).scalars())
+    return set(conn.execute(select(notifications.c.source_key).where(
+        one_of(conn, notifications.c.source_key, keys))).scalars())
 
 
 def insert_many(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
@@ -35,7 +37,8 @@ def attachments(conn: Connection, notification_id: int) -> list[RowMapping]:
 def by_references(conn: Connection, references: list[str]) -> list[RowMapping]:
     if not references:
         return []
-    return list(conn.execute(select(notifications).where(notifications.c.reference.in_(references))).mappings())
+    return list(conn.execute(select(notifications).where(
+        one_of(conn, notifications.c.reference, references))).mappings())
 
 
 def attachments_of(conn: Connection, notification_ids: list[int]) -> dict[int, list[RowMapping]]:
@@ -43,7 +46,7 @@ def attachments_of(conn: Connection, notification_ids: list[int]) -> dict[int, l
     found: dict[int, list[RowMapping]] = {}
     if notification_ids:
         for row in conn.execute(select(notification_attachments).where(
-                notification_attachments.c.notification_id.in_(notification_ids))
+                one_of(conn, notification_attachments.c.notification_id, notification_ids))
                 .order_by(notification_attachments.c.id)).mappings():
             found.setdefault(row["notification_id"], []).append(row)
     return found
