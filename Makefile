@@ -32,7 +32,12 @@ test: $(STAMP) browser
 lint: $(STAMP)
 	$(VENV)/bin/ruff check gateway mocks tests bench
 
-bench: $(STAMP)
+# The bench extra (py-spy for --profile, matplotlib for load.py's PNG) only where benchmarks run.
+$(VENV)/.bench: $(STAMP)
+	$(PY) -m pip install --quiet -e ".[bench]"
+	touch $@
+
+bench: $(VENV)/.bench
 	$(PY) bench/e2e.py
 
 clean:

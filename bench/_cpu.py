@@ -3,6 +3,10 @@
 Linux only; elsewhere every reading is empty and the report says so. A role's CPU is the user+system
 time of its processes, plus the time of children they already reaped (so PostgreSQL backends that
 exit between two readings are still counted, through the postmaster).
+
+Given the stack's database, `postgres` is only the backends serving it (their command line names it), so
+two stacks measured side by side, or other users of the same server, do not count in each other's
+figures; the server's shared processes (WAL writer, checkpointer, autovacuum) then fall under `other`.
 """
 
 from __future__ import annotations
@@ -76,18 +80,30 @@ def _machine_busy_seconds() -> float:
     return (sum(fields[:8]) - idle) / TICKS
 
 
-class CpuMeter:
-    """Readings of CPU seconds per role; `roots()` names each role's root pids at reading time."""
+def _serves(pid: int, database: str) -> bool:
+    """Whether a PostgreSQL process is a backend of `database` ('postgres: [cluster:] user db host(port) state')."""
+    try:
+        words = (PROC / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").split()
+    except OSError:
+        return False
+    return bool(words) and words[0] == "postgres:" and database in words[1:4]
 
-    def __init__(self, roots: Callable[[], dict[str, list[int]]]) -> None:
+
+class CpuMeter:
+    """Readings of CPU seconds per role; `roots()` names each role's root pids at reading time; with
+    `database`, PostgreSQL is only that database's backends."""
+
+    def __init__(self, roots: Callable[[], dict[str, list[int]]], database: str | None = None) -> None:
         self.roots = roots
+        self.database = database
 
     def read(self) -> Reading:
         table = process_table()
         roles: dict[str, float] = {}
         for role, pids in self.roots().items():
             roles[role] = self._seconds(table, descendants(table, pids))
-        roles["postgres"] = self._seconds(table, {p.pid for p in table.values() if p.name in POSTGRES_NAMES})
+        roles["postgres"] = self._seconds(table, {p.pid for p in table.values() if p.name in POSTGRES_NAMES and (
+            self.database is None or _serves(p.pid, self.database))})
         roles["rabbitmq"] = self._seconds(table, {p.pid for p in table.values() if p.name in RABBIT_NAMES})
         me = table.get(os.getpid())
         roles["bench client"] = me.own_ticks / TICKS if me else 0.0

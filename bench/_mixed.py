@@ -15,6 +15,7 @@ import collections
 import itertools
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -78,9 +79,10 @@ class Ledger:
 class MixedLoad:
     """Drives the mix at a rate; `run()` may be called again at other rates, the dossiers carry on."""
 
-    def __init__(self, api_url: str, mock_url: str, mix: Mix, threads: int = 48, first_index: int = 0) -> None:
+    def __init__(self, api_url: str, mocks: Callable[[str], str], mix: Mix, threads: int = 48,
+                 first_index: int = 0) -> None:
         self.api_url = api_url
-        self.mock_url = mock_url
+        self.mocks = mocks  # a mock's path -> its URL (Stack.mock)
         self.mix = mix
         self.ledger = Ledger()
         self.samples: list[Sample] = []
@@ -297,7 +299,7 @@ class MixedLoad:
 
     def _pay(self, code: str) -> None:
         ref = self.ledger.payments[code]
-        r = self._call("pay + callback", "POST", f"{self.mock_url}/payment/_mock/pay/national_platform/{ref}",
+        r = self._call("pay + callback", "POST", self.mocks(f"/payment/_mock/pay/national_platform/{ref}"),
                        json={"outcome": "paid"})
         sent = r.json().get("callbacks", []) if r is not None and r.ok else []
         with self._lock:

@@ -140,10 +140,15 @@ def _read_counters(db_url: str) -> Counters:
                                       "WHERE datname = current_database()")).mappings().one()
             tables = conn.execute(sa.text(f"SELECT relname, {', '.join(TABLE_COUNTERS)} FROM pg_stat_user_tables "
                                           "WHERE relname <> 'alembic_version'")).mappings().all()
+            # Per index: which one a scan that returns many entries walks (idx_tup_read).
+            indexes = conn.execute(sa.text("SELECT indexrelname, idx_scan, idx_tup_read FROM pg_stat_user_indexes"
+                                           )).mappings().all()
     finally:
         engine.dispose()
     out = {"database": {k: int(db[k]) for k in DB_COUNTERS}}
     out.update({t["relname"]: {k: int(t[k] or 0) for k in TABLE_COUNTERS} for t in tables})
+    out.update({f"index {i['indexrelname']}": {"idx_scan": int(i["idx_scan"] or 0),
+                                               "idx_tup_read": int(i["idx_tup_read"] or 0)} for i in indexes})
     return out
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,21 +57,21 @@ def _get(url: str) -> Any:
     return reply.json()
 
 
-def reconcile(mock_url: str, db_url: str, ledger: Ledger, notifications: bool = True) -> Reconciliation:
+def reconcile(mocks: Callable[[str], str], db_url: str, ledger: Ledger, notifications: bool = True) -> Reconciliation:
     r = Reconciliation()
-    _national_portal(r, mock_url, db_url, ledger)
-    _payments(r, mock_url, db_url, ledger)
-    _deliveries(r, mock_url, db_url, ledger)
-    _notifications(r, mock_url, db_url, ledger, notifications)
+    _national_portal(r, mocks, db_url, ledger)
+    _payments(r, mocks, db_url, ledger)
+    _deliveries(r, mocks, db_url, ledger)
+    _notifications(r, mocks, db_url, ledger, notifications)
     if ledger.refused:
         r.problems += [f"refused by the gateway: {x}" for x in ledger.refused[:10]]
     return r
 
 
-def _national_portal(r: Reconciliation, mock_url: str, db_url: str, ledger: Ledger) -> None:
+def _national_portal(r: Reconciliation, mocks: Callable[[str], str], db_url: str, ledger: Ledger) -> None:
     """Each dossier created once, holding exactly its accepted steps in order, and one record of its payment
     once paid (the gateway mirrors a payment as a progress record of its own)."""
-    held = observe.portal_state(f"{mock_url}/national-portal")
+    held = observe.portal_state(mocks("/national-portal"))
     paid = {row["dossier_code"] for row in _rows(db_url, "SELECT dossier_code FROM payments WHERE state = 'paid'")}
     problems = []
     for code, record in held.items():
@@ -79,14 +80,14 @@ def _national_portal(r: Reconciliation, mock_url: str, db_url: str, ledger: Ledg
         record["progress"] = [p for p in progress if p not in payments]
         if len(payments) != (code in paid):
             problems.append(f"{code}: {len(payments)} payment records at the portal, {int(code in paid)} paid")
-    problems += observe.verify(f"{mock_url}/national-portal", sorted(ledger.filed), ledger.steps, held)
+    problems += observe.verify(mocks("/national-portal"), sorted(ledger.filed), ledger.steps, held)
     r.figures["national portal"] = {"dossiers accepted": len(ledger.filed), "steps accepted": ledger.events,
                                     "payments mirrored": len(paid), "problems": len(problems)}
     r.problems += problems
 
 
-def _payments(r: Reconciliation, mock_url: str, db_url: str, ledger: Ledger) -> None:
-    orders = _get(f"{mock_url}/payment/_mock/state")["orders"].get("national_platform", {})
+def _payments(r: Reconciliation, mocks: Callable[[str], str], db_url: str, ledger: Ledger) -> None:
+    orders = _get(mocks("/payment/_mock/state"))["orders"].get("national_platform", {})
     ours = {row["reference"]: row for row in _rows(db_url, "SELECT reference, dossier_code, state FROM payments")}
     paid_items = collections.Counter(row["code"] for row in _rows(
         db_url, "SELECT code FROM feed_items WHERE type = 'payment.paid'"))
@@ -107,8 +108,8 @@ def _payments(r: Reconciliation, mock_url: str, db_url: str, ledger: Ledger) -> 
     r.problems += problems
 
 
-def _deliveries(r: Reconciliation, mock_url: str, db_url: str, ledger: Ledger) -> None:
-    orders = _get(f"{mock_url}/postal/_mock/state")["orders"]
+def _deliveries(r: Reconciliation, mocks: Callable[[str], str], db_url: str, ledger: Ledger) -> None:
+    orders = _get(mocks("/postal/_mock/state"))["orders"]
     ours = {row["dossier_code"]: row for row in _rows(db_url, "SELECT dossier_code, state, waybill FROM deliveries")}
     problems = [f"delivery {code}: booked, no order at VNPost" for code in ledger.deliveries if code not in orders]
     problems += [f"delivery {code}: at VNPost, unknown to the gateway" for code in orders if code not in ours]
@@ -131,7 +132,7 @@ def _expected_notifications(ledger: Ledger, deliveries: int) -> collections.Coun
     return collections.Counter({k: v * CHANNELS for k, v in want.items() if v})
 
 
-def _notifications(r: Reconciliation, mock_url: str, db_url: str, ledger: Ledger, enabled: bool) -> None:
+def _notifications(r: Reconciliation, mocks: Callable[[str], str], db_url: str, ledger: Ledger, enabled: bool) -> None:
     rows = _rows(db_url, "SELECT reference, channel, template, state FROM notifications")
     booked = _rows(db_url, "SELECT count(*) AS n FROM deliveries WHERE waybill IS NOT NULL")[0]["n"]
     stored = collections.Counter(row["template"] for row in rows)
@@ -142,8 +143,8 @@ def _notifications(r: Reconciliation, mock_url: str, db_url: str, ledger: Ledger
     # Viettel knows a message by a decimal RequestID derived from our reference; VNPT by the reference itself.
     by_viettel_id = {numeric_request_id(row["reference"]): row["reference"] for row in rows}
     sms = [by_viettel_id.get(m["request_id"], m["request_id"]) if provider == "viettel" else m["request_id"]
-           for provider in ("viettel", "vnpt") for m in _get(f"{mock_url}/sms/{provider}/_mock/messages")["messages"]]
-    received_mails = _get(f"{mock_url}/email/_mock/messages")["messages"]
+           for provider in ("viettel", "vnpt") for m in _get(mocks(f"/sms/{provider}/_mock/messages"))["messages"]]
+    received_mails = _get(mocks("/email/_mock/messages"))["messages"]
     # A repeat with the same Message-ID (a send retried after a crash) is one message in the mailbox.
     mails = [m.get("message_id") or "" for m in received_mails if "repeat_of" not in m]
     resent = len(received_mails) - len(mails)

@@ -96,7 +96,7 @@ def _db_lines(per_event: dict[str, dict[str, float]]) -> list[str]:
     db = per_event.get("database", {})
     lines = ["PostgreSQL work per accepted event, events phase incl. drain (pg_stat_database / pg_stat_user_tables):",
              "  " + ", ".join(f"{k} {v}" for k, v in db.items())]
-    tables = {name: c for name, c in per_event.items() if name != "database"}
+    tables = {name: c for name, c in per_event.items() if name != "database" and not name.startswith("index ")}
     if tables:
         columns = list(next(iter(tables.values())))
         row = "  {:<16}" + "{:>14}" * len(columns)

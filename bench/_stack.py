@@ -1,5 +1,11 @@
 """The system under test as subprocesses: a fresh PostgreSQL database, a RabbitMQ queue prefix of its own,
-the mocks server, the API (gunicorn) and gateway workers. Everything it creates, close() removes.
+the mocks, the API (gunicorn) and gateway workers. Everything it creates, close() removes.
+
+Each partner's mock runs in a process of its own (`python -m mocks --only PREFIX`), with its `/_mock` API
+under its usual prefix, so that no partner waits for another's GIL: one process playing every partner was
+the first thing to saturate under the mixed load (it stopped answering within 10 s at 150 events/s).
+A mock keeps its state in its process's memory, which is why it is a process per partner and not one
+app under several gunicorn workers (each would hold a different state and a different `/_mock` log).
 """
 
 from __future__ import annotations
@@ -21,6 +27,14 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 AMQP_URL = os.environ.get("BENCH_AMQP", "amqp://guest:guest@127.0.0.1:5672//")
+
+
+# The mocks' processes: each group shares a process because its parts share state or serve one purpose (the
+# email blueprint reads the SMTP server's store; the TSA, OCSP and CA are the archive's trust services).
+MOCK_GROUPS: dict[str, tuple[str, ...]] = {
+    "national-portal": ("/national-portal",), "payment": ("/payment",), "sms": ("/sms",), "postal": ("/postal",),
+    "email": ("/email",), "trust": ("/tsa", "/ocsp", "/ca"), "one-stop": ("/one-stop",),
+}
 
 
 @dataclass(frozen=True)
@@ -110,10 +124,10 @@ class Stack:
         self.log_dir = log_dir
         self.tag = f"gwbench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
         self.job_queues = [f"{self.tag}.{q}" for q in QUEUES]
-        self.mock_url = f"http://127.0.0.1:{free_port()}"
+        self.mock_ports = {group: free_port() for group in MOCK_GROUPS}
         self.smtp_port = free_port()
         self.api_url = f"http://127.0.0.1:{free_port()}"
-        self.portal_url = f"{self.mock_url}/national-portal"
+        self.portal_url = self.mock("/national-portal")
         self.db_url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{self.tag}"
         self.env = {
             **os.environ,
@@ -122,12 +136,18 @@ class Stack:
             "GATEWAY_BROKER__QUEUE_PREFIX": self.tag,
             # Every partner is the mocks server's.
             "GATEWAY_NATIONAL_PORTAL__BASE_URL": self.portal_url,
-            "GATEWAY_PAYMENT__NATIONAL_PLATFORM__BASE_URL": f"{self.mock_url}/payment/platform",
-            "GATEWAY_PAYMENT__VNPAY__BASE_URL": f"{self.mock_url}/payment/vnpay",
-            "GATEWAY_NOTIFICATIONS__SMS__VIETTEL__WSDL_URL": f"{self.mock_url}/sms/viettel/bulkapi?wsdl",
-            "GATEWAY_NOTIFICATIONS__SMS__VNPT__URL": f"{self.mock_url}/sms/vnpt/api/send_sms_list",
+            "GATEWAY_PAYMENT__NATIONAL_PLATFORM__BASE_URL": self.mock("/payment/platform"),
+            "GATEWAY_PAYMENT__VNPAY__BASE_URL": self.mock("/payment/vnpay"),
+            "GATEWAY_NOTIFICATIONS__SMS__VIETTEL__WSDL_URL": self.mock("/sms/viettel/bulkapi?wsdl"),
+            "GATEWAY_NOTIFICATIONS__SMS__VNPT__URL": self.mock("/sms/vnpt/api/send_sms_list"),
             "GATEWAY_NOTIFICATIONS__EMAIL__PORT": str(self.smtp_port),
-            "GATEWAY_POSTAL__BASE_URL": f"{self.mock_url}/postal",
+            "GATEWAY_POSTAL__BASE_URL": self.mock("/postal"),
+            # A finished dossier's archive package: sealed by this stack's TSA mock, written in the log dir
+            # (not the working tree's var/archive, and never another stack's mocks on the default port).
+            "GATEWAY_ARCHIVE__TSA_URL": self.mock("/tsa/"),
+            "GATEWAY_ARCHIVE__FOLDER": str(log_dir / "archive"),
+            # The roots of the mocks' test PKI (written at start, see there).
+            "GATEWAY_SIGNATURE__TRUST_DIR": str(log_dir / "trust"),
             # The figures are the dossier path's; citizen notifications have their own queue and would add
             # two sends per step to the same two cores.
             "GATEWAY_NOTIFICATIONS__ENABLED": "false",
@@ -142,6 +162,12 @@ class Stack:
 
     # Lifecycle ---------------------------------------------------------------------------------
 
+    def mock(self, path: str) -> str:
+        """The URL of a mock's path, e.g. mock("/payment/_mock/state"), at the process serving that mock."""
+        prefix = "/" + path.lstrip("/").split("/", 1)[0].split("?", 1)[0]
+        group = next(g for g, prefixes in MOCK_GROUPS.items() if prefix in prefixes)
+        return f"http://127.0.0.1:{self.mock_ports[group]}{path}"
+
     def __enter__(self) -> Stack:
         return self
 
@@ -152,16 +178,26 @@ class Stack:
         _admin_sql(f'CREATE DATABASE "{self.tag}"')
         self._db_created = True
         self._run_cli("migrate")
-        self._spawn("mocks", [sys.executable, "-m", "mocks", "--port", self.mock_url.rsplit(":", 1)[1],
-                                     "--smtp-port", str(self.smtp_port)])
+        from mocks.pki import TestPki
+
+        # The TSA mock is told to sign with the test PKI's time-stamping identity, whose roots the gateway
+        # trusts (read at its start), so that every package seals once, as in the tests' stack, rather than
+        # failing to verify and being built again.
+        pki = TestPki()
+        pki.write_trust_dir(self.log_dir / "trust")
+        for group, prefixes in MOCK_GROUPS.items():
+            smtp = self.smtp_port if group == "email" else 0
+            self._spawn("mocks", [sys.executable, "-m", "mocks", "--port", str(self.mock_ports[group]),
+                                  "--smtp-port", str(smtp), *(a for p in prefixes for a in ("--only", p))])
         o = self.options
         self._spawn("api", [sys.executable, "-m", "gateway", "serve", "--port", self.api_url.rsplit(":", 1)[1],
                             "--workers", str(o.api_workers), "--threads", str(o.api_threads)])
         for _ in range(o.gateway_workers):
             self.start_worker()
         self.wait_ready()
+        requests.put(self.mock("/tsa/_mock/identity"), json=pki.tsa.as_json(), timeout=10).raise_for_status()
         # The payment mock calls back the gateway it serves.
-        requests.post(f"{self.mock_url}/payment/_mock/config", timeout=5, json={
+        requests.post(self.mock("/payment/_mock/config"), timeout=5, json={
             "platform_callback_url": f"{self.api_url}/api/v1/callbacks/payments/national_platform"}
         ).raise_for_status()
 
@@ -180,7 +216,9 @@ class Stack:
         return proc.pid
 
     def wait_ready(self, timeout: float = 60) -> None:
-        wait_until(lambda: self._alive() and http_ok(f"{self.mock_url}/healthz"), timeout, "the mocks server")
+        for group, port in self.mock_ports.items():
+            wait_until(lambda port=port: self._alive() and http_ok(f"http://127.0.0.1:{port}/healthz"), timeout,
+                       f"the {group} mock")
         wait_until(lambda: self._alive() and http_ok(f"{self.api_url}/healthz"), timeout, "the API")
         consumers = self.options.gateway_workers * self.options.worker_threads
         wait_until(lambda: self._alive() and queue_consumers(self.job_queues[0]) >= consumers, timeout,

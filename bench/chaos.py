@@ -90,11 +90,11 @@ class Scenario:
         print(f"\n=== {self.name}: mixed load at {a.rate:g} status events/s (logs {self.log_dir}) ===", flush=True)
         with Stack(stack_options(a.gateway_workers), self.log_dir) as stack:
             stack.start()
-            load = MixedLoad(stack.api_url, stack.mock_url, Mix(), threads=32)
+            load = MixedLoad(stack.api_url, stack.mock, Mix(), threads=32)
             try:
                 with DepthSampler(stack.api_url) as depth:
                     self._under_load(stack, load, fault, depth)
-                rec = reconcile(stack.mock_url, stack.db_url, load.ledger)
+                rec = reconcile(stack.mock, stack.db_url, load.ledger)
             finally:
                 load.close()
             self.outcome.problems += rec.problems

@@ -127,7 +127,7 @@ def profiling(enabled: bool, stack: Stack, out_dir: Path, results: list[dict[str
         roots = stack.root_pids()
         recordings.append(profile.start("api", roots["api"][0], out_dir, subprocesses=True))
         recordings += [profile.start(f"worker-{n}", pid, out_dir) for n, pid in enumerate(roots["workers"])]
-        recordings.append(profile.start("mocks", roots["mocks"][0], out_dir))
+        recordings.append(profile.start("mock-national-portal", roots["mocks"][0], out_dir))  # the first group
     try:
         yield
     finally:
@@ -165,7 +165,7 @@ class Run:
     def __init__(self, args: argparse.Namespace, stack: Stack) -> None:
         self.args = args
         self.stack = stack
-        self.meter = CpuMeter(stack.root_pids)
+        self.meter = CpuMeter(stack.root_pids, stack.tag)
         self.codes = [dossier_code(i) for i in range(args.dossiers)]
         self.steps = journey(args.events_per_dossier)
         self.readings: dict[str, Reading] = {}

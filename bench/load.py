@@ -30,13 +30,15 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _observe as observe  # noqa: E402 - the bench's own modules, beside this file
-from _cpu import CpuMeter, usage  # noqa: E402
+import _profile as profile  # noqa: E402
+from _cpu import CpuMeter, ms_per_unit, usage  # noqa: E402
 from _load import journey  # noqa: E402
 from _mixed import Mix, MixedLoad  # noqa: E402
+from _plot import plot  # noqa: E402
 from _raw_broker import measure as raw_broker  # noqa: E402
 from _reconcile import reconcile  # noqa: E402
 from _report import latency_ms  # noqa: E402
-from _stack import AMQP_URL, Stack, StackOptions, reachable  # noqa: E402
+from _stack import AMQP_URL, MOCK_GROUPS, Stack, StackOptions, reachable  # noqa: E402
 
 ROUTES = ("filing", "events (batch)", "payments", "pay + callback", "deliveries")
 # The gateway's settings for these runs: payments the callbacks missed are queried soon, not after 5 min.
@@ -104,7 +106,7 @@ def wait_drained(stack: Stack, load: MixedLoad, limit: float, check: Callable[[]
             idle = False
         if idle:
             return time.monotonic() - started
-        time.sleep(0.25)
+        time.sleep(1.0)  # each look costs the gateway a count of every job: as often as the backlog sampler
     return None
 
 
@@ -124,6 +126,7 @@ def run_level(stack: Stack, load: MixedLoad, depth: DepthSampler, meter: CpuMete
     portal_before = observe.mock_total(portal)
     events_before = load.ledger.events
     samples_before = len(load.samples)
+    db_before = observe.db_counters(stack.db_url, {})
     cpu_start = meter.read()
     started = time.time()
     offered = load.run(rate, seconds)
@@ -131,7 +134,9 @@ def run_level(stack: Stack, load: MixedLoad, depth: DepthSampler, meter: CpuMete
     cpu_end = meter.read()
     accepted_in_time = load.ledger.events - events_before
     drain = wait_drained(stack, load, drain_limit)
+    cpu_drained = meter.read()
     events = load.ledger.events - events_before
+    db = observe.db_delta(db_before, observe.db_counters(stack.db_url, {}), events)
     portal_total = observe.mock_total(portal)
     last_at = observe.mock_last_request_at(portal, portal_total) if portal_total > portal_before else None
     e2e_seconds = (last_at - started) if last_at and drain is not None else None
@@ -146,14 +151,23 @@ def run_level(stack: Stack, load: MixedLoad, depth: DepthSampler, meter: CpuMete
     backlog = depth.between(started, ended + (drain or drain_limit))
     api_rate = accepted_in_time / seconds
     figures = {
-        "offered_events_per_s": rate, "offered": offered, "events_accepted": events,
+        "offered_events_per_s": rate, "started_at": round(started, 1), "offered": offered, "events_accepted": events,
         "events_per_s_api": round(api_rate, 1),
         "events_per_s_e2e": round(events / e2e_seconds, 1) if e2e_seconds else None,
         "drain_seconds_after_level": None if drain is None else round(drain, 1),
         "backlog_max": max((n for _, n in backlog), default=0), "backlog_over_time": backlog,
         "routes": routes,
         "cpu_percent": {k: round(v, 0) for k, v in usage(cpu_start, cpu_end).items()},
+        # Over the level and its drain, so that every job the level's events caused is paid for.
+        "cpu_ms_per_event": {k: round(v, 2) for k, v in ms_per_unit(cpu_start, cpu_drained, events).items()},
     }
+    # PostgreSQL's work per event (its statistics reach the counters up to a second late: approximate per level).
+    figures["postgres_per_event"] = {"database": db.pop("database"),
+                                     "tables": {t: c for t, c in sorted(db.items()) if any(c.values())}}
+    walked = sorted(((c["idx_tup_read"], t) for t, c in db.items() if t.startswith("index ")), reverse=True)
+    figures["postgres_per_event"]["most_index_entries_read"] = [(t.removeprefix("index "), n) for n, t in walked[:5]]
+    gateway = ("api", "workers", "postgres", "rabbitmq")
+    figures["gateway_cpu_ms_per_event"] = round(sum(figures["cpu_ms_per_event"].get(k, 0) for k in gateway), 2)
     figures["saturated"] = (api_rate < 0.9 * rate or drain is None or drain > seconds
                             or offered["client_backlog"] > 50 or offered["starved"] > 0.05 * rate * seconds)
     return Level(rate, figures)
@@ -177,6 +191,13 @@ def print_level(level: Level) -> None:
     print("   backlog (s: jobs) " + "  ".join(f"{t:g}:{n}" for t, n in series[::step]))
     cpu = f["cpu_percent"]
     print("   CPU % of a core: " + ", ".join(f"{k} {v:.0f}" for k, v in cpu.items() if k != "machine"))
+    ms = f["cpu_ms_per_event"]
+    print(f"   CPU ms per status event (level + drain): gateway {f['gateway_cpu_ms_per_event']:.2f} "
+          "(api + workers + postgres + rabbitmq); " + ", ".join(f"{k} {v:.2f}" for k, v in ms.items()))
+    pg = f["postgres_per_event"]["database"]
+    print("   PostgreSQL per status event: " + ", ".join(f"{k} {v:g}" for k, v in pg.items()))
+    print("   index entries read per status event: " + ", ".join(
+        f"{name} {n:g}" for name, n in f["postgres_per_event"]["most_index_entries_read"]))
 
 
 def parse_rates(text: str) -> list[float]:
@@ -198,9 +219,10 @@ def benchmark(args: argparse.Namespace, log_dir: Path, gateway_workers: int | No
         print(f"starting the stack: {args.api_workers} API processes x 8 threads, {workers} worker(s) x 4 threads "
               f"(database and queue prefix {stack.tag}) ...", flush=True)
         stack.start()
-        load = MixedLoad(stack.api_url, stack.mock_url, mix, threads=args.client_threads)
-        meter = CpuMeter(stack.root_pids)
+        load = MixedLoad(stack.api_url, stack.mock, mix, threads=args.client_threads)
+        meter = CpuMeter(stack.root_pids, stack.tag)
         levels: list[Level] = []
+        profiles: list[dict[str, Any]] = []
         try:
             with DepthSampler(stack.api_url) as depth:
                 if not mix.filings:
@@ -209,16 +231,17 @@ def benchmark(args: argparse.Namespace, log_dir: Path, gateway_workers: int | No
                     load.prefile(needed)
                 load.run(50, 3)  # warm up: connections, first dossiers in every state
                 wait_drained(stack, load, args.drain_limit)
-                for rate in parse_rates(args.rates):
-                    level = run_level(stack, load, depth, meter, rate, args.seconds, args.drain_limit)
-                    levels.append(level)
-                    print_level(level)
-                    if level.saturated and not args.all_rates:
-                        break
+                with profile.recording(args.profile, stack.root_pids(), log_dir, profiles, list(MOCK_GROUPS)):
+                    for rate in parse_rates(args.rates):
+                        level = run_level(stack, load, depth, meter, rate, args.seconds, args.drain_limit)
+                        levels.append(level)
+                        print_level(level)
+                        if level.saturated and not args.all_rates:
+                            break
                 print("\nfinishing every journey, draining, reconciling with the mocks ...", flush=True)
                 load.finish()
                 drained = wait_drained(stack, load, args.drain_limit)
-            rec = reconcile(stack.mock_url, stack.db_url, load.ledger, notifications)
+            rec = reconcile(stack.mock, stack.db_url, load.ledger, notifications)
         finally:
             load.close()
     sustained = [lv for lv in levels if not lv.saturated]
@@ -228,7 +251,7 @@ def benchmark(args: argparse.Namespace, log_dir: Path, gateway_workers: int | No
             "requests_per_event": round(mix.requests_per_event, 3),
             "levels": [{"rate": lv.rate, **lv.figures} for lv in levels],
             "best_sustained_e2e_events_per_s": best, "final_drain_seconds": drained,
-            "client_retries": dict(load.retries),
+            "client_retries": dict(load.retries), "profiles": profiles,
             "reconciliation": {"ok": rec.ok, "figures": rec.figures, "problems": rec.problems[:50]},
             "reconciliation_lines": rec.lines()}
 
@@ -251,6 +274,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--all-rates", action="store_true", help="go on past the first saturated level")
     p.add_argument("--raw-messages", type=int, default=20_000, help="messages for the raw broker ceiling")
     p.add_argument("--json", type=Path, default=None, help="where to write the figures (default: the log dir)")
+    p.add_argument("--png", type=Path, default=None, help="where to draw them (default: beside the JSON)")
+    p.add_argument("--profile", action="store_true",
+                   help="py-spy the API, the workers and the mocks during the levels (flame graphs in the log dir)")
     return p.parse_args(argv)
 
 
@@ -294,9 +320,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"client retries (no answer or 5xx, sent again): {result['client_retries'] or 'none'}")
     print("reconciliation:", "OK" if result["reconciliation"]["ok"] else "FAILED")
     print("\n".join(result.pop("reconciliation_lines")))
+    profile.print_summary(result["profiles"])
     path = args.json or log_dir / "load.json"
     path.write_text(json.dumps(result, ensure_ascii=False, indent=1) + "\n")
     print(f"figures as JSON: {path}")
+    picture = plot(result, args.png or path.with_suffix(".png"))
+    print(f"figures drawn: {picture}" if picture else
+          "figures not drawn: matplotlib missing (pip install -e '.[bench]')")
     return 0 if result["reconciliation"]["ok"] else 1
 
 

@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"logs: {log_dir}; {args.mix} mix at {own.rate:g} status events/s until {own.events:,} events",
               flush=True)
         stack.start()
-        driver = MixedLoad(stack.api_url, stack.mock_url, mix, threads=args.client_threads)
+        driver = MixedLoad(stack.api_url, stack.mock, mix, threads=args.client_threads)
         try:
             if not mix.filings:
                 needed = int(1.05 * own.events / len(mix.steps)) + 50
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"{k} {v:.0f} MB" for k, v in readings[-1][2].items()), flush=True)
             driver.finish()
             load.wait_drained(stack, driver, args.drain_limit)
-            rec = reconcile(stack.mock_url, stack.db_url, driver.ledger, notifications)
+            rec = reconcile(stack.mock, stack.db_url, driver.ledger, notifications)
         finally:
             driver.close()
     names_seen = list(readings[0][2])

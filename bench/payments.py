@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     options = StackOptions(api_workers=2, api_threads=8, gateway_workers=1, worker_threads=4, log_level="warning",
                            extra_env={})
     with Stack(options, log_dir) as stack:
-        mock = f"{stack.mock_url}/payment"
+        mock = stack.mock("/payment")
         stack.env.update({"GATEWAY_PAYMENT__NATIONAL_PLATFORM__BASE_URL": f"{mock}/platform",
                           "GATEWAY_PAYMENT__VNPAY__BASE_URL": f"{mock}/vnpay"})
         stack.start()

@@ -142,10 +142,10 @@ def handlers(gateway: Gateway) -> dict[str, BatchHandler]:
     jobs, delivery = gateway.payment_jobs, gateway.delivery_jobs
     return {
         np.SYNC_DOSSIER: portal.sync_dossier_many, np.PROGRESS: portal.report_progress_many,
+        sms_email.SEND: gateway.notification_jobs.send_many,  # one read for the batch, each message on its own
         # These partners take one request at a time: each job of a batch is its own call.
         **{kind: partial(one_by_one, handler) for kind, handler in {
             pay.INIT: jobs.init, pay.QUERY: jobs.query, pay.RECEIPT: jobs.receipt,
-            sms_email.SEND: gateway.notification_jobs.send,
             postal.BOOK: delivery.book, postal.TRACK: delivery.track, postal.RETURNED: delivery.returned,
             signature.VERIFY_ATTACHMENT: gateway.attachment_jobs.verify_one,
             archiving.BUILD: gateway.archive.build_one, archiving.RENEW: gateway.renewal.renew_one,

@@ -1,4 +1,7 @@
-"""Serve all mocks on one port, and the SMTP mock on its own: `python -m mocks [--port 8001] [--smtp-port 8025]`."""
+"""Serve all mocks on one port, and the SMTP mock on its own: `python -m mocks [--port 8001] [--smtp-port 8025]`.
+
+`--only /payment` (repeatable) serves only those mocks, so that each partner can have a process of its own.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from pathlib import Path
 from types import FrameType
 
 from mocks import email
-from mocks.server import create_app
+from mocks.server import PREFIXES, create_app
 
 
 def _stop_on_signals() -> None:
@@ -29,12 +32,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smtp-port", type=int, default=8025, help="the SMTP mock (0: none)")
     parser.add_argument("--trust-out", type=Path, default=None,
                         help="write the roots of the TSA and OCSP mocks' PKI to this trust folder before serving")
+    parser.add_argument("--only", action="append", choices=PREFIXES, metavar="PREFIX",
+                        help=f"serve only this mock (repeatable; one of {', '.join(PREFIXES)}); default: all")
     args = parser.parse_args(argv)
     if args.trust_out is not None:
         from mocks.trust_services import write_default_roots
 
         write_default_roots(args.trust_out)
-    app = create_app()
+    app = create_app(args.only)
     _stop_on_signals()
     smtp = email.start_smtp(email.STORE, args.host, args.smtp_port) if args.smtp_port else None
     smtp_note = f"; SMTP on {args.host}:{args.smtp_port}" if smtp is not None else ""

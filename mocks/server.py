@@ -1,6 +1,8 @@
-"""One Flask app mounting every mock under its own prefix."""
+"""One Flask app mounting every mock under its own prefix (or only some of them: a process per partner)."""
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
@@ -21,12 +23,22 @@ MOCKS = (
 )
 
 
-def create_app() -> Flask:
+PREFIXES = tuple(prefix for prefix, _ in MOCKS)
+
+
+def create_app(only: Iterable[str] | None = None) -> Flask:
+    """Every mock, or only those under the prefixes in `only`. A mock's state lives in its process, so a
+    benchmark that wants the partners not to share one interpreter runs one process per partner, each with
+    its own `/_mock` API under the same prefix as always."""
+    wanted = set(PREFIXES if only is None else only)
+    if unknown := wanted - set(PREFIXES):
+        raise ValueError(f"no mock under {sorted(unknown)}; the prefixes are {list(PREFIXES)}")
     app = Flask(__name__)
     app.json.ensure_ascii = False  # type: ignore[attr-defined]  # readable Vietnamese in UTF-8 JSON
 
     for prefix, factory in MOCKS:
-        app.register_blueprint(factory(), url_prefix=prefix)
+        if prefix in wanted:
+            app.register_blueprint(factory(), url_prefix=prefix)
 
     @app.get("/healthz")
     def healthz() -> Response:

@@ -43,6 +43,13 @@ class Drained:
     more: bool  # stopped by the time slice with work left
 
 
+@dataclass(frozen=True)
+class _Batch:
+    outcomes: list[Outcome]
+    full: bool  # as many jobs as a claim takes: more may be waiting
+    promoted: bool  # finishing made later jobs of the same keys ready: they have no message of their own
+
+
 # Run in the transaction that makes a job a dead letter: (connection, the job's payload, its last error).
 DeadHook = Callable[[Connection, dict[str, Any], str], None]
 
@@ -57,27 +64,37 @@ class JobRunner:
         self.outages = OutageWatch(settings.outage_after_keys)
 
     def drain(self, queue: str, should_stop: Callable[[], bool] = lambda: False) -> Drained:
+        """Run batches until the queue has nothing ready. A batch smaller than a claim that made no later job
+        ready ends the drain without claiming again (an empty claim is a transaction for nothing): whatever
+        became ready meanwhile was committed by someone who publishes a wake-up for it after the commit."""
         outcomes: list[Outcome] = []
         deadline = time.monotonic() + self.settings.drain_seconds
         while not should_stop():
-            batch = self.run_batch(queue)
-            if not batch:
+            batch = self._claim_and_run(queue)
+            outcomes += batch.outcomes
+            if not (batch.full or batch.promoted):
                 return Drained(outcomes, more=False)
-            outcomes += batch
             if time.monotonic() > deadline:
                 return Drained(outcomes, more=True)
         return Drained(outcomes, more=False)
 
     def run_batch(self, queue: str) -> list[Outcome]:
+        return self._claim_and_run(queue).outcomes
+
+    def _claim_and_run(self, queue: str) -> _Batch:
         with self.engine.begin() as conn:
             claim = outbox.claim_heads(conn, queue, now=datetime.now(UTC), lease=self.settings.lease_seconds,
                                        limit=self.settings.batch_size)
         if not claim.jobs:
-            return []
-        return self.run_claimed(queue, claim)
+            return _Batch([], full=False, promoted=False)
+        outcomes, promoted = self._run(queue, claim)
+        return _Batch(outcomes, full=len(claim.jobs) >= self.settings.batch_size, promoted=promoted)
 
     def run_claimed(self, queue: str, claim: outbox.Claim) -> list[Outcome]:
         """Deliver jobs already claimed (by run_batch, or by a request trying a job at once) and record."""
+        return self._run(queue, claim)[0]
+
+    def _run(self, queue: str, claim: outbox.Claim) -> tuple[list[Outcome], bool]:
         started = time.monotonic()
         caused_by = {job["id"]: job.get("request_id") or "-" for job in claim.jobs}
         requests = sorted(set(caused_by.values()))
@@ -89,7 +106,7 @@ class JobRunner:
         finally:
             if token is not None:
                 request_context.request_id.reset(token)
-        outcomes = self._record(claim, results)
+        outcomes, promoted = self._record(claim, results)
         counts: dict[str, int] = defaultdict(int)
         kinds = {job["id"]: job["kind"] for job in claim.jobs}
         for outcome in outcomes:
@@ -109,7 +126,7 @@ class JobRunner:
                 log.warning("job %s -> %s: %s", outcome.job_id, outcome.state, outcome.error, extra=rid)
             else:
                 log.debug("job %s -> %s: %s", outcome.job_id, outcome.state, outcome.error or "ok", extra=rid)
-        return outcomes
+        return outcomes, promoted
 
     def _deliver(self, jobs: list[Any]) -> list[Exception | None]:
         results: list[Exception | None] = [None] * len(jobs)
@@ -130,7 +147,7 @@ class JobRunner:
                 results[i] = None if isinstance(answer, DuplicateError) else answer
         return results
 
-    def _record(self, claim: outbox.Claim, results: list[Exception | None]) -> list[Outcome]:
+    def _record(self, claim: outbox.Claim, results: list[Exception | None]) -> tuple[list[Outcome], bool]:
         now = datetime.now(UTC)
         outcomes: list[Outcome] = []
         partner_down = self.outages.observe(
@@ -139,7 +156,8 @@ class JobRunner:
                          if error is not None and getattr(error, "retryable", True)])
         with self.engine.begin() as conn:
             delivered = [job for job, error in zip(claim.jobs, results, strict=True) if error is None]
-            recorded = set(outbox.complete(conn, delivered, claim.lease_end, now=now))
+            finished = outbox.finish(conn, delivered, claim.lease_end, now=now)
+            recorded = set(finished.done)
             outcomes += [Outcome(job["id"], "done" if job["id"] in recorded else "lost") for job in delivered]
             for job, error in zip(claim.jobs, results, strict=True):
                 if error is None:
@@ -165,7 +183,7 @@ class JobRunner:
             # The lease ran out and the sweeper handed the jobs on; the later holder's record wins.
             log.warning("lease lost before some outcomes were recorded: %s",
                         [o.job_id for o in outcomes if o.state == "lost"])
-        return outcomes
+        return outcomes, bool(finished.promoted)
 
     def buried(self, conn: Connection, job: Any, error: str) -> None:
         """A job just became a dead letter: let its kind react (say, mark a payment failed)."""

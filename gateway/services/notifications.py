@@ -159,15 +159,39 @@ class NotificationJobs:
         self.email = email
 
     def send(self, payload: dict[str, Any]) -> None:
+        """One notification; a failure is raised."""
+        if (error := self.send_many([payload])[0]) is not None:
+            raise error
+
+    def send_many(self, payloads: list[dict[str, Any]]) -> list[Exception | None]:
+        """A batch of the worker's send jobs: the notifications and their attachments read in one go, then
+        each sent and its outcome recorded at once, before the next is sent, so that a worker dying mid-batch
+        leaves at most the message in hand unrecorded (sent again after a crash, as with one job at a time)."""
+        references = [p["reference"] for p in payloads]
         with self.ctx.engine.connect() as conn:
-            row = store.by_reference(conn, payload["reference"])
-            if row is None:
-                raise PermanentError(f"no notification {payload['reference']}")
-            files = store.attachments(conn, row["id"]) if row["channel"] == Channel.EMAIL else []
+            rows = {r["reference"]: r for r in store.by_references(conn, references)}
+            files = store.attachments_of(conn, [r["id"] for r in rows.values() if r["channel"] == Channel.EMAIL])
+        results: list[Exception | None] = []
+        for reference in references:
+            row = rows.get(reference)
+            try:
+                if row is None:
+                    raise PermanentError(f"no notification {reference}")
+                self._send_one(row, files.get(row["id"], []))
+            except AdapterError as exc:
+                results.append(exc)
+            except Exception as exc:  # noqa: BLE001 - a bug: this job retries (then a dead letter), the others go on
+                log.exception("notification %s not sent", reference)
+                results.append(exc)
+            else:
+                results.append(None)
+        return results
+
+    def _send_one(self, row: Any, files: list[Any]) -> None:
         if row["state"] == NotificationState.SENT:
             return  # a job run twice; a failed one revived by an operator is sent again
         if any(f["dropped_at"] for f in files):  # revived after data minimisation: never mail empty files
-            raise PermanentError(f"the result documents of {payload['reference']} are only in the archive now; "
+            raise PermanentError(f"the result documents of {row['reference']} are only in the archive now; "
                                  "send a new email with them (GET /api/v1/notifications/<id>/attachments/<n>)")
         try:
             provider, message_id, tried = self._deliver(row, files)

@@ -30,8 +30,9 @@ class Context:
     verify_attachments: bool = False  # queue a signature check of each PDF attachment of a filed dossier
     archive: bool = False  # seal an archive package of each dossier that reaches a final status
 
-    # A message only wakes a worker, which then drains every ready job of its queue; a few per queue
-    # are enough to get several workers going, and far cheaper than one confirmed publish per job.
+    # A message only wakes a worker, which then claims a batch (jobs.batch_size) of the queue's ready jobs and
+    # drains on while batches come full: one message per batch of jobs, at most a few per queue to get several
+    # workers going. Each further message would cost a confirmed publish here and a claim that finds nothing.
     WAKEUPS_PER_QUEUE = 4
 
     def publish_after_commit(self, jobs: list[tuple[int, str]]) -> None:
@@ -39,8 +40,9 @@ class Context:
         by_queue: dict[str, list[int]] = defaultdict(list)
         for job_id, queue in jobs:
             by_queue[queue].append(job_id)
-        wakeups = [(ids[n], queue) for queue, ids in by_queue.items() for n in range(min(len(ids),
-                                                                                       self.WAKEUPS_PER_QUEUE))]
+        per_batch = max(1, self.jobs.batch_size)
+        wakeups = [(ids[n * per_batch], queue) for queue, ids in by_queue.items()
+                   for n in range(min(-(-len(ids) // per_batch), self.WAKEUPS_PER_QUEUE))]
         if self.publish(wakeups):
             with self.engine.begin() as conn:
                 outbox.mark_unpublished(conn, [job_id for job_id, _ in jobs])

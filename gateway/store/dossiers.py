@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, RowMapping, bindparam, func, insert, select, update
 
+from .sql_forms import one_of
 from .tables import dossier_events, dossiers
 
 
@@ -25,7 +26,7 @@ def lock_many(conn: Connection, codes: list[str]) -> list[RowMapping]:
     """The dossiers with these codes, locked for update in code order (so two batches never deadlock)."""
     if not codes:
         return []
-    query = select(dossiers).where(dossiers.c.code.in_(codes)).order_by(dossiers.c.code)
+    query = select(dossiers).where(one_of(conn, dossiers.c.code, codes)).order_by(dossiers.c.code)
     if conn.dialect.name != "sqlite":
         query = query.with_for_update()
     return list(conn.execute(query).mappings())
@@ -35,7 +36,7 @@ def events_with_ids(conn: Connection, dossier_ids: list[int], event_ids: list[st
     if not dossier_ids or not event_ids:
         return []
     return list(conn.execute(select(dossier_events).where(
-        dossier_events.c.dossier_id.in_(dossier_ids), dossier_events.c.event_id.in_(event_ids)
+        one_of(conn, dossier_events.c.dossier_id, dossier_ids), one_of(conn, dossier_events.c.event_id, event_ids)
     )).mappings())
 
 

@@ -8,13 +8,15 @@ from typing import Any
 
 from sqlalchemy import Connection, RowMapping, insert, select, update
 
+from .sql_forms import one_of
 from .tables import notification_attachments, notification_attempts, notifications
 
 
 def existing_keys(conn: Connection, keys: list[str]) -> set[str]:
     if not keys:
         return set()
-    return set(conn.execute(select(notifications.c.source_key).where(notifications.c.source_key.in_(keys))).scalars())
+    return set(conn.execute(select(notifications.c.source_key).where(
+        one_of(conn, notifications.c.source_key, keys))).scalars())
 
 
 def insert_many(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
@@ -49,6 +51,24 @@ def attachments(conn: Connection, notification_id: int) -> list[RowMapping]:
     return list(conn.execute(select(notification_attachments).where(
         notification_attachments.c.notification_id == notification_id).order_by(notification_attachments.c.id)
     ).mappings())
+
+
+def by_references(conn: Connection, references: list[str]) -> list[RowMapping]:
+    if not references:
+        return []
+    return list(conn.execute(select(notifications).where(
+        one_of(conn, notifications.c.reference, references))).mappings())
+
+
+def attachments_of(conn: Connection, notification_ids: list[int]) -> dict[int, list[RowMapping]]:
+    """The attachments of several notifications, by notification id (none: not in the answer)."""
+    found: dict[int, list[RowMapping]] = {}
+    if notification_ids:
+        for row in conn.execute(select(notification_attachments).where(
+                one_of(conn, notification_attachments.c.notification_id, notification_ids))
+                .order_by(notification_attachments.c.id)).mappings():
+            found.setdefault(row["notification_id"], []).append(row)
+    return found
 
 
 def by_reference(conn: Connection, reference: str) -> RowMapping | None:

@@ -20,6 +20,7 @@ from sqlalchemy import Connection, RowMapping, and_, bindparam, exists, func, in
 
 from gateway import request_context
 
+from .sql_forms import fixed, fixed_list, one_of
 from .tables import jobs
 
 PENDING, IN_FLIGHT, DONE, DEAD, DISCARDED = "pending", "in_flight", "done", "dead", "discarded"
@@ -93,7 +94,8 @@ def keys_with_unfinished(conn: Connection, queue: str, keys: list[str]) -> set[s
     if not keys:
         return set()
     return set(conn.execute(select(jobs.c.ordering_key).distinct().where(
-        jobs.c.queue == queue, jobs.c.ordering_key.in_(keys), jobs.c.state.in_(UNFINISHED))).scalars())
+        jobs.c.queue == queue, one_of(conn, jobs.c.ordering_key, keys), jobs.c.state.in_(fixed_list(UNFINISHED)))
+    ).scalars())
 
 
 def unfinished_of_keys(conn: Connection, queue: str, keys: list[str]) -> dict[str, RowMapping]:
@@ -106,7 +108,8 @@ def unfinished_of_keys(conn: Connection, queue: str, keys: list[str]) -> dict[st
 
 
 _HAS_UNFINISHED = select(jobs.c.id).where(
-    jobs.c.queue == bindparam("queue"), jobs.c.ordering_key == bindparam("key"), jobs.c.state.in_(UNFINISHED)
+    jobs.c.queue == bindparam("queue"), jobs.c.ordering_key == bindparam("key"),
+    jobs.c.state.in_(fixed_list(UNFINISHED))
 ).limit(1)
 
 
@@ -122,11 +125,11 @@ def _promote(conn: Connection, queue: str, keys: list[str]) -> list[int]:
     """Mark the first unfinished job of each key ready; return the ids that became ready."""
     if not keys:
         return []
-    heads = (select(func.min(jobs.c.id)).where(jobs.c.queue == queue, jobs.c.ordering_key.in_(keys),
-                                               jobs.c.state.in_(UNFINISHED))
+    heads = (select(func.min(jobs.c.id)).where(jobs.c.queue == queue, one_of(conn, jobs.c.ordering_key, keys),
+                                               jobs.c.state.in_(fixed_list(UNFINISHED)))
              .group_by(jobs.c.ordering_key))
     return list(conn.execute(
-        update(jobs).where(jobs.c.id.in_(heads.scalar_subquery()), jobs.c.state == PENDING, ~jobs.c.ready)
+        update(jobs).where(jobs.c.id.in_(heads.scalar_subquery()), jobs.c.state == fixed(PENDING), ~jobs.c.ready)
         .values(ready=True).returning(jobs.c.id)
     ).scalars())
 
@@ -145,7 +148,7 @@ def claim_heads(conn: Connection, queue: str, *, now: datetime, lease: float, li
     On PostgreSQL several workers claim side by side (SKIP LOCKED) without ever taking the same job.
     """
     due = (select(jobs.c.id)
-           .where(jobs.c.queue == queue, jobs.c.state == PENDING, jobs.c.ready, jobs.c.next_attempt_at <= now)
+           .where(jobs.c.queue == queue, jobs.c.state == fixed(PENDING), jobs.c.ready, jobs.c.next_attempt_at <= now)
            .order_by(jobs.c.next_attempt_at, jobs.c.id).limit(limit))
     if conn.dialect.name == "postgresql":
         due = due.with_for_update(skip_locked=True)
@@ -154,7 +157,7 @@ def claim_heads(conn: Connection, queue: str, *, now: datetime, lease: float, li
     if not ids:
         return Claim([], lease_end)
     rows = conn.execute(
-        update(jobs).where(jobs.c.id.in_(ids), jobs.c.state == PENDING)
+        update(jobs).where(one_of(conn, jobs.c.id, ids), jobs.c.state == fixed(PENDING))
         .values(state=IN_FLIGHT, attempts=jobs.c.attempts + 1, locked_until=lease_end, updated_at=now)
         .returning(jobs)
     ).mappings().all()
@@ -166,17 +169,29 @@ def _ours(claim_end: datetime):  # noqa: ANN202 - a SQL condition
     return and_(jobs.c.state == IN_FLIGHT, jobs.c.locked_until == claim_end)
 
 
-def complete(conn: Connection, claimed: list[RowMapping], claim_end: datetime, *, now: datetime) -> list[int]:
-    """Mark claimed jobs done and make the next job of each of their keys ready; return the ids done."""
+@dataclass(frozen=True)
+class Finished:
+    done: list[int]  # the claimed jobs marked done (a job whose claim was lost is not among them)
+    promoted: list[int]  # the jobs that now head their keys: nobody publishes for them, the finisher drains on
+
+
+def finish(conn: Connection, claimed: list[RowMapping], claim_end: datetime, *, now: datetime) -> Finished:
+    """Mark claimed jobs done and make the next job of each of their keys ready."""
     if not claimed:
-        return []
+        return Finished([], [])
     queue = claimed[0]["queue"]
     lock_keys(conn, queue, [j["ordering_key"] for j in claimed])
-    done = conn.execute(update(jobs).where(jobs.c.id.in_([j["id"] for j in claimed]), _ours(claim_end)).values(
+    ids = [j["id"] for j in claimed]
+    done = conn.execute(update(jobs).where(one_of(conn, jobs.c.id, ids), _ours(claim_end)).values(
         state=DONE, locked_until=None, finished_at=now, updated_at=now, last_error=None,
     ).returning(jobs.c.id, jobs.c.ordering_key)).all()
-    _promote(conn, queue, [key for _, key in done])
-    return [job_id for job_id, _ in done]
+    promoted = _promote(conn, queue, [key for _, key in done])
+    return Finished([job_id for job_id, _ in done], promoted)
+
+
+def complete(conn: Connection, claimed: list[RowMapping], claim_end: datetime, *, now: datetime) -> list[int]:
+    """finish(), answering only the ids done."""
+    return finish(conn, claimed, claim_end, now=now).done
 
 
 def retry_later(conn: Connection, job_id: int, claim_end: datetime, *, now: datetime, at: datetime,
@@ -216,7 +231,7 @@ def take_due_for_publish(conn: Connection, *, now: datetime, republish_after: fl
     stale = now - timedelta(seconds=republish_after)
     query = (
         select(jobs.c.id, jobs.c.queue)
-        .where(jobs.c.state == PENDING, jobs.c.ready, jobs.c.next_attempt_at <= now,
+        .where(jobs.c.state == fixed(PENDING), jobs.c.ready, jobs.c.next_attempt_at <= now,
                or_(jobs.c.published_at.is_(None), jobs.c.published_at < jobs.c.next_attempt_at,
                    jobs.c.published_at < stale))
         .order_by(jobs.c.id).limit(limit)

@@ -157,6 +157,9 @@ audit_log = Table(
     Column("hash", String(64)),
     UniqueConstraint("seq", name="uq_audit_log_seq"),
     Index("ix_audit_log_actor_at", "actor", "at"),  # the console's adapter health reads recent worker calls
+    # A dossier's records, for its archive package: without it each package read the whole log (a sequential
+    # scan per finished dossier, growing with the log).
+    Index("ix_audit_log_subject", "subject", "id"),
 )
 _UNSEALED = text("seq IS NULL")
 Index("ix_audit_log_unsealed", audit_log.c.id, postgresql_where=_UNSEALED, sqlite_where=_UNSEALED)

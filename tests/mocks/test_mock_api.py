@@ -64,3 +64,14 @@ def test_sms_fault_can_name_one_provider(client: FlaskClient) -> None:
     # A bad body arms nothing anywhere.
     assert client.post("/sms/_mock/faults", json={"mode": "http_500", "count": 0}).status_code == 400
     assert client.get("/sms/_mock/faults").json["faults"] == []
+
+
+def test_a_process_may_serve_only_some_mocks_each_with_its_own_mock_api() -> None:
+    """`python -m mocks --only /payment`: a partner in a process of its own (the benchmarks run one per
+    partner), its `/_mock` API where it always is, and nothing of the others."""
+    alone = create_app(["/payment"]).test_client()
+    assert alone.get("/payment/_mock/requests").status_code == 200
+    assert alone.get("/national-portal/_mock/requests").status_code == 404
+    assert alone.get("/healthz").status_code == 200
+    with pytest.raises(ValueError, match="/nowhere"):
+        create_app(["/nowhere"])
