@@ -35,6 +35,18 @@ def _make(folder: str, info: dict[str, str]) -> None:
 
 _pool: concurrent.futures.ProcessPoolExecutor | None = None
 _pool_lock = threading.Lock()
+PARENT_CHECK_SECONDS = 1.0
+
+
+def _exit_with(parent: int) -> None:
+    """The helper's initializer. A pool's helper outlives a SIGKILLed worker, waiting for work forever (one
+    stray process per kill, seen in the test suite), so it watches its parent and leaves when it is gone."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            threading.Event().wait(PARENT_CHECK_SECONDS)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def make_bag(folder: Path, files: dict[str, bytes], info: dict[str, str]) -> bytes:
@@ -47,7 +59,8 @@ def make_bag(folder: Path, files: dict[str, bytes], info: dict[str, str]) -> byt
         path.write_bytes(data)
     with _pool_lock:
         if _pool is None:
-            _pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+            _pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                                           initializer=_exit_with, initargs=(os.getpid(),))
         pool = _pool
     try:
         pool.submit(_make, str(folder), info).result(timeout=600)
