@@ -34,6 +34,15 @@ def _pushed(gw) -> list[dict]:
     return requests.get(f"{gw.one_stop.base}/_mock/items", timeout=5).json()["items"]
 
 
+def _without_bodies(items: list[dict]) -> list[dict]:
+    """The items with their attachments' bodies (or the note that the archive holds them now) left out."""
+    def strip(item: dict) -> dict:
+        attachments = [{k: v for k, v in a.items() if k not in {"content_base64", "archived"}}
+                       for a in item["data"].get("attachments", [])] if isinstance(item.get("data"), dict) else None
+        return {**item, "data": {**item["data"], "attachments": attachments}} if attachments is not None else item
+    return [strip(i) for i in items]
+
+
 def _feed_from(gw, after: int) -> list[dict]:
     items, cursor = [], after
     while page := read_feed(gw, cursor, limit=500)["items"]:
@@ -49,8 +58,9 @@ def test_the_feed_reaches_the_one_stop_software_in_order(gw):
                       timeout=60)
     cursors = [int(i["cursor"]) for i in pushed]
     assert cursors == sorted(cursors) and len(cursors) == len(set(cursors))  # in order, each once
-    # What was pushed is exactly the feed, item for item.
-    assert pushed == _feed_from(gw, cursors[0] - 1)[: len(pushed)]
+    # What was pushed is exactly the feed, item for item (but for the bodies data minimisation took out of the
+    # feed since: tests/test_archive_minimise.py runs on the same stack).
+    assert _without_bodies(pushed) == _without_bodies(_feed_from(gw, cursors[0] - 1)[: len(pushed)])
     verdicts = {r["verdict"] for r in gw.one_stop.requests() if r["service"] == "webhook"}
     assert "accepted" in verdicts and not verdicts & {"bad signature", "timestamp outside tolerance"}
 
