@@ -147,6 +147,9 @@ class TestPki:
                           not_before=past, not_after=later, usage="tsa", crl_url=self.crl_url, ocsp_url=ocsp_url)
         stranger_root = _issue(_name("Unknown Root CA", "Nobody"), _key(), None, ca=True, not_before=past,
                                not_after=later)
+        # A time-stamping authority whose certificate chains to no root the gateway trusts.
+        self.stranger_tsa = _issue(_name("Unknown Time Stamping Authority", "Nobody"), _key(), stranger_root,
+                                   ca=False, not_before=past, not_after=later, usage="tsa")
         self.stranger = _issue(_name("Nguyễn Văn Lạ", "Nobody"), _key(), stranger_root, ca=False,
                                not_before=NOW - year, not_after=later)
         self_key = _key()

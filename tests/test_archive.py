@@ -12,6 +12,7 @@ import pytest
 import requests
 
 from gateway.services.archive_offline import verify_path
+from gateway.services.archive_verify import verify_built
 from mocks.pki import one_page_pdf, sign
 from tests.conftest import dossier_body, wait_for
 from tests.terminal import in_terminal
@@ -157,6 +158,26 @@ def _forged_token(tagmanifest: bytes) -> bytes:
 
     stamper = TestPki().timestamper()
     return asyncio.run(stamper.async_timestamp(hashlib.sha256(tagmanifest).digest(), "sha256")).dump()
+
+
+def test_a_package_stamped_by_an_untrusted_tsa_is_stored_but_never_counts_as_verified(arch) -> None:  # noqa: ANN001
+    set_tsa = f"{arch.tsa.base}/_mock/identity"
+    requests.put(set_tsa, json=arch.pki.stranger_tsa.as_json(), timeout=10).raise_for_status()
+    try:
+        code = finished_dossier(arch)
+        state = wait_sealed(arch, code)
+    finally:
+        requests.put(set_tsa, json=arch.pki.tsa.as_json(), timeout=10).raise_for_status()
+    # The check right after sealing caught it: minimisation, which needs verified_at, will keep every body.
+    assert state["verified_at"] is None, state
+    assert "does not verify" in state["flag"] and "0001.tsr" in state["flag"], state["flag"]
+
+
+def test_the_check_after_sealing_fails_a_stored_file_that_is_not_the_one_built(tmp_path) -> None:  # noqa: ANN001
+    stored = tmp_path / "H1.v0001.zip"
+    stored.write_bytes(b"PK the zip, cut short")
+    report = verify_built(stored, b"PK the zip, cut short and then some", tmp_path, "H1", [])
+    assert not report.ok and "is not the package built" in report.items[0].detail, report.text()
 
 
 def test_with_the_tsa_down_the_package_waits_flagged_and_seals_once_it_is_back(arch) -> None:  # noqa: ANN001

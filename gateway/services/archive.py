@@ -1,8 +1,9 @@
 """The electronic archive's use cases: seal a finished dossier's package, renew its timestamp, forget bodies.
 
 Sealing reads everything the gateway holds on the dossier, writes it as a BagIt bag, extends each signed PDF
-to long-term validation, timestamps the tag manifest with the TSA, stores the zip once and verifies it. Any
-partner failure (TSA, OCSP) leaves the package unsealed and flagged; the job retries and nothing is dropped.
+to long-term validation, timestamps the tag manifest with the TSA, stores the zip once and checks what it stored
+(verify_built). Any partner failure (TSA, OCSP) leaves the package unsealed and flagged; the job retries and
+nothing is dropped.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from gateway.domain.archive import FAILING, SEALED
 from gateway.store import archive as packages
 from gateway.store import attachment_signatures, audit, deliveries, dossiers, notifications, outbox, payments
 
-from .archive_verify import PdfCheck, Report, verify_package
+from .archive_verify import PdfCheck, Report, verify_built, verify_package
 from .unit_of_work import Context
 
 log = logging.getLogger(__name__)
@@ -140,13 +141,15 @@ class Archive:
             token = self.tsa.stamp(rules.chain_imprint(tagmanifest, [], digest), digest)
             add_tag_file(scratch, rules.token_name(1), token)
             data = zip_bag(scratch)
+            try:
+                path = self.store.write_once(code, version, data)
+            except AlreadyStored:
+                raise RetryableError(f"package version {version} of {code} appeared meanwhile; trying again") \
+                    from None
+            report = verify_built(path, data, scratch, code, self.roots, pdf_check=self.pdf_check)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-        try:
-            path = self.store.write_once(code, version, data)
-        except AlreadyStored:
-            raise RetryableError(f"package version {version} of {code} appeared meanwhile; trying again") from None
-        self.record_version(code, version, path, self.verify(path), notes=contents.notes,
+        self.record_version(code, version, path, report, notes=contents.notes,
                             dossier_bytes=contents.dossier_bytes, years=years)
 
     def verify(self, path: Path) -> Report:
