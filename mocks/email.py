@@ -152,6 +152,7 @@ class RecordingHandler:
         fault = self.store.faults.take(DATA_SERVICE)
         mode = fault.mode if fault else None
         reply = REPLY_CLIENT_GONE  # what the log says if the client hangs up during a timeout/delay sleep
+        summary: dict[str, Any] | None = None
         try:
             if fault is not None and fault.mode in ("timeout", "delay"):
                 # asyncio.sleep: other connections keep being served; a client hanging up cancels it.
@@ -169,19 +170,20 @@ class RecordingHandler:
                 if server.transport is not None:
                     asyncio.get_running_loop().call_soon(server.transport.close)
             else:
-                reply = self._record(envelope, raw)
+                reply, summary = self._record(envelope, raw)
             return reply
-        finally:  # every DATA is logged, also refused or abandoned ones
-            body = {"mail_from": envelope.mail_from, "rcpt_tos": list(envelope.rcpt_tos), "subject": _subject(raw)}
+        finally:  # every DATA is logged, also refused or abandoned ones; a stored message is parsed once
+            subject = summary["subject"] if summary is not None else _subject(raw)
+            body = {"mail_from": envelope.mail_from, "rcpt_tos": list(envelope.rcpt_tos), "subject": subject}
             self.store.log.append({"service": DATA_SERVICE, "body": body, "reply": reply, "fault": mode})
 
-    def _record(self, envelope: Envelope, raw: bytes) -> str:
+    def _record(self, envelope: Envelope, raw: bytes) -> tuple[str, dict[str, Any] | None]:
         try:
             summary = summarize(raw)
         except Exception:  # noqa: BLE001 - a message we cannot parse is refused, not a crashed session
-            return "554 5.6.0 Message could not be parsed"
+            return "554 5.6.0 Message could not be parsed", None
         self.store.add({"mail_from": envelope.mail_from, "rcpt_tos": list(envelope.rcpt_tos)} | summary, raw)
-        return REPLY_OK
+        return REPLY_OK, summary
 
 
 def start_smtp(store: MailStore, host: str = "127.0.0.1", port: int = 8025) -> Controller:

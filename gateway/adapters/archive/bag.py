@@ -6,6 +6,7 @@ see (a relative SQLite path opened meanwhile would land elsewhere), so bags are 
 
 from __future__ import annotations
 
+import atexit
 import concurrent.futures
 import logging
 import multiprocessing
@@ -61,6 +62,8 @@ def make_bag(folder: Path, files: dict[str, bytes], info: dict[str, str]) -> byt
         if _pool is None:
             _pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
                                                            initializer=_exit_with, initargs=(os.getpid(),))
+            # Left to the interpreter's teardown, a pool prints "Exception ignored in ... weakref_cb".
+            atexit.register(_pool.shutdown, wait=False, cancel_futures=True)
         pool = _pool
     try:
         pool.submit(_make, str(folder), info).result(timeout=600)
