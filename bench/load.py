@@ -47,8 +47,9 @@ MIXED_ENV = {"GATEWAY_NOTIFICATIONS__ENABLED": "true", "GATEWAY_PAYMENT__RECONCI
 
 
 def stack_options(gateway_workers: int, extra: dict[str, str] | None = None, api_workers: int = 2,
-                  notifications: bool = True) -> StackOptions:
-    env = {**MIXED_ENV, "GATEWAY_NOTIFICATIONS__ENABLED": str(notifications).lower(), **(extra or {})}
+                  notifications: bool = True, archive: bool = True) -> StackOptions:
+    env = {**MIXED_ENV, "GATEWAY_NOTIFICATIONS__ENABLED": str(notifications).lower(),
+           "GATEWAY_ARCHIVE__ENABLED": str(archive).lower(), **(extra or {})}
     return StackOptions(api_workers=api_workers, api_threads=8, gateway_workers=gateway_workers, worker_threads=4,
                         log_level="warning", extra_env=env)
 
@@ -215,7 +216,9 @@ def benchmark(args: argparse.Namespace, log_dir: Path, gateway_workers: int | No
     workers = gateway_workers or args.gateway_workers
     mix = make_mix(args)
     notifications = not args.no_notifications
-    with Stack(stack_options(workers, api_workers=args.api_workers, notifications=notifications), log_dir) as stack:
+    options = stack_options(workers, api_workers=args.api_workers, notifications=notifications,
+                            archive=not args.no_archive)
+    with Stack(options, log_dir) as stack:
         print(f"starting the stack: {args.api_workers} API processes x 8 threads, {workers} worker(s) x 4 threads "
               f"(database and queue prefix {stack.tag}) ...", flush=True)
         stack.start()
@@ -265,6 +268,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="mixed: filings, steps, payments, deliveries and their messages; events: steps only, "
                         "of dossiers filed beforehand (default mixed)")
     p.add_argument("--no-notifications", action="store_true", help="citizens are told nothing (SMS, email off)")
+    p.add_argument("--no-archive", action="store_true",
+                   help="finished dossiers are not sealed (the steps path alone; the archive is on by default)")
     p.add_argument("--journey", type=int, default=0, help="steps per dossier (default 6 mixed, 12 events)")
     p.add_argument("--batch", type=int, default=10, help="steps per one-stop request (default 10)")
     p.add_argument("--api-workers", type=int, default=2, help="gunicorn processes (default 2)")

@@ -59,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     log_dir = Path(tempfile.mkdtemp(prefix="gwmemory-"))
     mix = load.make_mix(args)
     notifications = not args.no_notifications
-    options = load.stack_options(args.gateway_workers, api_workers=args.api_workers, notifications=notifications)
+    options = load.stack_options(args.gateway_workers, api_workers=args.api_workers, notifications=notifications,
+                                 archive=not args.no_archive)
     readings: list[tuple[int, float, dict[str, float]]] = []
     started = time.monotonic()
     with Stack(options, log_dir) as stack:
