@@ -24,6 +24,7 @@ from gateway.jobs.broker import Broker, Publisher
 from gateway.jobs.runner import DeadHook, JobRunner
 from gateway.jobs.worker import PeriodicTask, Worker
 from gateway.services import audit_chain, queue_history, sla
+from gateway.services import jobs as outbox_jobs
 from gateway.services.api_keys import KeyRing
 from gateway.services.archive import Archive
 from gateway.services.archive_minimise import Minimiser
@@ -169,6 +170,8 @@ def build_worker(gateway: Gateway) -> Worker:
                      partial(audit_chain.seal_all, gateway.engine, s.audit.key)),
         PeriodicTask("queue sampling", s.jobs.sample_every_seconds,
                      partial(queue_history.sample, gateway.engine, QUEUES)),
+        PeriodicTask("job statistics", s.jobs.analyze_every_seconds, partial(outbox_jobs.refresh_statistics,
+                                                                                gateway.engine)),
     ]
     if s.archive.enabled:
         periodic.append(PeriodicTask("archive retries", s.archive.scan_interval_seconds,

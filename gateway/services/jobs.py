@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import RowMapping
+from sqlalchemy import Engine, RowMapping
 
 from gateway.store import outbox
 
@@ -30,3 +30,9 @@ def of_dossier(ctx: Context, code: str) -> list[RowMapping]:
     """Every job of one dossier (any queue, any state), oldest first."""
     with ctx.engine.connect() as conn:
         return outbox.for_key(conn, code)
+
+
+def refresh_statistics(engine: Engine) -> None:
+    """A worker's periodic task: fresh planner statistics for the jobs table (see outbox.refresh_statistics)."""
+    with engine.begin() as conn:
+        outbox.refresh_statistics(conn)
