@@ -4,11 +4,9 @@ be planned as the empty queue the last statistics saw (each per-key look-up woul
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import text
 
 from gateway.store import outbox
-from gateway.store.sql_forms import fixed_list, one_of
-from gateway.store.tables import jobs
 
 BACKLOG = """
 insert into jobs (queue, kind, ordering_key, payload, state, ready, attempts, max_attempts, next_attempt_at,
@@ -21,9 +19,7 @@ WANTED = [f"K{i}" for i in range(50)]
 
 def _plan(conn) -> str:  # noqa: ANN001
     """The plan of the look-up every step request and every finished batch makes (outbox.keys_with_unfinished)."""
-    statement = select(jobs.c.ordering_key).distinct().where(
-        jobs.c.queue == "national_portal", one_of(conn, jobs.c.ordering_key, WANTED),
-        jobs.c.state.in_(fixed_list(outbox.UNFINISHED)))
+    statement = outbox.keys_with_unfinished_query(conn, "national_portal", WANTED)
     compiled = statement.compile(conn, compile_kwargs={"literal_binds": True})
     return "\n".join(r[0] for r in conn.execute(text(f"explain {compiled}")))
 

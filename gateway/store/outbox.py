@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, and_, bindparam, exists, func, insert, or_, select, text, update
+from sqlalchemy import Connection, RowMapping, Select, and_, bindparam, exists, func, insert, or_, select, text, update
 
 from gateway import request_context
 
@@ -93,9 +93,13 @@ def enqueue_many(conn: Connection, new: list[tuple[NewJob, bool]], *, now: datet
 def keys_with_unfinished(conn: Connection, queue: str, keys: list[str]) -> set[str]:
     if not keys:
         return set()
-    return set(conn.execute(select(jobs.c.ordering_key).distinct().where(
+    return set(conn.execute(keys_with_unfinished_query(conn, queue, keys)).scalars())
+
+
+def keys_with_unfinished_query(conn: Connection, queue: str, keys: list[str]) -> Select:
+    """The look-up every step request and every finished batch makes (tests/test_job_statistics.py plans it)."""
+    return select(jobs.c.ordering_key).distinct().where(
         jobs.c.queue == queue, one_of(conn, jobs.c.ordering_key, keys), jobs.c.state.in_(fixed_list(UNFINISHED)))
-    ).scalars())
 
 
 def unfinished_of_keys(conn: Connection, queue: str, keys: list[str]) -> dict[str, RowMapping]:
