@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
 
 from sqlalchemy import Engine
 
@@ -18,7 +17,7 @@ from gateway.adapters.archive.tsa import TsaClient
 from gateway.adapters.base import BatchHandler, one_by_one
 from gateway.adapters.payment.base import PaymentProvider
 from gateway.adapters.postal.vnpost import VNPostClient
-from gateway.config import PROJECT_ROOT, Settings, load_settings
+from gateway.config import Settings, load_settings
 from gateway.domain.working_calendar import WorkingCalendar
 from gateway.jobs.broker import Broker, Publisher
 from gateway.jobs.runner import DeadHook, JobRunner
@@ -101,24 +100,13 @@ def bootstrap(settings: Settings | None = None) -> Gateway:
     return Gateway(settings, engine, broker, Publisher(broker), pay.build_providers(settings.payment), signatures)
 
 
-def archive_roots(settings: Settings) -> list:
-    """The roots a package's TSA and signer certificates must chain to (asn1crypto certificates)."""
-    from asn1crypto import x509 as asn1_x509
-
-    from gateway.signature.trust_store import TrustStore
-
-    s = settings.archive
-    folder = settings.signature.trust_path if not s.trust_dir else \
-        (Path(s.trust_dir) if Path(s.trust_dir).is_absolute() else PROJECT_ROOT / s.trust_dir)
-    return [asn1_x509.Certificate.load(r.der) for r in TrustStore.load(folder).roots]
-
-
 def build_archive(gateway: Gateway) -> Archive:
+    from gateway.services.archive_offline import roots_from
     from gateway.signature.ltv import LtvExtender, check_ltv
     from gateway.signature.sandbox import SandboxBusy, SandboxLimits, VerificationRefused, VerifierSandbox
 
     s, a = gateway.settings, gateway.settings.archive
-    roots = archive_roots(s)
+    roots = roots_from(s.archive_trust_path)  # the TSA's and signers' roots, as the CLI's checks read them
     # Extending a PDF parses hostile input, like verifying it: in the same kind of capped, killable process.
     sandbox = VerifierSandbox(partial(LtvExtender, a.tsa_url, a.tsa_timeout_seconds, [r.dump() for r in roots],
                                       a.fetch_timeout_seconds),

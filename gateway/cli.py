@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Literal, TypeVar, get_args
 import click
 
 from gateway import log_format
-from gateway.config import PROJECT_ROOT, Role, load_settings
+from gateway.config import MOCK_TRUST_DIR, Role, load_settings
 from gateway.store.database import migrate as run_migrations
 
 if TYPE_CHECKING:
@@ -276,24 +276,48 @@ def audit_group() -> None:
     """The audit log's hash chain."""
 
 
+_TRUST_HELP = ("folder of trusted roots (public/, government/); default: the configured stack's "
+               "(archive.trust_dir; under `make run` the mock TSA's var/mock-trust; else signature.trust_dir)")
+
+
+def _trust_folder(given: Path | None) -> Path:
+    """The roots a CLI check judges signatures and timestamps against: --trust, or what the stack's workers use."""
+    if given is not None:
+        return given
+    try:
+        return load_settings().archive_trust_path
+    except ValueError as exc:
+        raise click.ClickException(f"no --trust given and the configuration is refused: {exc}") from None
+
+
 @audit_group.command("verify")
 @click.option("--seal/--no-seal", default=True, show_default=True, help="seal new records first")
 @click.option("--all-anchors", is_flag=True, help="check every TSA anchor's signature, not only the newest 20")
-def audit_verify(seal: bool, all_anchors: bool) -> None:
+@click.option("--trust", "trust_dir", type=click.Path(path_type=Path), default=None, help=_TRUST_HELP)
+def audit_verify(seal: bool, all_anchors: bool, trust_dir: Path | None) -> None:
     """Check the chain and its TSA anchors; exit 1 and name each edited, missing or moved record, and records
     cut from the end up to the newest anchor."""
     from gateway.services import audit_chain
+    from gateway.services.archive_offline import roots_from
+    from gateway.signature.trust_store import TrustStoreError
 
+    folder = _trust_folder(trust_dir)
+    try:
+        roots = roots_from(folder)
+    except (TrustStoreError, OSError) as exc:
+        raise click.ClickException(f"cannot read the trusted roots in {folder}: {exc}") from None
+    # Said first, on stderr: stdout is the JSON report alone, which says it again as its first key.
+    click.echo(f"trusting roots from {folder} ({len(roots)} roots)", err=True)
     gateway = bootstrap()
     try:
         if seal:
             audit_chain.seal_all(gateway.engine, gateway.settings.audit.key)
-        report = audit_chain.verify(gateway.engine, gateway.settings.audit.key, gateway.archive.roots,
+        report = audit_chain.verify(gateway.engine, gateway.settings.audit.key, roots,
                                     track=_tracked(lambda n: f"verify {n} audit records"),
                                     **({"anchor_signatures": None} if all_anchors else {}))
     finally:
         gateway.close()
-    click.echo(json.dumps(report, ensure_ascii=False, indent=2))
+    click.echo(json.dumps({"trust": f"{folder} ({len(roots)} roots)", **report}, ensure_ascii=False, indent=2))
     if not report["ok"]:
         sys.exit(1)
 
@@ -305,12 +329,15 @@ def archive_group() -> None:
 
 @archive_group.command("verify")
 @click.argument("path", type=click.Path(path_type=Path))
-@click.option("--trust", "trust_dir", type=click.Path(path_type=Path), default=None,
-              help="folder of trusted roots (public/, government/); default: archive.trust_dir or signature.trust_dir")
+@click.option("--trust", "trust_dir", type=click.Path(path_type=Path), default=None, help=_TRUST_HELP)
+@click.option("--expect", default=None, metavar="CODE[.vNNNN]",
+              help="fail unless the package holds this dossier (and version); without it a file named for "
+                   "another package gets a note, not a failure")
 @click.option("--json", "as_json", is_flag=True, help="the report as JSON")
 @click.option("--at", "at", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]), default=None,
               help="verify as of this UTC date (default: now), e.g. after a TSA certificate has ended")
-def archive_verify(path: Path, trust_dir: Path | None, as_json: bool, at: datetime | None) -> None:
+def archive_verify(path: Path, trust_dir: Path | None, expect: str | None, as_json: bool,
+                   at: datetime | None) -> None:
     """Check a package offline (the zip, or the bag unpacked): every file, the timestamps, the PDFs' LTV
     signatures. Prints a verdict per item; exit 1 when any item fails. Needs no database and no network."""
     import logging
@@ -321,7 +348,8 @@ def archive_verify(path: Path, trust_dir: Path | None, as_json: bool, at: dateti
     for name in ("pyhanko", "pyhanko_certvalidator"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
     track = _tracked(lambda n: f"verify {path.name}: {n} checks", hidden=as_json)
-    report = verify_path(path, trust_dir, at.replace(tzinfo=UTC) if at else None, track=track)
+    report = verify_path(path, _trust_folder(trust_dir), at.replace(tzinfo=UTC) if at else None, track=track,
+                         expect=expect)
     click.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2) if as_json else report.text())
     if not report.ok:
         sys.exit(1)
@@ -367,12 +395,12 @@ def run_all(mock_port: int) -> None:
     exe = [sys.executable, "-m"]
     mocks, env = [*exe, "mocks", "--port", str(mock_port)], dict(os.environ)
     archive = gateway.settings.archive
-    if not archive.trust_dir and archive.tsa_url.startswith(f"http://127.0.0.1:{mock_port}/"):
+    if archive.tsa_is_bundled_mock(mock_port):
         # The TSA is the mock, with a PKI of its own made at start: the archive trusts its roots, so packages
-        # verify (and can be minimised) under `make run` too. A configured archive.trust_dir is left alone.
-        trust = PROJECT_ROOT / "var" / "mock-trust"
-        mocks += ["--trust-out", str(trust)]
-        env["GATEWAY_ARCHIVE__TRUST_DIR"] = str(trust)
+        # verify (and can be minimised) under `make run` too, and so does a CLI check run beside it
+        # (Settings.archive_trust_path). A configured archive.trust_dir is left alone.
+        mocks += ["--trust-out", str(MOCK_TRUST_DIR)]
+        env["GATEWAY_ARCHIVE__TRUST_DIR"] = str(MOCK_TRUST_DIR)
     procs = [subprocess.Popen(mocks)]
     _wait_until_up(f"http://127.0.0.1:{mock_port}/healthz", procs[0])  # the roots are written before it serves
     procs += [subprocess.Popen([*exe, "gateway", "serve", "--workers", "1"], env=env),

@@ -17,6 +17,7 @@ from pydantic_settings import (
 )
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+MOCK_TRUST_DIR = PROJECT_ROOT / "var" / "mock-trust"  # where `make run`'s TSA and OCSP mocks write their roots
 DEFAULT_CONFIG = PROJECT_ROOT / "config" / "default.toml"
 
 # The mocks' secrets, in config/default.toml: fine on a laptop, refused in production.
@@ -309,6 +310,11 @@ class ArchiveSettings(BaseModel):
             raise ValueError(f"archive.retention names {', '.join(twice)} more than once")
         return rules
 
+    def tsa_is_bundled_mock(self, mock_port: int = 8001) -> bool:
+        """The TSA is the mocks server of `make run` (on this machine, at `mock_port`) and no trust folder is set:
+        the archive then trusts the roots that mock writes to MOCK_TRUST_DIR."""
+        return not self.trust_dir and self.tsa_url.startswith(f"http://127.0.0.1:{mock_port}/")
+
     def retention_years(self, procedure_code: str) -> int:
         """The retention period of a procedure's packages, in years (0: permanent): its rule, or the default."""
         rule = next((r for r in self.retention if r.procedure_code == procedure_code), None)
@@ -375,6 +381,18 @@ class Settings(BaseSettings):
             files.append(Path(extra))
         # Later files win in TomlConfigSettingsSource's deep merge.
         return init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=files)
+
+    @property
+    def archive_trust_path(self) -> Path:
+        """The roots archive packages and audit anchors are judged against, by the worker and by every CLI check
+        alike: archive.trust_dir; else, under `make run` (the TSA is the bundled mock, which has written its
+        roots), MOCK_TRUST_DIR; else signature.trust_dir."""
+        if self.archive.trust_dir:
+            path = Path(self.archive.trust_dir)
+            return path if path.is_absolute() else PROJECT_ROOT / path
+        if self.archive.tsa_is_bundled_mock() and MOCK_TRUST_DIR.is_dir():
+            return MOCK_TRUST_DIR
+        return self.signature.trust_path
 
     def secrets(self) -> list[str]:
         """Every configured secret: the logs mask them wherever they appear."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import re
 import signal
 import zipfile
@@ -138,15 +139,37 @@ def test_a_damaged_package_gets_a_clear_verdict_never_a_traceback(arch, tmp_path
     truncated.parent.mkdir()
     truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     cases["truncated"] = (truncated, "package")
-    renamed_file = tmp_path / "other.zip"
-    renamed_file.write_bytes(good.read_bytes())
-    cases["file renamed"] = (renamed_file, "file name")
     for what, (path, item) in cases.items():
         report = verify_path(path, trust)
         assert not report.ok, what
         assert verdicts(report).get(item) == "FAILED", (what, report.text())
     cli = arch.gateway_cli("archive", "verify", str(truncated), "--trust", str(trust))
     assert cli.returncode == 1 and "Traceback" not in cli.stdout + cli.stderr and "FAILED" in cli.stdout
+
+
+def test_a_renamed_download_passes_with_a_note_and_expect_makes_the_name_a_check(arch, tmp_path) -> None:  # noqa: ANN001
+    code = finished_dossier(arch)
+    wait_sealed(arch, code)
+    renamed = tmp_path / "good.zip"  # as `curl -o`, a browser or a mail attachment names it
+    renamed.write_bytes(download(arch, code, tmp_path).read_bytes())
+    trust = arch.tmp / "trust"
+    report = verify_path(renamed, trust)
+    assert report.ok and (report.code, report.version) == (code, 1), report.text()
+    note = next(i for i in report.items if i.item == "file name")
+    assert note.verdict == "NOTE" and f"dossier {code}, version 1" in note.detail, note.detail
+    assert "good.zip" in note.detail and f"{code}.v0001.zip" in note.detail, note.detail
+    for expect, ok in ((code, True), (f"{code}.v0001", True), (f"{code}.v0002", False), ("H99-240725-0001", False)):
+        checked = verify_path(renamed, trust, expect=expect)
+        item = next(i for i in checked.items if i.item == "expected package")
+        assert checked.ok is ok and item.verdict == ("PASSED" if ok else "FAILED"), (expect, checked.text())
+        assert not any(i.item == "file name" for i in checked.items)  # the check replaces the note
+    # The CLI without --trust trusts what the stack's workers trust, and says so first.
+    cli = arch.gateway_cli("archive", "verify", str(renamed))
+    first, *_, last = cli.stdout.splitlines()
+    assert cli.returncode == 0 and first == f"trusting roots from {trust} (2 roots)", cli.stdout + cli.stderr
+    assert "NOTE" in cli.stdout and last.startswith("PASSED"), cli.stdout
+    wrong = arch.gateway_cli("archive", "verify", str(renamed), "--expect", f"{code}.v0002", "--json")
+    assert wrong.returncode == 1 and json.loads(wrong.stdout)["trust"] == f"{trust} (2 roots)", wrong.stdout
 
 
 def _forged_token(tagmanifest: bytes) -> bytes:

@@ -97,6 +97,13 @@ def test_records_cut_from_the_end_up_to_an_anchor_are_found(anchoring) -> None: 
     finally:
         put_back(gw, removed)
     assert verify(gw)["ok"] is True
+    # The CLI, given no --trust, trusts the roots the stack's archive trusts (the mock TSA's), and says so first.
+    intact = gw.gateway_cli("audit", "verify", "--no-seal")
+    trust = f"{gw.tmp / 'trust'} (2 roots)"
+    report = json.loads(intact.stdout)
+    assert intact.returncode == 0 and report["ok"] and list(report)[0] == "trust" and report["trust"] == trust, \
+        intact.stdout + intact.stderr
+    assert f"trusting roots from {trust}\n" in intact.stderr, intact.stderr  # stdout stays the JSON alone
 
 
 def test_records_cut_after_the_newest_anchor_go_unseen_the_documented_limit(anchoring) -> None:  # noqa: ANN001

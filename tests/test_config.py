@@ -103,3 +103,22 @@ def test_retention_is_per_procedure_with_a_default_and_one_rule_a_procedure(monk
                                                      '{"procedure_code": "1.1", "years": 20}]')
     with pytest.raises(ValidationError, match="names 1.1 more than once"):
         load_settings()
+
+
+def test_checks_trust_what_the_stack_trusts_the_mock_tsas_roots_under_make_run(monkeypatch, tmp_path):
+    """`archive verify` and `audit verify` without --trust read Settings.archive_trust_path, as the workers do."""
+    from gateway import config
+
+    for name in ("GATEWAY_CONFIG", "GATEWAY_ARCHIVE__TRUST_DIR", "GATEWAY_ARCHIVE__TSA_URL",
+                 "GATEWAY_SIGNATURE__TRUST_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    mock_trust = tmp_path / "var" / "mock-trust"
+    monkeypatch.setattr(config, "MOCK_TRUST_DIR", mock_trust)
+    # The bundled mock TSA before `make run` wrote its roots: signature.trust_dir.
+    assert load_settings().archive_trust_path == config.PROJECT_ROOT / "config" / "trust"
+    mock_trust.mkdir(parents=True)
+    assert load_settings().archive_trust_path == mock_trust  # `make run` wrote them: the mock TSA's roots
+    monkeypatch.setenv("GATEWAY_ARCHIVE__TSA_URL", "https://tsa.example.vn/")  # a real TSA: the signature roots
+    assert load_settings().archive_trust_path == config.PROJECT_ROOT / "config" / "trust"
+    monkeypatch.setenv("GATEWAY_ARCHIVE__TRUST_DIR", str(tmp_path / "roots"))  # a configured folder wins
+    assert load_settings().archive_trust_path == tmp_path / "roots"

@@ -39,6 +39,24 @@ def package_name(code: str, version: int) -> str:
     return f"{safe_name(code)}.v{version:04d}.zip"
 
 
+# What a package says it is, written as the zip's comment when it is stored: "<code>.v0001". Not evidence (the
+# comment is outside the bag, as the file name is); the dossier code it names is checked against bag-info.txt,
+# which the manifests and the archive timestamp cover.
+_LABEL = re.compile(r"^(?P<code>.+?)(?:\.v(?P<version>\d{1,6}))?$")
+
+
+def package_label(code: str, version: int) -> str:
+    return f"{code}.v{version:04d}"
+
+
+def parse_label(text: str) -> tuple[str, int | None]:
+    """`CODE` or `CODE.vNNNN` (as `gateway archive verify --expect` takes it) -> (code, version or None)."""
+    m = _LABEL.match(text.strip())
+    if m is None:
+        raise ValueError(f"not a dossier code or CODE.vNNNN: {text!r}")
+    return m["code"], int(m["version"]) if m["version"] else None
+
+
 def token_name(n: int) -> str:
     return f"{TIMESTAMP_DIR}/{n:04d}{TOKEN_SUFFIX}"
 
@@ -89,7 +107,8 @@ def renewal_helps(*, old_not_after: datetime | None, old_digest: str | None, new
     return new_not_after is not None and (old_not_after is None or new_not_after > old_not_after)
 
 
-PASSED, FAILED, WARNING = "PASSED", "FAILED", "WARNING"  # verdicts of `gateway archive verify`
+# Verdicts of `gateway archive verify`. A NOTE is information (what a renamed file holds), not a doubt.
+PASSED, FAILED, WARNING, NOTE = "PASSED", "FAILED", "WARNING", "NOTE"
 
 
 @dataclass(frozen=True)
@@ -97,7 +116,7 @@ class Item:
     """One verdict of a package's verification: a file, a timestamp, a PDF signature."""
 
     item: str
-    verdict: str  # PASSED, FAILED, or WARNING (not a failure: something an auditor should know)
+    verdict: str  # PASSED, FAILED, WARNING (not a failure: something an auditor should know), or NOTE
     detail: str
 
 

@@ -140,7 +140,7 @@ class Archive:
             digest = self.settings.timestamp_digest
             token = self.tsa.stamp(rules.chain_imprint(tagmanifest, [], digest), digest)
             add_tag_file(scratch, rules.token_name(1), token)
-            data = zip_bag(scratch)
+            data = zip_bag(scratch, rules.package_label(code, version))
             try:
                 path = self.store.write_once(code, version, data)
             except AlreadyStored:

@@ -93,7 +93,7 @@ class ArchiveRenewal:
             self._wait(code, row["version"], now, f"{reason}, but the package does not verify, not renewed: {failed}")
             return
         try:
-            data = self._with_new_token(code, current, row, reason, now)
+            data = self._with_new_token(code, version, current, row, reason, now)
         except RetryableError as exc:
             with self.archive.ctx.engine.begin() as conn:
                 packages.change_at_version(conn, code, row["version"], now=now,
@@ -113,7 +113,8 @@ class ArchiveRenewal:
             self._wait(code, version, now, f"renewed to version {version}, but {still} as well: a TSA certificate "
                                            "that lasts longer is needed")
 
-    def _with_new_token(self, code: str, current: Path, row: Any, reason: str, now: datetime) -> bytes | None:
+    def _with_new_token(self, code: str, version: int, current: Path, row: Any, reason: str,
+                        now: datetime) -> bytes | None:
         """The package with one more token over the chain (zip bytes), or None when that would not help."""
         scratch = self.archive.store.scratch(code)
         try:
@@ -132,7 +133,7 @@ class ArchiveRenewal:
                                                       f"({info.tsa}, certificates ending {ends}): not renewed")
                 return None
             add_tag_file(folder, rules.token_name(len(tokens) + 1), token)
-            return zip_bag(folder)
+            return zip_bag(folder, rules.package_label(code, version))
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 

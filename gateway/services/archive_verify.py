@@ -19,15 +19,18 @@ from typing import Any
 from asn1crypto import cms
 from asn1crypto import x509 as asn1_x509
 
-from gateway.adapters.archive.bag import TAGMANIFEST, UnreadablePackage, check_bag, open_bag, unzip_to
+from gateway.adapters.archive.bag import TAGMANIFEST, UnreadablePackage, check_bag, open_bag, unzip_to, zip_label
 from gateway.domain.archive import (
     FAILED,
+    NOTE,
     PASSED,
     TIMESTAMP_DIR,
     TOKEN_SUFFIX,
     WARNING,
     Item,
     chain_imprint,
+    package_name,
+    parse_label,
     safe_name,
 )
 from gateway.signature.timestamp_token import (
@@ -43,7 +46,7 @@ from gateway.signature.timestamp_token import (
 
 from .progress import Track, untracked
 
-__all__ = ["FAILED", "PASSED", "WARNING", "Item", "PdfCheck", "Report", "verify_built", "verify_package"]
+__all__ = ["FAILED", "NOTE", "PASSED", "WARNING", "Item", "PdfCheck", "Report", "verify_built", "verify_package"]
 
 
 @dataclass
@@ -52,17 +55,20 @@ class Report:
     code: str | None = None
     items: list[Item] = field(default_factory=list)
     timestamps: list[dict[str, Any]] = field(default_factory=list)  # each token's time, TSA and certificate end
+    version: int | None = None  # the package version the file says it holds (its zip label), when it says
+    trust: str | None = None  # the trust folder the roots came from, for the report's first line
 
     @property
     def ok(self) -> bool:
         return bool(self.items) and all(i.verdict != FAILED for i in self.items)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "code": self.code, "ok": self.ok, "items": [asdict(i) for i in self.items],
-                "timestamps": self.timestamps}
+        return {"trust": self.trust, "path": self.path, "code": self.code, "version": self.version, "ok": self.ok,
+                "items": [asdict(i) for i in self.items], "timestamps": self.timestamps}
 
     def text(self) -> str:
-        lines = [f"{i.verdict:<8} {i.item}: {i.detail}" for i in self.items]
+        lines = [f"trusting roots from {self.trust}"] if self.trust else []
+        lines += [f"{i.verdict:<8} {i.item}: {i.detail}" for i in self.items]
         lines.append(f"{'PASSED' if self.ok else 'FAILED'}  package {self.code or '?'} ({self.path})")
         return "\n".join(lines)
 
@@ -72,7 +78,9 @@ PdfCheck = Callable[[str, bytes, list[asn1_x509.Certificate], datetime], list[It
 
 
 def verify_package(path: Path, roots: list[asn1_x509.Certificate], *, now: datetime | None = None,
-                   pdf_check: PdfCheck | None = None, track: Track = untracked) -> Report:
+                   pdf_check: PdfCheck | None = None, track: Track = untracked, expect: str | None = None) -> Report:
+    """`expect` (CODE or CODE.vNNNN) makes what the package holds a check; without it a file named for another
+    package gets a note, since renaming a file changes nothing it proves."""
     now = now or datetime.now(UTC)
     report = Report(str(path))
     if not path.exists():
@@ -87,7 +95,7 @@ def verify_package(path: Path, roots: list[asn1_x509.Certificate], *, now: datet
             return report
         report.code = bag.info.get("External-Identifier")
         # One step each, in this order, so that a caller can show how far the check got.
-        steps = [partial(_check_files, report, bag), partial(_check_name, report, path),
+        steps = [partial(_check_files, report, bag), partial(_check_name, report, path, expect),
                  partial(_check_timestamps, report, folder, roots, now)]
         if pdf_check is not None:
             steps += [partial(_check_pdf, report, pdf_check, pdf_path, data, roots, now)
@@ -121,10 +129,31 @@ def verify_built(path: Path, built: bytes, folder: Path, code: str, roots: list[
     return report
 
 
-def _check_name(report: Report, path: Path) -> None:
-    if path.is_file() and report.code and not path.name.startswith(safe_name(report.code)):
-        report.items.append(Item("file name", FAILED, f"the file is named {path.name} but holds the package of "
-                                                      f"dossier {report.code}: renamed"))
+def _check_name(report: Report, path: Path, expect: str | None = None) -> None:
+    """What the package holds: the dossier of its bag-info.txt (covered by the manifests and the timestamp) and
+    the version its zip label names, if that label is for the same dossier. The file name is only compared."""
+    label_code, version = parse_label(label) if path.is_file() and (label := zip_label(path)) else (None, None)
+    report.version = version if label_code is not None and label_code == report.code else None
+    holds = (f"dossier {report.code}" if report.code else "a package naming no dossier") + \
+        (f", version {report.version}" if report.version is not None else "")
+    if expect is not None:
+        want_code, want_version = parse_label(expect)
+        if want_code != report.code or want_version not in (None, report.version):
+            report.items.append(Item("expected package", FAILED, f"expected {expect}, but the file holds {holds}"))
+        else:
+            report.items.append(Item("expected package", PASSED, f"the file holds {holds}, as expected"))
+        return
+    if not path.is_file() or not report.code:
+        return
+    if report.version is not None:
+        usual = package_name(report.code, report.version)
+        named_so = path.name == usual
+    else:
+        usual, named_so = f"{safe_name(report.code)}.vNNNN.zip", path.name.startswith(safe_name(report.code))
+    if not named_so:
+        report.items.append(Item("file name", NOTE, f"the file is named {path.name} and holds {holds} (its usual "
+                                                    f"name: {usual}); a name proves nothing, so nothing fails for it "
+                                                    "(--expect CODE[.vNNNN] makes it a check)"))
 
 
 def _check_pdf(report: Report, pdf_check: PdfCheck, pdf_path: str, data: bytes, roots: list[asn1_x509.Certificate],

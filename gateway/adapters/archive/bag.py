@@ -80,12 +80,14 @@ def add_tag_file(folder: Path, name: str, data: bytes) -> None:
     path.write_bytes(data)
 
 
-def zip_bag(folder: Path) -> bytes:
-    """The bag as one zip, members in name order with fixed times, so the same bag gives the same bytes."""
+def zip_bag(folder: Path, label: str = "") -> bytes:
+    """The bag as one zip, members in name order with fixed times, so the same bag gives the same bytes; `label`
+    (domain/archive.py package_label) is the zip's comment, so that a renamed file still says what it is."""
     import io
 
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.comment = label.encode()
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):
             member = zipfile.ZipInfo(path.relative_to(folder).as_posix(), date_time=(2000, 1, 1, 0, 0, 0))
             member.compress_type = zipfile.ZIP_DEFLATED
@@ -113,6 +115,15 @@ def unzip_to(data_or_path: Path, folder: Path) -> Path:
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
         raise UnreadablePackage(f"not a readable zip: {type(exc).__name__}: {exc}") from None
     return folder
+
+
+def zip_label(path: Path) -> str | None:
+    """The label a package zip carries as its comment (zip_bag), or None: none, not a zip, not text."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return zf.comment.decode() or None
+    except (zipfile.BadZipFile, OSError, UnicodeDecodeError, ValueError):
+        return None
 
 
 def open_bag(folder: Path) -> bagit.Bag:
