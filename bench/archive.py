@@ -122,7 +122,7 @@ class Bench:
         return wait_until(sealed, timeout, f"{len(codes)} packages sealed", interval=0.2)
 
     def verify_seconds(self, rows: list[dict[str, Any]]) -> list[float]:
-        from gateway.services.archive_offline import verify_path
+        from gateway.services.archive.offline import verify_path
 
         out = []
         for row in rows:

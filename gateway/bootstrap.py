@@ -22,20 +22,22 @@ from gateway.domain.working_calendar import WorkingCalendar
 from gateway.jobs.broker import Broker, Publisher
 from gateway.jobs.runner import DeadHook, JobRunner
 from gateway.jobs.worker import PeriodicTask, Worker
-from gateway.services import audit_chain, queue_history, sla
-from gateway.services import jobs as outbox_jobs
-from gateway.services.api_keys import KeyRing
-from gateway.services.archive import Archive
-from gateway.services.archive_minimise import Minimiser
-from gateway.services.archive_renewal import ArchiveRenewal
-from gateway.services.audit_anchors import AuditAnchoring
-from gateway.services.deliveries import DeliveryJobs
-from gateway.services.notifications import NotificationJobs, Notifier
-from gateway.services.payment_jobs import PaymentJobs
-from gateway.services.rate_limit import LocalBuckets, RateLimiter, RedisWindow
-from gateway.services.signatures import AttachmentSignatureJobs, Signatures
+from gateway.services.access.api_keys import KeyRing
+from gateway.services.access.rate_limit import LocalBuckets, RateLimiter, RedisWindow
+from gateway.services.archive.minimise import Minimiser
+from gateway.services.archive.renewal import ArchiveRenewal
+from gateway.services.archive.sealing import Archive
+from gateway.services.audit import chain as audit_chain
+from gateway.services.audit.anchors import AuditAnchoring
+from gateway.services.dossiers import sla
+from gateway.services.dossiers.deliveries import DeliveryJobs
+from gateway.services.dossiers.signatures import AttachmentSignatureJobs, Signatures
+from gateway.services.notifications.messages import NotificationJobs, Notifier
+from gateway.services.one_stop.webhook_push import WebhookPusher
+from gateway.services.ops import jobs as outbox_jobs
+from gateway.services.ops import queue_history
+from gateway.services.payments.jobs import PaymentJobs
 from gateway.services.unit_of_work import Context
-from gateway.services.webhook_push import WebhookPusher
 from gateway.store.database import make_engine
 
 QUEUES = [np.QUEUE, pay.QUEUE, sms_email.QUEUE, postal.QUEUE, signature.QUEUE, archiving.QUEUE]
@@ -101,7 +103,7 @@ def bootstrap(settings: Settings | None = None) -> Gateway:
 
 
 def build_archive(gateway: Gateway) -> Archive:
-    from gateway.services.archive_offline import roots_from
+    from gateway.services.archive.offline import roots_from
     from gateway.signature.ltv import LtvExtender, check_ltv
     from gateway.signature.sandbox import SandboxBusy, SandboxLimits, VerificationRefused, VerifierSandbox
 

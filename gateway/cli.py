@@ -140,7 +140,7 @@ def dead_letters_group() -> None:
 @click.option("--queue", default=None)
 def dl_list(queue: str | None) -> None:
     from gateway.api.views import job
-    from gateway.services import dead_letters
+    from gateway.services.ops import dead_letters
 
     rows = dead_letters.list_dead(bootstrap().context, queue=queue)
     click.echo(json.dumps([job(r) for r in rows], ensure_ascii=False, indent=2))
@@ -175,7 +175,7 @@ def dl_discard_all(queue: str | None, kind: str | None) -> None:
 
 
 def _settle_all(action: Literal["retry", "discard"], queue: str | None, kind: str | None) -> None:
-    from gateway.services import dead_letters
+    from gateway.services.ops import dead_letters
 
     gateway = bootstrap()
     try:
@@ -206,8 +206,8 @@ def _tracked(label: Callable[[int], str], *, hidden: bool = False) -> Track:
 
 
 def _operate(action: str, job_id: int) -> None:
-    from gateway.services import dead_letters
     from gateway.services.errors import NotFound
+    from gateway.services.ops import dead_letters
 
     gateway = bootstrap()
     try:
@@ -297,8 +297,8 @@ def _trust_folder(given: Path | None) -> Path:
 def audit_verify(seal: bool, all_anchors: bool, trust_dir: Path | None) -> None:
     """Check the chain and its TSA anchors; exit 1 and name each edited, missing or moved record, and records
     cut from the end up to the newest anchor."""
-    from gateway.services import audit_chain
-    from gateway.services.archive_offline import roots_from
+    from gateway.services.archive.offline import roots_from
+    from gateway.services.audit import chain as audit_chain
     from gateway.signature.trust_store import TrustStoreError
 
     folder = _trust_folder(trust_dir)
@@ -342,7 +342,7 @@ def archive_verify(path: Path, trust_dir: Path | None, expect: str | None, as_js
     signatures. Prints a verdict per item; exit 1 when any item fails. Needs no database and no network."""
     import logging
 
-    from gateway.services.archive_offline import verify_path
+    from gateway.services.archive.offline import verify_path
 
     # pyHanko logs each failed check with its traceback; the verdicts say it once, for a reader.
     for name in ("pyhanko", "pyhanko_certvalidator"):

@@ -10,7 +10,7 @@ import uuid
 import pytest
 from sqlalchemy import select
 
-from gateway.services.rate_limit import LocalBuckets, RedisWindow
+from gateway.services.access.rate_limit import LocalBuckets, RedisWindow
 from gateway.store.tables import api_keys
 
 from .conftest import dossier_body, wait_for

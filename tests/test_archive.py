@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from gateway.services.archive_offline import verify_path
-from gateway.services.archive_verify import verify_built
+from gateway.services.archive.offline import verify_path
+from gateway.services.archive.verify import verify_built
 from mocks.pki import one_page_pdf, sign
 from tests.conftest import dossier_body, wait_for
 from tests.terminal import in_terminal

@@ -17,8 +17,8 @@ from gateway.adapters.archive.bag import add_tag_file, make_bag, zip_bag
 from gateway.adapters.archive.tsa import TsaClient
 from gateway.domain.archive import chain_imprint, token_name
 from gateway.domain.minimisation import archived_record, kept_because, without_bodies
-from gateway.services.archive_offline import roots_from
-from gateway.services.archive_verify import verify_package
+from gateway.services.archive.offline import roots_from
+from gateway.services.archive.verify import verify_package
 from gateway.store.tables import archive_packages, audit_log, feed_items, jobs, notification_attachments
 from mocks.pki import one_page_pdf, sign
 from tests.conftest import ServerProcess, dossier_body, wait_for

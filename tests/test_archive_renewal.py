@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 
-from gateway.services.archive_offline import verify_path
+from gateway.services.archive.offline import verify_path
 
 from .conftest import wait_for
 from .test_archive import arch, download, finished_dossier, package_state, verdicts, wait_sealed  # noqa: F401

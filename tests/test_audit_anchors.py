@@ -11,7 +11,7 @@ import requests
 from sqlalchemy import delete, insert, select, update
 
 from gateway.domain.archive import anchor_imprint
-from gateway.services import audit_chain
+from gateway.services.audit import chain as audit_chain
 from gateway.store import archive as packages
 from gateway.store.tables import audit_anchors, audit_log
 

@@ -10,7 +10,7 @@ import requests
 from sqlalchemy import update
 
 from gateway.adapters.postal.callback_signature import sign
-from gateway.services import sla
+from gateway.services.dossiers import sla
 from gateway.store.tables import deliveries
 
 from .conftest import dossier_body, wait_for

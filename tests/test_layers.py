@@ -1,5 +1,6 @@
 """The rooms and their doors, checked on the source: a route handler reads and writes through
-`gateway/services/`, never the store itself, so a rule about reading dossiers lives in one place."""
+`gateway/services/`, never the store itself, so a rule about reading dossiers lives in one place; and no
+arrow runs back up from the use cases or below to the wiring and the entry points."""
 
 from __future__ import annotations
 
@@ -38,6 +39,25 @@ def reaching(folder: str, forbidden: str) -> list[str]:
 
 def test_the_api_reaches_the_store_only_through_services() -> None:
     assert reaching("gateway/api", "gateway.store") == []
+
+
+LOWER = ("gateway/services", "gateway/store", "gateway/domain", "gateway/adapters")
+UPPER = ("gateway.bootstrap", "gateway.cli", "gateway.app", "gateway.api")
+
+
+def test_no_arrow_runs_back_up_from_the_use_cases_and_below() -> None:
+    """What a use case needs from the wiring is passed in: the rooms below never import the ones above."""
+    assert [line for low in LOWER for up in UPPER for line in reaching(low, up)] == []
+
+
+def test_services_are_rooms_by_capability() -> None:
+    """At the top of services/ only what every use case shares; each capability a package with its opening line."""
+    services = ROOT / "gateway" / "services"
+    assert sorted(p.name for p in services.glob("*.py")) == ["__init__.py", "errors.py", "progress.py",
+                                                             "unit_of_work.py"]
+    for package in (p for p in services.iterdir() if p.is_dir() and p.name != "__pycache__"):
+        opening = ast.get_docstring(ast.parse((package / "__init__.py").read_text(encoding="utf-8")))
+        assert opening, f"{package.name}/__init__.py says nothing of what the package serves"
 
 
 def test_every_way_of_importing_the_store_is_seen() -> None:

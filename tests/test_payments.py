@@ -13,7 +13,7 @@ import requests
 from sqlalchemy import select, update
 
 from gateway.domain.payment import PaymentRequestIn
-from gateway.services import payments as service
+from gateway.services.payments import orders as service
 from gateway.store.tables import audit_log, jobs, payments
 from mocks.payment import CALLBACK_ORDER, platform_checksum, vnpay_query_hash
 

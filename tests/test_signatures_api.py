@@ -11,7 +11,7 @@ import requests
 from cryptography.hazmat.primitives import hashes
 
 from gateway.config import SignatureSettings
-from gateway.services.signatures import Signatures
+from gateway.services.dossiers.signatures import Signatures
 from gateway.signature.sandbox import VerificationRefused
 from mocks.pki import change_page_text, one_page_pdf, sign
 

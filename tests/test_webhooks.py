@@ -122,7 +122,7 @@ def test_a_pusher_that_dies_mid_push_hands_over_without_a_second_copy_of_anythin
     from sqlalchemy import update
 
     from gateway.config import JobSettings, WebhookSettings
-    from gateway.services import webhook_push
+    from gateway.services.one_stop import webhook_push
     from gateway.store.tables import webhook_cursor
 
     receiver = _Receiver()
@@ -146,7 +146,7 @@ def test_a_batch_whose_answer_never_came_is_resent_under_its_own_id_after_a_take
     from sqlalchemy import update
 
     from gateway.config import JobSettings, WebhookSettings
-    from gateway.services import webhook_push
+    from gateway.services.one_stop import webhook_push
     from gateway.store.tables import webhook_cursor
 
     receiver, sent = _Receiver(), []

@@ -6,7 +6,7 @@ from flask import Blueprint, current_app, send_file
 from flask.typing import ResponseReturnValue
 
 from gateway.domain.archive import SEALED, safe_name
-from gateway.services.dossiers import archive_package
+from gateway.services.dossiers.filing import archive_package
 from gateway.services.errors import Conflict, NotFound
 
 from .auth import require

@@ -1,5 +1,5 @@
 """API keys: `Authorization: Bearer <key>`, each key with roles, known by its SHA-256 hash (settings or
-database, services/api_keys.py), and held to its rate limit (429 with Retry-After)."""
+database, services/access/api_keys.py), and held to its rate limit (429 with Retry-After)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import current_app, g, request
 
-from gateway.services.api_keys import Caller
+from gateway.services.access.api_keys import Caller
 
 from .errors import ApiError
 

@@ -18,8 +18,9 @@ from gateway.adapters.postal import callback_signature
 from gateway.adapters.postal.vnpost import Tracking, VNPostClient
 from gateway.domain.delivery import TrackingIn
 from gateway.domain.dossier import DossierIn
-from gateway.services import deliveries, payment_callbacks
-from gateway.services import dossiers as service
+from gateway.services.dossiers import deliveries
+from gateway.services.dossiers import filing as service
+from gateway.services.payments import callbacks as payment_callbacks
 
 from .auth import require
 from .body import parse, unstorable

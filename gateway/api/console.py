@@ -19,9 +19,11 @@ from flask import Blueprint, Response, current_app, flash, redirect, render_temp
 from gateway.domain import archive as archive_rules
 from gateway.domain.codes import STATUS_LABELS_VI, Status
 from gateway.domain.dossier import VN_TZ
-from gateway.services import adapter_health, archive_packages, dead_letters, jobs, queue_history, sla
-from gateway.services.api_keys import digest
+from gateway.services.access.api_keys import digest
+from gateway.services.archive import packages as archive_packages
+from gateway.services.dossiers import sla
 from gateway.services.errors import NotFound
+from gateway.services.ops import adapter_health, dead_letters, jobs, queue_history
 
 from . import queue_chart
 from .errors import ApiError

@@ -6,7 +6,7 @@ from flask import Blueprint, current_app, g, jsonify
 from flask.typing import ResponseReturnValue
 
 from gateway.domain.delivery import DeliveryIn, DeliveryState
-from gateway.services import deliveries as service
+from gateway.services.dossiers import deliveries as service
 
 from . import views
 from .auth import require

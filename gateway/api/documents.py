@@ -6,7 +6,7 @@ from urllib.parse import quote
 
 from flask import Blueprint, Response, current_app
 
-from gateway.services import archive_files as service
+from gateway.services.archive import files as service
 
 from .auth import require
 

@@ -10,11 +10,11 @@ from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
-from gateway.services.api_keys import InvalidKey
-from gateway.services.archive_files import ArchiveDamaged, ArchiveMissing
-from gateway.services.deliveries import UnknownStatusCode, Unprocessable
+from gateway.services.access.api_keys import InvalidKey
+from gateway.services.archive.files import ArchiveDamaged, ArchiveMissing
+from gateway.services.dossiers.deliveries import UnknownStatusCode, Unprocessable
 from gateway.services.errors import Conflict, NotFound, ServiceError
-from gateway.services.notifications import InvalidNotification
+from gateway.services.notifications.messages import InvalidNotification
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify
 from flask.typing import ResponseReturnValue
 
-from gateway.services import readiness
+from gateway.services.ops import readiness
 
 bp = Blueprint("health", __name__)
 

@@ -7,7 +7,7 @@ from flask.typing import ResponseReturnValue
 
 from gateway.domain.codes import DOSSIER_CODE_RE, ID_NUMBER_RE
 from gateway.domain.dossier import DossierIn
-from gateway.services import dossiers as service
+from gateway.services.dossiers import filing as service
 from gateway.services.unit_of_work import Context
 
 from . import views

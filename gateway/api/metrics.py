@@ -23,8 +23,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine
 
-from gateway.services import state_counts
-from gateway.services.jobs import DEAD, UNFINISHED
+from gateway.services.ops import state_counts
+from gateway.services.ops.jobs import DEAD, UNFINISHED
 
 from .auth import require
 

@@ -8,7 +8,7 @@ from flask import Blueprint, current_app, g, jsonify
 from flask.typing import ResponseReturnValue
 
 from gateway.domain.notifications import NotificationIn
-from gateway.services import notifications as service
+from gateway.services.notifications import messages as service
 
 from . import views
 from .auth import require

@@ -9,7 +9,8 @@ from flask.typing import ResponseReturnValue
 from pydantic import BaseModel, Field, ValidationError
 
 from gateway.domain.dossier import EventIn
-from gateway.services import feed, steps
+from gateway.services.dossiers import steps
+from gateway.services.one_stop import feed
 
 from . import views
 from .auth import require

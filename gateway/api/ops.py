@@ -10,9 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.config import Role
 from gateway.domain.payment import PaymentState
-from gateway.services import audit_chain, dead_letters, payments, sla
-from gateway.services import jobs as outbox_jobs
-from gateway.services.jobs import STATES
+from gateway.services.audit import chain as audit_chain
+from gateway.services.dossiers import sla
+from gateway.services.ops import dead_letters
+from gateway.services.ops import jobs as outbox_jobs
+from gateway.services.ops.jobs import STATES
+from gateway.services.payments import orders as payments
 from gateway.services.unit_of_work import Context
 
 from . import views

@@ -9,7 +9,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from gateway.domain.payment import PaymentRequestIn, PaymentState
-from gateway.services import payments as service
+from gateway.services.payments import orders as service
 
 from . import views
 from .auth import require

@@ -9,7 +9,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from gateway.domain.quarterly_report import Quarter, csv_rows
-from gateway.services.quarterly_report import quarterly as quarterly_report
+from gateway.services.dossiers.quarterly_report import quarterly as quarterly_report
 
 from .auth import require
 from .errors import ApiError

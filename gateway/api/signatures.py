@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from gateway.services.signatures import Signatures
+from gateway.services.dossiers.signatures import Signatures
 from gateway.signature.sandbox import SandboxBusy, VerificationRefused
 
 from .auth import require

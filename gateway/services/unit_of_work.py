@@ -10,9 +10,8 @@ from sqlalchemy import Engine
 
 from gateway.config import JobSettings, PaymentSettings, PostalSettings
 from gateway.domain.working_calendar import WorkingCalendar
+from gateway.services.notifications.outgoing import CitizenNotifier
 from gateway.store import outbox
-
-from .outgoing import CitizenNotifier
 
 Publish = Callable[[list[tuple[int, str]]], list[int]]
 

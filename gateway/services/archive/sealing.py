@@ -31,11 +31,10 @@ from gateway.adapters.base import PermanentError, RetryableError
 from gateway.config import ArchiveSettings
 from gateway.domain import archive as rules
 from gateway.domain.archive import FAILING, SEALED
+from gateway.services.archive.verify import PdfCheck, Report, verify_built, verify_package
+from gateway.services.unit_of_work import Context
 from gateway.store import archive as packages
 from gateway.store import attachment_signatures, audit, deliveries, dossiers, notifications, outbox, payments
-
-from .archive_verify import PdfCheck, Report, verify_built, verify_package
-from .unit_of_work import Context
 
 log = logging.getLogger(__name__)
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.domain.quarterly_report import Quarter, build
+from gateway.services.unit_of_work import Context
 from gateway.store import reports
-
-from .unit_of_work import Context
 
 
 def quarterly(ctx: Context, quarter: Quarter) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Data minimisation: once a dossier's archive package is sealed, verified and older than the grace period
 (`archive.minimise_after_days`), the working database drops its attachment and result bodies (Decree 13/2023:
 keep no more personal data than needed). Names, hashes, sizes and where the package keeps each file stay; the
-API then serves the files from the package (archive_files.py).
+API then serves the files from the package (files.py).
 
 Nothing is dropped unless the package file is the one that was verified (its SHA-256 as recorded at sealing) and
 holds each body byte for byte: a missing or damaged package keeps everything and flags the package.
@@ -21,11 +21,10 @@ from gateway.adapters.archive.storage import PackageStore
 from gateway.config import ArchiveSettings
 from gateway.domain.minimisation import Archived, archived_record, kept_because, without_bodies
 from gateway.domain.notifications import NotificationState
+from gateway.services.archive.files import ArchiveDamaged, ArchiveMissing, read_member
+from gateway.services.unit_of_work import Context
 from gateway.store import archive as packages
 from gateway.store import audit, dossiers, feed, notifications, outbox
-
-from .archive_files import ArchiveDamaged, ArchiveMissing, read_member
-from .unit_of_work import Context
 
 log = logging.getLogger(__name__)
 

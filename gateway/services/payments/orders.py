@@ -20,10 +20,9 @@ from gateway.domain.fees import MAX_ITEMS, Fee, total_of
 from gateway.domain.payment import HOLDS_FEES, ONLINE_PAYMENT_LEVELS, PaymentRequestIn, PaymentState, unpaid
 from gateway.domain.payment_routing import choose_provider
 from gateway.domain.status_machine import is_final
+from gateway.services.errors import Conflict, NotFound
+from gateway.services.unit_of_work import Context
 from gateway.store import audit, dossiers, outbox, payments
-
-from .errors import Conflict, NotFound
-from .unit_of_work import Context
 
 # Runs a job claimed by the caller right away (JobRunner.run_claimed); wired by the entry point.
 AttemptNow = Callable[[str, outbox.Claim], object]

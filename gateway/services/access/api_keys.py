@@ -20,10 +20,9 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
 from gateway.config import AuthSettings, Role
+from gateway.services.errors import Conflict, NotFound, ServiceError
 from gateway.store import api_keys as store
 from gateway.store import audit
-
-from .errors import Conflict, NotFound, ServiceError
 
 ROLES = frozenset(get_args(Role))
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")

@@ -7,9 +7,8 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+from gateway.services.unit_of_work import Context
 from gateway.store import dossiers, feed
-
-from .unit_of_work import Context
 
 log = logging.getLogger(__name__)
 

@@ -30,12 +30,12 @@ from gateway.domain.delivery import (
 )
 from gateway.domain.dossier import EventIn, fingerprint
 from gateway.domain.notifications import RESULT_POSTED
+from gateway.services.dossiers import steps
+from gateway.services.errors import Conflict, NotFound, ServiceError
+from gateway.services.notifications import messages as notifications
+from gateway.services.payments.orders import AttemptNow
+from gateway.services.unit_of_work import Context
 from gateway.store import audit, deliveries, dossiers, feed, outbox
-
-from . import notifications, steps
-from .errors import Conflict, NotFound, ServiceError
-from .payments import AttemptNow
-from .unit_of_work import Context
 
 log = logging.getLogger(__name__)
 

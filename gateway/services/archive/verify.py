@@ -33,6 +33,7 @@ from gateway.domain.archive import (
     parse_label,
     safe_name,
 )
+from gateway.services.progress import Track, untracked
 from gateway.signature.timestamp_token import (
     ERROR,
     IMPRINT,
@@ -43,8 +44,6 @@ from gateway.signature.timestamp_token import (
     check_token,
     read_token,
 )
-
-from .progress import Track, untracked
 
 __all__ = ["FAILED", "NOTE", "PASSED", "WARNING", "Item", "PdfCheck", "Report", "verify_built", "verify_package"]
 

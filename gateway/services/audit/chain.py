@@ -10,11 +10,10 @@ from asn1crypto import x509 as asn1_x509
 from sqlalchemy import Engine
 
 from gateway.domain.audit_chain import ChainCheck, anchor_problems
+from gateway.services.audit import anchors as audit_anchors
+from gateway.services.progress import Track, untracked
 from gateway.store import archive as packages
 from gateway.store import audit
-
-from . import audit_anchors
-from .progress import Track, untracked
 
 log = logging.getLogger(__name__)
 

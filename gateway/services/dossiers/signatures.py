@@ -18,12 +18,11 @@ from sqlalchemy import Connection
 from gateway import signature
 from gateway.adapters.base import PermanentError, RetryableError
 from gateway.config import SignatureSettings
+from gateway.services.unit_of_work import Context
 from gateway.signature.pdf_verifier import PdfVerifier, VerifierPolicy
 from gateway.signature.sandbox import SandboxBusy, SandboxLimits, VerificationRefused, VerifierSandbox
 from gateway.signature.trust_store import TrustStore
 from gateway.store import attachment_signatures, audit, dossiers, feed, outbox
-
-from .unit_of_work import Context
 
 log = logging.getLogger(__name__)
 

@@ -7,10 +7,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from gateway.adapters.sms_email.smtp_email import SmtpEmail
+from gateway.services.unit_of_work import Context
 from gateway.store import audit, tallies
 from gateway.store.tables import notification_attempts
-
-from .unit_of_work import Context
 
 WINDOW = timedelta(minutes=15)
 # What each SMS outcome counts as; any other outcome is a failure.

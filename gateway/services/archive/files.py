@@ -1,5 +1,5 @@
 """A dossier's attachments and result documents as files: from the working database while it holds them, from
-the sealed archive package once data minimisation dropped them (archive_minimise.py).
+the sealed archive package once data minimisation dropped them (minimise.py).
 
 Read from the package, a file is checked against the payload manifest (and the manifest against the tag manifest
 the archive timestamp covers) and against the hash the database kept, so what is served is the file as filed.
@@ -18,11 +18,10 @@ from typing import Any
 
 from gateway.adapters.archive.bag import UnreadablePackage, read_checked
 from gateway.adapters.archive.storage import PackageStore
+from gateway.services.errors import NotFound, ServiceError
+from gateway.services.unit_of_work import Context
 from gateway.store import archive as packages
 from gateway.store import dossiers, notifications
-
-from .errors import NotFound, ServiceError
-from .unit_of_work import Context
 
 log = logging.getLogger(__name__)
 

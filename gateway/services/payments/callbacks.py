@@ -14,10 +14,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gateway.adapters.payment.base import Answer, Callback, CallbackVerdict, PaymentProvider
+from gateway.services.payments.settlement import Result, settle
+from gateway.services.unit_of_work import Context
 from gateway.store import audit
-
-from .payment_settlement import Result, settle
-from .unit_of_work import Context
 
 log = logging.getLogger(__name__)
 

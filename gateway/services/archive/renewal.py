@@ -24,11 +24,10 @@ from gateway.adapters.archive.storage import AlreadyStored
 from gateway.adapters.base import RetryableError
 from gateway.domain import archive as rules
 from gateway.domain.archive import SEALED, TIMESTAMP_DIR, TOKEN_SUFFIX
+from gateway.services.archive.sealing import Archive
 from gateway.signature.timestamp_token import read_token
 from gateway.store import archive as packages
 from gateway.store import outbox
-
-from .archive import Archive
 
 log = logging.getLogger(__name__)
 

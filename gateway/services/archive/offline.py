@@ -7,10 +7,9 @@ from pathlib import Path
 
 from asn1crypto import x509 as asn1_x509
 
+from gateway.services.archive.verify import FAILED, Item, Report, verify_package
+from gateway.services.progress import Track, untracked
 from gateway.signature.trust_store import TrustStore, TrustStoreError
-
-from .archive_verify import FAILED, Item, Report, verify_package
-from .progress import Track, untracked
 
 
 def roots_from(folder: Path) -> list[asn1_x509.Certificate]:

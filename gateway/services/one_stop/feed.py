@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.services.unit_of_work import Context
 from gateway.store import feed
-
-from .unit_of_work import Context
 
 
 def page(ctx: Context, after: int, limit: int) -> list[dict[str, Any]]:

@@ -18,12 +18,12 @@ from gateway.domain.codes import Status
 from gateway.domain.dossier import EventIn
 from gateway.domain.notifications import STATUS_TEMPLATES
 from gateway.domain.status_machine import CHANGES_DOSSIER_RECORD, IllegalTransition, is_final, next_status
+from gateway.services.errors import Conflict, NotFound, ServiceError
+from gateway.services.notifications import messages as notifications
+from gateway.services.notifications.outgoing import Outgoing
+from gateway.services.payments import orders as payments
+from gateway.services.unit_of_work import Context
 from gateway.store import archive, audit, dossiers, outbox
-
-from . import notifications, payments
-from .errors import Conflict, NotFound, ServiceError
-from .outgoing import Outgoing
-from .unit_of_work import Context
 
 
 @dataclass(frozen=True)

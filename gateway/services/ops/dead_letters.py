@@ -8,11 +8,10 @@ from typing import Literal
 
 from sqlalchemy import RowMapping
 
+from gateway.services.errors import NotFound
+from gateway.services.unit_of_work import Context
 from gateway.store import audit, outbox, tallies
 from gateway.store.tables import jobs
-
-from .errors import NotFound
-from .unit_of_work import Context
 
 
 def list_dead(ctx: Context, *, queue: str | None = None, kind: str | None = None,

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, RowMapping
 
+from gateway.services.unit_of_work import Context
 from gateway.store import outbox
-
-from .unit_of_work import Context
 
 PENDING, IN_FLIGHT, DONE, DEAD, DISCARDED = outbox.PENDING, outbox.IN_FLIGHT, outbox.DONE, outbox.DEAD, outbox.DISCARDED
 STATES = (PENDING, IN_FLIGHT, DONE, DEAD, DISCARDED)

@@ -21,13 +21,12 @@ from gateway.adapters.sms_email.smtp_email import Attachment, Email, SmtpEmail
 from gateway.config import NotificationSettings
 from gateway.domain.notifications import Channel, NotificationIn, NotificationState, recipients
 from gateway.domain.sms_text import measure, sms_text
+from gateway.services.errors import NotFound, ServiceError
+from gateway.services.notifications.outgoing import Outgoing
+from gateway.services.notifications.templates import MessageTemplates, TemplateError
+from gateway.services.unit_of_work import Context
 from gateway.store import dossiers, outbox
 from gateway.store import notifications as store
-
-from .errors import NotFound, ServiceError
-from .message_templates import MessageTemplates, TemplateError
-from .outgoing import Outgoing
-from .unit_of_work import Context
 
 log = logging.getLogger(__name__)
 

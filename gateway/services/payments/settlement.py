@@ -21,10 +21,9 @@ from gateway.adapters import payment as pay
 from gateway.adapters.payment.base import PaymentProvider, ProviderState
 from gateway.domain.payment import MAY_CANCEL, MAY_EXPIRE, MAY_START, PaymentState, confirm
 from gateway.domain.status_machine import is_final
+from gateway.services.dossiers.steps import snapshot
+from gateway.services.unit_of_work import Context
 from gateway.store import audit, dossiers, feed, outbox, payments
-
-from .steps import snapshot
-from .unit_of_work import Context
 
 log = logging.getLogger(__name__)
 

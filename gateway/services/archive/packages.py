@@ -9,10 +9,9 @@ from sqlalchemy import RowMapping
 
 from gateway.adapters import archive as archiving
 from gateway.domain import archive as archive_rules
+from gateway.services.unit_of_work import Context
 from gateway.store import archive as packages
 from gateway.store import outbox
-
-from .unit_of_work import Context
 
 
 @dataclass(frozen=True)

@@ -20,12 +20,11 @@ from gateway.adapters.payment.base import FeeItem, PaymentProvider, PaymentReque
 from gateway.domain.notifications import PAYMENT_REQUIRED
 from gateway.domain.payment import HOLDS_FEES, MAY_START, PaymentState
 from gateway.domain.payment_routing import unit_of
+from gateway.services.notifications import messages as notifications
+from gateway.services.payments.orders import overlapping
+from gateway.services.payments.settlement import Result, expire, record_failed, record_started, settle
+from gateway.services.unit_of_work import Context
 from gateway.store import dossiers, outbox, payments
-
-from . import notifications
-from .payment_settlement import Result, expire, record_failed, record_started, settle
-from .payments import overlapping
-from .unit_of_work import Context
 
 log = logging.getLogger(__name__)
 

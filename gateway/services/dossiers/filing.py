@@ -13,14 +13,13 @@ from gateway.adapters import national_portal as np
 from gateway.domain.codes import Status
 from gateway.domain.dossier import DossierIn
 from gateway.domain.notifications import STATUS_TEMPLATES
+from gateway.services.dossiers.signatures import attachment_jobs
+from gateway.services.dossiers.steps import snapshot
+from gateway.services.errors import Conflict, NotFound
+from gateway.services.notifications import messages as notifications
+from gateway.services.unit_of_work import Context
 from gateway.signature import QUEUE as SIGNATURE_QUEUE
 from gateway.store import archive, attachment_signatures, audit, dossiers, feed, outbox
-
-from . import notifications
-from .errors import Conflict, NotFound
-from .signatures import attachment_jobs
-from .steps import snapshot
-from .unit_of_work import Context
 
 
 @dataclass(frozen=True)
