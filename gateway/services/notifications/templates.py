@@ -17,7 +17,7 @@ from gateway.domain.dossier import VN_TZ
 from gateway.domain.notifications import Channel
 
 MAX_SUBJECT = 500  # notifications.subject
-BUILT_IN = Path(__file__).resolve().parent.parent / "templates" / "notifications"
+BUILT_IN = Path(__file__).resolve().parents[2] / "templates" / "notifications"  # gateway/templates/
 
 
 class TemplateError(ValueError):
