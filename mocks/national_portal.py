@@ -60,9 +60,8 @@ class NationalPortal(MockState[PortalConfig]):
         self.dossiers: dict[str, dict[str, Any]] = {}
 
     def expire_credentials(self) -> None:
-        with self.lock:
-            self.sessions.expire_all()
-            self.tokens.expire_all()
+        self.sessions.expire_all()
+        self.tokens.expire_all()
 
     def record(self, service: str | None, body: Any, status: int, response: Any, fault: Fault | None,
                **extra: Any) -> None:
@@ -97,14 +96,6 @@ class NationalPortal(MockState[PortalConfig]):
                 "token_type": "Bearer",
                 "expires_in": int(cfg.token_ttl_seconds),
             }
-
-    def session_ok(self, session: Any) -> bool:
-        with self.lock:
-            return self.sessions.valid(session)
-
-    def token_ok(self, token: str | None) -> bool:
-        with self.lock:
-            return self.tokens.valid(token)
 
     # --- services -------------------------------------------------------
 
@@ -216,7 +207,7 @@ def create_blueprint() -> Blueprint:
             return malformed()
 
         def run() -> Outcome:
-            if not portal.session_ok(body.get("session")):
+            if not portal.sessions.valid(body.get("session")):
                 return 200, {"error_code": 401, "message": MSG_BAD_SESSION}
             return portal.call_service(body)
 
@@ -239,7 +230,7 @@ def create_blueprint() -> Blueprint:
         token = bearer_token()
 
         def run() -> Outcome:
-            if not portal.token_ok(token):
+            if not portal.tokens.valid(token):
                 return 401, {"error": "invalid_token"}
             return portal.call_service(body)
 

@@ -102,10 +102,6 @@ class VNPost(MockState[PostalConfig]):
         self.tokens = CredentialStore(lambda: self.config.token_ttl_seconds)
         self.orders: dict[str, dict[str, Any]] = {}
 
-    def expire_tokens(self) -> None:
-        with self.lock:
-            self.tokens.expire_all()
-
     def record(self, service: str | None, body: Any, status: int, response: Any, fault: Fault | None,
                **extra: Any) -> None:
         # Only whether Authorization was sent: the log must not leak tokens.
@@ -125,10 +121,6 @@ class VNPost(MockState[PostalConfig]):
             ttl = cfg.token_ttl_seconds
             # Whole seconds as an int (what clients expect); a shortened test TTL like 0.5 stays exact.
             return 200, {"Status": OK, "Token": token, "ExpiresIn": int(ttl) if ttl.is_integer() else ttl}
-
-    def token_ok(self, token: str | None) -> bool:
-        with self.lock:
-            return self.tokens.valid(token)
 
     # --- orders -----------------------------------------------------------
 
@@ -278,7 +270,7 @@ def create_blueprint() -> Blueprint:
 
     def authorized(run: Callable[[], Outcome]) -> Callable[[], Outcome]:
         def guarded() -> Outcome:
-            if not post.token_ok(bearer_token()):
+            if not post.tokens.valid(bearer_token()):
                 return 401, {"Status": "401", "Message": MSG_BAD_TOKEN}
             return run()
 
@@ -345,6 +337,6 @@ def create_blueprint() -> Blueprint:
         result = post.push(order_number, code, at)
         return not_found() if result is None else jsonify(result)
 
-    add_expire_endpoint(bp, "/_mock/expire-tokens", post.expire_tokens)
+    add_expire_endpoint(bp, "/_mock/expire-tokens", lambda: post.tokens.expire_all())
     add_state_endpoints(bp, "orders", post.snapshot, MSG_NOT_FOUND, "order_number")
     return bp
