@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, request
 
 from mocks.harness import (
     CredentialStore,
@@ -22,6 +22,7 @@ from mocks.harness import (
     MockConfig,
     MockState,
     Outcome,
+    add_action_endpoint,
     add_expire_endpoint,
     add_standard_endpoints,
     add_state_endpoints,
@@ -192,27 +193,21 @@ class VNPost(MockState[PostalConfig]):
 
     # --- moving parcels and the tracking callback --------------------------
 
-    def advance(self, number: str, status_code: str, push: bool) -> dict[str, Any] | None:
-        """Set an order's status (appending history); with push, send its callback. None if unknown."""
+    def move(self, number: str, status_code: str, *, push: bool = True, replayed: bool = False,
+             at: str | None = None) -> dict[str, Any] | None:
+        """Move an order on (appending history) and, with push, send its callback. A replayed callback (late,
+        or sent again) goes out for any status without touching the order. None if the order is unknown."""
         with self.lock:
             order = self.orders.get(number)
             if order is None:
                 return None
-            at = now_vn()
-            order["StatusCode"], order["StatusMessage"] = status_code, STATUSES[status_code]
-            order["history"].append({"statusCode": status_code, "statusMessage": STATUSES[status_code], "at": at})
+            at = at or now_vn()
+            if not replayed:
+                order["StatusCode"], order["StatusMessage"] = status_code, STATUSES[status_code]
+                order["history"].append({"statusCode": status_code, "statusMessage": STATUSES[status_code], "at": at})
             view = self._tracking_view(order)
-        callback = self.send_callback(number, status_code, at, replayed=False) if push else None
+        callback = self.send_callback(number, status_code, at, replayed) if push else None
         return {"order": view, "callback": callback}
-
-    def push(self, number: str, status_code: str, at: str | None) -> dict[str, Any] | None:
-        """Send a callback for any status without touching the order (a late or replayed one). None if unknown."""
-        with self.lock:
-            order = self.orders.get(number)
-            if order is None:
-                return None
-            view = self._tracking_view(order)
-        return {"order": view, "callback": self.send_callback(number, status_code, at or now_vn(), replayed=True)}
 
     def send_callback(self, number: str, status_code: str, at: str, replayed: bool) -> dict[str, Any]:
         """POST the signed tracking callback; returns {"status", "body"} or {"error"} and records it on the order."""
@@ -303,40 +298,23 @@ def create_blueprint() -> Blueprint:
 
     # --- test controls -----------------------------------------------------
 
-    def not_found() -> tuple[Response, int]:
-        return jsonify({"error": "not_found", "message": MSG_NOT_FOUND}), 404
+    def advance(body: dict[str, Any], order_number: str) -> dict[str, Any] | None:
+        code, push = _status_code(body), body.get("push", True)
+        if not isinstance(push, bool):
+            raise Invalid("push phải là true hoặc false")
+        return post.move(order_number, code, push=push)
 
-    @bp.post("/_mock/advance/<order_number>")
-    def mock_advance(order_number: str) -> Response | tuple[Response, int]:
-        body = json_object() or {}
+    def replay(body: dict[str, Any], order_number: str) -> dict[str, Any] | None:
+        code, at = _status_code(body), body.get("at")
         try:
-            code = _status_code(body)
-            push = body.get("push", True)
-            if not isinstance(push, bool):
-                raise Invalid("push phải là true hoặc false")
-        except Invalid as exc:
-            return jsonify({"error": str(exc)}), 400
-        result = post.advance(order_number, code, push)
-        return not_found() if result is None else jsonify(result)
-
-    @bp.post("/_mock/push/<order_number>")
-    def mock_push(order_number: str) -> Response | tuple[Response, int]:
-        body = json_object() or {}
-        try:
-            code = _status_code(body)
-            at = body.get("at")
             if at is not None:
-                if not isinstance(at, str):
-                    raise Invalid("at phải là chuỗi ISO 8601")
-                try:
-                    datetime.fromisoformat(at)
-                except ValueError:
-                    raise Invalid("at phải là chuỗi ISO 8601") from None
-        except Invalid as exc:
-            return jsonify({"error": str(exc)}), 400
-        result = post.push(order_number, code, at)
-        return not_found() if result is None else jsonify(result)
+                datetime.fromisoformat(at)
+        except (TypeError, ValueError):
+            raise Invalid("at phải là chuỗi ISO 8601") from None
+        return post.move(order_number, code, replayed=True, at=at)
 
+    add_action_endpoint(bp, "/_mock/advance/<order_number>", advance, MSG_NOT_FOUND)
+    add_action_endpoint(bp, "/_mock/push/<order_number>", replay, MSG_NOT_FOUND)
     add_expire_endpoint(bp, "/_mock/expire-tokens", lambda: post.tokens.expire_all())
     add_state_endpoints(bp, "orders", post.snapshot, MSG_NOT_FOUND, "order_number")
     return bp

@@ -9,6 +9,7 @@ A mock module holds only its partner's protocol; everything here is the same for
 from mocks.harness.config import ConfigError, MockConfig
 from mocks.harness.endpoints import (
     MockParts,
+    add_action_endpoint,
     add_combined_mock_endpoints,
     add_config_endpoints,
     add_expire_endpoint,
@@ -42,10 +43,9 @@ from mocks.harness.state import CredentialStore, MockState
 
 __all__ = [
     "APPLYING_MODES", "CALLBACK_MODES", "DEFAULT_SECONDS", "FAULT_MODES", "MASK", "PROTOCOL_MODES", "ConfigError",
-    "ConnectionDropped",
-    "CredentialStore", "Delivery", "Fault", "FaultInjector", "MockConfig", "MockParts", "MockState", "Outcome",
-    "Payload", "RequestLog", "add_combined_mock_endpoints", "add_config_endpoints", "add_expire_endpoint",
-    "add_mock_endpoints", "add_standard_endpoints", "add_state_endpoints", "arm_from_json", "bearer_token", "deliver",
-    "dropped_response", "finish", "json_object", "json_reply", "masked", "raw_body", "raw_body_masked",
-    "replaced_outcome", "send_copies",
+    "ConnectionDropped", "CredentialStore", "Delivery", "Fault", "FaultInjector", "MockConfig", "MockParts",
+    "MockState", "Outcome", "Payload", "RequestLog", "add_action_endpoint", "add_combined_mock_endpoints",
+    "add_config_endpoints", "add_expire_endpoint", "add_mock_endpoints", "add_standard_endpoints",
+    "add_state_endpoints", "arm_from_json", "bearer_token", "deliver", "dropped_response", "finish", "json_object",
+    "json_reply", "masked", "raw_body", "raw_body_masked", "replaced_outcome", "send_copies",
 ]  # fmt: skip
