@@ -22,6 +22,7 @@ from mocks.harness import (
     add_standard_endpoints,
     add_state_endpoints,
     bearer_token,
+    guarded,
     json_object,
     json_reply,
 )
@@ -205,12 +206,8 @@ def create_blueprint() -> Blueprint:
         body = json_object()
         if body is None:
             return malformed()
-
-        def run() -> Outcome:
-            if not portal.sessions.valid(body.get("session")):
-                return 200, {"error_code": 401, "message": MSG_BAD_SESSION}
-            return portal.call_service(body)
-
+        run = guarded(lambda: portal.sessions.valid(body.get("session")),
+                      (200, {"error_code": 401, "message": MSG_BAD_SESSION}), partial(portal.call_service, body))
         return respond(_service_name(body), body, run=run)
 
     @bp.post("/lgsp/token")
@@ -227,13 +224,8 @@ def create_blueprint() -> Blueprint:
         body = json_object()
         if body is None:
             return malformed()
-        token = bearer_token()
-
-        def run() -> Outcome:
-            if not portal.tokens.valid(token):
-                return 401, {"error": "invalid_token"}
-            return portal.call_service(body)
-
+        run = guarded(lambda: portal.tokens.valid(bearer_token()), (401, {"error": "invalid_token"}),
+                      partial(portal.call_service, body))
         return respond(_service_name(body), body, run=run)
 
     add_state_endpoints(bp, "dossiers", portal.snapshot, MSG_NOT_FOUND, "mahoso")

@@ -12,6 +12,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from typing import Any, ClassVar
 
 from flask import Blueprint, Response, request
@@ -28,6 +29,7 @@ from mocks.harness import (
     add_state_endpoints,
     bearer_token,
     deliver,
+    guarded,
     json_object,
     json_reply,
     masked,
@@ -52,12 +54,12 @@ STATUSES = {
 }
 
 MSG_BAD_CREDENTIALS = "Sai thông tin xác thực"
-MSG_BAD_TOKEN = "Token không hợp lệ hoặc đã hết hạn"
 MSG_CREATED = "Tạo đơn hàng thành công"
 MSG_EXISTS = "Mã đơn hàng đã tồn tại"
 MSG_NOT_FOUND = "Không tìm thấy đơn hàng"
 MSG_BUSY = "Hệ thống đang bận"
 MSG_BAD_BODY = "Body phải là đối tượng JSON hợp lệ"
+BAD_TOKEN: Outcome = (401, {"Status": "401", "Message": "Token không hợp lệ hoặc đã hết hạn"})
 
 TOKEN_SERVICE = "token"
 
@@ -263,13 +265,7 @@ def create_blueprint() -> Blueprint:
         render = json_reply if service == TOKEN_SERVICE else _bearer_challenge
         return post.serve(service, body, run, _busy, control=control, render=render)
 
-    def authorized(run: Callable[[], Outcome]) -> Callable[[], Outcome]:
-        def guarded() -> Outcome:
-            if not post.tokens.valid(bearer_token()):
-                return 401, {"Status": "401", "Message": MSG_BAD_TOKEN}
-            return run()
-
-        return guarded
+    authorized = partial(guarded, lambda: post.tokens.valid(bearer_token()), BAD_TOKEN)
 
     def malformed(service: str) -> Response:
         return post.unreadable(service, 400, {"Status": "101", "Message": MSG_BAD_BODY})

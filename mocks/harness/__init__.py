@@ -36,6 +36,7 @@ from mocks.harness.replies import (
     Payload,
     dropped_response,
     finish,
+    guarded,
     json_reply,
     replaced_outcome,
 )
@@ -46,6 +47,6 @@ __all__ = [
     "ConnectionDropped", "CredentialStore", "Delivery", "Fault", "FaultInjector", "MockConfig", "MockParts",
     "MockState", "Outcome", "Payload", "RequestLog", "add_action_endpoint", "add_combined_mock_endpoints",
     "add_config_endpoints", "add_expire_endpoint", "add_mock_endpoints", "add_standard_endpoints",
-    "add_state_endpoints", "arm_from_json", "bearer_token", "deliver", "dropped_response", "finish", "json_object",
-    "json_reply", "masked", "raw_body", "raw_body_masked", "replaced_outcome", "send_copies",
+    "add_state_endpoints", "arm_from_json", "bearer_token", "deliver", "dropped_response", "finish", "guarded",
+    "json_object", "json_reply", "masked", "raw_body", "raw_body_masked", "replaced_outcome", "send_copies",
 ]  # fmt: skip

@@ -32,6 +32,16 @@ def replaced_outcome(fault: Fault | None, busy: Outcome | None) -> Outcome | Non
     return busy
 
 
+def guarded(allowed: Callable[[], bool], refusal: Outcome, run: Callable[[], Outcome]) -> Callable[[], Outcome]:
+    """`run` for a caller who must hold a valid token or session: `refusal` (the partner's own answer) when
+    `allowed()` says no. Checked as the call runs, after its fault was taken, as the partner would."""
+
+    def call() -> Outcome:
+        return run() if allowed() else refusal
+
+    return call
+
+
 def json_reply(status: int, payload: Payload) -> Response:
     return make_response(jsonify(payload), status)
 
