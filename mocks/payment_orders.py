@@ -11,7 +11,6 @@ import copy
 import html
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar
 
 from flask import Blueprint, Response, make_response, request
@@ -23,9 +22,9 @@ from mocks.harness import (
     MockConfig,
     MockState,
     send_copies,
+    vn_now,
 )
 
-VN_TZ = timezone(timedelta(hours=7), "Asia/Ho_Chi_Minh")  # no DST in Vietnam
 PENDING, PAID, CANCELLED = "PENDING", "PAID", "CANCELLED"
 CHANGED_AMOUNT_VND = 1000  # what a changed_amount callback fault adds
 MSG_NOT_FOUND = "Không tìm thấy giao dịch"
@@ -58,7 +57,7 @@ class Partner:
 
 
 def now_vn() -> str:
-    return datetime.now(VN_TZ).strftime("%Y%m%d%H%M%S")
+    return vn_now().strftime("%Y%m%d%H%M%S")
 
 
 def corrupt(signature: str) -> str:

@@ -11,7 +11,7 @@ import json
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from functools import partial
 from typing import Any, ClassVar
 
@@ -33,10 +33,11 @@ from mocks.harness import (
     json_object,
     json_reply,
     masked,
+    same_secret,
+    vn_now,
 )
 from mocks.postal_orders import Invalid, parties, s10_check_digit, validate_order
 
-VN_TZ = timezone(timedelta(hours=7), "Asia/Ho_Chi_Minh")  # no DST in Vietnam
 OK = "100"
 CALLBACK_TIMEOUT_SECONDS = 5.0
 
@@ -78,22 +79,12 @@ class PostalConfig(MockConfig):
 
 def now_vn() -> str:
     """Now as ISO 8601 with the +07:00 offset, e.g. 2025-07-01T09:30:00+07:00."""
-    return datetime.now(VN_TZ).isoformat(timespec="seconds")
+    return vn_now().isoformat(timespec="seconds")
 
 
 def sign(raw: bytes, secret: str) -> str:
     """Hex HMAC-SHA256 of the exact body bytes (own implementation: never shared with the gateway)."""
     return hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
-
-
-def callback_bytes(message: dict[str, Any]) -> bytes:
-    """The callback body, serialised once: these exact bytes are signed and sent."""
-    return json.dumps(message, ensure_ascii=False).encode("utf-8")
-
-
-def _same(given: Any, expected: str) -> bool:
-    """Constant-time compare; bytes, since compare_digest refuses non-ASCII str."""
-    return isinstance(given, str) and hmac.compare_digest(given.encode(), expected.encode())
 
 
 class VNPost(MockState[PostalConfig]):
@@ -118,7 +109,7 @@ class VNPost(MockState[PostalConfig]):
         with self.lock:
             cfg = self.config
             key, secret = body.get("CustomerKey"), body.get("CustomerSecret")
-            if not (_same(key, cfg.customer_key) and _same(secret, cfg.customer_secret)):
+            if not (same_secret(key, cfg.customer_key) and same_secret(secret, cfg.customer_secret)):
                 return 401, {"Status": "401", "Message": MSG_BAD_CREDENTIALS}
             token = self.tokens.issue()
             ttl = cfg.token_ttl_seconds
@@ -223,7 +214,7 @@ class VNPost(MockState[PostalConfig]):
                 "at": at,
             }
             url, secret = self.config.callback_url, self.config.callback_secret
-        raw = callback_bytes(message)
+        raw = json.dumps(message, ensure_ascii=False).encode("utf-8")  # these exact bytes are signed and sent
         headers = {"Content-Type": "application/json; charset=utf-8", "X-VNPost-Signature": sign(raw, secret)}
         sent_at = now_vn()
         # Sent outside the lock: the gateway answering the callback may well call this mock back.
