@@ -12,7 +12,6 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
 from typing import Any, ClassVar
 
 from flask import Blueprint, Response, request
@@ -130,8 +129,7 @@ class VNPost(MockState[PostalConfig]):
                 return 200, {"Status": "102", "Message": MSG_EXISTS}
             item_code = self._new_item_code()
             split = parties(body)
-            at = now_vn()
-            self.orders[number] = {
+            self.orders[number] = order = {
                 "OrderNumber": number,
                 "ItemCode": item_code,
                 "CustomerCode": body["CustomerCode"],
@@ -139,12 +137,11 @@ class VNPost(MockState[PostalConfig]):
                 "Sender": copy.deepcopy(split["Sender"]),
                 "Receiver": copy.deepcopy(split["Receiver"]),
                 "Description": body.get("Description"),
-                "created_at": at,
-                "StatusCode": OK,
-                "StatusMessage": STATUSES[OK],
-                "history": [{"statusCode": OK, "statusMessage": STATUSES[OK], "at": at}],
+                "created_at": now_vn(),
+                "history": [],
                 "callbacks": [],
             }
+            self._set_status(order, OK, order["created_at"])
             return 200, {"Status": OK, "Message": MSG_CREATED, "OrderNumber": number, "ItemCode": item_code}
 
     def _new_item_code(self) -> str:
@@ -154,6 +151,11 @@ class VNPost(MockState[PostalConfig]):
             code = f"EB{serial}{s10_check_digit(serial)}VN"
             if code not in used:
                 return code
+
+    @staticmethod
+    def _set_status(order: dict[str, Any], code: str, at: str) -> None:
+        order["StatusCode"], order["StatusMessage"] = code, STATUSES[code]
+        order["history"].append({"statusCode": code, "statusMessage": STATUSES[code], "at": at})
 
     def get_order(self, number: str) -> Outcome:
         with self.lock:
@@ -196,8 +198,7 @@ class VNPost(MockState[PostalConfig]):
                 return None
             at = at or now_vn()
             if not replayed:
-                order["StatusCode"], order["StatusMessage"] = status_code, STATUSES[status_code]
-                order["history"].append({"statusCode": status_code, "statusMessage": STATUSES[status_code], "at": at})
+                self._set_status(order, status_code, at)
             view = self._tracking_view(order)
         callback = self.send_callback(number, status_code, at, replayed) if push else None
         return {"order": view, "callback": callback}
@@ -251,12 +252,10 @@ def create_blueprint() -> Blueprint:
     bp = Blueprint("postal", __name__)
     add_standard_endpoints(bp, post)
 
-    def respond(service: str, body: Any, run: Callable[[], Outcome], *, control: bool = False) -> Response:
-        # The token call answers a bad login without a Bearer challenge: it is not a Bearer-protected call.
-        render = json_reply if service == TOKEN_SERVICE else _bearer_challenge
-        return post.serve(service, body, run, _busy, control=control, render=render)
-
-    authorized = partial(guarded, lambda: post.tokens.valid(bearer_token()), BAD_TOKEN)
+    def with_token(service: str, body: Any, run: Callable[[], Outcome]) -> Response:
+        # Every call but the token call wants a valid token: without one, 401 and a Bearer challenge.
+        run = guarded(lambda: post.tokens.valid(bearer_token()), BAD_TOKEN, run)
+        return post.serve(service, body, run, _busy, render=_bearer_challenge)
 
     def malformed(service: str) -> Response:
         return post.unreadable(service, 400, {"Status": "101", "Message": MSG_BAD_BODY})
@@ -266,22 +265,22 @@ def create_blueprint() -> Blueprint:
         body = json_object()
         if body is None:
             return malformed(TOKEN_SERVICE)
-        return respond(TOKEN_SERVICE, body, lambda: post.issue_token(body), control=True)
+        return post.serve(TOKEN_SERVICE, body, lambda: post.issue_token(body), _busy, control=True)
 
     @bp.post("/api/orders")
     def create_order() -> Response:
         body = json_object()
         if body is None:
             return malformed("CreateOrder")
-        return respond("CreateOrder", body, authorized(lambda: post.create_order(body)))
+        return with_token("CreateOrder", body, lambda: post.create_order(body))
 
     @bp.get("/api/orders/<order_number>")
     def get_order(order_number: str) -> Response:
-        return respond("GetOrder", None, authorized(lambda: post.get_order(order_number)))
+        return with_token("GetOrder", None, lambda: post.get_order(order_number))
 
     @bp.get("/api/orders/<order_number>/tracking")
     def tracking(order_number: str) -> Response:
-        return respond("Tracking", None, authorized(lambda: post.tracking(order_number)))
+        return with_token("Tracking", None, lambda: post.tracking(order_number))
 
     # --- test controls -----------------------------------------------------
 
