@@ -22,6 +22,7 @@ from mocks.harness import (
     add_standard_endpoints,
     add_state_endpoints,
     bearer_token,
+    challenged,
     guarded,
     json_object,
     json_reply,
@@ -174,11 +175,10 @@ def _busy(fault: Fault) -> Outcome:
 
 
 def _reply(status: int, payload: Any) -> Response:
-    resp = json_reply(status, payload)
-    if status == 401 and isinstance(payload, dict) and "error" in payload:
-        scheme = "Basic" if payload["error"] == "invalid_client" else "Bearer"
-        resp.headers["WWW-Authenticate"] = f'{scheme} error="{payload["error"]}"'
-    return resp
+    error = payload.get("error") if isinstance(payload, dict) else None
+    if error is None:
+        return json_reply(status, payload)
+    return challenged(status, payload, "Basic" if error == "invalid_client" else "Bearer", error)
 
 
 def create_blueprint() -> Blueprint:

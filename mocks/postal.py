@@ -12,6 +12,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any, ClassVar
 
 from flask import Blueprint, Response, request
@@ -27,10 +28,10 @@ from mocks.harness import (
     add_standard_endpoints,
     add_state_endpoints,
     bearer_token,
+    challenged,
     deliver,
     guarded,
     json_object,
-    json_reply,
     masked,
     same_secret,
     vn_now,
@@ -128,14 +129,12 @@ class VNPost(MockState[PostalConfig]):
                 # No ItemCode on purpose: a client retrying after a lost reply must look the order up.
                 return 200, {"Status": "102", "Message": MSG_EXISTS}
             item_code = self._new_item_code()
-            split = parties(body)
             self.orders[number] = order = {
                 "OrderNumber": number,
                 "ItemCode": item_code,
                 "CustomerCode": body["CustomerCode"],
                 "CODAmount": body["CODAmount"],
-                "Sender": copy.deepcopy(split["Sender"]),
-                "Receiver": copy.deepcopy(split["Receiver"]),
+                **copy.deepcopy(parties(body)),  # Sender and Receiver
                 "Description": body.get("Description"),
                 "created_at": now_vn(),
                 "history": [],
@@ -239,13 +238,6 @@ def _busy(fault: Fault) -> Outcome:
     return 200, {"Status": fault.code or "999", "Message": MSG_BUSY}
 
 
-def _bearer_challenge(status: int, payload: Any) -> Response:
-    resp = json_reply(status, payload)
-    if status == 401:
-        resp.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
-    return resp
-
-
 def create_blueprint() -> Blueprint:
     """A fresh VNPost mock (own state, log and faults) as a blueprint; mount it at /postal."""
     post = VNPost()
@@ -255,7 +247,7 @@ def create_blueprint() -> Blueprint:
     def with_token(service: str, body: Any, run: Callable[[], Outcome]) -> Response:
         # Every call but the token call wants a valid token: without one, 401 and a Bearer challenge.
         run = guarded(lambda: post.tokens.valid(bearer_token()), BAD_TOKEN, run)
-        return post.serve(service, body, run, _busy, render=_bearer_challenge)
+        return post.serve(service, body, run, _busy, render=partial(challenged, scheme="Bearer", error="invalid_token"))
 
     def malformed(service: str) -> Response:
         return post.unreadable(service, 400, {"Status": "101", "Message": MSG_BAD_BODY})

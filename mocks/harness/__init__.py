@@ -35,6 +35,7 @@ from mocks.harness.replies import (
     ConnectionDropped,
     Outcome,
     Payload,
+    challenged,
     dropped_response,
     finish,
     guarded,
@@ -49,7 +50,7 @@ __all__ = [
     "ConfigError", "ConnectionDropped", "CredentialStore", "Delivery", "Fault", "FaultInjector", "MockConfig",
     "MockParts", "MockState", "Outcome", "Payload", "RequestLog", "add_action_endpoint",
     "add_combined_mock_endpoints", "add_config_endpoints", "add_expire_endpoint", "add_mock_endpoints",
-    "add_standard_endpoints", "add_state_endpoints", "arm_from_json", "bearer_token", "deliver", "dropped_response",
-    "finish", "guarded", "json_object", "json_reply", "masked", "raw_body", "raw_body_masked", "replaced_outcome",
-    "same_secret", "send_copies", "vn_now",
+    "add_standard_endpoints", "add_state_endpoints", "arm_from_json", "bearer_token", "challenged", "deliver",
+    "dropped_response", "finish", "guarded", "json_object", "json_reply", "masked", "raw_body", "raw_body_masked",
+    "replaced_outcome", "same_secret", "send_copies", "vn_now",
 ]  # fmt: skip

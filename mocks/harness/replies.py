@@ -46,6 +46,15 @@ def json_reply(status: int, payload: Payload) -> Response:
     return make_response(jsonify(payload), status)
 
 
+def challenged(status: int, payload: Payload, scheme: str, error: str) -> Response:
+    """json_reply; a 401 also says which credentials the call wants and why it refused them, as
+    `WWW-Authenticate: <scheme> error="<error>"` (RFC 6750 §3 for Bearer)."""
+    resp = json_reply(status, payload)
+    if status == 401:
+        resp.headers["WWW-Authenticate"] = f'{scheme} error="{error}"'
+    return resp
+
+
 def finish(
     fault: Fault | None, status: int, payload: Payload, render: Callable[[int, Payload], Response] = json_reply
 ) -> Response:
