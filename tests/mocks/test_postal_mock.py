@@ -149,6 +149,7 @@ def test_token_then_create_order_gets_a_waybill(post: Post) -> None:
 def test_token_bad_credentials_is_401(post: Post, key: str, secret: str) -> None:
     resp = post.get_token(key, secret)
     assert resp.status_code == 401 and resp.json == {"Status": "401", "Message": "Sai thông tin xác thực"}
+    assert "WWW-Authenticate" not in resp.headers  # the token call itself takes no Bearer token
 
 
 def test_duplicate_order_number_is_102_without_item_code(post: Post) -> None:
@@ -192,6 +193,7 @@ def test_missing_unknown_or_expired_token_is_401(post: Post) -> None:
     invalid = {"Status": "401", "Message": "Token không hợp lệ hoặc đã hết hạn"}
     no_header = post.client.post(f"{P}/api/orders", json=order())
     assert no_header.status_code == 401 and no_header.json == invalid
+    assert no_header.headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'
     assert post.create(order(), headers=post.auth("bogus")).status_code == 401
     assert post.get("HS-001", token="bogus").status_code == 401
     assert post.client.post(f"{P}/_mock/expire-tokens").json == {"status": "expired"}
