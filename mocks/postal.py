@@ -72,9 +72,9 @@ class PostalConfig(MockConfig):
     customer_code: str = "GATEWAY"
     customer_key: str = "gateway"
     customer_secret: str = "vnpost-secret"
+    token_ttl_seconds: float = 3600.0
     callback_url: str = "http://127.0.0.1:8000/api/v1/callbacks/postal/vnpost"
     callback_secret: str = "vnpost-callback-secret"
-    token_ttl_seconds: float = 3600.0
 
 
 def now_vn() -> str:
@@ -99,9 +99,8 @@ class VNPost(MockState[PostalConfig]):
     def record(self, service: str | None, body: Any, status: int, response: Any, fault: Fault | None,
                **extra: Any) -> None:
         # Only whether Authorization was sent: the log must not leak tokens.
-        headers = {"authorization": "Authorization" in request.headers}
         super().record(service, masked(body, "CustomerSecret"), status, masked(response, "Token"), fault,
-                       method=request.method, headers=headers, **extra)
+                       method=request.method, headers={"authorization": "Authorization" in request.headers}, **extra)
 
     # --- authentication -------------------------------------------------
 
