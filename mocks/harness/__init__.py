@@ -1,9 +1,12 @@
 """The one harness every mock stands on: request log, faults, reset, settings and the `_mock/*` endpoints.
 
 A mock module holds only its partner's protocol; everything here is the same for all of them:
-- `log`: the request log; `faults`: arming faults and taking them; `replies`: what a fault does to a reply;
+- `log`: the request log; `faults`: arming faults and taking them; `replies`: what a fault does to a reply,
+  a refusal without a valid token or session (`guarded`), a 401's challenge (`challenged`);
 - `config`: settings over `_mock/config`; `state`: the base of a mock instance and a TTL credential store;
-- `endpoints`: the `_mock/*` routes; `incoming`/`outgoing`: reading a request, sending a callback;
+- `endpoints`: the `_mock/*` routes, and the shapes of a mock's own (state, expire, an action on one record);
+- `incoming`/`outgoing`: reading a request (body, Bearer token, a secret compared in constant time), sending
+  a callback;
 - `vn_time`: now in Vietnam (UTC+07:00), which every Vietnamese partner writes in its own format.
 """
 
