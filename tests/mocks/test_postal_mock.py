@@ -273,7 +273,10 @@ def test_control_errors_and_undeliverable_callback(post: Post) -> None:
     assert post.control("advance", "HS-001", statusCode="999").status_code == 400
     assert post.control("advance", "HS-001", statusCode=200).status_code == 400
     assert post.control("advance", "HS-001", statusCode="200", push="yes").status_code == 400
-    assert post.control("push", "HS-001", statusCode="200", at="hôm qua").status_code == 400
+    for at in ("hôm qua", 20250701, ["2025-07-01"]):
+        bad_at = post.control("push", "HS-001", statusCode="200", at=at)
+        assert bad_at.status_code == 400 and bad_at.json == {"error": "at phải là chuỗi ISO 8601"}
+    assert post.control("advance", "NOPE", statusCode="999").json["error"].startswith("statusCode")  # body first
     post.client.post(f"{P}/_mock/config", json={"callback_url": "http://127.0.0.1:9/cb"})
     result = post.control("advance", "HS-001", statusCode="200").json
     assert "ConnectionError" in result["callback"]["error"] and result["order"]["statusCode"] == "200"
