@@ -44,8 +44,8 @@ class MailStore:
         self._raw: list[bytes] = []
         self._first: dict[str, int] = {}  # Message-ID -> index of its first arrival
 
-    def add(self, summary: dict[str, Any], raw: bytes) -> dict[str, Any]:
-        """Store a parsed message and its raw bytes, stamping `index` and `at`; returns the stored record."""
+    def add(self, summary: dict[str, Any], raw: bytes) -> int:
+        """Store a parsed message and its raw bytes, stamping `index` and `at`; returns the index."""
         with self._lock:
             stamped = {"index": len(self._messages), "at": datetime.now(UTC).isoformat(timespec="milliseconds")}
             # A mailbox shows a message once per Message-ID; a repeat is marked with the first one's index.
@@ -56,7 +56,7 @@ class MailStore:
                 self._first[message_id] = stamped["index"]
             self._messages.append(stamped | summary)
             self._raw.append(raw)
-            return copy.deepcopy(self._messages[-1])
+            return stamped["index"]
 
     def messages(self, to: str | None = None) -> list[dict[str, Any]]:
         """Messages oldest first; with `to`, only those whose envelope recipients include it (case-insensitive)."""
