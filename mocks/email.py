@@ -98,12 +98,14 @@ class _HeadersParsedOnce(HeaderRegistry):
     def __getitem__(self, name: str) -> type[BaseHeader]:
         return self._classes(name.lower())
 
-    def __call__(self, name: str, value: str) -> BaseHeader:
+    def __call__(self, name: str, value: Any) -> BaseHeader:
+        if not isinstance(value, str):  # a header being set from objects (a list of Address): not a parse
+            return super().__call__(name, value)
         return self._parsed(name, value)
 
 
 # policy.default in every respect (RFC 2047 and 2231 decoding, EmailMessage and its content manager).
-POLICY = email.policy.default.clone(header_factory=_HeadersParsedOnce())
+_POLICY = email.policy.default.clone(header_factory=_HeadersParsedOnce())
 
 
 def _text_of(part: EmailMessage | None) -> str | None:
@@ -124,8 +126,8 @@ def _header(msg: EmailMessage, name: str) -> str | None:
 
 def summarize(raw: bytes) -> dict[str, Any]:
     """The decoded parts of a message a tester checks: headers, text and HTML bodies, attachments."""
-    msg = email.message_from_bytes(raw, policy=POLICY)
-    assert isinstance(msg, EmailMessage)  # policy.default (and so POLICY) always builds EmailMessage
+    msg = email.message_from_bytes(raw, policy=_POLICY)
+    assert isinstance(msg, EmailMessage)  # policy.default (and so _POLICY) always builds EmailMessage
     attachments = []
     for part in msg.iter_attachments():
         payload = part.get_payload(decode=True) or b""
@@ -150,7 +152,7 @@ def summarize(raw: bytes) -> dict[str, Any]:
 
 def _subject(raw: bytes) -> str | None:
     try:
-        return _header(email.message_from_bytes(raw, policy=POLICY), "Subject")
+        return _header(email.message_from_bytes(raw, policy=_POLICY), "Subject")
     except Exception:  # noqa: BLE001 - the log must not fail on a broken message
         return None
 
