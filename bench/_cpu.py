@@ -114,6 +114,12 @@ class CpuMeter:
         return sum(table[p].own_ticks + table[p].reaped_ticks for p in pids) / TICKS
 
 
+def cpu_seconds(groups: dict[str, list[int]]) -> dict[str, float]:
+    """CPU seconds so far of each named group of processes (with their descendants), e.g. one per mock."""
+    table = process_table()
+    return {name: CpuMeter._seconds(table, descendants(table, pids)) for name, pids in groups.items()}
+
+
 def usage(start: Reading, end: Reading) -> dict[str, float]:
     """Per role: percent of one core over the interval; 'machine' is percent of all cores together."""
     wall = max(end.wall - start.wall, 1e-9)

@@ -241,6 +241,10 @@ class Stack:
     def root_pids(self) -> dict[str, list[int]]:
         return {role: [p.pid for p in procs] for role, procs in self.procs.items()}
 
+    def mock_pids(self) -> dict[str, list[int]]:
+        """Each mock group's process (MOCK_GROUPS' names), for CPU per partner."""
+        return {group: [proc.pid] for group, proc in zip(MOCK_GROUPS, self.procs["mocks"], strict=False)}
+
     def _alive(self) -> bool:
         dead = [f"{role} (exit {p.returncode})" for role, procs in self.procs.items() for p in procs
                 if p.poll() is not None]

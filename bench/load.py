@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _observe as observe  # noqa: E402 - the bench's own modules, beside this file
 import _profile as profile  # noqa: E402
-from _cpu import CpuMeter, ms_per_unit, usage  # noqa: E402
+from _cpu import CpuMeter, cpu_seconds, ms_per_unit, usage  # noqa: E402
 from _load import journey  # noqa: E402
 from _mixed import Mix, MixedLoad  # noqa: E402
 from _plot import plot  # noqa: E402
@@ -128,14 +128,14 @@ def run_level(stack: Stack, load: MixedLoad, depth: DepthSampler, meter: CpuMete
     events_before = load.ledger.events
     samples_before = len(load.samples)
     db_before = observe.db_counters(stack.db_url, {})
-    cpu_start = meter.read()
+    cpu_start, mocks_start = meter.read(), cpu_seconds(stack.mock_pids())
     started = time.time()
     offered = load.run(rate, seconds)
     ended = time.time()
     cpu_end = meter.read()
     accepted_in_time = load.ledger.events - events_before
     drain = wait_drained(stack, load, drain_limit)
-    cpu_drained = meter.read()
+    cpu_drained, mocks_drained = meter.read(), cpu_seconds(stack.mock_pids())
     events = load.ledger.events - events_before
     db = observe.db_delta(db_before, observe.db_counters(stack.db_url, {}), events)
     portal_total = observe.mock_total(portal)
@@ -161,6 +161,9 @@ def run_level(stack: Stack, load: MixedLoad, depth: DepthSampler, meter: CpuMete
         "cpu_percent": {k: round(v, 0) for k, v in usage(cpu_start, cpu_end).items()},
         # Over the level and its drain, so that every job the level's events caused is paid for.
         "cpu_ms_per_event": {k: round(v, 2) for k, v in ms_per_unit(cpu_start, cpu_drained, events).items()},
+        # The `mocks` role split by partner (MOCK_GROUPS), over the same window.
+        "mock_cpu_ms_per_event": {g: round(1000 * (mocks_drained[g] - mocks_start.get(g, 0.0)) / max(events, 1), 2)
+                                  for g in mocks_drained},
     }
     # PostgreSQL's work per event (its statistics reach the counters up to a second late: approximate per level).
     figures["postgres_per_event"] = {"database": db.pop("database"),
@@ -195,6 +198,8 @@ def print_level(level: Level) -> None:
     ms = f["cpu_ms_per_event"]
     print(f"   CPU ms per status event (level + drain): gateway {f['gateway_cpu_ms_per_event']:.2f} "
           "(api + workers + postgres + rabbitmq); " + ", ".join(f"{k} {v:.2f}" for k, v in ms.items()))
+    print("   mocks' CPU ms per status event, by partner: " + ", ".join(
+        f"{k} {v:.2f}" for k, v in f["mock_cpu_ms_per_event"].items()))
     pg = f["postgres_per_event"]["database"]
     print("   PostgreSQL per status event: " + ", ".join(f"{k} {v:g}" for k, v in pg.items()))
     print("   index entries read per status event: " + ", ".join(

@@ -6,10 +6,12 @@ import asyncio
 import copy
 import email
 import email.policy
+import functools
 import hashlib
 import re
 import threading
 from datetime import UTC, datetime
+from email.headerregistry import BaseHeader, HeaderRegistry
 from email.message import EmailMessage
 from typing import Any
 
@@ -42,8 +44,8 @@ class MailStore:
         self._raw: list[bytes] = []
         self._first: dict[str, int] = {}  # Message-ID -> index of its first arrival
 
-    def add(self, summary: dict[str, Any], raw: bytes) -> dict[str, Any]:
-        """Store a parsed message and its raw bytes, stamping `index` and `at`; returns the stored record."""
+    def add(self, summary: dict[str, Any], raw: bytes) -> int:
+        """Store a parsed message and its raw bytes, stamping `index` and `at`; returns the index."""
         with self._lock:
             stamped = {"index": len(self._messages), "at": datetime.now(UTC).isoformat(timespec="milliseconds")}
             # A mailbox shows a message once per Message-ID; a repeat is marked with the first one's index.
@@ -54,7 +56,7 @@ class MailStore:
                 self._first[message_id] = stamped["index"]
             self._messages.append(stamped | summary)
             self._raw.append(raw)
-            return copy.deepcopy(self._messages[-1])
+            return stamped["index"]
 
     def messages(self, to: str | None = None) -> list[dict[str, Any]]:
         """Messages oldest first; with `to`, only those whose envelope recipients include it (case-insensitive)."""
@@ -81,6 +83,31 @@ class MailStore:
 STORE = MailStore()  # the store the mocks server wires to its SMTP server and blueprint
 
 
+class _HeadersParsedOnce(HeaderRegistry):
+    """policy.default's headers, each parsed once. The policy parses a header again at every read, and reading a
+    message (the parser itself, get_body, iter_attachments, get_content) reads Content-Type a dozen times: that
+    was ~80 % of the SMTP mock's CPU. A parse depends only on the name and the value and gives an immutable
+    header, so one serves every read, and every message carrying the same header (Content-Type, From). The
+    registry also made a new header class (under ABCMeta) for every parse; one per header name does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._parsed = functools.lru_cache(maxsize=1024)(super().__call__)
+        self._classes = functools.lru_cache(maxsize=256)(super().__getitem__)
+
+    def __getitem__(self, name: str) -> type[BaseHeader]:
+        return self._classes(name.lower())
+
+    def __call__(self, name: str, value: Any) -> BaseHeader:
+        if not isinstance(value, str):  # a header being set from objects (a list of Address): not a parse
+            return super().__call__(name, value)
+        return self._parsed(name, value)
+
+
+# policy.default in every respect (RFC 2047 and 2231 decoding, EmailMessage and its content manager).
+_POLICY = email.policy.default.clone(header_factory=_HeadersParsedOnce())
+
+
 def _text_of(part: EmailMessage | None) -> str | None:
     if part is None:
         return None
@@ -99,8 +126,8 @@ def _header(msg: EmailMessage, name: str) -> str | None:
 
 def summarize(raw: bytes) -> dict[str, Any]:
     """The decoded parts of a message a tester checks: headers, text and HTML bodies, attachments."""
-    msg = email.message_from_bytes(raw, policy=email.policy.default)
-    assert isinstance(msg, EmailMessage)  # policy.default always builds EmailMessage
+    msg = email.message_from_bytes(raw, policy=_POLICY)
+    assert isinstance(msg, EmailMessage)  # policy.default (and so _POLICY) always builds EmailMessage
     attachments = []
     for part in msg.iter_attachments():
         payload = part.get_payload(decode=True) or b""
@@ -125,7 +152,7 @@ def summarize(raw: bytes) -> dict[str, Any]:
 
 def _subject(raw: bytes) -> str | None:
     try:
-        return _header(email.message_from_bytes(raw, policy=email.policy.default), "Subject")
+        return _header(email.message_from_bytes(raw, policy=_POLICY), "Subject")
     except Exception:  # noqa: BLE001 - the log must not fail on a broken message
         return None
 

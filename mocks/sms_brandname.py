@@ -44,15 +44,18 @@ class SentMessages:
     def clear(self) -> None:
         self._items: list[dict[str, Any]] = []
         self._ids: set[str] = set()
+        # (receiver, brandname, content) of each: a repeat is looked up, not searched for among every message.
+        self._texts: set[tuple[str, str, str]] = set()
 
     def seen(self, request_id: str) -> bool:
         return request_id in self._ids
 
     def seen_message(self, receiver: str, brandname: str, content: str) -> bool:
-        return any((m["receiver"], m["brandname"], m["content"]) == (receiver, brandname, content) for m in self._items)
+        return (receiver, brandname, content) in self._texts
 
     def add(self, request_id: str, receiver: str, brandname: str, content: str, unicode: bool) -> None:
         self._ids.add(request_id)
+        self._texts.add((receiver, brandname, content))
         self._items.append(
             {
                 "provider": self.provider,

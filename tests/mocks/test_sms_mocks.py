@@ -264,6 +264,14 @@ def test_viettel_config_and_reset(client: FlaskClient) -> None:
     assert viettel(client) == (1, OK)  # the message is no repeat any more
 
 
+def test_viettel_forgets_repeats_on_reset(client: FlaskClient) -> None:
+    assert viettel(client) == (1, OK)
+    assert viettel(client, RequestID="1002") == (0, "Check ServiceID: DUPLICATE MESSAGE")
+    assert client.post(f"{V}/_mock/reset").status_code == 200
+    assert viettel(client, RequestID="1002") == (1, OK)  # the same text to the same number: new since the reset
+    assert viettel(client, RequestID="1003") == (0, "Check ServiceID: DUPLICATE MESSAGE")
+
+
 # --- VNPT ------------------------------------------------------------------------
 
 
