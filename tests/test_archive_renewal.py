@@ -14,7 +14,15 @@ import requests
 from gateway.services.archive.offline import verify_path
 
 from .conftest import wait_for
-from .test_archive import arch, download, finished_dossier, package_state, verdicts, wait_sealed  # noqa: F401
+from .test_archive import (  # noqa: F401
+    arch,
+    download,
+    finished_dossier,
+    package_state,
+    stamp_item,
+    verdicts,
+    wait_sealed,
+)
 
 NO_RENEWAL = {"GATEWAY_ARCHIVE__RENEW_BEFORE_DAYS": "0"}  # seals, and renews nothing before the very end
 
@@ -65,11 +73,12 @@ def test_a_package_is_renewed_before_its_tsa_certificate_ends(arch, worker_with,
     # A day after the first TSA certificate ended: the first version alone no longer holds, the renewed one does.
     later = ends + timedelta(days=1)
     old = verify_path(first, trust, at=later)
-    assert not old.ok and verdicts(old)["archive-timestamps/0001.tsr"] == "FAILED", old.text()
-    assert "not trusted" in next(i.detail for i in old.items if i.item == "archive-timestamps/0001.tsr")
+    assert not old.ok and verdicts(old)[stamp_item(1)] == "FAILED", old.text()
+    assert "not trusted" in next(i.detail for i in old.items if i.item == stamp_item(1))
     new = verify_path(second, trust, at=later)
     assert new.ok, new.text()
-    assert verdicts(new)["archive-timestamps/0001.tsr"] == verdicts(new)["archive-timestamps/0002.tsr"] == "PASSED"
+    assert verdicts(new)[stamp_item(1)] == verdicts(new)[stamp_item(2)] == "PASSED"
+    assert [t["kind"] for t in new.timestamps] == ["initial", "timestamp renewal"]
     assert [t["judged_at"][:10] for t in new.timestamps] == [new.timestamps[1]["time"][:10], later.date().isoformat()]
     assert any(i.item.startswith("data/attachments/01-") and i.verdict == "PASSED" for i in new.items)
     day = later.strftime("%Y-%m-%d")
