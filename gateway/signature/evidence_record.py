@@ -83,31 +83,58 @@ class EvidenceRecord(core.Sequence):
     ]
 
 
-def _archive_timestamp(algorithm: str, token: bytes, reduced: list[list[bytes]]) -> dict:
-    ats: dict = {"digest_algorithm": {"algorithm": algorithm}, "time_stamp": cms.ContentInfo.load(token)}
+def _der(tag: int, content: bytes) -> bytes:
+    """One DER element: its tag, its length (definite, shortest form), its content."""
+    n = len(content)
+    length = bytes([n]) if n < 0x80 else bytes([0x80 | (size := (n.bit_length() + 7) // 8)]) + n.to_bytes(size, "big")
+    return bytes([tag]) + length + content
+
+
+SEQUENCE, CONTEXT_0, CONTEXT_2 = 0x30, 0xA0, 0xA2  # universal SEQUENCE; [0] and [2] IMPLICIT, constructed
+
+
+def _archive_timestamp(algorithm: str, token: bytes, reduced: list[list[bytes]]) -> bytes:
+    """An ArchiveTimeStamp's DER, the token's bytes inside as the TSA made them. Encoded here rather than through
+    asn1crypto, which re-encodes every certificate of a token put into a new structure (~15 ms a package);
+    tests/test_evidence_record.py has pyasn1-alt-modules decode and re-encode it bit for bit."""
+    digest_algorithm = algos.DigestAlgorithm({"algorithm": algorithm}).dump()
+    fields = _der(CONTEXT_0, digest_algorithm[2:])  # [0] IMPLICIT AlgorithmIdentifier: its content, retagged
     if reduced:  # one data object alone: the token stamps its hash, no tree (the field is OPTIONAL)
-        ats["reduced_hashtree"] = reduced
-    return ats
+        fields += _der(CONTEXT_2, b"".join(_der(SEQUENCE, b"".join(_der(0x04, v) for v in level)) for level in reduced))
+    return _der(SEQUENCE, fields + token)
+
+
+def _record(algorithms: list[str], chains: list[list[bytes]]) -> bytes:
+    """An EvidenceRecord's DER from its algorithms and its chains (each a list of ArchiveTimeStamp DERs)."""
+    listed = b"".join(algos.DigestAlgorithm({"algorithm": a}).dump() for a in algorithms)
+    sequence = b"".join(_der(SEQUENCE, b"".join(chain)) for chain in chains)
+    return _der(SEQUENCE, core.Integer(V1).dump() + _der(SEQUENCE, listed) + _der(SEQUENCE, sequence))
 
 
 def new_record(algorithm: str, token: bytes, reduced: list[list[bytes]]) -> bytes:
     """A package's first evidence record: one chain of one archive timestamp (`token` over the batch's root)."""
-    return EvidenceRecord({
-        "version": V1, "digest_algorithms": [{"algorithm": algorithm}],
-        "archive_time_stamp_sequence": [[_archive_timestamp(algorithm, token, reduced)]],
-    }).dump(force=True)
+    return _record([algorithm], [[_archive_timestamp(algorithm, token, reduced)]])
 
 
 def load(der: bytes) -> EvidenceRecord:
-    """The record; ValueError when the bytes are no DER EvidenceRecord of version 1."""
+    """The record; ValueError when the bytes are no DER EvidenceRecord of version 1. Each field this module reads
+    is parsed here, so that a broken one fails now, not halfway through a check; the tokens inside are parsed by
+    whoever reads them (read_token)."""
     try:
         record = EvidenceRecord.load(der, strict=True)
-        record.native  # noqa: B018 - parses everything now: a broken field fails here, not halfway through a check
+        version = record["version"].native
+        [a["algorithm"].native for a in record["digest_algorithms"]]
+        chains = record["archive_time_stamp_sequence"]
+        for chain in chains:
+            for ats in chain:
+                ats["digest_algorithm"].native  # noqa: B018 - parsed now, see above
+                ats["reduced_hashtree"].native  # noqa: B018
+                ats["time_stamp"]["content_type"].native  # noqa: B018
     except Exception as exc:  # noqa: BLE001 - any parse failure means the same: not a record
         raise ValueError(f"not an RFC 4998 evidence record: {type(exc).__name__}: {exc}"[:300]) from None
-    if record["version"].native != V1:
-        raise ValueError(f"evidence record version {record['version'].native}, only v1 (RFC 4998) is known")
-    if not len(record["archive_time_stamp_sequence"]) or not all(len(c) for c in record["archive_time_stamp_sequence"]):
+    if version != V1:
+        raise ValueError(f"evidence record version {version}, only v1 (RFC 4998) is known")
+    if not len(chains) or not all(len(c) for c in chains):
         raise ValueError("the evidence record holds no archive timestamp, or an empty chain")
     return record
 
@@ -153,16 +180,14 @@ def renewal(der: bytes, data_object: bytes, algorithm: str) -> Renewal:
 def renewed(der: bytes, renewal_: Renewal, token: bytes) -> bytes:
     """The record with the renewal's archive timestamp added (no reduced tree: one package, its own token)."""
     record = load(der)
-    chains = [[ats for ats in chain] for chain in record["archive_time_stamp_sequence"]]
-    ats = ArchiveTimeStamp(_archive_timestamp(renewal_.algorithm, token, []))
+    chains = [[ats.dump() for ats in chain] for chain in record["archive_time_stamp_sequence"]]
+    ats = _archive_timestamp(renewal_.algorithm, token, [])
     if renewal_.new_chain:
         chains.append([ats])
     else:
         chains[-1].append(ats)
-    listed = [a["algorithm"].native for a in record["digest_algorithms"]]
-    algorithms = [*listed, *([renewal_.algorithm] if renewal_.algorithm not in listed else [])]
-    return EvidenceRecord({"version": V1, "digest_algorithms": [{"algorithm": a} for a in algorithms],
-                           "archive_time_stamp_sequence": chains}).dump(force=True)
+    listed = [str(a["algorithm"].native) for a in record["digest_algorithms"]]
+    return _record([*listed, *([renewal_.algorithm] if renewal_.algorithm not in listed else [])], chains)
 
 
 @dataclass(frozen=True)
@@ -189,7 +214,7 @@ def check(der: bytes, data_object: bytes, judge: TokenJudge, now: datetime) -> l
     try:
         record = load(der)
         chains = _chains(record)
-        tokens = [[read_token(ats["time_stamp"].dump()) for ats in chain] for chain in chains]
+        tokens = [[judge.read(ats["time_stamp"].dump()) for ats in chain] for chain in chains]
     except ValueError as exc:
         return [Verdict(1, 1, "initial", "?", 0, None, None, UNREADABLE, str(exc))]
     listed = {str(a["algorithm"].native).lower() for a in record["digest_algorithms"]}
@@ -203,7 +228,9 @@ def check(der: bytes, data_object: bytes, judge: TokenJudge, now: datetime) -> l
             if ats["reduced_hashtree"].native is not None else []
         kind = "initial" if (c, a) == (0, 0) else "timestamp renewal" if a else "hash-tree renewal"
         at = times[n + 1] if n + 1 < len(flat) else now
-        problem, detail = _covers(record, chains, c, a, algorithm, reduced, info, data_object, listed)
+        first_algorithm = _algorithm(chains[c][0], tokens[c][0][1])
+        problem, detail = _covers(record, chains, c, a, algorithm, first_algorithm, reduced, info, data_object,
+                                  listed)
         if problem is None:
             token_check: TokenCheck = judge.judge(token, ats["time_stamp"].dump(), at, covered=n + 1 < len(flat))
             problem, detail = token_check.problem, token_check.detail
@@ -212,12 +239,12 @@ def check(der: bytes, data_object: bytes, judge: TokenJudge, now: datetime) -> l
 
 
 def _covers(record: EvidenceRecord, chains: list[list[ArchiveTimeStamp]], c: int, a: int, algorithm: str,
-            reduced: list[list[bytes]], info: TokenInfo, data_object: bytes,
+            first_algorithm: str, reduced: list[list[bytes]], info: TokenInfo, data_object: bytes,
             listed: set[str]) -> tuple[str | None, str]:
     """(problem, detail) of what archive timestamp `a` of chain `c` stamps; (None, "") when it covers what it must."""
     if algorithm != info.digest:
         return ALGORITHM, f"its tree uses {algorithm} but its token's imprint {info.digest} (RFC 4998 4.3 step 4)"
-    if a and algorithm != _algorithm(chains[c][0], read_token(chains[c][0]["time_stamp"].dump())[1]):
+    if a and algorithm != first_algorithm:
         return ALGORITHM, f"it changes its chain's hash algorithm to {algorithm} (a new algorithm starts a new chain)"
     if algorithm not in listed:
         return UNLISTED, f"the record's digestAlgorithms does not list {algorithm}, which chain {c + 1} uses"

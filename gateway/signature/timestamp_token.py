@@ -95,6 +95,14 @@ class TokenJudge:
     def __init__(self, roots: list[asn1_x509.Certificate]) -> None:
         self.roots = roots
         self._seen: dict[tuple[bytes, datetime, bool], TokenCheck] = {}
+        self._read: dict[bytes, tuple[cms.ContentInfo, TokenInfo]] = {}
+
+    def read(self, der: bytes) -> tuple[cms.ContentInfo, TokenInfo]:
+        """read_token, once per token (ValueError for bytes that are none)."""
+        key = hashlib.sha256(der).digest()
+        if key not in self._read:
+            self._read[key] = read_token(der)
+        return self._read[key]
 
     def judge(self, token: cms.ContentInfo, der: bytes, at: datetime, *, covered: bool = False) -> TokenCheck:
         key = (hashlib.sha256(der).digest(), at, covered)
