@@ -32,7 +32,7 @@ from gateway.adapters.archive import BUILD, QUEUE
 from gateway.adapters.archive.bag import add_tag_file, make_bag, unzip_to, zip_bag
 from gateway.adapters.archive.storage import AlreadyStored, PackageStore
 from gateway.adapters.archive.tsa import TsaClient
-from gateway.adapters.base import PermanentError, RetryableError
+from gateway.adapters.base import AdapterError, PermanentError, RetryableError
 from gateway.config import ArchiveSettings
 from gateway.domain import archive as rules
 from gateway.domain import evidence
@@ -94,13 +94,13 @@ class Archive:
 
     # The batch -----------------------------------------------------------------------------------
 
-    def seal_many(self, payloads: list[dict[str, Any]]) -> list[Exception | None]:
+    def seal_many(self, payloads: list[dict[str, Any]]) -> list[AdapterError | None]:
         """The archive.build jobs of a batch: an outcome per job (None: sealed, or nothing left to do)."""
         now = datetime.now(UTC)
         codes = [p["code"] for p in payloads]
         with self.ctx.engine.connect() as conn:
             rows = packages.of_codes(conn, codes)
-        outcome: dict[str, Exception | None] = {}
+        outcome: dict[str, AdapterError | None] = {}
         made: list[Made] = []
         try:
             for code in dict.fromkeys(codes):
@@ -158,7 +158,7 @@ class Archive:
             raise
         return Made(row, version, scratch, tagmanifest, contents.notes, contents.dossier_bytes, years)
 
-    def _seal(self, made: list[Made], now: datetime) -> dict[str, Exception | None]:
+    def _seal(self, made: list[Made], now: datetime) -> dict[str, AdapterError | None]:
         """One timestamp for the packages made; each written and checked; the batch recorded in one transaction."""
         algorithm = self.settings.timestamp_digest
         tree = evidence.HashTree.build([evidence.digest(algorithm, m.tagmanifest) for m in made], algorithm)
@@ -167,7 +167,7 @@ class Archive:
         except Exception as exc:  # noqa: BLE001 - the TSA down: the whole batch waits, and is tried again together
             return self._failed([m.row for m in made], exc)
         judge = TokenJudge(self.roots)  # the shared token's signature and path: validated once
-        out: dict[str, Exception | None] = {}
+        out: dict[str, AdapterError | None] = {}
         stored: list[Stored] = []
         for package, reduced in zip(made, tree.reduced, strict=True):
             try:
@@ -188,7 +188,7 @@ class Archive:
         self.record_versions(stored, batch=len(made))
         return {**out, **{s.code: None for s in stored}}
 
-    def _failed(self, rows: list[RowMapping], exc: Exception) -> dict[str, Exception]:
+    def _failed(self, rows: list[RowMapping], exc: Exception) -> dict[str, AdapterError]:
         """Flag the packages as waiting (failed) with why; the error each job answers (retryable unless it says)."""
         now = datetime.now(UTC)
         flag = f"not sealed yet: {exc}"[:300]
