@@ -60,6 +60,19 @@ class Contents:
     notes: list[str] = field(default_factory=list)
     retry: list[str] = field(default_factory=list)  # partners that were down: the package must wait
     dossier_bytes: int = 0
+    dossier: Any = None  # the dossier's row, as read
+
+
+@dataclass(frozen=True)
+class Chain:
+    """The audit chain's head and newest TSA anchor at sealing: read once for a batch, the same in each package."""
+
+    head: Any
+    anchor: Any
+
+    @classmethod
+    def now(cls, conn: Connection) -> Chain:
+        return cls(audit.head(conn), packages.last_anchor(conn))
 
 
 class ContentsReader:
@@ -70,12 +83,14 @@ class ContentsReader:
         self.verify_pdf = verify_pdf  # the signature report of an attachment nobody verified yet
         self.extend = extend
 
-    def read(self, conn: Connection, code: str) -> Contents:
-        """Everything the gateway holds on the dossier, as the package's payload files."""
+    def read(self, conn: Connection, code: str, chain: Chain | None = None) -> Contents:
+        """Everything the gateway holds on the dossier, as the package's payload files; `chain`: the audit chain
+        at sealing, when the caller read it for a batch."""
         out = Contents()
         dossier = dossiers.get(conn, code)
         if dossier is None:
             raise PermanentError(f"no dossier {code}")
+        out.dossier = dossier
         data = dict(dossier["data"])
         # The dossier's own size: what was filed, its attachments counted once, as bodies (below), not base64.
         filed_only = {**data, "attachments": [{k: v for k, v in a.items() if k != "content_base64"}
@@ -107,7 +122,7 @@ class ContentsReader:
         self._payments(conn, out, dossier)
         self._deliveries(conn, out, dossier)
         self._notifications(conn, out, code)
-        self._audit(conn, out, code)
+        self._audit(conn, out, code, chain or Chain.now(conn))
         return out
 
     def _attachment(self, out: Contents, n: int, attachment: dict[str, Any], body: bytes,
@@ -173,10 +188,12 @@ class ContentsReader:
 
     def _notifications(self, conn: Connection, out: Contents, code: str) -> None:
         listed = []
-        for row in notifications.of_dossier(conn, code):
+        sent = notifications.of_dossier(conn, code)
+        attached = notifications.attachments_of(conn, [row["id"] for row in sent])  # one look-up for them all
+        for row in sent:
             view = _rows([row], drop=("source_key",))[0]
             files = []
-            for m, attachment in enumerate(notifications.attachments(conn, row["id"]), start=1):
+            for m, attachment in enumerate(attached.get(row["id"], []), start=1):
                 name = f"results/{rules.safe_name(row['reference'])}-{m:02d}-{rules.safe_name(attachment['filename'])}"
                 body = attachment["content"]
                 if not body:
@@ -193,10 +210,9 @@ class ContentsReader:
             listed.append(view)
         out.files["notifications.json"] = json_file(listed)
 
-    def _audit(self, conn: Connection, out: Contents, code: str) -> None:
+    def _audit(self, conn: Connection, out: Contents, code: str, chain: Chain) -> None:
         records = packages.audit_records(conn, code)
-        head = audit.head(conn)
-        anchor = packages.last_anchor(conn)
+        head, anchor = chain.head, chain.anchor
         out.files["audit.json"] = json_file({
             "how_to_check": "each record's hash is HMAC-SHA256(chain key, prev_hash + newline + content), content "
                             "as gateway/domain/audit_chain.py writes it; the chain head and its last TSA anchor "

@@ -37,13 +37,13 @@ from gateway.config import ArchiveSettings
 from gateway.domain import archive as rules
 from gateway.domain import evidence
 from gateway.domain.archive import EVIDENCE_RECORD, FAILING, SEALED
-from gateway.services.archive.contents import ContentsReader, Extend, json_file
+from gateway.services.archive.contents import Chain, ContentsReader, Extend, json_file
 from gateway.services.archive.verify import PdfCheck, Report, verify_built, verify_package
 from gateway.services.unit_of_work import Context
 from gateway.signature import evidence_record
 from gateway.signature.timestamp_token import TokenJudge
 from gateway.store import archive as packages
-from gateway.store import audit, dossiers, outbox
+from gateway.store import audit, outbox
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +102,7 @@ class Archive:
             rows = packages.of_codes(conn, codes)
         outcome: dict[str, AdapterError | None] = {}
         made: list[Made] = []
+        chain: Chain | None = None
         try:
             for code in dict.fromkeys(codes):
                 row = rows.get(code)
@@ -111,7 +112,10 @@ class Archive:
                     outcome[code] = None  # a repeated job: the package exists
                 else:
                     try:
-                        package = self._make(row, now)
+                        if chain is None:
+                            with self.ctx.engine.connect() as conn:
+                                chain = Chain.now(conn)  # the audit chain at sealing: the same for the batch
+                        package = self._make(row, now, chain)
                     except Exception as exc:  # noqa: BLE001 - this package waits; the others go on
                         outcome[code] = self._failed([row], exc)[code]
                         continue
@@ -126,7 +130,7 @@ class Archive:
                 shutil.rmtree(package.scratch, ignore_errors=True)
         return [outcome[c] for c in codes]
 
-    def _make(self, row: RowMapping, now: datetime) -> Made | None:
+    def _make(self, row: RowMapping, now: datetime, chain: Chain | None = None) -> Made | None:
         """The package's bag, made in a scratch folder; None when a whole file of it was stored and is adopted."""
         code = row["dossier_code"]
         self.store.sweep(code)  # what a killed build left behind
@@ -141,8 +145,8 @@ class Archive:
                 return None
             version = latest[0] + 1  # never overwritten: the broken file stays for an operator to look at
         with self.ctx.engine.connect() as conn:
-            contents = self.reader.read(conn, code)
-            dossier = dossiers.get(conn, code)
+            contents = self.reader.read(conn, code, chain)
+        dossier = contents.dossier
         if contents.retry:
             raise RetryableError("; ".join(contents.retry)[:500])
         years = self.settings.retention_years(dossier["procedure_code"])
