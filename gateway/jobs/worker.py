@@ -77,6 +77,7 @@ class Worker:
         self.queues = queues
         self.periodic = periodic or []
         self.background = background
+        self._background_went = -1e9  # when the background thread was last told to go
         self.stopping = threading.Event()
         self.threads: list[threading.Thread] = []
         self._sweeps = 0
@@ -162,6 +163,8 @@ class Worker:
         """Wait while the background must yield. True: go; False: held for a whole time slice, handed on as a new
         message (a broker may take an old unacknowledged one back); None: the worker stops."""
         held = time.monotonic()
+        if held - self._background_went < background.poll_seconds:
+            return True  # asked a moment ago: a burst of wake-ups costs one look at the other queues
         said = False
         while not self.stopping.is_set():
             try:
@@ -170,6 +173,7 @@ class Worker:
                 log.warning("%s: could not tell whether to wait (%s); going on", queue, exc)
                 return True
             if why is None:
+                self._background_went = time.monotonic()
                 if said:
                     log.info("%s: the others caught up after %.0f s; going on", queue, time.monotonic() - held)
                 return True
