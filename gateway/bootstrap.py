@@ -83,8 +83,9 @@ class Gateway:
         self.keys = KeyRing(self.engine, s.auth)
         self.limiter = RedisWindow(s.auth.rate_limit_redis_url) if s.auth.rate_limit_redis_url else LocalBuckets()
         self.runner = JobRunner(self.engine, handlers(self), s.jobs, on_dead=dead_hooks(self), policies={
-            # A batch of packages under one archive timestamp; its retries come back together (docs/archive.md).
-            archiving.QUEUE: QueuePolicy(s.archive.batch_size, s.archive.batch_lease_seconds, early=True)})
+            # Batches of packages under one archive timestamp; their retries come back together (docs/archive.md).
+            archiving.QUEUE: QueuePolicy(max(s.archive.batch_size, s.jobs.batch_size), s.archive.batch_lease_seconds,
+                                         early=True)})
 
     @property
     def notifier(self) -> Notifier:

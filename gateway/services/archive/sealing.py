@@ -95,7 +95,14 @@ class Archive:
     # The batch -----------------------------------------------------------------------------------
 
     def seal_many(self, payloads: list[dict[str, Any]]) -> list[AdapterError | None]:
-        """The archive.build jobs of a batch: an outcome per job (None: sealed, or nothing left to do)."""
+        """The archive.build jobs a worker claimed, sealed in batches of `archive.batch_size`: an outcome per job
+        (None: sealed, or nothing left to do). A claim takes at least jobs.batch_size of them, so that small
+        batches do not each pay a claim and an outcome transaction of their own."""
+        size = self.settings.batch_size
+        return [outcome for start in range(0, len(payloads), size)
+                for outcome in self._seal_batch(payloads[start:start + size])]
+
+    def _seal_batch(self, payloads: list[dict[str, Any]]) -> list[AdapterError | None]:
         now = datetime.now(UTC)
         codes = [p["code"] for p in payloads]
         with self.ctx.engine.connect() as conn:
