@@ -8,7 +8,7 @@ import hashlib
 import re
 import signal
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -29,20 +29,9 @@ from tests.test_archive import (  # noqa: F401
     verdicts,
     wait_sealed,
 )
+from tests.test_archive_renewal import worker_with  # noqa: F401
 
 PNG = _attachment("anh", "Anh the.png", b"\x89PNG not really")  # no signed PDF: a package needs only the TSA
-
-
-@pytest.fixture
-def worker_with(arch) -> Iterator[Callable[..., None]]:  # noqa: ANN001, F811
-    """Restart the stack's worker with other settings; the usual worker again after the test."""
-
-    def restart(**env: str) -> None:
-        arch.stop_workers()
-        arch.start_worker(**env)
-
-    yield restart
-    restart()
 
 
 @contextmanager
