@@ -146,14 +146,21 @@ class Worker:
             if turn is False:  # handed on: a new message wakes this thread again
                 message.ack()
             return  # stopping: the message goes back to the queue with the connection
+        yielded = False
+
+        def should_stop() -> bool:  # between two batches: the worker stops, or a peak began (background only)
+            nonlocal yielded
+            yielded = background is not None and self._peak_began(background, queue)
+            return self.stopping.is_set() or yielded
+
         try:
-            drained = self.runner.drain(queue, should_stop=self.stopping.is_set)
+            drained = self.runner.drain(queue, should_stop=should_stop)
         except Exception:  # noqa: BLE001 - e.g. the database is down: put the message back, slow down
             log.exception("queue %s could not be drained; message requeued", queue)
             message.requeue()
             self.stopping.wait(1.0)
             return
-        if drained.more:  # our time slice is over: hand the rest on rather than hold the message
+        if drained.more or yielded:  # time slice over, or a peak: hand the rest on rather than hold the message
             # On a connection of its own: publishing on ours would wait for the confirm by dispatching
             # our next delivery, running a whole drain inside this one.
             publish_or_mark(self.engine, self.broker, None, [(body.get("job_id", 0), queue)])
@@ -185,6 +192,21 @@ class Worker:
                 return False
             self.stopping.wait(background.poll_seconds)
         return None
+
+    def _peak_began(self, background: Background, queue: str) -> bool:
+        """Between two batches of a background drain: whether it must give way now (its wake-up is handed on, and
+        the next one waits its turn)."""
+        if time.monotonic() - self._background_went < background.poll_seconds:
+            return False
+        try:
+            why = background.why_wait()
+        except Exception:  # noqa: BLE001 - the database is down: the drain will say so
+            return False
+        if why is None:
+            self._background_went = time.monotonic()
+            return False
+        log.info("%s gives way between batches: %s", queue, why)
+        return True
 
     # Sweeping ----------------------------------------------------------------------------------
 
