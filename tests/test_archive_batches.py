@@ -22,6 +22,7 @@ from gateway.store.tables import audit_log
 from tests.conftest import dossier_body, wait_for
 from tests.test_archive import (  # noqa: F401
     _attachment,
+    _rewrite,
     arch,
     finished_dossier,
     package_state,
@@ -100,6 +101,23 @@ def test_dossiers_finished_together_share_one_timestamp_and_each_package_verifie
     cli = arch.gateway_cli("archive", "verify", str(package_file(arch, codes[1])), "--trust", str(arch.tmp / "trust"))
     assert cli.returncode == 0 and re.search(r"PASSED +archive-timestamps/evidence-record.ers #1: sha256 timestamp",
                                               cli.stdout), cli.stdout
+    # The auditor's view of a forged proof: each says what is wrong.
+    own = zipfile.ZipFile(package_file(arch, codes[0])).read(EVIDENCE_RECORD)
+    other = zipfile.ZipFile(package_file(arch, codes[2])).read(EVIDENCE_RECORD)
+    tree = tree_of(arch, codes[0])
+    tree[-1][0] = bytes([tree[-1][0][0] ^ 1]) + tree[-1][0][1:]
+    sibling_changed = evidence_record.new_record("sha256", token_of(arch, codes[0]), tree)
+    for what, record, reason in (
+            ("a sibling hash changed", sibling_changed, "A hash of the tree was changed, or the token belongs to "
+                                                        "another batch"),
+            ("another package's proof", other, "not in the first list of its reduced hash tree")):
+        (tmp_path / what).mkdir()
+        forged = _rewrite(package_file(arch, codes[0]), tmp_path / what / package_file(arch, codes[0]).name,
+                          lambda n, d, record=record: (n, record if n == EVIDENCE_RECORD else d))
+        report = verify_path(forged, arch.tmp / "trust")
+        item = next(i for i in report.items if i.item == stamp_item(1))
+        assert not report.ok and item.verdict == "FAILED" and reason in item.detail, (what, report.text())
+    assert own != other
 
 
 def test_a_batch_takes_at_most_batch_size_packages_and_a_batch_of_one_needs_no_tree(arch, worker_with) -> None:  # noqa: ANN001, F811
