@@ -11,10 +11,17 @@ TSA, the OCSP responder and the CRL server), the figures issue 15 asks for:
 - CPU milliseconds per package by role over the burst.
 
 Each dossier carries a signed PDF (`--pdf-kib` of incompressible image data, as a scan), which sealing extends
-to PAdES B-LTA (CRL and OCSP answers fetched from the mocks, a document timestamp), and a 20 KB PNG. Medians
-over `--runs` with the spread (min - max); each run is a fresh burst on the same stack.
+to PAdES B-LTA (CRL and OCSP answers fetched from the mocks, a document timestamp), and a 20 KB PNG; with
+`--attachments none`, nothing but its JSON records, as the dossiers of bench/load.py. Medians over `--runs` with
+the spread (min - max); each run is a fresh burst on the same stack.
 
-    python bench/archive.py [--dossiers N] [--runs R] [--pdf-kib K] [--concurrency C] [--json PATH]
+`--batch-sizes 1,10,50` seals the bursts in batches of each size in turn (archive.batch_size, the worker restarted
+between them; every run does each size once, so the sizes share the machine's moods), packages waiting
+`--batch-wait` seconds for their batch. Without it the stack's settings stand, which is how a commit from before
+batches is measured beside this one (bench/README.md: side by side).
+
+    python bench/archive.py [--dossiers N] [--runs R] [--pdf-kib K] [--attachments signed-pdf|none]
+                            [--batch-sizes 1,10,50] [--batch-wait S] [--concurrency C] [--json PATH]
 """
 
 from __future__ import annotations
@@ -55,10 +62,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--concurrency", type=int, default=8, help="client threads filing and stepping (default 8)")
     p.add_argument("--worker-threads", type=int, default=4, help="consumer threads of the worker (default 4)")
     p.add_argument("--seal-timeout", type=float, default=600, help="seconds a burst may take to seal (default 600)")
+    p.add_argument("--attachments", choices=("signed-pdf", "none"), default="signed-pdf",
+                   help="a signed PDF and a PNG per dossier (default), or none (as bench/load.py's dossiers)")
+    p.add_argument("--batch-sizes", default="", help="seal in batches of these sizes in turn, e.g. 1,10,50 "
+                                                      "(default: the stack's settings)")
+    p.add_argument("--batch-wait", type=float, default=2.0,
+                   help="with --batch-sizes: seconds a package waits for its batch (default 2)")
     p.add_argument("--json", type=Path, default=None, help="where to write the figures (default: the log dir)")
     args = p.parse_args(argv)
     if min(args.dossiers, args.runs, args.concurrency, args.worker_threads) < 1 or args.dossiers > 999:
         p.error("counts must be positive, and at most 999 dossiers a burst")
+    try:
+        args.sizes = [int(v) for v in args.batch_sizes.split(",") if v.strip()]
+    except ValueError:
+        p.error("--batch-sizes takes numbers separated by commas")
+    if any(not 1 <= n <= 500 for n in args.sizes):
+        p.error("a batch size is between 1 and 500")
     return args
 
 
@@ -137,6 +156,8 @@ class Bench:
     # One run -----------------------------------------------------------------------------------
 
     def run(self, n: int, burst: int, meter: CpuMeter, timeout: float) -> dict[str, Any]:
+        """Burst number `n` (its codes are its own: n * 1000 + ...)."""
+        started = time.time()  # wall clock: runs of two benches side by side are paired by it
         alone = [dossier_code(n * 1000)]
         codes = [dossier_code(n * 1000 + 1 + i) for i in range(burst)]
         self.file_and_accept(alone + codes)
@@ -153,7 +174,7 @@ class Bench:
         window = (max(r["sealed_at"] for r in rows) - min(r["final_at"] for r in rows)).total_seconds()
         verify = self.verify_seconds(rows)
         return {
-            "packages": len(rows), "window_seconds": round(window, 2),
+            "started_at": round(started, 1), "packages": len(rows), "window_seconds": round(window, 2),
             "packages_per_second": round(len(rows) / window, 3) if window > 0 else None,
             "seconds_to_seal_median": round(statistics.median(to_seal), 2),
             "seconds_to_seal_max": round(max(to_seal), 2),
@@ -178,15 +199,19 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
     out = {k: spread([r[k] for r in runs if r[k] is not None]) for k in keys}
     out["cpu_ms_per_package"] = {role: spread([r["cpu_ms_per_package"].get(role, 0.0) for r in runs])
                                  for role in ROLES}
+    out["cpu_ms_per_package"]["workers+mocks"] = spread([r["cpu_ms_per_package"].get("workers", 0.0) +
+                                                        r["cpu_ms_per_package"].get("mocks", 0.0) for r in runs])
     return out
 
 
-def render(s: dict[str, Any], settings: dict[str, Any]) -> str:
+def render(s: dict[str, Any], settings: dict[str, Any], size: int | None = None) -> str:
     def row(label: str, f: dict[str, float], unit: str, digits: int = 2) -> str:
         return f"{label:<46}{f['median']:>12,.{digits}f}   ({f['min']:,.{digits}f} - {f['max']:,.{digits}f}) {unit}"
 
-    lines = [f"=== archive benchmark: {settings['runs']} runs x {settings['dossiers']} dossiers, signed PDF "
-             f"{settings['pdf_kib']} KiB, 1 worker x {settings['worker_threads']} threads, {settings['cores']} "
+    what = f"signed PDF {settings['pdf_kib']} KiB" if settings["attachments"] == "signed-pdf" else "no attachments"
+    batches = f", batches of {size} (waiting {settings['batch_wait']:g} s)" if size is not None else ""
+    lines = [f"=== archive benchmark: {settings['runs']} runs x {settings['dossiers']} dossiers, {what}{batches}, "
+             f"1 worker x {settings['worker_threads']} threads, {settings['cores']} "
              "cores (a shared, noisy machine: read the spread) ===",
              f"{'':<46}{'median':>12}   (min - max over runs)",
              row("packages sealed per second (burst)", s["packages_per_second"], "packages/s"),
@@ -198,7 +223,19 @@ def render(s: dict[str, Any], settings: dict[str, Any]) -> str:
              row("archive verify per package (in process)", s["verify_ms_median"], "ms", 1),
              "CPU ms per package over the burst (sealing and everything it causes):"]
     lines += [row(f"  {role}", s["cpu_ms_per_package"][role], "ms", 0) for role in ROLES]
+    lines.append(row("  workers + mocks (sealing and its TSA)", s["cpu_ms_per_package"]["workers+mocks"], "ms", 1))
     return "\n".join(lines)
+
+
+def restart_worker(stack: Stack, size: int) -> None:
+    """The stack's worker again, sealing in batches of `size` (before a run's CPU window opens)."""
+    stack.env["GATEWAY_ARCHIVE__BATCH_SIZE"] = str(size)
+    for proc in stack.procs["workers"]:
+        proc.terminate()
+        proc.wait(30)
+    stack.procs["workers"].clear()
+    stack.start_worker()
+    stack.wait_ready()
 
 
 def scanned_pdf(kib: int) -> bytes:
@@ -208,19 +245,19 @@ def scanned_pdf(kib: int) -> bytes:
 
 
 def prepare_pki(stack: Stack, log_dir: Path) -> tuple[TestPki, Path]:
-    """A test PKI whose certificates name the mocks' CRL and OCSP URLs, served by them; the TSA signs with it."""
-    pki = TestPki(crl_base=f"{stack.mock_url}/ca", ocsp_url=f"{stack.mock_url}/ocsp/")
-    trust = pki.write_trust_dir(log_dir / "trust")
+    """A test PKI whose certificates name the mocks' CRL and OCSP URLs, served by them; the TSA signs with it. Its
+    roots go to a folder of their own: the stack writes the roots of its own PKI to log_dir/trust when it starts."""
+    pki = TestPki(crl_base=stack.mock("/ca"), ocsp_url=stack.mock("/ocsp/"))
+    trust = pki.write_trust_dir(log_dir / "bench-trust")
     return pki, trust
 
 
 def serve_pki(stack: Stack, pki: TestPki) -> None:
-    mock = stack.mock_url
     for name, der in (("vnpt-ca.crl", pki.crl()), ("national-root.crl", pki.root_crl())):
-        requests.put(f"{mock}/ca/_mock/crls/{name}", data=der, timeout=10).raise_for_status()
-    requests.put(f"{mock}/ocsp/_mock/issuers/vnpt-ca", json={**pki.ca.as_json(), "revoked": []},
+        requests.put(stack.mock(f"/ca/_mock/crls/{name}"), data=der, timeout=10).raise_for_status()
+    requests.put(stack.mock("/ocsp/_mock/issuers/vnpt-ca"), json={**pki.ca.as_json(), "revoked": []},
                  timeout=10).raise_for_status()
-    requests.put(f"{mock}/tsa/_mock/identity", json=pki.tsa.as_json(), timeout=10).raise_for_status()
+    requests.put(stack.mock("/tsa/_mock/identity"), json=pki.tsa.as_json(), timeout=10).raise_for_status()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -232,38 +269,50 @@ def main(argv: list[str] | None = None) -> int:
     logging.disable(logging.WARNING)  # pyHanko's warnings about the test PKI are not the point here
     log_dir = Path(tempfile.mkdtemp(prefix="gw-bench-archive-"))
     print(f"logs of the gateway processes: {log_dir}", flush=True)
+    # With --batch-sizes the packages wait --batch-wait for their batch (the API processes queue them so).
+    batching = {"GATEWAY_ARCHIVE__BATCH_WAIT_SECONDS": str(args.batch_wait)} if args.sizes else {}
     options = StackOptions(api_workers=2, api_threads=8, gateway_workers=1, worker_threads=args.worker_threads,
-                           log_level="warning", extra_env={})
-    settings = {**{k: v for k, v in vars(args).items() if k != "json"}, "cores": os.cpu_count()}
+                           log_level="warning", extra_env=batching)
+    settings = {**{k: v for k, v in vars(args).items() if k not in ("json", "sizes")}, "cores": os.cpu_count()}
     with Stack(options, log_dir) as stack:
         pki, trust = prepare_pki(stack, log_dir)
         folder = log_dir / "archive"
         stack.env.update({"GATEWAY_ARCHIVE__FOLDER": str(folder),
-                          "GATEWAY_ARCHIVE__TSA_URL": f"{stack.mock_url}/tsa/",
+                          "GATEWAY_ARCHIVE__TSA_URL": stack.mock("/tsa/"),
                           "GATEWAY_SIGNATURE__TRUST_DIR": str(trust)})
         stack.start()
         serve_pki(stack, pki)
-        pdf = sign(scanned_pdf(args.pdf_kib), pki.signer)
-        attachments = [{"id": "to-khai", "name": "To khai.pdf", "component_code": "TK01",
-                        "content_base64": base64.b64encode(pdf).decode()},
-                       {"id": "anh", "name": "Anh the.png", "component_code": "TK02",
-                        "content_base64": base64.b64encode(b"\x89PNG\r\n\x1a\n" + os.urandom(20_000)).decode()}]
+        attachments = []
+        if args.attachments == "signed-pdf":
+            pdf = sign(scanned_pdf(args.pdf_kib), pki.signer)
+            attachments = [{"id": "to-khai", "name": "To khai.pdf", "component_code": "TK01",
+                            "content_base64": base64.b64encode(pdf).decode()},
+                           {"id": "anh", "name": "Anh the.png", "component_code": "TK02",
+                            "content_base64": base64.b64encode(b"\x89PNG\r\n\x1a\n" + os.urandom(20_000)).decode()}]
         bench = Bench(stack, folder, trust, attachments, args.concurrency)
-        meter = CpuMeter(stack.root_pids)
-        runs = []
+        meter = CpuMeter(stack.root_pids, stack.tag)
+        sizes: list[int | None] = list(args.sizes) or [None]
+        runs: dict[str, list[dict[str, Any]]] = {str(size): [] for size in sizes}
         try:
             for n in range(1, args.runs + 1):
-                print(f"run {n}/{args.runs}: {args.dossiers} dossiers ...", flush=True)
-                runs.append(bench.run(n, args.dossiers, meter, args.seal_timeout))
-                print(f"  {runs[-1]['packages_per_second']} packages/s, median "
-                      f"{runs[-1]['seconds_to_seal_median']} s to seal", flush=True)
+                for k, size in enumerate(sizes):
+                    if size is not None:
+                        restart_worker(stack, size)
+                    print(f"run {n}/{args.runs}{f', batches of {size}' if size else ''}: {args.dossiers} dossiers ...",
+                          flush=True)
+                    done = bench.run(n * len(sizes) + k, args.dossiers, meter, args.seal_timeout)
+                    runs[str(size)].append(done)
+                    print(f"  {done['packages_per_second']} packages/s, median {done['seconds_to_seal_median']} s to "
+                          f"seal, CPU per package: workers {done['cpu_ms_per_package'].get('workers', 0):.1f} ms, "
+                          f"mocks {done['cpu_ms_per_package'].get('mocks', 0):.1f} ms", flush=True)
         finally:
             bench.close()
-    result = {"settings": settings, "runs": runs, "summary": summary(runs)}
+    result = {"settings": settings, "runs": runs, "summary": {size: summary(r) for size, r in runs.items()}}
     json_path = args.json or log_dir / "archive.json"
     write_json(result, json_path)
-    print()
-    print(render(result["summary"], settings))
+    for size in sizes:
+        print()
+        print(render(result["summary"][str(size)], settings, size))
     print(f"\nfigures as JSON: {json_path}\nlogs: {log_dir}")
     return 0
 

@@ -20,8 +20,9 @@ from gateway.adapters.postal.vnpost import VNPostClient
 from gateway.config import Settings, load_settings
 from gateway.domain.working_calendar import WorkingCalendar
 from gateway.jobs.broker import Broker, Publisher
-from gateway.jobs.runner import DeadHook, JobRunner
-from gateway.jobs.worker import PeriodicTask, Worker
+from gateway.jobs.priority import YieldToOthers
+from gateway.jobs.runner import DeadHook, JobRunner, QueuePolicy
+from gateway.jobs.worker import Background, PeriodicTask, Worker
 from gateway.services.access.api_keys import KeyRing
 from gateway.services.access.rate_limit import LocalBuckets, RateLimiter, RedisWindow
 from gateway.services.archive.minimise import Minimiser
@@ -69,7 +70,8 @@ class Gateway:
         self.context = Context(self.engine, s.jobs, self.publisher.publish, s.payment,
                                notifier=Notifier(s.notifications), calendar=calendar,
                                acknowledge_within_hours=s.sla.acknowledge_within_hours, postal=s.postal,
-                               verify_attachments=s.signature.verify_attachments, archive=s.archive.enabled)
+                               verify_attachments=s.signature.verify_attachments, archive=s.archive.enabled,
+                               archive_batch_wait=s.archive.batch_wait_seconds)
         self.payment_jobs = PaymentJobs(self.context, self.payment_providers)
         self.notification_jobs = NotificationJobs(self.context, sms_email.build_sms(s.notifications),
                                                   sms_email.build_email(s.notifications))
@@ -80,7 +82,10 @@ class Gateway:
         self.renewal = ArchiveRenewal(self.archive)
         self.keys = KeyRing(self.engine, s.auth)
         self.limiter = RedisWindow(s.auth.rate_limit_redis_url) if s.auth.rate_limit_redis_url else LocalBuckets()
-        self.runner = JobRunner(self.engine, handlers(self), s.jobs, on_dead=dead_hooks(self))
+        self.runner = JobRunner(self.engine, handlers(self), s.jobs, on_dead=dead_hooks(self), policies={
+            # Batches of packages under one archive timestamp; their retries come back together (docs/archive.md).
+            archiving.QUEUE: QueuePolicy(max(s.archive.batch_size, s.jobs.batch_size), s.archive.batch_lease_seconds,
+                                         early=True)})
 
     @property
     def notifier(self) -> Notifier:
@@ -134,12 +139,13 @@ def handlers(gateway: Gateway) -> dict[str, BatchHandler]:
     return {
         np.SYNC_DOSSIER: portal.sync_dossier_many, np.PROGRESS: portal.report_progress_many,
         sms_email.SEND: gateway.notification_jobs.send_many,  # one read for the batch, each message on its own
+        archiving.BUILD: gateway.archive.seal_many,  # one archive timestamp for the batch's packages
         # These partners take one request at a time: each job of a batch is its own call.
         **{kind: partial(one_by_one, handler) for kind, handler in {
             pay.INIT: jobs.init, pay.QUERY: jobs.query, pay.RECEIPT: jobs.receipt,
             postal.BOOK: delivery.book, postal.TRACK: delivery.track, postal.RETURNED: delivery.returned,
             signature.VERIFY_ATTACHMENT: gateway.attachment_jobs.verify_one,
-            archiving.BUILD: gateway.archive.build_one, archiving.RENEW: gateway.renewal.renew_one,
+            archiving.RENEW: gateway.renewal.renew_one,
         }.items()},
     }
 
@@ -175,4 +181,7 @@ def build_worker(gateway: Gateway) -> Worker:
     if s.webhooks.url:
         pusher = WebhookPusher(gateway.engine, s.webhooks, s.jobs)
         periodic.append(PeriodicTask("webhook push", s.webhooks.push_interval_seconds, pusher.push))
-    return Worker(gateway.engine, gateway.broker, gateway.runner, s.jobs, QUEUES, periodic)
+    # Sealing yields to status, messages and payments: a peak defers it instead of slowing them.
+    background = Background([archiving.QUEUE], YieldToOthers(gateway.engine, [archiving.QUEUE], s.archive.defer_backlog,
+                                                              s.archive.defer_max_seconds).why_wait)
+    return Worker(gateway.engine, gateway.broker, gateway.runner, s.jobs, QUEUES, periodic, background)

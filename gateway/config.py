@@ -285,6 +285,15 @@ class ArchiveSettings(BaseModel):
     minimise_after_days: float = Field(30, ge=0)  # then the database drops attachment and result bodies
     scan_interval_seconds: float = Field(30.0, gt=0)  # how often the worker looks for renewals and minimisation
     audit_anchor_minutes: float = Field(5.0, ge=0)  # how often the audit chain's head is timestamped; 0: never
+    # Batches (docs/archive.md): packages sealed under one archive timestamp, at most this many ...
+    batch_size: int = Field(50, ge=1, le=500)
+    # ... once the oldest has waited this long for others to fill its batch (a full backlog goes at once).
+    batch_wait_seconds: float = Field(10.0, ge=0)
+    batch_lease_seconds: float = Field(300.0, gt=0)  # a batch's claim; then another worker may take it over
+    # Sealing yields to the other queues: it waits while more than `defer_backlog` of their jobs are due and
+    # unclaimed, but never more than `defer_max_seconds` past its batch's time (0: it never waits).
+    defer_backlog: int = Field(100, ge=1)
+    defer_max_seconds: float = Field(600.0, ge=0)
 
     @field_validator("weak_digests")
     @classmethod

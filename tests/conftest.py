@@ -278,6 +278,9 @@ class Stack:
             "GATEWAY_ARCHIVE__TSA_TIMEOUT_SECONDS": "3",
             "GATEWAY_ARCHIVE__FETCH_TIMEOUT_SECONDS": "2",
             "GATEWAY_ARCHIVE__SCAN_INTERVAL_SECONDS": "0.5",
+            # A package waits a moment for others to share its timestamp; a killed worker's batch comes back soon.
+            "GATEWAY_ARCHIVE__BATCH_WAIT_SECONDS": "0.3",
+            "GATEWAY_ARCHIVE__BATCH_LEASE_SECONDS": "15",
             # No audit anchoring unless a test asks: an anchor's TSA call would take the faults meant for sealing.
             "GATEWAY_ARCHIVE__AUDIT_ANCHOR_MINUTES": "0",
             "GATEWAY_ARCHIVE__RETENTION": json.dumps([{"procedure_code": self.PERMANENT_PROCEDURE, "years": 0}]),

@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 import requests
 
+from gateway.domain.archive import EVIDENCE_RECORD
 from gateway.services.archive.offline import verify_path
 from gateway.services.archive.verify import verify_built
+from gateway.signature import evidence_record
 from mocks.pki import one_page_pdf, sign
 from tests.conftest import dossier_body, wait_for
 from tests.terminal import in_terminal
@@ -68,6 +70,11 @@ def verdicts(report) -> dict[str, str]:  # noqa: ANN001
     return {i.item: i.verdict for i in report.items}
 
 
+def stamp_item(n: int) -> str:
+    """The report's item for the package's n-th archive timestamp (1: the one it was sealed with)."""
+    return f"{EVIDENCE_RECORD} #{n}"
+
+
 def test_a_finished_dossier_is_sealed_and_verifies_offline(arch, tmp_path) -> None:  # noqa: ANN001
     code = finished_dossier(arch, _attachment("to-khai", "To khai.pdf", sign(one_page_pdf(), arch.pki.signer)),
                             _attachment("anh", "Anh the.png", b"\x89PNG not really"))
@@ -76,13 +83,13 @@ def test_a_finished_dossier_is_sealed_and_verifies_offline(arch, tmp_path) -> No
     path = download(arch, code, tmp_path)
     names = set(zipfile.ZipFile(path).namelist())
     assert {"bagit.txt", "bag-info.txt", "manifest-sha256.txt", "tagmanifest-sha256.txt",
-            "archive-timestamps/0001.tsr", "data/dossier.json", "data/history.json", "data/metadata.json",
+            EVIDENCE_RECORD, "data/dossier.json", "data/history.json", "data/metadata.json",
             "data/audit.json", "data/notifications.json", "data/payments.json", "data/deliveries.json"} <= names
     assert any(n.startswith("data/signatures/") and n.endswith(".txt") for n in names)
     report = verify_path(path, arch.tmp / "trust")
     assert report.ok, report.text()
     found = verdicts(report)
-    assert found["archive-timestamps/0001.tsr"] == "PASSED"
+    assert found[stamp_item(1)] == "PASSED"
     pdf_items = [i for i in report.items if i.item.startswith("data/attachments/01-")]
     assert pdf_items and all(i.verdict == "PASSED" and "B-LTA" in i.detail for i in pdf_items)
     # The PDF as filed is the first bytes of the extended one.
@@ -117,7 +124,8 @@ def test_a_damaged_package_gets_a_clear_verdict_never_a_traceback(arch, tmp_path
     wait_sealed(arch, code)
     good = download(arch, code, tmp_path)
     trust = arch.tmp / "trust"
-    forged = _forged_token(zipfile.ZipFile(good).read("tagmanifest-sha256.txt"))
+    forged = evidence_record.new_record("sha256", _forged_token(zipfile.ZipFile(good).read("tagmanifest-sha256.txt")),
+                                        [])
 
     def variant(what: str, change) -> Path:  # noqa: ANN001
         (tmp_path / what).mkdir()
@@ -132,8 +140,8 @@ def test_a_damaged_package_gets_a_clear_verdict_never_a_traceback(arch, tmp_path
                     "data/history-old.json"),
         "no timestamp": (variant("nots", lambda n, d: (None if n.startswith("archive-timestamps/") else n, d)),
                          "timestamp"),
-        "forged timestamp": (variant("forged", lambda n, d: (n, forged if n.startswith("archive-timestamps/")
-                                                                else d)), "archive-timestamps/0001.tsr"),
+        "forged timestamp": (variant("forged", lambda n, d: (n, forged if n == EVIDENCE_RECORD else d)),
+                             stamp_item(1)),
     }
     truncated = tmp_path / "truncated" / good.name
     truncated.parent.mkdir()
@@ -193,7 +201,7 @@ def test_a_package_stamped_by_an_untrusted_tsa_is_stored_but_never_counts_as_ver
         requests.put(set_tsa, json=arch.pki.tsa.as_json(), timeout=10).raise_for_status()
     # The check right after sealing caught it: minimisation, which needs verified_at, will keep every body.
     assert state["verified_at"] is None, state
-    assert "does not verify" in state["flag"] and "0001.tsr" in state["flag"], state["flag"]
+    assert "does not verify" in state["flag"] and stamp_item(1) in state["flag"], state["flag"]
 
 
 def test_the_check_after_sealing_fails_a_stored_file_that_is_not_the_one_built(tmp_path) -> None:  # noqa: ANN001

@@ -15,10 +15,11 @@ from sqlalchemy import select, update
 
 from gateway.adapters.archive.bag import add_tag_file, make_bag, zip_bag
 from gateway.adapters.archive.tsa import TsaClient
-from gateway.domain.archive import chain_imprint, token_name
+from gateway.domain.archive import EVIDENCE_RECORD
 from gateway.domain.minimisation import archived_record, kept_because, without_bodies
 from gateway.services.archive.offline import roots_from
 from gateway.services.archive.verify import verify_package
+from gateway.signature import evidence_record
 from gateway.store.tables import archive_packages, audit_log, feed_items, jobs, notification_attachments
 from mocks.pki import one_page_pdf, sign
 from tests.conftest import ServerProcess, dossier_body, wait_for
@@ -221,7 +222,8 @@ def test_make_runs_mock_tsa_stamps_what_the_roots_it_writes_verify(tmp_path) -> 
         bag = tmp_path / "bag"
         bag.mkdir()
         tagmanifest = make_bag(bag, {"dossier.json": b"{}\n"}, {"External-Identifier": "H56-1"})
-        add_tag_file(bag, token_name(1), TsaClient(f"{mocks.url}/tsa/", 10).stamp(chain_imprint(tagmanifest, [])))
+        token = TsaClient(f"{mocks.url}/tsa/", 10).stamp(hashlib.sha256(tagmanifest).digest())
+        add_tag_file(bag, EVIDENCE_RECORD, evidence_record.new_record("sha256", token, []))
         (tmp_path / "H56-1.v0001.zip").write_bytes(zip_bag(bag))
         report = verify_package(tmp_path / "H56-1.v0001.zip", roots_from(tmp_path / "trust"))
         assert report.ok, report.text()

@@ -5,16 +5,27 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
 
+from gateway.adapters.archive.bag import add_tag_file, make_bag, zip_bag
+from gateway.domain.archive import EVIDENCE_RECORD, chain_imprint, token_name
 from gateway.services.archive.offline import verify_path
 
 from .conftest import wait_for
-from .test_archive import arch, download, finished_dossier, package_state, verdicts, wait_sealed  # noqa: F401
+from .test_archive import (  # noqa: F401
+    arch,
+    download,
+    finished_dossier,
+    package_state,
+    stamp_item,
+    verdicts,
+    wait_sealed,
+)
 
 NO_RENEWAL = {"GATEWAY_ARCHIVE__RENEW_BEFORE_DAYS": "0"}  # seals, and renews nothing before the very end
 
@@ -65,11 +76,12 @@ def test_a_package_is_renewed_before_its_tsa_certificate_ends(arch, worker_with,
     # A day after the first TSA certificate ended: the first version alone no longer holds, the renewed one does.
     later = ends + timedelta(days=1)
     old = verify_path(first, trust, at=later)
-    assert not old.ok and verdicts(old)["archive-timestamps/0001.tsr"] == "FAILED", old.text()
-    assert "not trusted" in next(i.detail for i in old.items if i.item == "archive-timestamps/0001.tsr")
+    assert not old.ok and verdicts(old)[stamp_item(1)] == "FAILED", old.text()
+    assert "not trusted" in next(i.detail for i in old.items if i.item == stamp_item(1))
     new = verify_path(second, trust, at=later)
     assert new.ok, new.text()
-    assert verdicts(new)["archive-timestamps/0001.tsr"] == verdicts(new)["archive-timestamps/0002.tsr"] == "PASSED"
+    assert verdicts(new)[stamp_item(1)] == verdicts(new)[stamp_item(2)] == "PASSED"
+    assert [t["kind"] for t in new.timestamps] == ["initial", "timestamp renewal"]
     assert [t["judged_at"][:10] for t in new.timestamps] == [new.timestamps[1]["time"][:10], later.date().isoformat()]
     assert any(i.item.startswith("data/attachments/01-") and i.verdict == "PASSED" for i in new.items)
     day = later.strftime("%Y-%m-%d")
@@ -108,3 +120,24 @@ def test_a_renewal_that_cannot_help_writes_nothing_and_waits(arch, worker_with) 
     arch.gateway.renewal.schedule()  # a scan now: the package waits renew_retry_hours, it gets no new job
     assert [j["kind"] for j in arch.jobs(code) if j["kind"] == "archive.renew"] == ["archive.renew"]
     assert package_state(arch, code)["version"] == 1
+
+
+def test_a_package_sealed_before_evidence_records_still_verifies_and_renews_its_token_chain(arch, tmp_path) -> None:  # noqa: ANN001, F811
+    """Packages sealed before batches carry archive-timestamps/0001.tsr over H(tag manifest), and each renewal one
+    more token over H(tag manifest || earlier tokens): they stay verifiable, and are renewed the same way."""
+    code, trust = "000.00.17.H56-240101-0001", arch.tmp / "trust"
+    bag = tmp_path / "bag"
+    bag.mkdir()
+    tagmanifest = make_bag(bag, {"dossier.json": b"{}\n"}, {"External-Identifier": code})
+    add_tag_file(bag, token_name(1), arch.gateway.archive.tsa.stamp(chain_imprint(tagmanifest, [])))
+    old = tmp_path / f"{code}.v0001.zip"
+    old.write_bytes(zip_bag(bag, f"{code}.v0001"))
+    report = verify_path(old, trust)
+    assert report.ok and [t["token"] for t in report.timestamps] == ["archive-timestamps/0001.tsr"], report.text()
+    renewed = tmp_path / f"{code}.v0002.zip"
+    renewed.write_bytes(arch.gateway.renewal._with_new_token(
+        code, 2, old, {"tsa_not_after": None, "timestamp_digest": None, "version": 1}, "test", datetime.now(UTC)))
+    report = verify_path(renewed, trust)
+    assert report.ok, report.text()
+    assert [t["token"] for t in report.timestamps] == ["archive-timestamps/0001.tsr", "archive-timestamps/0002.tsr"]
+    assert EVIDENCE_RECORD not in zipfile.ZipFile(renewed).namelist()

@@ -138,6 +138,9 @@ def test_the_archive_page_shows_packages_waiting_with_their_error_and_sealed(gw)
     row = re.search(rf'<tr data-code="{re.escape(sealed)}" data-state="sealed">(.*?)</tr>', page, re.S)
     assert row and '<td class="verified">có</td>' in row.group(1) and "10 năm" in row.group(1)
     assert re.search(r'id="archive-counts".*data-state="failed">[1-9]', page, re.S)
+    # The sealing lag: the waiting package's dossier finished a while ago, and the page says how long.
+    lag = float(re.search(r'id="sealing-lag".*?data-seconds="([0-9.]+)"', page, re.S).group(1))
+    assert lag > 0, page
     wait_for(lambda: state(waiting) == "sealed", 60, what="the package sealed once the TSA is back")
 
 

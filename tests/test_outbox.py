@@ -122,3 +122,60 @@ def test_a_job_claimed_at_enqueue_heads_a_new_key_and_is_recovered_if_its_runner
         conn.execute(update(jobs).where(jobs.c.id == job["id"]).values(locked_until=datetime(2000, 1, 1, tzinfo=UTC)))
         dead = outbox.recover_expired_leases(conn, now=now())
     assert [d["id"] for d in dead] == [job["id"]] and dead[0]["state"] == "dead"
+
+
+# Archive packages: delayed jobs, claimed as a batch once the first is due (runner.QueuePolicy early) ----------
+
+A = "archive"
+
+
+def add_delayed(engine, key: str, delay: float, at: datetime) -> int:
+    with engine.begin() as conn:
+        [job_id] = outbox.enqueue_many(conn, [(outbox.NewJob(A, "archive.build", key, {}, delay=delay), True)],
+                                       now=at, max_attempts=3)
+    return job_id
+
+
+def claim_archive(engine, at: datetime, limit: int, early: bool = True) -> list[int]:
+    with engine.begin() as conn:
+        return [j["id"] for j in outbox.claim_heads(conn, A, now=at, lease=30, limit=limit, early=early).jobs]
+
+
+def test_a_delayed_job_waits_unpublished_then_brings_the_jobs_behind_it_up_to_the_batch(engine):
+    from datetime import timedelta
+
+    t0 = now()
+    first = add_delayed(engine, "P1", 10, t0)
+    later = [add_delayed(engine, f"P{n}", 10, t0 + timedelta(seconds=n)) for n in range(2, 6)]
+    with engine.begin() as conn:
+        # Nobody publishes for a delayed job at commit; the sweeper does once it is due.
+        assert outbox.take_due_for_publish(conn, now=t0 + timedelta(seconds=5), republish_after=60) == []
+        assert outbox.take_due_for_publish(conn, now=t0 + timedelta(seconds=10), republish_after=60) == [(first, A)]
+    assert claim_archive(engine, t0 + timedelta(seconds=9), limit=3) == []  # none due yet: the batch is filling
+    assert claim_archive(engine, t0 + timedelta(seconds=10), limit=3, early=False) == [first]  # the usual claim
+    assert claim_archive(engine, t0 + timedelta(seconds=11), limit=3) == []  # the head is taken, the next not due
+    # Once the next is due, it brings the ones queued behind it, before their time, up to the batch size.
+    assert claim_archive(engine, t0 + timedelta(seconds=12), limit=3) == later[:3]
+    assert claim_archive(engine, t0 + timedelta(seconds=15), limit=3) == later[3:]
+
+
+def test_the_backlog_background_queues_yield_to_counts_due_unclaimed_jobs_of_the_others(engine):
+    from datetime import timedelta
+
+    from gateway.jobs.priority import YieldToOthers
+
+    t0 = now()
+    for n in range(5):
+        add(engine, f"K{n}")  # five due portal jobs nobody claimed yet
+    add_delayed(engine, "P1", 0, t0 - timedelta(seconds=30))  # an archive job due for 30 s
+    with engine.begin() as conn:
+        assert outbox.due_backlog(conn, now=now(), besides=[A], limit=100) == 5
+        assert outbox.due_backlog(conn, now=now(), besides=[A], limit=3) == 3  # counted no further than asked
+        assert outbox.due_backlog(conn, now=now(), besides=[A, Q], limit=100) == 0
+        assert abs((outbox.oldest_due(conn, [A], now=now()) - (t0 - timedelta(seconds=30))).total_seconds()) < 1
+    assert "more than 4 jobs" in YieldToOthers(engine, [A], 4, 600).why_wait()
+    assert YieldToOthers(engine, [A], 5, 600).why_wait() is None  # not more than the threshold: go
+    assert YieldToOthers(engine, [A], 4, 20).why_wait() is None  # waited 30 s, more than it may: go anyway
+    assert YieldToOthers(engine, [A], 4, 0).why_wait() is None  # 0: never waits
+    claim(engine)  # the portal's jobs taken by a worker: no backlog left
+    assert YieldToOthers(engine, [A], 4, 600).why_wait() is None

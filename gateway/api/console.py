@@ -100,7 +100,7 @@ def dashboard(name: str) -> str:
     return render_template("console/dashboard.html", caller=name, csrf=session["csrf"], states=STATES,
                            queues=queues, health=health, sms=sms, dead=dead, dead_kinds=dead_kinds,
                            breaches=sla.breaches(ctx, limit=100), roots=gateway.signatures.trust.roots,
-                           code=code, traced=traced, chart=chart)
+                           code=code, traced=traced, chart=chart, sealing_lag=archive_packages.sealing_lag(ctx))
 
 
 def _act(action: str, job_id: int, name: str) -> None:
@@ -174,5 +174,6 @@ def archive(name: str) -> str:
     """The archive packages: waiting to be sealed (pending, failed with attempts and last error) and sealed."""
     seen = archive_packages.overview(_gateway().context)
     return render_template("console/archive.html", caller=name, csrf=session["csrf"], counts=seen.counts,
+                           sealing_lag=seen.lag_seconds, batch_wait=_gateway().settings.archive.batch_wait_seconds,
                            waiting=[_package(r, job) for r, job in seen.waiting],
                            sealed=[_package(r, None) for r in seen.sealed], labels=archive_rules.STATE_LABELS_VI)

@@ -70,6 +70,8 @@ class StoreCollector(Collector):
         # Median and worst of the newest 1000 sealed packages: final status to sealed, in seconds.
         yield _gauge("gateway_archive_seconds_to_seal", "Seconds from final status to sealed (newest 1000)",
                      ["quantile"], [(["0.5"], to_seal[len(to_seal) // 2]), (["1"], to_seal[-1])] if to_seal else [])
+        yield _gauge("gateway_archive_sealing_lag_seconds", "Seconds the oldest finished dossier not yet sealed has "
+                     "waited (0: none waits)", [], [([], counts.sealing_lag)])
         for name, text, counted in BY_STATE:
             columns = state_counts.BY_STATE[counted][1]
             yield _gauge(name, text, list(columns),

@@ -1,10 +1,10 @@
 """The electronic archive's rules, without I/O: package states, names, metadata, the timestamp chain, renewal.
 
 A package is a BagIt bag (RFC 8493). Its tag manifest covers bag-info.txt and the payload manifest, which
-covers every file; the archive timestamps are tag files outside the tag manifest, chained: token k stamps
-H(tag manifest || token 1 || ... || token k-1), H its own imprint algorithm, so a new token covers the older
-ones and the package stays verifiable after an older TSA certificate ends or an older algorithm weakens (the
-idea of RFC 4998's archive timestamp chains).
+covers every file; its archive timestamps are in a tag file outside the tag manifest, an RFC 4998 evidence record
+(domain/evidence.py, signature/evidence_record.py): the first timestamp stamps the root of a hash tree over a batch
+of tag manifests, renewals continue its chain. Packages sealed before batches carry chained tokens instead:
+token k stamps H(tag manifest || token 1 || ... || token k-1) (chain_imprint below); they still verify and renew.
 """
 
 from __future__ import annotations
@@ -22,8 +22,10 @@ PENDING, SEALED, FAILING = "pending", "sealed", "failed"  # failed: waiting for 
 STATES = (PENDING, SEALED, FAILING)
 STATE_LABELS_VI = {PENDING: "Chờ lập gói lưu trữ", SEALED: "Đã niêm phong", FAILING: "Lỗi, đang thử lại"}
 
-TIMESTAMP_DIR = "archive-timestamps"  # tag folder of the chained RFC 3161 tokens
-TOKEN_SUFFIX = ".tsr"
+TIMESTAMP_DIR = "archive-timestamps"  # tag folder of the archive timestamps
+# The package's RFC 4998 evidence record (DER): its archive timestamps, each with its reduced hash tree, in chains.
+EVIDENCE_RECORD = f"{TIMESTAMP_DIR}/evidence-record.ers"
+TOKEN_SUFFIX = ".tsr"  # packages sealed before evidence records: one RFC 3161 token a file, chained (below)
 DIGEST = "sha256"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 

@@ -54,13 +54,26 @@ class _Batch:
 DeadHook = Callable[[Connection, dict[str, Any], str], None]
 
 
+@dataclass(frozen=True)
+class QueuePolicy:
+    """A queue claimed otherwise than jobs.batch_size and jobs.lease_seconds say: archive packages go in batches
+    of their own size, with a lease long enough to seal one, and a due job brings the ones queued behind it along
+    (outbox.claim_heads `early`)."""
+
+    batch_size: int
+    lease_seconds: float
+    early: bool = False
+
+
 class JobRunner:
     def __init__(self, engine: Engine, handlers: Mapping[str, BatchHandler], settings: JobSettings,
-                 on_dead: Mapping[str, DeadHook] | None = None) -> None:
+                 on_dead: Mapping[str, DeadHook] | None = None,
+                 policies: Mapping[str, QueuePolicy] | None = None) -> None:
         self.engine = engine
         self.handlers = handlers
         self.settings = settings
         self.on_dead: Mapping[str, DeadHook] = on_dead or {}
+        self.policies: Mapping[str, QueuePolicy] = policies or {}
         self.outages = OutageWatch(settings.outage_after_keys)
 
     def drain(self, queue: str, should_stop: Callable[[], bool] = lambda: False) -> Drained:
@@ -82,13 +95,14 @@ class JobRunner:
         return self._claim_and_run(queue).outcomes
 
     def _claim_and_run(self, queue: str) -> _Batch:
+        policy = self.policies.get(queue) or QueuePolicy(self.settings.batch_size, self.settings.lease_seconds)
         with self.engine.begin() as conn:
-            claim = outbox.claim_heads(conn, queue, now=datetime.now(UTC), lease=self.settings.lease_seconds,
-                                       limit=self.settings.batch_size)
+            claim = outbox.claim_heads(conn, queue, now=datetime.now(UTC), lease=policy.lease_seconds,
+                                       limit=policy.batch_size, early=policy.early)
         if not claim.jobs:
             return _Batch([], full=False, promoted=False)
         outcomes, promoted = self._run(queue, claim)
-        return _Batch(outcomes, full=len(claim.jobs) >= self.settings.batch_size, promoted=promoted)
+        return _Batch(outcomes, full=len(claim.jobs) >= policy.batch_size, promoted=promoted)
 
     def run_claimed(self, queue: str, claim: outbox.Claim) -> list[Outcome]:
         """Deliver jobs already claimed (by run_batch, or by a request trying a job at once) and record."""

@@ -1,8 +1,9 @@
-"""The worker process: consumer threads running jobs, and a sweeper thread.
+"""The worker process: consumer threads running jobs, a thread for the background queues, and a sweeper thread.
 
 Each consumer thread owns its own broker connection (kombu connections are not thread-safe) and
 acknowledges a message only after the job's outcome is committed, so a worker killed mid-delivery
-leaves the message to be redelivered, and the job's expired lease to the sweeper.
+leaves the message to be redelivered, and the job's expired lease to the sweeper. The background queues (the
+archive's) have one thread of their own, which yields to the others during a peak (priority.py).
 """
 
 from __future__ import annotations
@@ -47,6 +48,15 @@ def publish_or_mark(engine: Engine, broker: Broker, conn: Connection | None,
 
 
 @dataclass
+class Background:
+    """Queues consumed apart, on one thread, which waits before each batch while `why_wait` gives a reason."""
+
+    queues: list[str]
+    why_wait: Callable[[], str | None]
+    poll_seconds: float = 1.0
+
+
+@dataclass
 class PeriodicTask:
     """Work the sweeper thread does every `every` seconds besides sweeping (say, payment reconciliation)."""
 
@@ -58,25 +68,35 @@ class PeriodicTask:
 
 class Worker:
     def __init__(self, engine: Engine, broker: Broker, runner: JobRunner, settings: JobSettings,
-                 queues: list[str], periodic: list[PeriodicTask] | None = None) -> None:
+                 queues: list[str], periodic: list[PeriodicTask] | None = None,
+                 background: Background | None = None) -> None:
         self.engine = engine
         self.broker = broker
         self.runner = runner
         self.settings = settings
         self.queues = queues
         self.periodic = periodic or []
+        self.background = background
+        self._background_went = -1e9  # when the background thread was last told to go
         self.stopping = threading.Event()
         self.threads: list[threading.Thread] = []
         self._sweeps = 0
 
     def start(self, *, sweeper: bool = True) -> None:
+        behind = self.background.queues if self.background else []
+        foreground = [q for q in self.queues if q not in behind]
         for n in range(self.settings.worker_threads):
-            self.threads.append(threading.Thread(target=self._consume, name=f"consumer-{n}", daemon=True))
+            self.threads.append(threading.Thread(target=self._consume, args=(foreground, None), name=f"consumer-{n}",
+                                                 daemon=True))
+        if self.background is not None:
+            self.threads.append(threading.Thread(target=self._consume, args=(behind, self.background),
+                                                 name="background", daemon=True))
         if sweeper:
             self.threads.append(threading.Thread(target=self._sweep_forever, name="sweeper", daemon=True))
         for thread in self.threads:
             thread.start()
-        log.info("worker started: queues %s, %d consumer threads", self.queues, self.settings.worker_threads)
+        log.info("worker started: queues %s, %d consumer threads; in the background: %s", foreground,
+                 self.settings.worker_threads, behind or "none")
 
     def stop(self, timeout: float = 10.0) -> None:
         self.stopping.set()
@@ -89,17 +109,17 @@ class Worker:
 
     # Consuming ---------------------------------------------------------------------------------
 
-    def _consume(self) -> None:
+    def _consume(self, names: list[str], background: Background | None) -> None:
         pause = 0.5
         while not self.stopping.is_set():
             try:
                 with self.broker.connection() as conn:
                     conn.ensure_connection(max_retries=1)
-                    self.broker.declare(conn, self.queues)
-                    queues = [self.broker.queue(q) for q in self.queues]
+                    self.broker.declare(conn, names)
+                    queues = [self.broker.queue(q) for q in names]
 
                     def on_message(body: dict, message, conn=conn) -> None:  # noqa: ANN001
-                        self._handle(conn, body, message)
+                        self._handle(conn, body, message, background)
 
                     with conn.Consumer(queues, callbacks=[on_message], accept=["json"], prefetch_count=2):
                         pause = 0.5
@@ -116,24 +136,77 @@ class Worker:
                 self.stopping.wait(pause)
                 pause = min(pause * 2, 10.0)
 
-    def _handle(self, conn: Connection, body: dict, message) -> None:  # noqa: ANN001
+    def _handle(self, conn: Connection, body: dict, message, background: Background | None) -> None:  # noqa: ANN001
         queue = body.get("queue") if isinstance(body, dict) else None
         if queue not in self.queues:
             log.error("dropping a message for no queue of ours: %r", body)
             message.ack()
             return
+        if background is not None and (turn := self._wait_turn(background, body, queue)) is not True:
+            if turn is False:  # handed on: a new message wakes this thread again
+                message.ack()
+            return  # stopping: the message goes back to the queue with the connection
+        yielded = False
+
+        def should_stop() -> bool:  # between two batches: the worker stops, or a peak began (background only)
+            nonlocal yielded
+            yielded = background is not None and self._peak_began(background, queue)
+            return self.stopping.is_set() or yielded
+
         try:
-            drained = self.runner.drain(queue, should_stop=self.stopping.is_set)
+            drained = self.runner.drain(queue, should_stop=should_stop)
         except Exception:  # noqa: BLE001 - e.g. the database is down: put the message back, slow down
             log.exception("queue %s could not be drained; message requeued", queue)
             message.requeue()
             self.stopping.wait(1.0)
             return
-        if drained.more:  # our time slice is over: hand the rest on rather than hold the message
+        if drained.more or yielded:  # time slice over, or a peak: hand the rest on rather than hold the message
             # On a connection of its own: publishing on ours would wait for the confirm by dispatching
             # our next delivery, running a whole drain inside this one.
             publish_or_mark(self.engine, self.broker, None, [(body.get("job_id", 0), queue)])
         message.ack()
+
+    def _wait_turn(self, background: Background, body: dict, queue: str) -> bool | None:
+        """Wait while the background must yield. True: go; False: held for a whole time slice, handed on as a new
+        message (a broker may take an old unacknowledged one back); None: the worker stops."""
+        held = time.monotonic()
+        if held - self._background_went < background.poll_seconds:
+            return True  # asked a moment ago: a burst of wake-ups costs one look at the other queues
+        said = False
+        while not self.stopping.is_set():
+            try:
+                why = background.why_wait()
+            except Exception as exc:  # noqa: BLE001 - the database is down: the drain will say so and requeue
+                log.warning("%s: could not tell whether to wait (%s); going on", queue, exc)
+                return True
+            if why is None:
+                self._background_went = time.monotonic()
+                if said:
+                    log.info("%s: the others caught up after %.0f s; going on", queue, time.monotonic() - held)
+                return True
+            if not said:
+                log.info("%s waits: %s", queue, why)
+                said = True
+            if time.monotonic() - held > self.settings.drain_seconds:
+                publish_or_mark(self.engine, self.broker, None, [(body.get("job_id", 0), queue)])
+                return False
+            self.stopping.wait(background.poll_seconds)
+        return None
+
+    def _peak_began(self, background: Background, queue: str) -> bool:
+        """Between two batches of a background drain: whether it must give way now (its wake-up is handed on, and
+        the next one waits its turn)."""
+        if time.monotonic() - self._background_went < background.poll_seconds:
+            return False
+        try:
+            why = background.why_wait()
+        except Exception:  # noqa: BLE001 - the database is down: the drain will say so
+            return False
+        if why is None:
+            self._background_went = time.monotonic()
+            return False
+        log.info("%s gives way between batches: %s", queue, why)
+        return True
 
     # Sweeping ----------------------------------------------------------------------------------
 

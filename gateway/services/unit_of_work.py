@@ -28,6 +28,7 @@ class Context:
     postal: PostalSettings = field(default_factory=PostalSettings)
     verify_attachments: bool = False  # queue a signature check of each PDF attachment of a filed dossier
     archive: bool = False  # seal an archive package of each dossier that reaches a final status
+    archive_batch_wait: float = 0.0  # its package waits this long for others to share its archive timestamp
 
     # A message only wakes a worker, which then claims a batch (jobs.batch_size) of the queue's ready jobs and
     # drains on while batches come full: one message per batch of jobs, at most a few per queue to get several

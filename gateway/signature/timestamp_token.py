@@ -8,6 +8,7 @@ certificates must be in the token and chain to one of the roots given.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -83,3 +84,29 @@ def check_token(token: cms.ContentInfo, expected: Callable[[str], bytes], roots:
     if not status.trusted:
         return TokenCheck(TRUST, status.trust_problem_indic.name if status.trust_problem_indic else "untrusted")
     return TokenCheck(None)
+
+
+class TokenJudge:
+    """Whether tokens are validly signed by a TSA trusted at a moment, each answered once: the packages of a batch
+    share one token, so its path validation (the costly part, ~5 ms) runs once for the batch. The imprint is the
+    caller's to compare (a reduced hash tree's root, or a chain's hash): here each token is taken as stamping what
+    it says it stamps."""
+
+    def __init__(self, roots: list[asn1_x509.Certificate]) -> None:
+        self.roots = roots
+        self._seen: dict[tuple[bytes, datetime, bool], TokenCheck] = {}
+        self._read: dict[bytes, tuple[cms.ContentInfo, TokenInfo]] = {}
+
+    def read(self, der: bytes) -> tuple[cms.ContentInfo, TokenInfo]:
+        """read_token, once per token (ValueError for bytes that are none)."""
+        key = hashlib.sha256(der).digest()
+        if key not in self._read:
+            self._read[key] = read_token(der)
+        return self._read[key]
+
+    def judge(self, token: cms.ContentInfo, der: bytes, at: datetime, *, covered: bool = False) -> TokenCheck:
+        key = (hashlib.sha256(der).digest(), at, covered)
+        if key not in self._seen:
+            own = token["content"]["encap_content_info"]["content"].parsed["message_imprint"]["hashed_message"].native
+            self._seen[key] = check_token(token, lambda _algorithm: own, self.roots, at, covered=covered)
+        return self._seen[key]

@@ -26,6 +26,14 @@ def get(conn: Connection, code: str) -> RowMapping | None:
     return conn.execute(select(archive_packages).where(archive_packages.c.dossier_code == code)).mappings().first()
 
 
+def of_codes(conn: Connection, codes: list[str]) -> dict[str, RowMapping]:
+    """The packages of these dossiers, by dossier code (one look-up for a batch)."""
+    if not codes:
+        return {}
+    rows = conn.execute(select(archive_packages).where(archive_packages.c.dossier_code.in_(codes))).mappings()
+    return {r["dossier_code"]: r for r in rows}
+
+
 def of_dossiers(conn: Connection, dossier_ids: list[int]) -> dict[int, RowMapping]:
     rows = conn.execute(select(archive_packages).where(archive_packages.c.dossier_id.in_(dossier_ids))).mappings()
     return {r["dossier_id"]: r for r in rows}
@@ -59,6 +67,13 @@ def listing(conn: Connection, state: str | None = None, limit: int = 200) -> lis
 def counts(conn: Connection) -> dict[str, int]:
     rows = conn.execute(select(archive_packages.c.state, func.count()).group_by(archive_packages.c.state))
     return {PENDING: 0, SEALED: 0, FAILING: 0, **{state: n for state, n in rows}}
+
+
+def oldest_unsealed_final_at(conn: Connection) -> datetime | None:
+    """When the longest-waiting finished dossier without a sealed package reached its final status: the sealing
+    lag's start (pending and failed packages are few, and state is indexed)."""
+    return conn.execute(select(func.min(archive_packages.c.final_at))
+                        .where(archive_packages.c.state.in_((PENDING, FAILING)))).scalar_one()
 
 
 def sealed_seconds(conn: Connection, limit: int = 1000) -> list[float]:

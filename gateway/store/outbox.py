@@ -33,6 +33,9 @@ class NewJob:
     kind: str
     ordering_key: str
     payload: dict[str, Any]
+    # Due this many seconds after it is queued (an archive package waiting for its batch to fill). Nobody
+    # publishes for it at commit: the sweeper does once it is due.
+    delay: float = 0.0
 
 
 _LOCK_KEYS = text(
@@ -57,8 +60,10 @@ def enqueue(conn: Connection, job: NewJob, *, now: datetime, max_attempts: int) 
     waiting = has_unfinished(conn, job.queue, job.ordering_key)
     job_id = conn.execute(insert(jobs).values(
         queue=job.queue, kind=job.kind, ordering_key=job.ordering_key, payload=job.payload,
-        state=PENDING, ready=not waiting, attempts=0, max_attempts=max_attempts, next_attempt_at=now,
-        published_at=None if waiting else now, created_at=now, updated_at=now, request_id=request_context.current(),
+        state=PENDING, ready=not waiting, attempts=0, max_attempts=max_attempts,
+        next_attempt_at=now + timedelta(seconds=job.delay) if job.delay else now,
+        published_at=None if waiting or job.delay else now, created_at=now, updated_at=now,
+        request_id=request_context.current(),
     ).returning(jobs.c.id)).scalar_one()
     return job_id, waiting
 
@@ -83,8 +88,9 @@ def enqueue_many(conn: Connection, new: list[tuple[NewJob, bool]], *, now: datet
                  max_attempts: int) -> list[int]:
     """Insert jobs whose readiness the caller worked out (holding the keys' locks); ids in order."""
     rows = [{"queue": job.queue, "kind": job.kind, "ordering_key": job.ordering_key, "payload": job.payload,
-             "state": PENDING, "ready": ready, "attempts": 0, "max_attempts": max_attempts, "next_attempt_at": now,
-             "published_at": now if ready else None, "created_at": now, "updated_at": now,
+             "state": PENDING, "ready": ready, "attempts": 0, "max_attempts": max_attempts,
+             "next_attempt_at": now + timedelta(seconds=job.delay) if job.delay else now,
+             "published_at": now if ready and not job.delay else None, "created_at": now, "updated_at": now,
              "request_id": request_context.current()} for job, ready in new]
     result = conn.execute(insert(jobs).returning(jobs.c.id, sort_by_parameter_order=True), rows)
     return list(result.scalars())
@@ -146,17 +152,22 @@ class Claim:
     lease_end: datetime
 
 
-def claim_heads(conn: Connection, queue: str, *, now: datetime, lease: float, limit: int) -> Claim:
+def claim_heads(conn: Connection, queue: str, *, now: datetime, lease: float, limit: int,
+                early: bool = False) -> Claim:
     """Take up to `limit` due ready jobs of a queue: at most one per ordering key, oldest due first.
 
+    `early`: once the first is due, the batch is filled with the ready jobs due next, before their time (archive
+    packages waiting for their batch, and the retries of a batch that failed together, go as one batch).
     On PostgreSQL several workers claim side by side (SKIP LOCKED) without ever taking the same job.
     """
-    due = (select(jobs.c.id)
-           .where(jobs.c.queue == queue, jobs.c.state == fixed(PENDING), jobs.c.ready, jobs.c.next_attempt_at <= now)
-           .order_by(jobs.c.next_attempt_at, jobs.c.id).limit(limit))
+    heads = select(jobs.c.id, jobs.c.next_attempt_at).where(jobs.c.queue == queue, jobs.c.state == fixed(PENDING),
+                                                            jobs.c.ready)
+    due = (heads if early else heads.where(jobs.c.next_attempt_at <= now)) \
+        .order_by(jobs.c.next_attempt_at, jobs.c.id).limit(limit)
     if conn.dialect.name == "postgresql":
         due = due.with_for_update(skip_locked=True)
-    ids = list(conn.execute(due).scalars())
+    found = conn.execute(due).all()
+    ids = [row.id for row in found] if found and found[0].next_attempt_at <= now else []
     lease_end = now + timedelta(seconds=lease)
     if not ids:
         return Claim([], lease_end)
@@ -227,6 +238,21 @@ def recover_expired_leases(conn: Connection, *, now: datetime) -> list[RowMappin
         state=PENDING, locked_until=None, published_at=None, next_attempt_at=now, updated_at=now,
     ))
     return list(dead)
+
+
+def due_backlog(conn: Connection, *, now: datetime, besides: list[str], limit: int) -> int:
+    """How many ready jobs of queues other than `besides` are due and unclaimed, counted up to `limit`: work
+    waiting for a worker, which background queues yield to."""
+    waiting = (select(jobs.c.id).where(jobs.c.state == fixed(PENDING), jobs.c.ready, jobs.c.next_attempt_at <= now,
+                                       jobs.c.queue.not_in(besides)).limit(limit).subquery())
+    return conn.execute(select(func.count()).select_from(waiting)).scalar_one()
+
+
+def oldest_due(conn: Connection, queues: list[str], *, now: datetime) -> datetime | None:
+    """When the longest-waiting due ready job of these queues became due."""
+    return conn.execute(select(func.min(jobs.c.next_attempt_at)).where(
+        jobs.c.queue.in_(queues), jobs.c.state == fixed(PENDING), jobs.c.ready,
+        jobs.c.next_attempt_at <= now)).scalar_one()
 
 
 def take_due_for_publish(conn: Connection, *, now: datetime, republish_after: float,

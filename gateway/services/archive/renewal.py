@@ -1,10 +1,14 @@
 """Renewing a package's archive timestamp, so it stays verifiable for its whole retention period.
 
 Before the newest token's certificates end (`archive.renew_before_days`), or once its imprint algorithm is
-configured weak (`archive.weak_digests`), a job asks the TSA for a new token over the tag manifest and every
-earlier token (domain/archive.py chain_imprint) and writes it into a new package version, written once like
-the first: <code>.v0002.zip beside .v0001.zip, which is never touched. `archive verify` then judges each older
-token at the time the next one proves, so the chain holds after the older TSA certificates end.
+configured weak (`archive.weak_digests`), a job adds an archive timestamp to the package's own evidence record
+(RFC 4998 5.2): a Timestamp Renewal over its newest token while the hash algorithm stays, a Hash-Tree Renewal over
+its tag manifest and every chain so far with a new one (signature/evidence_record.py). A package sealed in a batch
+is renewed alone: the new token covers that package's evidence, not its batch. A package sealed before evidence
+records gets one more token in its chain, over its tag manifest and every earlier token (domain/archive.py
+chain_imprint). Either way the result is a new package version, written once like the first: <code>.v0002.zip
+beside .v0001.zip, which is never touched. `archive verify` then judges each older token at the time the next one
+proves, so the chain holds after the older TSA certificates end.
 
 A renewal that cannot help (the TSA's own certificate ends as soon, the package no longer verifies) writes
 nothing, flags the package and waits `renew_retry_hours`; a TSA that is down makes the job retry.
@@ -12,6 +16,7 @@ nothing, flags the package and waits `renew_retry_hours`; a TSA that is down mak
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import shutil
 from datetime import UTC, datetime, timedelta
@@ -23,8 +28,9 @@ from gateway.adapters.archive.bag import TAGMANIFEST, add_tag_file, unzip_to, zi
 from gateway.adapters.archive.storage import AlreadyStored
 from gateway.adapters.base import RetryableError
 from gateway.domain import archive as rules
-from gateway.domain.archive import SEALED, TIMESTAMP_DIR, TOKEN_SUFFIX
-from gateway.services.archive.sealing import Archive
+from gateway.domain.archive import EVIDENCE_RECORD, SEALED, TIMESTAMP_DIR, TOKEN_SUFFIX
+from gateway.services.archive.sealing import Archive, Stored, sha256_of
+from gateway.signature import evidence_record
 from gateway.signature.timestamp_token import read_token
 from gateway.store import archive as packages
 from gateway.store import outbox
@@ -81,8 +87,8 @@ class ArchiveRenewal:
             # A worker stored a renewal and died before recording it: adopt it if it verifies and adds a token.
             report = self.archive.verify(latest[1])
             if report.ok and len(report.timestamps) > row["timestamps"]:
-                self.archive.record_version(code, latest[0], latest[1], report, notes=row["notes"] or [],
-                                            adopted=True, renewal=True)
+                self.archive.record_versions([Stored(code, latest[0], latest[1], sha256_of(latest[1]), report,
+                                                     row["notes"] or [], adopted=True)], renewal=True)
                 return
             version = latest[0] + 1  # never overwritten: the broken file stays for an operator to look at
         current = store.resolve(row["path"])
@@ -104,8 +110,8 @@ class ArchiveRenewal:
             path = store.write_once(code, version, data)
         except AlreadyStored:
             raise RetryableError(f"package version {version} of {code} appeared meanwhile; trying again") from None
-        self.archive.record_version(code, version, path, self.archive.verify(path), notes=row["notes"] or [],
-                                    renewal=True)
+        self.archive.record_versions([Stored(code, version, path, hashlib.sha256(data).hexdigest(),
+                                             self.archive.verify(path), row["notes"] or [])], renewal=True)
         with self.archive.ctx.engine.connect() as conn:
             renewed = packages.get(conn, code)
         if (still := self.reason(renewed, now)) is not None:  # the new TSA certificate ends within the margin too
@@ -118,11 +124,16 @@ class ArchiveRenewal:
         scratch = self.archive.store.scratch(code)
         try:
             folder = unzip_to(current, scratch)
-            tokens = [p.read_bytes() for p in sorted((folder / TIMESTAMP_DIR).iterdir())
-                      if p.name.endswith(TOKEN_SUFFIX) and p.is_file()]
+            tagmanifest = (folder / TAGMANIFEST).read_bytes()
             digest = self.settings.timestamp_digest
-            token = self.archive.tsa.stamp(rules.chain_imprint((folder / TAGMANIFEST).read_bytes(), tokens, digest),
-                                           digest)
+            record = folder / EVIDENCE_RECORD
+            if record.is_file():  # RFC 4998 5.2: the package's own evidence record gets the new archive timestamp
+                renewal = evidence_record.renewal(record.read_bytes(), tagmanifest, digest)
+                token = self.archive.tsa.stamp(renewal.imprint, digest)
+            else:  # sealed before evidence records: one more token in its chain
+                tokens = [p.read_bytes() for p in sorted((folder / TIMESTAMP_DIR).iterdir())
+                          if p.name.endswith(TOKEN_SUFFIX) and p.is_file()]
+                token = self.archive.tsa.stamp(rules.chain_imprint(tagmanifest, tokens, digest), digest)
             _, info = read_token(token)
             if not rules.renewal_helps(old_not_after=row["tsa_not_after"], old_digest=row["timestamp_digest"],
                                        new_not_after=info.valid_until, new_digest=info.digest,
@@ -131,7 +142,10 @@ class ArchiveRenewal:
                 self._wait(code, row["version"], now, f"{reason}, but the TSA's new timestamp would not last longer "
                                                       f"({info.tsa}, certificates ending {ends}): not renewed")
                 return None
-            add_tag_file(folder, rules.token_name(len(tokens) + 1), token)
+            if record.is_file():
+                record.write_bytes(evidence_record.renewed(record.read_bytes(), renewal, token))
+            else:
+                add_tag_file(folder, rules.token_name(len(tokens) + 1), token)
             return zip_bag(folder, rules.package_label(code, version))
         finally:
             shutil.rmtree(scratch, ignore_errors=True)

@@ -1,5 +1,6 @@
-"""Verify an archive package offline: every file against the manifests, the archive timestamp chain against
-the TSA certificates and the trusted roots, and each signed PDF's long-term signatures, with no network.
+"""Verify an archive package offline: every file against the manifests, the archive timestamps (the package's
+RFC 4998 evidence record, or the token chain of a package sealed before batches) against the tag manifest, the TSA
+certificates and the trusted roots, and each signed PDF's long-term signatures, with no network.
 
 A verdict per item; a package that cannot even be opened (truncated, not a zip, not a bag) is one FAILED
 item saying why, never a traceback. Used by `gateway archive verify` and by the worker after sealing.
@@ -21,6 +22,7 @@ from asn1crypto import x509 as asn1_x509
 
 from gateway.adapters.archive.bag import TAGMANIFEST, UnreadablePackage, check_bag, open_bag, unzip_to, zip_label
 from gateway.domain.archive import (
+    EVIDENCE_RECORD,
     FAILED,
     NOTE,
     PASSED,
@@ -34,6 +36,7 @@ from gateway.domain.archive import (
     safe_name,
 )
 from gateway.services.progress import Track, untracked
+from gateway.signature import evidence_record
 from gateway.signature.timestamp_token import (
     ERROR,
     IMPRINT,
@@ -41,6 +44,7 @@ from gateway.signature.timestamp_token import (
     TRUST,
     TokenCheck,
     TokenInfo,
+    TokenJudge,
     check_token,
     read_token,
 )
@@ -105,13 +109,16 @@ def verify_package(path: Path, roots: list[asn1_x509.Certificate], *, now: datet
 
 
 def verify_built(path: Path, built: bytes, folder: Path, code: str, roots: list[asn1_x509.Certificate], *,
-                 pdf_check: PdfCheck | None = None) -> Report:
+                 pdf_check: PdfCheck | None = None, judge: TokenJudge | None = None,
+                 now: datetime | None = None) -> Report:
     """The check right after sealing, on the bag folder the package was zipped from: the stored file must be
     the built zip byte for byte, the new timestamp must cover the tag manifest and chain to a trusted TSA, and
     each signed PDF must hold its long-term signatures. What it leaves to verify_package: unzipping and
     re-hashing every file against manifests bagit wrote moments ago from these very files (a third of the
     cost of a full verify, for a check of bagit against itself); minimisation re-reads the stored file anyway
-    before it drops a byte."""
+    before it drops a byte. The packages of a batch pass one `judge` and one `now`: their shared token's
+    signature and path are validated once."""
+    now = now or datetime.now(UTC)
     report = Report(str(path), code)
     stored = path.read_bytes() if path.is_file() else b""
     if stored != built:
@@ -121,10 +128,10 @@ def verify_built(path: Path, built: bytes, folder: Path, code: str, roots: list[
     report.items.append(Item("manifest", PASSED, "stored byte for byte as zipped from the bag just made, whose "
                                                  "manifests bagit wrote from these files"))
     _check_name(report, path)
-    _check_timestamps(report, folder, roots, datetime.now(UTC))
+    _check_timestamps(report, folder, roots, now, judge)
     if pdf_check is not None:
         for pdf_path, data in _signed_pdfs(folder):
-            _check_pdf(report, pdf_check, pdf_path, data, roots, datetime.now(UTC))
+            _check_pdf(report, pdf_check, pdf_path, data, roots, now)
     return report
 
 
@@ -188,16 +195,70 @@ def _tokens(folder: Path) -> list[tuple[str, bytes]]:
             if p.name.endswith(TOKEN_SUFFIX) and p.is_file()]
 
 
-def _check_timestamps(report: Report, folder: Path, roots: list[asn1_x509.Certificate], now: datetime) -> None:
+def _check_timestamps(report: Report, folder: Path, roots: list[asn1_x509.Certificate], now: datetime,
+                      judge: TokenJudge | None = None) -> None:
     tagmanifest_path = folder / TAGMANIFEST
+    record = folder / EVIDENCE_RECORD
     tokens = _tokens(folder)
-    if not tokens:
+    if not tokens and not record.is_file():
         report.items.append(Item("timestamp", FAILED, "the package has no archive timestamp: it was never sealed"))
         return
     if not tagmanifest_path.is_file():
         report.items.append(Item("timestamp", FAILED, f"{TAGMANIFEST} is missing: nothing to check the seal against"))
         return
-    tagmanifest = tagmanifest_path.read_bytes()
+    if record.is_file():
+        if tokens:  # one notion of evidence: a token beside the record is no part of it
+            report.items.append(Item(tokens[0][0], FAILED, f"a token beside {EVIDENCE_RECORD}: a package holds one "
+                                                           "or the other, so one of them was added"))
+        _check_evidence(report, record.read_bytes(), tagmanifest_path.read_bytes(), judge or TokenJudge(roots), now)
+        return
+    _check_token_chain(report, tagmanifest_path.read_bytes(), tokens, roots, now)
+
+
+def _check_evidence(report: Report, der: bytes, tagmanifest: bytes, judge: TokenJudge, now: datetime) -> None:
+    """The package's RFC 4998 evidence record: one item per archive timestamp, oldest first."""
+    for v in evidence_record.check(der, tagmanifest, judge, now):
+        name = f"{EVIDENCE_RECORD} #{v.number}"
+        if v.info is not None:
+            report.timestamps.append({
+                "token": name, "time": v.info.gen_time.isoformat(), "digest": v.info.digest, "tsa": v.info.tsa,
+                "judged_at": v.judged_at.isoformat() if v.judged_at else None, "chain": v.chain, "kind": v.kind,
+                "tree_levels": v.levels,
+                "tsa_not_after": v.info.tsa_not_after.isoformat() if v.info.tsa_not_after else None,
+                "valid_until": v.info.valid_until.isoformat() if v.info.valid_until else None})
+        report.items.append(_evidence_item(name, v))
+
+
+def _evidence_item(name: str, v: evidence_record.Verdict) -> Item:
+    covers = {"initial": "the tag manifest" + (f" through a hash tree of its batch ({v.levels} level"
+                                               f"{'s' if v.levels != 1 else ''} to the root)" if v.levels else ""),
+              "timestamp renewal": "the archive timestamp before it (timestamp renewal)",
+              "hash-tree renewal": "the tag manifest and the chains before it (hash-tree renewal)"}[v.kind]
+    if v.info is None:
+        return Item(name, FAILED, f"the evidence record cannot be read: {v.detail}")
+    when = v.info.gen_time.astimezone(UTC).isoformat()
+    at = v.judged_at.isoformat() if v.judged_at else "?"
+    return {
+        None: Item(name, PASSED, f"{v.algorithm} timestamp of {when} by {v.info.tsa} covers {covers} (judged at "
+                                 f"{at})"),
+        evidence_record.NOT_IN_TREE: Item(name, FAILED, f"the timestamp of {when} does not cover {covers}: "
+                                                        f"{v.detail}. A file of the package was changed after "
+                                                        "sealing, or the proof belongs to another package"),
+        evidence_record.ROOT: Item(name, FAILED, f"the timestamp of {when} does not cover {covers}: {v.detail}. A "
+                                                 "hash of the tree was changed, or the token belongs to another batch"),
+        evidence_record.ALGORITHM: Item(name, FAILED, f"the timestamp of {when}: {v.detail}"),
+        evidence_record.UNLISTED: Item(name, FAILED, f"the timestamp of {when}: {v.detail}"),
+        ERROR: Item(name, FAILED, f"the timestamp cannot be checked: {v.detail}"),
+        SIGNATURE: Item(name, FAILED, f"the timestamp's signature is invalid (forged or damaged token) ({when})"),
+        TRUST: Item(name, FAILED, f"the TSA certificate {v.info.tsa} is not trusted at {at[:10]} ({v.detail}): "
+                                  "forged by an unknown TSA, or its certificate ended before the next archive "
+                                  "timestamp was added"),
+    }[v.problem]
+
+
+def _check_token_chain(report: Report, tagmanifest: bytes, tokens: list[tuple[str, bytes]],
+                       roots: list[asn1_x509.Certificate], now: datetime) -> None:
+    """A package sealed before evidence records: token k over H(tag manifest || tokens 1 .. k-1)."""
     parsed: list[tuple[str, cms.ContentInfo | None, TokenInfo | None, str]] = []
     for name, der in tokens:
         try:

@@ -107,7 +107,8 @@ def record_events(ctx: Context, items: list[tuple[str, EventIn]], *, actor: str)
             if ctx.archive and is_final(status):  # a final status has no successor: one package a dossier
                 finished.append({"dossier_id": dossier["id"], "dossier_code": code, "final_status": int(status),
                                  "final_at": now})  # when the gateway learned it: the clock of the seal
-                new_jobs.append((outbox.NewJob(archiving.QUEUE, archiving.BUILD, code, {"code": code}), True))
+                new_jobs.append((outbox.NewJob(archiving.QUEUE, archiving.BUILD, code, {"code": code},
+                                               delay=ctx.archive_batch_wait), True))  # the sweeper wakes it when due
             audits.append({"actor": actor, "action": "dossier.step", "subject": code, "at": now,
                            "detail": {"seq": seq, "from": dossier["status"], "to": int(status)}})
             dossier.update(status=int(status), last_seq=seq, due_at=event.due_at or dossier["due_at"])
@@ -123,7 +124,8 @@ def record_events(ctx: Context, items: list[tuple[str, EventIn]], *, actor: str)
             archive.add_pending(conn, finished, now=now)
             if ctx.notifier is not None and telling.rows:
                 told = ctx.notifier.store(conn, telling, max_attempts=ctx.jobs.max_attempts, now=now)
-            ready = [(job_id, job.queue) for job_id, (job, heads) in zip(ids, new_jobs, strict=True) if heads]
+            ready = [(job_id, job.queue) for job_id, (job, heads) in zip(ids, new_jobs, strict=True)
+                     if heads and not job.delay]
     if new_events:
         ctx.publish_after_commit(ready + told)
     return results

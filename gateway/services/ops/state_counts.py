@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, RowMapping
+from sqlalchemy import Connection, Engine, RowMapping
 
 from gateway.store import archive, dossiers, outbox, tallies
 from gateway.store.tables import deliveries, notifications, payments
@@ -25,6 +25,7 @@ class Counts:
     by_state: dict[str, list[RowMapping]]  # a name of BY_STATE: its columns and count
     archive_packages: dict[str, int]  # state: packages
     seconds_to_seal: list[float]  # of the newest sealed packages, smallest first
+    sealing_lag: float  # seconds the longest-waiting finished dossier has waited for its package; 0: none waits
 
 
 def read(engine: Engine, *, now: datetime) -> Counts:
@@ -32,4 +33,12 @@ def read(engine: Engine, *, now: datetime) -> Counts:
         return Counts(sla_breaches=dossiers.count_sla_breaches(conn, now=now), jobs=outbox.counts(conn),
                       by_state={name: tallies.count_by(conn, table, *columns)
                                 for name, (table, columns) in BY_STATE.items()},
-                      archive_packages=archive.counts(conn), seconds_to_seal=sorted(archive.sealed_seconds(conn)))
+                      archive_packages=archive.counts(conn), seconds_to_seal=sorted(archive.sealed_seconds(conn)),
+                      sealing_lag=sealing_lag(conn, now))
+
+
+def sealing_lag(conn: Connection, now: datetime) -> float:
+    """How long the oldest finished dossier not yet sealed has waited, in seconds (0 when none waits): packages
+    wait for their batch, and during a peak for the other queues (docs/archive.md)."""
+    oldest = archive.oldest_unsealed_final_at(conn)
+    return max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0
