@@ -19,6 +19,7 @@ from mocks.harness.endpoints import (
 from mocks.harness.faults import (
     CALLBACK_MODES,
     DEFAULT_SECONDS,
+    DRIFT_MODES,
     FAULT_MODES,
     PROTOCOL_MODES,
     Fault,
@@ -42,7 +43,7 @@ from mocks.harness.state import CredentialStore, MockState
 
 __all__ = [
     "APPLYING_MODES", "CALLBACK_MODES", "DEFAULT_SECONDS", "FAULT_MODES", "MASK", "PROTOCOL_MODES", "ConfigError",
-    "ConnectionDropped",
+    "ConnectionDropped", "DRIFT_MODES",
     "CredentialStore", "Delivery", "Fault", "FaultInjector", "MockConfig", "MockParts", "MockState", "Outcome",
     "Payload", "RequestLog", "add_combined_mock_endpoints", "add_config_endpoints", "add_expire_endpoint",
     "add_mock_endpoints", "add_standard_endpoints", "add_state_endpoints", "arm_from_json", "bearer_token", "deliver",
