@@ -6,6 +6,7 @@ province decided. Also: a repair that does not hold, answers not trusted, the bu
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -273,3 +274,34 @@ def test_the_budget_takes_the_longest_waiting_first(stack, engine):
     with engine.begin() as conn:
         conn.execute(update(portal_reconcile).values(tokens=100.0))
     assert down.schedule() == 0  # nothing asked of a portal taken to be down
+
+
+def test_the_cli_reads_back_repairs_and_stops_when_the_portal_is_down(gw):
+    code = gw.file(dossier_body())["code"]
+    gw.step(code, 2, due_at="2024-08-20T17:00:00+07:00")
+    gw.wait_jobs(code)
+    gw.portal.faults("alter", 1, code="ChuHoSo", services=["DongBoHoSoMC"])
+    gw.step(code, 9, note="có kết quả")
+    gw.wait_jobs(code)
+    done = gw.gateway_cli("reconcile", "portal", "--code", code, "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert (report["checked"], report["outcomes"], report["repairs_queued"]) == (1, {"fields": 1}, 1)
+    assert report["dossiers"][0]["state"] == "repairing"
+    wait_for(lambda: gw.portal.dossier(code)["ChuHoSo"] == "Nguyễn Thị Hồng Nhung", 30, what="the repair")
+    gw.wait_jobs(code)
+    done = gw.gateway_cli("reconcile", "portal", "--code", code)  # text, with the bar's label on stderr
+    assert done.returncode == 0 and "1 dossiers read back: clean 1" in done.stdout
+    assert "read back 1 dossiers" in done.stderr
+    assert findings(gw, [code])[0]["state"] == "repaired"
+    since = gw.gateway_cli("reconcile", "portal", "--since", "2999-01-01", "--json")
+    assert json.loads(since.stdout)["checked"] == 0
+    others = [gw.file(dossier_body())["code"] for _ in range(3)]
+    for other in others:
+        gw.wait_jobs(other)
+    gw.portal.faults("http_500", 10_000, services=["TraCuuHoSo"])
+    try:
+        down = gw.gateway_cli("reconcile", "portal", *[a for c in others for a in ("--code", c)], "--json")
+    finally:
+        gw.portal.clear_faults()
+    assert down.returncode == 2 and "looks down" in down.stderr

@@ -105,6 +105,16 @@ def coverage(conn: Connection, *, now: datetime, window: timedelta) -> dict[str,
             "oldest_check_age_seconds": (now - oldest).total_seconds() if oldest is not None else 0.0}
 
 
+def in_scope_codes(conn: Connection, *, since: datetime | None = None) -> list[str]:
+    """The codes of the dossiers in scope (changed since `since`), in filing order: what `gateway reconcile portal`
+    looks at."""
+    query = (select(portal_checks.c.dossier_code).join(dossiers, dossiers.c.id == portal_checks.c.dossier_id)
+             .where(portal_checks.c.next_check_at.is_not(None)).order_by(portal_checks.c.dossier_id))
+    if since is not None:
+        query = query.where(dossiers.c.updated_at >= since)
+    return list(conn.execute(query).scalars())
+
+
 def unreadable(conn: Connection, limit: int = 50) -> list[RowMapping]:
     return list(conn.execute(select(portal_checks).where(portal_checks.c.outcome == "unreadable")
                              .order_by(portal_checks.c.dossier_id).limit(limit)).mappings())

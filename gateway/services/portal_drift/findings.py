@@ -44,6 +44,11 @@ def open_by_kind(ctx: Context) -> dict[tuple[str, str], int]:
         return store.open_by_kind(conn)
 
 
+def in_scope(ctx: Context, *, since: datetime | None = None) -> list[str]:
+    with ctx.engine.connect() as conn:
+        return store.in_scope_codes(conn, since=since)
+
+
 def of_dossier(ctx: Context, dossier_id: int) -> list[RowMapping]:
     with ctx.engine.connect() as conn:
         return store.findings_of(conn, dossier_id)
