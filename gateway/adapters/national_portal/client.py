@@ -220,7 +220,9 @@ class NationalPortalClient:
         when the portal does not hold the dossier. Bounded like any call (timeout, `lookup_max_bytes`); the
         portal busy or down raises RetryableError; an answer that cannot be trusted raises UnreadableAnswer."""
         service = "TraCuuHoSo"
-        code_, data = self._exchange({"service": service, "MaHoSo": code},
+        # The key under both spellings public code uses: OpenCPS's searchDossier puts "mahoso", the conformance
+        # example (and the record's own field) "MaHoSo" (docs/partners/national-portal.md).
+        code_, data = self._exchange({"service": service, "MaHoSo": code, "mahoso": code},
                                      limit=self.settings.reconcile.lookup_max_bytes)
         reply = ERROR_CODES.get(code_)
         if code_ == 4:
