@@ -6,6 +6,7 @@ province decided. Also: a repair that does not hold, answers not trusted, the bu
 
 from __future__ import annotations
 
+import collections
 import json
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -18,6 +19,7 @@ from gateway.adapters.national_portal.mapping import dvcqg_time
 from gateway.store.tables import feed_items, jobs, portal_checks, portal_findings
 
 from .conftest import dossier_body, wait_for
+from .test_metrics import value
 
 OPS = {"Authorization": "Bearer dev-ops-key"}
 OTHER_UNIT = "000.00.00.H01"
@@ -238,7 +240,12 @@ def test_recheck_now_coverage_and_metrics(gw):
     assert page["coverage"]["due"] >= 1 and 0 < page["coverage"]["checked_in_window"] <= page["coverage"]["due"]
     text = gw.client.get("/metrics", headers=OPS).get_data(as_text=True)
     assert "gateway_portal_check_coverage " in text and "gateway_portal_checks_due " in text
-    assert "gateway_portal_oldest_check_age_seconds " in text and "# TYPE gateway_portal_drift gauge" in text
+    assert "gateway_portal_oldest_check_age_seconds " in text
+    with gw.gateway.engine.connect() as conn:  # the gauge by kind is the open findings, every kind shown
+        open_now = collections.Counter(conn.execute(select(portal_findings.c.kind).where(
+            portal_findings.c.state.in_(("repairing", "operator")))).scalars())
+    for kind in ("missing", "behind", "fields", "ahead", "foreign"):
+        assert value(text, "gateway_portal_drift", kind=kind) == open_now[kind]
 
 
 def test_the_budget_takes_the_longest_waiting_first(stack, engine):
