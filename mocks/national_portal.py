@@ -25,6 +25,8 @@ from mocks.harness import (
     add_standard_endpoints,
     add_state_endpoints,
     bearer_token,
+    challenged,
+    guarded,
     json_object,
     json_reply,
 )
@@ -73,9 +75,8 @@ class NationalPortal(MockState[PortalConfig]):
         self.alterations = 0  # which field the next `alter` without a `code` changes
 
     def expire_credentials(self) -> None:
-        with self.lock:
-            self.sessions.expire_all()
-            self.tokens.expire_all()
+        self.sessions.expire_all()
+        self.tokens.expire_all()
 
     def record(self, service: str | None, body: Any, status: int, response: Any, fault: Fault | None,
                **extra: Any) -> None:
@@ -110,14 +111,6 @@ class NationalPortal(MockState[PortalConfig]):
                 "token_type": "Bearer",
                 "expires_in": int(cfg.token_ttl_seconds),
             }
-
-    def session_ok(self, session: Any) -> bool:
-        with self.lock:
-            return self.sessions.valid(session)
-
-    def token_ok(self, token: str | None) -> bool:
-        with self.lock:
-            return self.tokens.valid(token)
 
     # --- services -------------------------------------------------------
 
@@ -240,11 +233,10 @@ def _busy(fault: Fault) -> Outcome:
 
 
 def _reply(status: int, payload: Any) -> Response:
-    resp = json_reply(status, payload)
-    if status == 401 and isinstance(payload, dict) and "error" in payload:
-        scheme = "Basic" if payload["error"] == "invalid_client" else "Bearer"
-        resp.headers["WWW-Authenticate"] = f'{scheme} error="{payload["error"]}"'
-    return resp
+    error = payload.get("error") if isinstance(payload, dict) else None
+    if error is None:
+        return json_reply(status, payload)
+    return challenged(status, payload, "Basic" if error == "invalid_client" else "Bearer", error)
 
 
 def create_blueprint() -> Blueprint:
@@ -272,12 +264,8 @@ def create_blueprint() -> Blueprint:
         body = json_object()
         if body is None:
             return malformed()
-
-        def run() -> Outcome:
-            if not portal.session_ok(body.get("session")):
-                return 200, {"error_code": 401, "message": MSG_BAD_SESSION}
-            return portal.call_service(body)
-
+        run = guarded(lambda: portal.sessions.valid(body.get("session")),
+                      (200, {"error_code": 401, "message": MSG_BAD_SESSION}), partial(portal.call_service, body))
         return respond(_service_name(body), body, run=run)
 
     @bp.post("/lgsp/token")
@@ -294,13 +282,8 @@ def create_blueprint() -> Blueprint:
         body = json_object()
         if body is None:
             return malformed()
-        token = bearer_token()
-
-        def run() -> Outcome:
-            if not portal.token_ok(token):
-                return 401, {"error": "invalid_token"}
-            return portal.call_service(body)
-
+        run = guarded(lambda: portal.tokens.valid(bearer_token()), (401, {"error": "invalid_token"}),
+                      partial(portal.call_service, body))
         return respond(_service_name(body), body, run=run)
 
     add_state_endpoints(bp, "dossiers", portal.snapshot, MSG_NOT_FOUND, "mahoso")

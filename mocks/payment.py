@@ -8,10 +8,12 @@ pays or cancels an order as the payer would.
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify
+from typing import Any
+
+from flask import Blueprint
 
 from mocks import payment_platform, vnpay
-from mocks.harness import add_standard_endpoints, add_state_endpoints, json_object
+from mocks.harness import add_action_endpoint, add_standard_endpoints, add_state_endpoints
 from mocks.payment_orders import MSG_NOT_FOUND, PaymentOrders
 from mocks.payment_platform import CALLBACK_ORDER, INIT_ORDER, PLATFORM, QUERY_ORDER, platform_checksum, receipt_pdf
 from mocks.vnpay import QUERYDR_ORDER, QUERYDR_REPLY_ORDER, VNPAY, vnpay_query_hash
@@ -38,16 +40,15 @@ def create_blueprint() -> Blueprint:
     payment_platform.add_routes(bp, mock)
     vnpay.add_routes(bp, mock)
 
-    @bp.post("/_mock/pay/<provider>/<ref>")
-    def mock_pay(provider: str, ref: str) -> Response | tuple[Response, int]:
-        body = json_object() or {}
+    def pay(body: dict[str, Any], provider: str, ref: str) -> tuple[dict[str, Any], int] | None:
         outcome = body.get("outcome")
         if provider not in (PLATFORM, VNPAY) or outcome not in ("paid", "cancelled"):
-            return jsonify({"error": "provider must be national_platform|vnpay, outcome paid|cancelled"}), 400
+            raise ValueError("provider must be national_platform|vnpay, outcome paid|cancelled")
         changed, found, callbacks = mock.settle(provider, ref, outcome)
         if found is None:
-            return jsonify({"error": "not_found", "message": MSG_NOT_FOUND}), 404
-        return jsonify({"changed": changed, "order": found, "callbacks": callbacks}), 200 if changed else 409
+            return None
+        return {"changed": changed, "order": found, "callbacks": callbacks}, 200 if changed else 409
 
+    add_action_endpoint(bp, "/_mock/pay/<provider>/<ref>", pay, MSG_NOT_FOUND)
     add_state_endpoints(bp, "orders", mock.snapshot, MSG_NOT_FOUND, "provider", "ref")
     return bp

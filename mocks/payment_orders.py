@@ -11,7 +11,7 @@ import copy
 import html
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from enum import StrEnum
 from typing import Any, ClassVar
 
 from flask import Blueprint, Response, make_response, request
@@ -23,12 +23,19 @@ from mocks.harness import (
     MockConfig,
     MockState,
     send_copies,
+    vn_now,
 )
 
-VN_TZ = timezone(timedelta(hours=7), "Asia/Ho_Chi_Minh")  # no DST in Vietnam
-PENDING, PAID, CANCELLED = "PENDING", "PAID", "CANCELLED"
 CHANGED_AMOUNT_VND = 1000  # what a changed_amount callback fault adds
 MSG_NOT_FOUND = "Không tìm thấy giao dịch"
+
+
+class OrderStatus(StrEnum):
+    """Where an order is; each partner answers it as a code of its own."""
+
+    PENDING = "PENDING"
+    PAID = "PAID"
+    CANCELLED = "CANCELLED"
 
 
 @dataclass
@@ -51,27 +58,27 @@ class Partner:
     name: str
     transaction_no: Callable[[int, bool], str | None]  # from the mock's counter; paid or not
     callback_url: Callable[[PaymentConfig], str]
-    # The signed callback for a finished order; the mode of a callback fault (or None) may spoil it.
-    callback: Callable[[PaymentConfig, dict[str, Any], str | None], dict[str, Any]]
+    callback: Callable[[PaymentConfig, dict[str, Any]], dict[str, Any]]  # the signed callback for a finished order
+    signature: str  # the callback's signature field, which a bad_checksum fault spoils
     send: Callable[[str, dict[str, Any], float], Delivery]
     answer_valid: Callable[[Any, dict[str, Any]], bool]  # whether the gateway's answer has the partner's shape
 
 
 def now_vn() -> str:
-    return datetime.now(VN_TZ).strftime("%Y%m%d%H%M%S")
+    return vn_now().strftime("%Y%m%d%H%M%S")
 
 
-def corrupt(signature: str) -> str:
+def _corrupt(signature: str) -> str:
     """The signature with its first digit changed (the bad_checksum callback fault)."""
     return ("1" if signature[0] == "0" else "0") + signature[1:]
 
 
-def new_order(provider: str, ref: str, amount: int) -> dict[str, Any]:
+def _new_order(provider: str, ref: str, amount: int) -> dict[str, Any]:
     return {
         "provider": provider,
         "ref": ref,
         "amount": amount,
-        "status": PENDING,
+        "status": OrderStatus.PENDING,
         "created_at": now_vn(),
         "paid_at": None,
         "transaction_no": None,
@@ -105,6 +112,14 @@ class PaymentOrders(MockState[PaymentConfig]):
         logged = {"pdf_bytes": len(response)} if isinstance(response, bytes) else response
         super().record(service, body, status, logged, fault, method=request.method, **extra)
 
+    def open_order(self, provider: str, ref: str, amount: int, details: dict[str, Any]) -> bool:
+        """Open an order for `ref` with the partner's own `details`, or keep the one open for the same amount.
+        False (nothing changed) when `ref` is taken with another amount. Callers hold the lock."""
+        found = self.orders[provider].get(ref)
+        if found is None:
+            self.orders[provider][ref] = _new_order(provider, ref, amount) | details
+        return found is None or found["amount"] == amount
+
     def settle(self, provider: str, ref: str, outcome: str) -> tuple[bool, dict[str, Any] | None, list[dict[str, Any]]]:
         """Pay or cancel a pending order and send its callback.
 
@@ -114,18 +129,18 @@ class PaymentOrders(MockState[PaymentConfig]):
             found = self.orders.get(provider, {}).get(ref)
             if found is None:
                 return False, None, []
-            if found["status"] != PENDING:
+            if found["status"] != OrderStatus.PENDING:
                 return False, copy.deepcopy(found), []
             partner = self.partners[provider]
             self.counter += 1
-            found["status"] = PAID if outcome == "paid" else CANCELLED
+            found["status"] = OrderStatus.PAID if outcome == "paid" else OrderStatus.CANCELLED
             found["paid_at"] = now_vn()
             found["bank_code"] = "NCB"
             found["transaction_no"] = partner.transaction_no(self.counter, outcome == "paid")
             fault = self.faults.take("callback", modes=CALLBACK_MODES)
             if fault is not None:
                 found["callback_faults"].append(fault.mode)
-            message = partner.callback(self.config, found, fault.mode if fault is not None else None)
+            message = self._callback(partner, found, fault)
             timeout = self.config.callback_timeout_seconds
             url = partner.callback_url(self.config)
         results: list[dict[str, Any]] = []
@@ -136,6 +151,16 @@ class PaymentOrders(MockState[PaymentConfig]):
         with self.lock:
             found["callbacks"].extend(results)
             return True, copy.deepcopy(found), copy.deepcopy(results)
+
+    def _callback(self, partner: Partner, found: dict[str, Any], fault: Fault | None) -> dict[str, Any]:
+        """The partner's signed callback, as a callback fault spoils it: signed over a changed amount, or with
+        a signature that does not match."""
+        mode = fault.mode if fault is not None else None
+        shown = found | {"amount": found["amount"] + CHANGED_AMOUNT_VND} if mode == "changed_amount" else found
+        message = partner.callback(self.config, shown)
+        if mode == "bad_checksum":
+            message[partner.signature] = _corrupt(message[partner.signature])
+        return message
 
     @staticmethod
     def _send_once(partner: Partner, url: str, message: dict[str, Any], timeout: float) -> dict[str, Any]:
@@ -186,7 +211,7 @@ def _result_page(changed: bool, found: dict[str, Any], callbacks: list[dict[str,
     if not changed:
         text = f"Giao dịch không còn chờ thanh toán (trạng thái: {found['status']}); không thay đổi gì."
         return page("Không thực hiện", f"<p>{html.escape(text)}</p>", 409)
-    title = "Thanh toán thành công" if found["status"] == PAID else "Đã hủy giao dịch"
+    title = "Thanh toán thành công" if found["status"] == OrderStatus.PAID else "Đã hủy giao dịch"
     sent = ", ".join(str(c.get("status") or c.get("error")) for c in callbacks) or "không gửi"
     body = f"<p>Mã tham chiếu: {html.escape(found['ref'])}</p><p>Kết quả thông báo: {html.escape(sent)}</p>"
     if back:

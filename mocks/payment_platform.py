@@ -16,16 +16,11 @@ from flask import Blueprint, Response, make_response, request
 
 from mocks.harness import Delivery, Fault, Outcome, deliver, json_object, json_reply
 from mocks.payment_orders import (
-    CANCELLED,
-    CHANGED_AMOUNT_VND,
-    PAID,
-    PENDING,
+    OrderStatus,
     Partner,
     PaymentConfig,
     PaymentOrders,
     add_pay_buttons,
-    corrupt,
-    new_order,
     not_found_page,
     now_vn,
     pay_page,
@@ -45,7 +40,7 @@ REPLY_ORDER = ("MaLoi", "MaDoiTac", "MaThamChieu", "ThoiGianGD")
 REQUEST_ORDERS = {"INIT": INIT_ORDER, "QUERY": QUERY_ORDER, "GET_BILL": QUERY_ORDER}
 RECEIPT_TEXT = ("MaDVC", "MaTTHC", "MaHoSo", "MaDonVi", "HoTenNguoiNop")
 # TrangThaiGD of a QUERY answer: 1 paid, 3 pending, 4 failed (TD.DichVuCongApi).
-PLATFORM_STATUS = {PAID: "1", PENDING: "3", CANCELLED: "4"}
+PLATFORM_STATUS = {OrderStatus.PAID: "1", OrderStatus.PENDING: "3", OrderStatus.CANCELLED: "4"}
 
 
 class Invalid(Exception):
@@ -163,7 +158,7 @@ def call(state: PaymentOrders, body: dict[str, Any], host_url: str) -> Outcome:
                 "MaNganHang": found["bank_code"] or "", "ThongTinGiaoDich": found.get("order_info") or "",
             }  # fmt: skip
             return 200, reply(cfg, body, "00", "Thành công", **extra)
-        if found["status"] != PAID:
+        if found["status"] != OrderStatus.PAID:
             return 200, reply(cfg, body, "05", "Giao dịch chưa được thanh toán")
         lines = [
             "BIEN LAI THU PHI, LE PHI",
@@ -180,14 +175,9 @@ def _init(state: PaymentOrders, body: dict[str, Any], ref: str, host_url: str) -
         amount = _validate_init(body)
     except Invalid as exc:
         return 200, reply(state.config, body, "04", f"Sai số tiền: {exc}")
-    found = state.orders[PLATFORM].get(ref)
-    if found is not None and found["amount"] != amount:
+    details = {"order_info": body.get("ThongTinGiaoDich"), "receipt": copy.deepcopy(body["ThongTinBienLai"])}
+    if not state.open_order(PLATFORM, ref, amount, details):
         return 200, reply(state.config, body, "02", "Mã tham chiếu đã tồn tại với số tiền khác")
-    if found is None:
-        state.orders[PLATFORM][ref] = new_order(PLATFORM, ref, amount) | {
-            "order_info": body.get("ThongTinGiaoDich"),
-            "receipt": copy.deepcopy(body["ThongTinBienLai"]),
-        }
     url = f"{host_url.rstrip('/')}/payment/platform/pay/{ref}"
     return 200, reply(state.config, body, "00", "Thành công", UrlThanhToan=url)
 
@@ -195,14 +185,14 @@ def _init(state: PaymentOrders, body: dict[str, Any], ref: str, host_url: str) -
 # --- the PAY callback ------------------------------------------------------------
 
 
-def callback(cfg: PaymentConfig, found: dict[str, Any], mode: str | None) -> dict[str, Any]:
-    paid = found["status"] == PAID
+def callback(cfg: PaymentConfig, found: dict[str, Any]) -> dict[str, Any]:
+    paid = found["status"] == OrderStatus.PAID
     message = {
         "LoaiBanTin": "PAY",
         "MaLoi": "00" if paid else "24",
         "MaDoiTac": cfg.platform_partner,
         "MaThamChieu": found["ref"],
-        "SoTien": found["amount"] + (CHANGED_AMOUNT_VND if mode == "changed_amount" else 0),
+        "SoTien": found["amount"],
         "MaTienTe": "VND",
         "MaGiaoDich": found["transaction_no"] or "",
         "MaNganHang": "NCB",
@@ -210,8 +200,6 @@ def callback(cfg: PaymentConfig, found: dict[str, Any], mode: str | None) -> dic
         "ThongTinGiaoDich": found.get("order_info") or "",
     }
     message["MaXacThuc"] = platform_checksum(message, CALLBACK_ORDER, cfg.platform_secret)
-    if mode == "bad_checksum":
-        message["MaXacThuc"] = corrupt(message["MaXacThuc"])
     return message
 
 
@@ -233,6 +221,7 @@ PARTNER = Partner(
     transaction_no=lambda counter, paid: f"GD{counter:08d}" if paid else None,
     callback_url=lambda cfg: cfg.platform_callback_url,
     callback=callback,
+    signature="MaXacThuc",
     send=_send,
     answer_valid=answer_valid,
 )

@@ -11,10 +11,11 @@ import json
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
+from functools import partial
 from typing import Any, ClassVar
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, request
 
 from mocks.harness import (
     CredentialStore,
@@ -22,18 +23,21 @@ from mocks.harness import (
     MockConfig,
     MockState,
     Outcome,
+    add_action_endpoint,
     add_expire_endpoint,
     add_standard_endpoints,
     add_state_endpoints,
     bearer_token,
+    challenged,
     deliver,
+    guarded,
     json_object,
-    json_reply,
     masked,
+    same_secret,
+    vn_now,
 )
 from mocks.postal_orders import Invalid, parties, s10_check_digit, validate_order
 
-VN_TZ = timezone(timedelta(hours=7), "Asia/Ho_Chi_Minh")  # no DST in Vietnam
 OK = "100"
 CALLBACK_TIMEOUT_SECONDS = 5.0
 
@@ -51,12 +55,12 @@ STATUSES = {
 }
 
 MSG_BAD_CREDENTIALS = "Sai thông tin xác thực"
-MSG_BAD_TOKEN = "Token không hợp lệ hoặc đã hết hạn"
 MSG_CREATED = "Tạo đơn hàng thành công"
 MSG_EXISTS = "Mã đơn hàng đã tồn tại"
 MSG_NOT_FOUND = "Không tìm thấy đơn hàng"
 MSG_BUSY = "Hệ thống đang bận"
 MSG_BAD_BODY = "Body phải là đối tượng JSON hợp lệ"
+BAD_TOKEN: Outcome = (401, {"Status": "401", "Message": "Token không hợp lệ hoặc đã hết hạn"})
 
 TOKEN_SERVICE = "token"
 
@@ -68,29 +72,19 @@ class PostalConfig(MockConfig):
     customer_code: str = "GATEWAY"
     customer_key: str = "gateway"
     customer_secret: str = "vnpost-secret"
+    token_ttl_seconds: float = 3600.0
     callback_url: str = "http://127.0.0.1:8000/api/v1/callbacks/postal/vnpost"
     callback_secret: str = "vnpost-callback-secret"
-    token_ttl_seconds: float = 3600.0
 
 
 def now_vn() -> str:
     """Now as ISO 8601 with the +07:00 offset, e.g. 2025-07-01T09:30:00+07:00."""
-    return datetime.now(VN_TZ).isoformat(timespec="seconds")
+    return vn_now().isoformat(timespec="seconds")
 
 
 def sign(raw: bytes, secret: str) -> str:
     """Hex HMAC-SHA256 of the exact body bytes (own implementation: never shared with the gateway)."""
     return hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
-
-
-def callback_bytes(message: dict[str, Any]) -> bytes:
-    """The callback body, serialised once: these exact bytes are signed and sent."""
-    return json.dumps(message, ensure_ascii=False).encode("utf-8")
-
-
-def _same(given: Any, expected: str) -> bool:
-    """Constant-time compare; bytes, since compare_digest refuses non-ASCII str."""
-    return isinstance(given, str) and hmac.compare_digest(given.encode(), expected.encode())
 
 
 class VNPost(MockState[PostalConfig]):
@@ -102,16 +96,11 @@ class VNPost(MockState[PostalConfig]):
         self.tokens = CredentialStore(lambda: self.config.token_ttl_seconds)
         self.orders: dict[str, dict[str, Any]] = {}
 
-    def expire_tokens(self) -> None:
-        with self.lock:
-            self.tokens.expire_all()
-
     def record(self, service: str | None, body: Any, status: int, response: Any, fault: Fault | None,
                **extra: Any) -> None:
         # Only whether Authorization was sent: the log must not leak tokens.
-        headers = {"authorization": "Authorization" in request.headers}
         super().record(service, masked(body, "CustomerSecret"), status, masked(response, "Token"), fault,
-                       method=request.method, headers=headers, **extra)
+                       method=request.method, headers={"authorization": "Authorization" in request.headers}, **extra)
 
     # --- authentication -------------------------------------------------
 
@@ -119,16 +108,12 @@ class VNPost(MockState[PostalConfig]):
         with self.lock:
             cfg = self.config
             key, secret = body.get("CustomerKey"), body.get("CustomerSecret")
-            if not (_same(key, cfg.customer_key) and _same(secret, cfg.customer_secret)):
+            if not (same_secret(key, cfg.customer_key) and same_secret(secret, cfg.customer_secret)):
                 return 401, {"Status": "401", "Message": MSG_BAD_CREDENTIALS}
             token = self.tokens.issue()
             ttl = cfg.token_ttl_seconds
             # Whole seconds as an int (what clients expect); a shortened test TTL like 0.5 stays exact.
             return 200, {"Status": OK, "Token": token, "ExpiresIn": int(ttl) if ttl.is_integer() else ttl}
-
-    def token_ok(self, token: str | None) -> bool:
-        with self.lock:
-            return self.tokens.valid(token)
 
     # --- orders -----------------------------------------------------------
 
@@ -143,22 +128,18 @@ class VNPost(MockState[PostalConfig]):
                 # No ItemCode on purpose: a client retrying after a lost reply must look the order up.
                 return 200, {"Status": "102", "Message": MSG_EXISTS}
             item_code = self._new_item_code()
-            split = parties(body)
-            at = now_vn()
-            self.orders[number] = {
+            self.orders[number] = order = {
                 "OrderNumber": number,
                 "ItemCode": item_code,
                 "CustomerCode": body["CustomerCode"],
                 "CODAmount": body["CODAmount"],
-                "Sender": copy.deepcopy(split["Sender"]),
-                "Receiver": copy.deepcopy(split["Receiver"]),
+                **copy.deepcopy(parties(body)),  # Sender and Receiver
                 "Description": body.get("Description"),
-                "created_at": at,
-                "StatusCode": OK,
-                "StatusMessage": STATUSES[OK],
-                "history": [{"statusCode": OK, "statusMessage": STATUSES[OK], "at": at}],
+                "created_at": now_vn(),
+                "history": [],
                 "callbacks": [],
             }
+            self._set_status(order, OK, order["created_at"])
             return 200, {"Status": OK, "Message": MSG_CREATED, "OrderNumber": number, "ItemCode": item_code}
 
     def _new_item_code(self) -> str:
@@ -168,6 +149,11 @@ class VNPost(MockState[PostalConfig]):
             code = f"EB{serial}{s10_check_digit(serial)}VN"
             if code not in used:
                 return code
+
+    @staticmethod
+    def _set_status(order: dict[str, Any], code: str, at: str) -> None:
+        order["StatusCode"], order["StatusMessage"] = code, STATUSES[code]
+        order["history"].append({"statusCode": code, "statusMessage": STATUSES[code], "at": at})
 
     def get_order(self, number: str) -> Outcome:
         with self.lock:
@@ -200,27 +186,20 @@ class VNPost(MockState[PostalConfig]):
 
     # --- moving parcels and the tracking callback --------------------------
 
-    def advance(self, number: str, status_code: str, push: bool) -> dict[str, Any] | None:
-        """Set an order's status (appending history); with push, send its callback. None if unknown."""
+    def move(self, number: str, status_code: str, *, push: bool = True, replayed: bool = False,
+             at: str | None = None) -> dict[str, Any] | None:
+        """Move an order on (appending history) and, with push, send its callback. A replayed callback (late,
+        or sent again) goes out for any status without touching the order. None if the order is unknown."""
         with self.lock:
             order = self.orders.get(number)
             if order is None:
                 return None
-            at = now_vn()
-            order["StatusCode"], order["StatusMessage"] = status_code, STATUSES[status_code]
-            order["history"].append({"statusCode": status_code, "statusMessage": STATUSES[status_code], "at": at})
+            at = at or now_vn()
+            if not replayed:
+                self._set_status(order, status_code, at)
             view = self._tracking_view(order)
-        callback = self.send_callback(number, status_code, at, replayed=False) if push else None
+        callback = self.send_callback(number, status_code, at, replayed) if push else None
         return {"order": view, "callback": callback}
-
-    def push(self, number: str, status_code: str, at: str | None) -> dict[str, Any] | None:
-        """Send a callback for any status without touching the order (a late or replayed one). None if unknown."""
-        with self.lock:
-            order = self.orders.get(number)
-            if order is None:
-                return None
-            view = self._tracking_view(order)
-        return {"order": view, "callback": self.send_callback(number, status_code, at or now_vn(), replayed=True)}
 
     def send_callback(self, number: str, status_code: str, at: str, replayed: bool) -> dict[str, Any]:
         """POST the signed tracking callback; returns {"status", "body"} or {"error"} and records it on the order."""
@@ -234,7 +213,7 @@ class VNPost(MockState[PostalConfig]):
                 "at": at,
             }
             url, secret = self.config.callback_url, self.config.callback_secret
-        raw = callback_bytes(message)
+        raw = json.dumps(message, ensure_ascii=False).encode("utf-8")  # these exact bytes are signed and sent
         headers = {"Content-Type": "application/json; charset=utf-8", "X-VNPost-Signature": sign(raw, secret)}
         sent_at = now_vn()
         # Sent outside the lock: the gateway answering the callback may well call this mock back.
@@ -258,31 +237,16 @@ def _busy(fault: Fault) -> Outcome:
     return 200, {"Status": fault.code or "999", "Message": MSG_BUSY}
 
 
-def _bearer_challenge(status: int, payload: Any) -> Response:
-    resp = json_reply(status, payload)
-    if status == 401:
-        resp.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
-    return resp
-
-
 def create_blueprint() -> Blueprint:
     """A fresh VNPost mock (own state, log and faults) as a blueprint; mount it at /postal."""
     post = VNPost()
     bp = Blueprint("postal", __name__)
     add_standard_endpoints(bp, post)
 
-    def respond(service: str, body: Any, run: Callable[[], Outcome], *, control: bool = False) -> Response:
-        # The token call answers a bad login without a Bearer challenge: it is not a Bearer-protected call.
-        render = json_reply if service == TOKEN_SERVICE else _bearer_challenge
-        return post.serve(service, body, run, _busy, control=control, render=render)
-
-    def authorized(run: Callable[[], Outcome]) -> Callable[[], Outcome]:
-        def guarded() -> Outcome:
-            if not post.token_ok(bearer_token()):
-                return 401, {"Status": "401", "Message": MSG_BAD_TOKEN}
-            return run()
-
-        return guarded
+    def with_token(service: str, body: Any, run: Callable[[], Outcome]) -> Response:
+        # Every call but the token call wants a valid token: without one, 401 and a Bearer challenge.
+        run = guarded(lambda: post.tokens.valid(bearer_token()), BAD_TOKEN, run)
+        return post.serve(service, body, run, _busy, render=partial(challenged, scheme="Bearer", error="invalid_token"))
 
     def malformed(service: str) -> Response:
         return post.unreadable(service, 400, {"Status": "101", "Message": MSG_BAD_BODY})
@@ -292,59 +256,42 @@ def create_blueprint() -> Blueprint:
         body = json_object()
         if body is None:
             return malformed(TOKEN_SERVICE)
-        return respond(TOKEN_SERVICE, body, lambda: post.issue_token(body), control=True)
+        return post.serve(TOKEN_SERVICE, body, lambda: post.issue_token(body), _busy, control=True)
 
     @bp.post("/api/orders")
     def create_order() -> Response:
         body = json_object()
         if body is None:
             return malformed("CreateOrder")
-        return respond("CreateOrder", body, authorized(lambda: post.create_order(body)))
+        return with_token("CreateOrder", body, lambda: post.create_order(body))
 
     @bp.get("/api/orders/<order_number>")
     def get_order(order_number: str) -> Response:
-        return respond("GetOrder", None, authorized(lambda: post.get_order(order_number)))
+        return with_token("GetOrder", None, lambda: post.get_order(order_number))
 
     @bp.get("/api/orders/<order_number>/tracking")
     def tracking(order_number: str) -> Response:
-        return respond("Tracking", None, authorized(lambda: post.tracking(order_number)))
+        return with_token("Tracking", None, lambda: post.tracking(order_number))
 
     # --- test controls -----------------------------------------------------
 
-    def not_found() -> tuple[Response, int]:
-        return jsonify({"error": "not_found", "message": MSG_NOT_FOUND}), 404
+    def advance(body: dict[str, Any], order_number: str) -> dict[str, Any] | None:
+        code, push = _status_code(body), body.get("push", True)
+        if not isinstance(push, bool):
+            raise Invalid("push phải là true hoặc false")
+        return post.move(order_number, code, push=push)
 
-    @bp.post("/_mock/advance/<order_number>")
-    def mock_advance(order_number: str) -> Response | tuple[Response, int]:
-        body = json_object() or {}
+    def replay(body: dict[str, Any], order_number: str) -> dict[str, Any] | None:
+        code, at = _status_code(body), body.get("at")
         try:
-            code = _status_code(body)
-            push = body.get("push", True)
-            if not isinstance(push, bool):
-                raise Invalid("push phải là true hoặc false")
-        except Invalid as exc:
-            return jsonify({"error": str(exc)}), 400
-        result = post.advance(order_number, code, push)
-        return not_found() if result is None else jsonify(result)
-
-    @bp.post("/_mock/push/<order_number>")
-    def mock_push(order_number: str) -> Response | tuple[Response, int]:
-        body = json_object() or {}
-        try:
-            code = _status_code(body)
-            at = body.get("at")
             if at is not None:
-                if not isinstance(at, str):
-                    raise Invalid("at phải là chuỗi ISO 8601")
-                try:
-                    datetime.fromisoformat(at)
-                except ValueError:
-                    raise Invalid("at phải là chuỗi ISO 8601") from None
-        except Invalid as exc:
-            return jsonify({"error": str(exc)}), 400
-        result = post.push(order_number, code, at)
-        return not_found() if result is None else jsonify(result)
+                datetime.fromisoformat(at)
+        except (TypeError, ValueError):
+            raise Invalid("at phải là chuỗi ISO 8601") from None
+        return post.move(order_number, code, replayed=True, at=at)
 
-    add_expire_endpoint(bp, "/_mock/expire-tokens", post.expire_tokens)
+    add_action_endpoint(bp, "/_mock/advance/<order_number>", advance, MSG_NOT_FOUND)
+    add_action_endpoint(bp, "/_mock/push/<order_number>", replay, MSG_NOT_FOUND)
+    add_expire_endpoint(bp, "/_mock/expire-tokens", lambda: post.tokens.expire_all())
     add_state_endpoints(bp, "orders", post.snapshot, MSG_NOT_FOUND, "order_number")
     return bp

@@ -17,8 +17,8 @@ CODE_FIELDS = ("Province", "District")
 S10_WEIGHTS = (8, 6, 4, 2, 3, 5, 9, 7)
 
 
-class Invalid(Exception):
-    """A validation failure, answered with Status 101 and the offending field."""
+class Invalid(ValueError):
+    """A validation failure, answered with Status 101 and the offending field (a test control's: 400)."""
 
 
 def s10_check_digit(serial: str) -> int:

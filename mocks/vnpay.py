@@ -17,20 +17,7 @@ from urllib.parse import quote_plus, urlencode
 from flask import Blueprint, Response, request
 
 from mocks.harness import Delivery, Fault, Outcome, deliver, json_object
-from mocks.payment_orders import (
-    CANCELLED,
-    CHANGED_AMOUNT_VND,
-    PAID,
-    PENDING,
-    Partner,
-    PaymentConfig,
-    PaymentOrders,
-    add_pay_buttons,
-    corrupt,
-    new_order,
-    page,
-    pay_page,
-)
+from mocks.payment_orders import OrderStatus, Partner, PaymentConfig, PaymentOrders, add_pay_buttons, page, pay_page
 
 VNPAY = "vnpay"
 QUERYDR_ORDER = (
@@ -42,7 +29,7 @@ QUERYDR_REPLY_ORDER = (
     "vnp_BankCode", "vnp_PayDate", "vnp_TransactionNo", "vnp_TransactionType", "vnp_TransactionStatus",
     "vnp_OrderInfo", "vnp_PromotionCode", "vnp_PromotionAmount",
 )  # fmt: skip
-VNPAY_STATUS = {PAID: "00", PENDING: "01", CANCELLED: "02"}
+VNPAY_STATUS = {OrderStatus.PAID: "00", OrderStatus.PENDING: "01", OrderStatus.CANCELLED: "02"}
 _HASH_KEYS = ("vnp_SecureHash", "vnp_SecureHashType")
 
 
@@ -83,21 +70,19 @@ def open_order(state: PaymentOrders, params: dict[str, str]) -> tuple[int, str]:
         if not ref or not raw.isdigit() or int(raw) <= 0 or int(raw) % 100:
             return 400, "Dữ liệu không hợp lệ (vnp_TxnRef, vnp_Amount)"
         amount = int(raw) // 100
-        found = state.orders[VNPAY].get(ref)
-        if found is not None and found["amount"] != amount:
+        details = {
+            "order_info": params.get("vnp_OrderInfo", ""),
+            "return_url": params.get("vnp_ReturnUrl", ""),
+            "create_date": params.get("vnp_CreateDate", ""),
+        }
+        if not state.open_order(VNPAY, ref, amount, details):
             return 400, "Mã giao dịch đã tồn tại với số tiền khác"
-        if found is None:
-            state.orders[VNPAY][ref] = new_order(VNPAY, ref, amount) | {
-                "order_info": params.get("vnp_OrderInfo", ""),
-                "return_url": params.get("vnp_ReturnUrl", ""),
-                "create_date": params.get("vnp_CreateDate", ""),
-            }
         return 200, ref
 
 
 def result_params(cfg: PaymentConfig, found: dict[str, Any]) -> dict[str, str]:
     """Signed IPN / return-URL params for a finished order."""
-    paid = found["status"] == PAID
+    paid = found["status"] == OrderStatus.PAID
     params = {
         "vnp_Amount": str(found["amount"] * 100),
         "vnp_BankCode": "NCB",
@@ -133,7 +118,7 @@ def querydr(state: PaymentOrders, body: dict[str, Any]) -> Outcome:
             return 200, querydr_reply(cfg, body, "91", "Transaction not found")
         extra = {
             "vnp_Amount": str(found["amount"] * 100),
-            "vnp_BankCode": "NCB" if found["status"] == PAID else "",
+            "vnp_BankCode": "NCB" if found["status"] == OrderStatus.PAID else "",
             "vnp_PayDate": found["paid_at"] or "",
             "vnp_TransactionNo": found["transaction_no"] or "",
             "vnp_TransactionType": "01",
@@ -159,16 +144,6 @@ def querydr_reply(cfg: PaymentConfig, body: dict[str, Any], code: str, message: 
 # --- the IPN --------------------------------------------------------------------
 
 
-def callback(cfg: PaymentConfig, found: dict[str, Any], mode: str | None) -> dict[str, Any]:
-    params = result_params(cfg, found)
-    if mode == "changed_amount":
-        params["vnp_Amount"] = str(int(params["vnp_Amount"]) + CHANGED_AMOUNT_VND * 100)
-        params["vnp_SecureHash"] = vnpay_query_hash(params, cfg.vnpay_secret)
-    if mode == "bad_checksum":
-        params["vnp_SecureHash"] = corrupt(params["vnp_SecureHash"])
-    return params
-
-
 def answer_valid(answer: Any, message: dict[str, Any]) -> bool:
     """Whether the IPN answer has VNPay's shape: {"RspCode", "Message"}."""
     return isinstance(answer, dict) and isinstance(answer.get("RspCode"), str) and "Message" in answer
@@ -182,7 +157,8 @@ PARTNER = Partner(
     name=VNPAY,
     transaction_no=lambda counter, paid: str(14000000 + counter) if paid else "0",
     callback_url=lambda cfg: cfg.vnpay_ipn_url,
-    callback=callback,
+    callback=result_params,  # the IPN carries the same signed params as the return URL
+    signature="vnp_SecureHash",
     send=_send,
     answer_valid=answer_valid,
 )

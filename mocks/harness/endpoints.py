@@ -1,4 +1,4 @@
-"""The `_mock/*` endpoints every mock has: requests, faults, reset, config."""
+"""The `_mock/*` endpoints every mock has (requests, faults, reset, config) and the shapes of its own extras."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from mocks.harness.config import ConfigError
 from mocks.harness.faults import FaultInjector, arm_from_json
+from mocks.harness.incoming import json_object
 from mocks.harness.log import RequestLog
 
 
@@ -170,9 +171,31 @@ def add_state_endpoints(bp: Blueprint, name: str, snapshot: Callable[..., Any], 
     @bp.get("/_mock/state/" + "/".join(f"<{key}>" for key in keys))
     def mock_state_one(**given: str) -> Response | tuple[Response, int]:
         found = snapshot(*(given[key] for key in keys))
-        if found is None:
-            return jsonify({"error": "not_found", "message": missing}), 404
-        return jsonify(found)
+        return not_found(missing) if found is None else jsonify(found)
+
+
+def add_action_endpoint(bp: Blueprint, rule: str, act: Callable[..., Any], missing: str) -> None:
+    """POST `rule` (e.g. `/_mock/advance/<order_number>`): a test control that acts on one record.
+
+    `act(body, **keys)` gets the JSON body ({} without one) and the rule's keys; it answers a payload (or a
+    payload and a status), None when there is no such record (404 with the message `missing`), or raises
+    ValueError for a bad body (400 with its message).
+    """
+
+    @bp.post(rule, endpoint=rule)
+    def mock_action(**keys: str) -> Response | tuple[Response, int]:
+        try:
+            answer = act(json_object() or {}, **keys)
+        except ValueError as exc:
+            return jsonify({"error": str(exc)}), 400
+        if answer is None:
+            return not_found(missing)
+        return (jsonify(answer[0]), answer[1]) if isinstance(answer, tuple) else jsonify(answer)
+
+
+def not_found(missing: str) -> tuple[Response, int]:
+    """The 404 of a `_mock/*` call naming a record the mock does not have."""
+    return jsonify({"error": "not_found", "message": missing}), 404
 
 
 def add_expire_endpoint(bp: Blueprint, rule: str, expire: Callable[[], None]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import re
 from typing import Any
 
@@ -33,3 +34,9 @@ def bearer_token() -> str | None:
     """The token of an `Authorization: Bearer ...` header."""
     auth = request.authorization
     return auth.token if auth is not None and auth.type == "bearer" else None
+
+
+def same_secret(given: Any, expected: str) -> bool:
+    """Whether a received credential is `expected`, compared in constant time (as bytes: compare_digest
+    refuses non-ASCII text); anything but a string is not."""
+    return isinstance(given, str) and hmac.compare_digest(given.encode(), expected.encode())

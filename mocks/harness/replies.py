@@ -32,8 +32,27 @@ def replaced_outcome(fault: Fault | None, busy: Outcome | None) -> Outcome | Non
     return busy
 
 
+def guarded(allowed: Callable[[], bool], refusal: Outcome, run: Callable[[], Outcome]) -> Callable[[], Outcome]:
+    """`run` for a caller who must hold a valid token or session: `refusal` (the partner's own answer) when
+    `allowed()` says no. Checked as the call runs, after its fault was taken, as the partner would."""
+
+    def call() -> Outcome:
+        return run() if allowed() else refusal
+
+    return call
+
+
 def json_reply(status: int, payload: Payload) -> Response:
     return make_response(jsonify(payload), status)
+
+
+def challenged(status: int, payload: Payload, scheme: str, error: str) -> Response:
+    """json_reply; a 401 also says which credentials the call wants and why it refused them, as
+    `WWW-Authenticate: <scheme> error="<error>"` (RFC 6750 §3 for Bearer)."""
+    resp = json_reply(status, payload)
+    if status == 401:
+        resp.headers["WWW-Authenticate"] = f'{scheme} error="{error}"'
+    return resp
 
 
 def finish(

@@ -118,7 +118,7 @@ class MockState(Generic[C]):
 
 
 class CredentialStore:
-    """Tokens or sessions a mock issued, each valid `ttl()` seconds from issue. Callers hold the mock's lock.
+    """Tokens or sessions a mock issued, each valid `ttl()` seconds from issue. Thread-safe on its own.
 
     The TTL is read at every check, so a tester who shortens it over `_mock/config` sees the effect live.
     """
@@ -126,16 +126,20 @@ class CredentialStore:
     def __init__(self, ttl: Callable[[], float], nbytes: int = 32) -> None:
         self._ttl = ttl
         self._nbytes = nbytes
+        self._lock = threading.Lock()
         self._issued: dict[str, float] = {}  # credential -> issued (monotonic)
 
     def issue(self) -> str:
         credential = secrets.token_urlsafe(self._nbytes)
-        self._issued[credential] = time.monotonic()
+        with self._lock:
+            self._issued[credential] = time.monotonic()
         return credential
 
     def valid(self, credential: Any) -> bool:
-        issued = self._issued.get(credential) if isinstance(credential, str) else None
+        with self._lock:
+            issued = self._issued.get(credential) if isinstance(credential, str) else None
         return issued is not None and time.monotonic() - issued < self._ttl()
 
     def expire_all(self) -> None:
-        self._issued.clear()
+        with self._lock:
+            self._issued.clear()

@@ -149,6 +149,7 @@ def test_token_then_create_order_gets_a_waybill(post: Post) -> None:
 def test_token_bad_credentials_is_401(post: Post, key: str, secret: str) -> None:
     resp = post.get_token(key, secret)
     assert resp.status_code == 401 and resp.json == {"Status": "401", "Message": "Sai thông tin xác thực"}
+    assert "WWW-Authenticate" not in resp.headers  # the token call itself takes no Bearer token
 
 
 def test_duplicate_order_number_is_102_without_item_code(post: Post) -> None:
@@ -192,6 +193,7 @@ def test_missing_unknown_or_expired_token_is_401(post: Post) -> None:
     invalid = {"Status": "401", "Message": "Token không hợp lệ hoặc đã hết hạn"}
     no_header = post.client.post(f"{P}/api/orders", json=order())
     assert no_header.status_code == 401 and no_header.json == invalid
+    assert no_header.headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'
     assert post.create(order(), headers=post.auth("bogus")).status_code == 401
     assert post.get("HS-001", token="bogus").status_code == 401
     assert post.client.post(f"{P}/_mock/expire-tokens").json == {"status": "expired"}
@@ -271,7 +273,10 @@ def test_control_errors_and_undeliverable_callback(post: Post) -> None:
     assert post.control("advance", "HS-001", statusCode="999").status_code == 400
     assert post.control("advance", "HS-001", statusCode=200).status_code == 400
     assert post.control("advance", "HS-001", statusCode="200", push="yes").status_code == 400
-    assert post.control("push", "HS-001", statusCode="200", at="hôm qua").status_code == 400
+    for at in ("hôm qua", 20250701, ["2025-07-01"]):
+        bad_at = post.control("push", "HS-001", statusCode="200", at=at)
+        assert bad_at.status_code == 400 and bad_at.json == {"error": "at phải là chuỗi ISO 8601"}
+    assert post.control("advance", "NOPE", statusCode="999").json["error"].startswith("statusCode")  # body first
     post.client.post(f"{P}/_mock/config", json={"callback_url": "http://127.0.0.1:9/cb"})
     result = post.control("advance", "HS-001", statusCode="200").json
     assert "ConnectionError" in result["callback"]["error"] and result["order"]["statusCode"] == "200"
