@@ -13,6 +13,8 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from mocks.harness import vn_now
+
 DVCQG_TIME = "%Y%m%d%H%M%S"
 
 
@@ -85,6 +87,6 @@ def operator_step(mahoso: str, current: Any, code: str | None) -> dict[str, Any]
     status = int(code) if code and code.isdigit() else OPERATOR_STATUS
     if not code and str(current) == str(status):
         status = 4
-    now = datetime.now().strftime(DVCQG_TIME)
+    now = vn_now().strftime(DVCQG_TIME)
     return {"MaHoSo": mahoso, **OPERATOR, "ThoiDiemXuLy": now, "TrangThai": status, "NgayBatDau": now,
             "NgayKetThucTheoQuyDinh": ""}
