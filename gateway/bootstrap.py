@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import partial
 
 from sqlalchemy import Engine
@@ -38,6 +39,7 @@ from gateway.services.one_stop.webhook_push import WebhookPusher
 from gateway.services.ops import jobs as outbox_jobs
 from gateway.services.ops import queue_history
 from gateway.services.payments.jobs import PaymentJobs
+from gateway.services.portal_drift.reconciler import PortalReconciler
 from gateway.services.unit_of_work import Context
 from gateway.store.database import make_engine
 
@@ -63,6 +65,7 @@ class Gateway:
     minimiser: Minimiser = field(init=False)
     renewal: ArchiveRenewal = field(init=False)
     runner: JobRunner = field(init=False)  # also used by requests that try a job at once
+    drift: PortalReconciler = field(init=False)  # reading the national portal back (reconciliation)
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -71,7 +74,9 @@ class Gateway:
                                notifier=Notifier(s.notifications), calendar=calendar,
                                acknowledge_within_hours=s.sla.acknowledge_within_hours, postal=s.postal,
                                verify_attachments=s.signature.verify_attachments, archive=s.archive.enabled,
-                               archive_batch_wait=s.archive.batch_wait_seconds)
+                               archive_batch_wait=s.archive.batch_wait_seconds,
+                               first_portal_check=timedelta(
+                                   seconds=s.national_portal.reconcile.first_check_after_seconds))
         self.payment_jobs = PaymentJobs(self.context, self.payment_providers)
         self.notification_jobs = NotificationJobs(self.context, sms_email.build_sms(s.notifications),
                                                   sms_email.build_email(s.notifications))
@@ -82,6 +87,9 @@ class Gateway:
         self.renewal = ArchiveRenewal(self.archive)
         self.keys = KeyRing(self.engine, s.auth)
         self.limiter = RedisWindow(s.auth.rate_limit_redis_url) if s.auth.rate_limit_redis_url else LocalBuckets()
+        # Reading the portal back stops while this process takes the portal to be down (the runner's outage watch).
+        self.drift = PortalReconciler(self.context, np.NationalPortalClient(s.national_portal), s.national_portal,
+                                      portal_down=lambda: self.runner.outages.down(np.QUEUE))
         self.runner = JobRunner(self.engine, handlers(self), s.jobs, on_dead=dead_hooks(self), policies={
             # Batches of packages under one archive timestamp; their retries come back together (docs/archive.md).
             archiving.QUEUE: QueuePolicy(max(s.archive.batch_size, s.jobs.batch_size), s.archive.batch_lease_seconds,
@@ -146,6 +154,7 @@ def handlers(gateway: Gateway) -> dict[str, BatchHandler]:
             postal.BOOK: delivery.book, postal.TRACK: delivery.track, postal.RETURNED: delivery.returned,
             signature.VERIFY_ATTACHMENT: gateway.attachment_jobs.verify_one,
             archiving.RENEW: gateway.renewal.renew_one,
+            np.CHECK: gateway.drift.check_job,  # TraCuuHoSo takes one dossier a call
         }.items()},
     }
 
@@ -168,6 +177,8 @@ def build_worker(gateway: Gateway) -> Worker:
                      partial(queue_history.sample, gateway.engine, QUEUES)),
         PeriodicTask("job statistics", s.jobs.analyze_every_seconds, partial(outbox_jobs.refresh_statistics,
                                                                                 gateway.engine)),
+        PeriodicTask("portal reconciliation", s.national_portal.reconcile.scan_interval_seconds,
+                     gateway.drift.schedule),
     ]
     if s.archive.enabled:
         periodic.append(PeriodicTask("archive retries", s.archive.scan_interval_seconds,

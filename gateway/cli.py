@@ -355,6 +355,54 @@ def archive_verify(path: Path, trust_dir: Path | None, expect: str | None, as_js
         sys.exit(1)
 
 
+@main.group("reconcile")
+def reconcile_group() -> None:
+    """Compare what partners hold with what the gateway sent."""
+
+
+@reconcile_group.command("portal")
+@click.option("--code", "codes", multiple=True, metavar="CODE", help="only this dossier (repeatable)")
+@click.option("--since", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]), default=None,
+              help="only dossiers changed since this UTC date (default: every dossier in scope)")
+@click.option("--json", "as_json", is_flag=True, help="the outcome as JSON")
+def reconcile_portal(codes: tuple[str, ...], since: datetime | None, as_json: bool) -> None:
+    """Read dossiers back from the national portal now (TraCuuHoSo) and compare them with what was sent: what the
+    gateway owns is queued again through the outbox, the rest is an operator's finding (the console's drift page).
+    Paced at national_portal.reconcile.rate_per_second. Exit 1 when a finding waits for an operator, 2 when the
+    portal looks down."""
+    from gateway.services.portal_drift import findings
+    from gateway.services.portal_drift.reconciler import PortalDown
+
+    gateway = bootstrap()
+    try:
+        chosen = list(codes) or findings.in_scope(gateway.context, since=since.replace(tzinfo=UTC) if since else None)
+        track = _tracked(lambda n: f"read back {n} dossiers", hidden=as_json)
+        try:
+            results = gateway.drift.run(chosen, track=track)
+        except PortalDown as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(2)
+    finally:
+        gateway.close()
+    outcomes: dict[str, int] = {}
+    for result in results:
+        outcomes[result.outcome] = outcomes.get(result.outcome, 0) + 1
+    report = {"checked": len(results), "outcomes": dict(sorted(outcomes.items())),
+              "repairs_queued": sum(1 for r in results if r.repair_jobs),
+              "waiting_for_operator": sum(1 for r in results if r.state == "operator"),
+              "dossiers": [r.as_dict() for r in results if r.outcome != "clean"]}
+    if as_json:
+        click.echo(json.dumps(report, ensure_ascii=False, indent=2))
+    else:
+        click.echo(f"{report['checked']} dossiers read back: " + ", ".join(f"{k} {v}" for k, v in outcomes.items()))
+        for r in results:
+            if r.outcome != "clean":
+                what = "repair queued" if r.repair_jobs else r.state or ""
+                click.echo(f"  {r.code}: {r.outcome} {what} {r.detail or ''}".rstrip())
+    if report["waiting_for_operator"]:
+        sys.exit(1)
+
+
 @main.command("api-reference")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), default=None, help="write here, not to stdout")
 def api_reference(output: str | None) -> None:

@@ -64,6 +64,26 @@ class JobSettings(BaseModel):
     analyze_every_seconds: float = Field(15.0, gt=0)
 
 
+class PortalReconcileSettings(BaseModel):
+    """Reconciliation with the national portal (docs/operations.md#drift-with-the-national-portal): each dossier's
+    record there read back (TraCuuHoSo) and compared with what the gateway sent, on a budget."""
+
+    enabled: bool = True
+    # Every dossier in scope is read back once in this window: the coverage the console and metrics show.
+    window_hours: float = Field(24.0, gt=0)
+    first_check_after_seconds: float = Field(600.0, ge=0)  # a new dossier's first look, once its sync is through
+    finished_days: float = Field(30.0, ge=0)  # finished dossiers stay in scope this long after their final status
+    # The budget, shared by every worker: look-ups a second at most, and at most page_size queued per scan.
+    rate_per_second: float = Field(5.0, gt=0)
+    page_size: int = Field(200, ge=1, le=5000)
+    scan_interval_seconds: float = Field(5.0, gt=0)
+    recheck_after_seconds: float = Field(120.0, gt=0)  # a repaired dossier is read again this soon after
+    busy_recheck_seconds: float = Field(60.0, gt=0)  # a dossier with jobs still on their way is looked at again
+    max_repairs: int = Field(3, ge=1)  # a repair that has not held after this many tries goes to an operator
+    check_attempts: int = Field(3, ge=1)  # tries of one look-up before it is a dead letter
+    lookup_max_bytes: int = Field(1_048_576, ge=1024)  # a larger TraCuuHoSo answer is not trusted
+
+
 class NationalPortalSettings(BaseModel):
     flavour: Literal["session", "lgsp"] = "session"
     base_url: str = "http://127.0.0.1:8001/national-portal"
@@ -80,6 +100,7 @@ class NationalPortalSettings(BaseModel):
     # MucDo takes its procedure's level from this catalogue (MaTTHC -> level), else default_level.
     procedure_levels: dict[str, Literal["mot_phan", "toan_trinh"]] = {}
     default_level: Literal["mot_phan", "toan_trinh"] = "mot_phan"
+    reconcile: PortalReconcileSettings = PortalReconcileSettings()
 
 
 ProviderName = Literal["national_platform", "vnpay"]

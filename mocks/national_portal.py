@@ -1,6 +1,8 @@
 """Fake national public-service portal (DVCQG), OpenCPS-style session API plus LGSP OAuth2 flavour.
 
-What a dossier or a progress step must carry is in `national_portal_records.py`."""
+What a dossier or a progress step must carry is in `national_portal_records.py`; how the portal drifts from
+what it was sent (records dropped or altered after a "done", an operator's change, a lost dossier) is in
+`national_portal_drift.py`."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 from mocks.harness import (
+    DRIFT_MODES,
     CredentialStore,
     Fault,
     MockConfig,
@@ -27,7 +30,15 @@ from mocks.harness import (
     json_object,
     json_reply,
 )
-from mocks.national_portal_records import Invalid, is_updating, records, validate_dossier, validate_progress
+from mocks.national_portal_drift import alter, operator_step
+from mocks.national_portal_records import (
+    COUNTERS,
+    Invalid,
+    is_updating,
+    records,
+    validate_dossier,
+    validate_progress,
+)
 
 OK = "OK"
 MSG_BAD_LOGIN = "Sai thông tin đăng nhập"
@@ -60,6 +71,8 @@ class NationalPortal(MockState[PortalConfig]):
         self.sessions = CredentialStore(lambda: self.config.session_ttl_seconds, nbytes=24)
         self.tokens = CredentialStore(lambda: self.config.token_ttl_seconds)
         self.dossiers: dict[str, dict[str, Any]] = {}
+        self.drift: list[dict[str, Any]] = []  # what the drift faults did, oldest first (GET _mock/drift)
+        self.alterations = 0  # which field the next `alter` without a `code` changes
 
     def expire_credentials(self) -> None:
         self.sessions.expire_all()
@@ -127,13 +140,24 @@ class NationalPortal(MockState[PortalConfig]):
         elif any(i in self.dossiers for i in ids) or len(set(ids)) != len(ids):
             return 200, {"error_code": 3, "message": MSG_EXISTS}
         for item in items:
+            fault = self.faults.take("DongBoHoSoMC", modes=DRIFT_MODES)
+            if fault is not None and fault.mode == "silent_drop":  # answered "done", never stored
+                self._drifted(fault.mode, "DongBoHoSoMC", item["MaHoSo"], updating=updating)
+                continue
+            if fault is not None and fault.mode == "alter":
+                item, field = alter(item, fault.code, self.alterations)
+                self.alterations += 1
+                self._drifted(fault.mode, "DongBoHoSoMC", item["MaHoSo"], field=field, updating=updating)
             if updating:
                 dossier = self.dossiers[item["MaHoSo"]]
                 if any(dossier.get(k, object()) != v for k, v in item.items()):
                     dossier.update(item)
                     dossier["updates"] += 1
             else:
-                self.dossiers[item["MaHoSo"]] = item | {"creates": 1, "updates": 0, "progress": []}
+                unit = {"MaDonVi": body["madonvi"]} if isinstance(body.get("madonvi"), str) else {}
+                self.dossiers[item["MaHoSo"]] = item | unit | {"creates": 1, "updates": 0, "progress": []}
+            if fault is not None and fault.mode in ("operator_status", "lose"):
+                self._after_write(fault, "DongBoHoSoMC", item["MaHoSo"])
         return 200, {"error_code": 0, "message": OK}
 
     def _update_progress(self, body: dict[str, Any]) -> Outcome:
@@ -142,14 +166,22 @@ class NationalPortal(MockState[PortalConfig]):
             return 200, {"error_code": 4, "message": MSG_NOT_FOUND}
         duplicates = 0
         for item in items:
-            dossier = self.dossiers[item["MaHoSo"]]
+            dossier = self.dossiers.get(item["MaHoSo"])
+            if dossier is None:  # lost by a drift fault earlier in this very call
+                continue
             # A step identical to one already recorded is a retry: acknowledge it without appending.
             # (The protocol carries no step id; two steps differing in any field are two steps.)
             if any(p == item for p in dossier["progress"]):
                 duplicates += 1
                 continue
+            fault = self.faults.take("CapNhatTienDoHoSoMC", modes=("silent_drop", "operator_status", "lose"))
+            if fault is not None and fault.mode == "silent_drop":
+                self._drifted(fault.mode, "CapNhatTienDoHoSoMC", item["MaHoSo"], status=item["TrangThai"])
+                continue
             dossier["progress"].append(item)
             dossier["TrangThaiHoSo"] = item["TrangThai"]
+            if fault is not None:
+                self._after_write(fault, "CapNhatTienDoHoSoMC", item["MaHoSo"])
         if duplicates == len(items):
             return 200, {"error_code": 0, "message": MSG_DUPLICATE, "duplicate": True}
         return 200, {"error_code": 0, "message": OK} | ({"duplicates": duplicates} if duplicates else {})
@@ -162,7 +194,33 @@ class NationalPortal(MockState[PortalConfig]):
         dossier = self.dossiers.get(mahoso)
         if dossier is None:
             return 200, {"error_code": 4, "message": MSG_NOT_FOUND}
-        return 200, {"error_code": 0, "message": OK, "result": [copy.deepcopy(dossier)]}
+        # The record as stored, with its progress records as QuaTrinhXuLy and the unit that synced it as
+        # MaDonVi [assumed: no public source shows the fields of TraCuuHoSo's answer; docs/partners.md].
+        record = {k: copy.deepcopy(v) for k, v in dossier.items() if k not in COUNTERS}
+        record["QuaTrinhXuLy"] = copy.deepcopy(dossier["progress"])
+        return 200, {"error_code": 0, "message": OK, "result": [record]}
+
+    # --- drift (faults of DRIFT_MODES, taken per record) ---------------------------------------
+
+    def _drifted(self, mode: str, service: str, mahoso: str, **what: Any) -> None:
+        self.drift.append({"mode": mode, "service": service, "MaHoSo": mahoso, **what})
+
+    def _after_write(self, fault: Fault, service: str, mahoso: str) -> None:
+        """What happens to a dossier right after a write was stored: a portal operator changes its status, or
+        the portal loses it (restored from an older backup, say)."""
+        if fault.mode == "lose":
+            self.dossiers.pop(mahoso, None)
+            self._drifted(fault.mode, service, mahoso)
+            return
+        dossier = self.dossiers[mahoso]
+        step = operator_step(mahoso, dossier.get("TrangThaiHoSo"), fault.code)
+        dossier["progress"].append(step)
+        dossier["TrangThaiHoSo"] = step["TrangThai"]
+        self._drifted(fault.mode, service, mahoso, status=step["TrangThai"])
+
+    def drift_journal(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return copy.deepcopy(self.drift)
 
     def snapshot(self, mahoso: str | None = None) -> Any:
         return self.copy_of(self.dossiers, mahoso)
@@ -229,6 +287,12 @@ def create_blueprint() -> Blueprint:
         return respond(_service_name(body), body, run=run)
 
     add_state_endpoints(bp, "dossiers", portal.snapshot, MSG_NOT_FOUND, "mahoso")
+
+    @bp.get("/_mock/drift")
+    def drift() -> Response:
+        """What the drift faults did: each record dropped, altered (which field), lost, or changed by an operator."""
+        return json_reply(200, {"drift": portal.drift_journal()})
+
     add_expire_endpoint(bp, "/_mock/expire-sessions", portal.expire_credentials)
     return bp
 

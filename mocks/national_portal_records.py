@@ -11,6 +11,8 @@ DOSSIER_REQUIRED = ("MaHoSo", "MaTTHC", "NgayTiepNhan")
 DOSSIER_DATES = ("NgayTiepNhan", "NgayHenTra", "NgayTra")
 PROGRESS_DATES = ("ThoiDiemXuLy", "NgayBatDau", "NgayKetThucTheoQuyDinh")
 COUNTERS = ("creates", "updates", "progress")  # mock bookkeeping, never taken from input
+# Kept by the portal itself: its counters, and the unit (madonvi) whose call created the record.
+MOCK_KEPT = (*COUNTERS, "MaDonVi")
 
 
 class Invalid(Exception):
@@ -79,7 +81,7 @@ def validate_dossier(item: dict[str, Any], creating: bool) -> dict[str, Any]:
     for key in DOSSIER_DATES:
         _check_date(item, key, required=key in DOSSIER_REQUIRED and (creating or key in item))
     _check_text(item, "TrichYeuHoSo", required=False, max_len=1000)
-    clean = {k: copy.deepcopy(v) for k, v in item.items() if k not in COUNTERS}
+    clean = {k: copy.deepcopy(v) for k, v in item.items() if k not in MOCK_KEPT}
     status = _status(item, "TrangThaiHoSo", required=False)
     if status is not None:
         clean["TrangThaiHoSo"] = status

@@ -131,6 +131,10 @@ class NationalPortalMock:
     def requests_for(self, code: str) -> list[dict[str, Any]]:
         return [r for r in self.requests() if code in str(r.get("body"))]
 
+    def drift(self) -> list[dict[str, Any]]:
+        """What the drift faults did (mocks/national_portal_drift.py), oldest first."""
+        return requests.get(f"{self.base}/_mock/drift", timeout=5).json()["drift"]
+
     def reset(self) -> None:
         requests.post(f"{self.base}/_mock/reset", timeout=5).raise_for_status()
 
@@ -229,6 +233,13 @@ class Stack:
         "GATEWAY_PAYMENT__SCAN_INTERVAL_SECONDS": "0.2",
         # Reconciliation only when a test makes a payment due (tests move next_check_at instead of waiting).
         "GATEWAY_PAYMENT__RECONCILE_AFTER_SECONDS": "3600",
+        # The national portal read back only when a test makes a dossier due (tests/test_portal_drift.py), then
+        # quickly: a budget no test waits on, a repaired dossier looked at again at once.
+        "GATEWAY_NATIONAL_PORTAL__RECONCILE__FIRST_CHECK_AFTER_SECONDS": "3600",
+        "GATEWAY_NATIONAL_PORTAL__RECONCILE__SCAN_INTERVAL_SECONDS": "0.2",
+        "GATEWAY_NATIONAL_PORTAL__RECONCILE__RATE_PER_SECOND": "500",
+        "GATEWAY_NATIONAL_PORTAL__RECONCILE__RECHECK_AFTER_SECONDS": "0.3",
+        "GATEWAY_NATIONAL_PORTAL__RECONCILE__BUSY_RECHECK_SECONDS": "0.3",
     }
     # Dossiers of this procedure pay through VNPay; every other through the national platform.
     VNPAY_PROCEDURE = "1.000001.000.00.00.H56"

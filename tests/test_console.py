@@ -192,6 +192,8 @@ def test_an_operator_retries_a_dead_letter_in_a_browser(gw, browser):
     wait_for(charted, 30, what="the dead letter drawn in the chart")
     browser.find_element(By.ID, "nav-archive").click()  # the archive page is one click away, and back
     wait_for(lambda: browser.find_elements(By.ID, "archive-sealed"), what="the archive page")
+    browser.find_element(By.ID, "nav-drift").click()  # and so is the national portal's drift
+    wait_for(lambda: browser.find_elements(By.ID, "drift-coverage"), what="the drift page")
     browser.find_element(By.ID, "nav-dashboard").click()
     wait_for(lambda: browser.find_elements(By.ID, "queue-chart"), what="the dashboard again")
     chart = browser.find_element(By.ID, "queue-chart")
@@ -207,3 +209,56 @@ def test_an_operator_retries_a_dead_letter_in_a_browser(gw, browser):
     wait_for(delivered, 60, what="the dossier's jobs to show as done in the console")
     assert not browser.find_elements(By.ID, f"dead-{dead['id']}")
     assert gw.portal.dossier(code) is not None  # and the national portal has the dossier
+
+
+def test_an_operator_reviews_portal_drift_in_a_browser(gw, browser):
+    """The drift page: a dossier a portal operator changed (ahead: waiting for an operator) and one the portal
+    lost (missing: repaired); recheck now, then accept the portal's version, each with its flash."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+
+    from .test_portal_drift import findings, make_due
+
+    def texts(selector: str) -> list[str]:
+        try:
+            return [element.text for element in browser.find_elements(By.CSS_SELECTOR, selector)]
+        except StaleElementReferenceException:
+            return []
+
+    operated, lost = gw.file(dossier_body())["code"], gw.file(dossier_body())["code"]
+    for code in (operated, lost):
+        gw.step(code, 2)
+        gw.wait_jobs(code)
+    gw.portal.faults("operator_status", 1, services=["CapNhatTienDoHoSoMC"])
+    gw.step(operated, 4)
+    gw.wait_jobs(operated)
+    gw.portal.faults("lose", 1, services=["CapNhatTienDoHoSoMC"])  # a step's record only: nothing follows it
+    gw.step(lost, 4)
+    gw.wait_jobs(lost)
+    make_due(gw, [operated, lost])
+    ahead = wait_for(lambda: [f for f in findings(gw, [operated]) if f["state"] == "operator"], 30,
+                     what="the operator's change found")[0]
+    wait_for(lambda: [f for f in findings(gw, [lost]) if f["state"] == "repaired"], 30, what="the lost one repaired")
+
+    api = gw.api_url
+    browser.get(f"{api}/ops/login")
+    browser.find_element(By.ID, "key").send_keys("dev-ops-key")
+    browser.find_element(By.ID, "login").click()
+    wait_for(lambda: browser.find_elements(By.ID, "nav-drift"), what="the dashboard")
+    browser.find_element(By.ID, "nav-drift").click()
+    row = wait_for(lambda: texts(f"#finding-{ahead['id']}"), what="the finding on the drift page")[0]
+    assert operated in row and "Chờ người vận hành" in row and "Cổng có thay đổi tỉnh không gửi" in row
+    portal_side = texts(f"#finding-{ahead['id']} td.portal")
+    assert any("Quản trị Cổng DVCQG" in text for text in portal_side)  # the operator's record, side by side
+    repaired = texts(f"tr[data-code='{lost}'][data-state='repaired']")
+    assert repaired and "Đã sửa" in repaired[0]
+    browser.find_element(By.ID, f"recheck-{ahead['id']}").click()
+    wait_for(lambda: any("đã xếp lịch đọc lại" in t for t in texts(".flash")), what="the recheck's flash")
+    browser.find_element(By.ID, f"accept-{ahead['id']}").click()
+    wait_for(lambda: any("đã chấp nhận bản của Cổng" in t for t in texts(".flash")), what="the accept's flash")
+    row = wait_for(lambda: texts(f"#drift-closed ~ table #finding-{ahead['id']}"), what="the finding closed")[0]
+    assert "Đã chấp nhận bản của Cổng" in row and "console:dev-ops" in row
+    assert not browser.find_elements(By.ID, f"accept-{ahead['id']}")
+    if shots := os.environ.get("GATEWAY_TEST_SCREENSHOTS"):  # to look at the page as an operator sees it
+        browser.set_window_size(1280, 1400)
+        browser.save_screenshot(f"{shots}/console-drift.png")

@@ -167,3 +167,75 @@ def test_a_failed_batch_call_fails_every_job_in_it(portal):
     results = client.sync_dossier_many([{"dossier": a, "updating": False}, {"dossier": b, "updating": False}])
     assert all(isinstance(r, RetryableError) for r in results)
     assert portal.dossier(a["code"]) is None and portal.dossier(b["code"]) is None
+
+
+# --- TraCuuHoSo: reading a dossier back, whatever the portal answers -----------------------------------------
+
+
+def test_lookup_reads_the_record_with_its_progress(portal):
+    client = NationalPortalClient(settings(portal, unit_code="000.00.00.H31"))
+    snap = snapshot()
+    assert client.lookup(snap["code"]) == []
+    client.sync_dossier({"dossier": snap, "updating": False})
+    client.report_progress(step(snap["code"], 2))
+    [record] = client.lookup(snap["code"])
+    assert record["MaHoSo"] == snap["code"] and record["MaDonVi"] == "000.00.00.H31"
+    assert [p["TrangThai"] for p in record["QuaTrinhXuLy"]] == [2]
+    portal.faults("http_500", 1, services=["TraCuuHoSo"])
+    with pytest.raises(RetryableError):
+        client.lookup(snap["code"])
+
+
+LOOKUP = "http://portal.test/service"
+
+
+def lookup_answer(**kw) -> NationalPortalClient:
+    base = "http://portal.test"
+    responses.post(f"{base}/login", json={"error_code": 0, "session": "s"})
+    responses.post(f"{base}/service", **kw)
+    return NationalPortalClient(NationalPortalSettings(base_url=base, password="x", timeout_seconds=1.0,
+                                                       reconcile={"lookup_max_bytes": 4096}))
+
+
+CODE = "000.00.17.H31-240725-0001"
+
+
+@responses.activate
+@pytest.mark.parametrize("answer, found", [
+    ({"json": {"error_code": 4, "message": "Không tìm thấy"}}, []),
+    ({"json": {"error_code": 0, "result": []}}, []),
+    ({"json": {"error_code": "0"}}, []),  # no result list: OpenCPS reads it as not synced
+    ({"json": {"error_code": 0, "result": [{"MaHoSo": CODE, "TrangThaiHoSo": "4"}]}},
+     [{"MaHoSo": CODE, "TrangThaiHoSo": "4"}]),
+    ({"json": {"error_code": 0, "result": [{"MaHoSo": CODE, "ChuHoSo": "x" * 3000}]}},
+     [{"MaHoSo": CODE, "ChuHoSo": "x" * 500}]),  # kept bounded
+])
+def test_lookup_answers(answer, found):
+    assert lookup_answer(**answer).lookup(CODE) == found
+
+
+@responses.activate
+@pytest.mark.parametrize("answer, why", [
+    ({"body": "<html>Bảo trì hệ thống</html>", "content_type": "text/html"}, "without error_code"),
+    ({"json": {"error_code": 0, "result": "HS"}}, "not a list"),
+    ({"json": {"error_code": 0, "result": [["x"]]}}, "other than records"),
+    ({"json": {"error_code": 0, "result": [{"MaHoSo": "000.00.17.H31-240725-9999"}]}}, "other dossiers"),
+    ({"json": {"error_code": 0, "result": [{"MaHoSo": CODE, "QuaTrinhXuLy": "x"}]}}, "QuaTrinhXuLy"),
+    ({"json": {"error_code": 2, "message": "Dữ liệu không hợp lệ"}}, "error_code 2"),
+    ({"json": {"error_code": 0, "result": [{"MaHoSo": CODE, "TrichYeuHoSo": "y" * 9000}]}}, "larger than 4096"),
+    ({"body": "[" * 100_000, "content_type": "application/json"}, "larger than"),
+    ({"body": '{"error_code": 0, "result": ' + "[" * 1500 + "]" * 1500 + "}",
+      "content_type": "application/json"}, "without error_code"),
+])
+def test_lookup_answers_not_trusted(answer, why):
+    from gateway.adapters.base import UnreadableAnswer
+
+    with pytest.raises(UnreadableAnswer, match=why):
+        lookup_answer(**answer).lookup(CODE)
+
+
+@responses.activate
+@pytest.mark.parametrize("answer", [{"json": {"error_code": 99}}, {"status": 503, "body": "x" * 100_000}])
+def test_lookup_busy_or_down_is_retryable(answer):
+    with pytest.raises(RetryableError):
+        lookup_answer(**answer).lookup(CODE)

@@ -647,3 +647,21 @@ def test_pay_page_buttons_send_the_callback(pay_gw):
     r = requests.post(f"{payment['pay_url']}/pay", timeout=30)
     assert r.status_code == 200 and "Thanh toán thành công" in r.text
     paid(gw, payment["id"], timeout=5)
+
+
+def test_a_payment_settled_after_the_result_was_returned_keeps_the_portals_return_date(pay_gw):
+    """Found by bench/drift.py: the sync that marks the fees paid online carried no NgayTra, so a payment
+    settled after status 10 blanked the date the portal shows the citizen."""
+    gw = pay_gw
+    payment = pending_payment(gw)
+    code, ref = payment["dossier_code"], payment["id"]
+    for status in (2, 9, 10):
+        gw.step(code, status)
+    gw.wait_idle()
+    returned = gw.portal.dossier(code)["NgayTra"]
+    assert returned
+    gw.payment.pay("national_platform", ref)
+    assert paid(gw, ref)["flag"]  # paid for a closed dossier: recorded, flagged
+    gw.wait_idle()
+    state = gw.portal.dossier(code)
+    assert {f["HinhThucThu"] for f in state["DanhSachLePhi"]} == {"2"} and state["NgayTra"] == returned

@@ -34,6 +34,11 @@ class PermanentError(AdapterError):
     retryable = False
 
 
+class UnreadableAnswer(PermanentError):
+    """The partner answered, but with something we cannot trust: not JSON, too large, about another record, of a
+    shape we cannot read. Asking again would get the same; whoever asked records it and carries on."""
+
+
 class DuplicateError(AdapterError):
     """The partner already holds this effect."""
 
@@ -106,6 +111,24 @@ def check_http(response: requests.Response, what: str) -> None:
     if status in RETRYABLE_HTTP or status >= 500:
         raise RetryableError(message)
     raise PermanentError(message)
+
+
+def read_bounded(response: requests.Response, limit: int, what: str) -> None:
+    """Read a streamed answer's body, at most `limit` bytes once decoded: a larger answer (a broken or hostile
+    partner) is refused before it fills the memory, a larger failure cut. The body is then the response's, as if
+    read in full."""
+    try:
+        body = response.raw.read(limit + 1, decode_content=True)
+    except Exception as exc:  # noqa: BLE001 - urllib3's protocol and decoding errors: the answer broke off
+        raise RetryableError(f"{what}: the answer broke off: {type(exc).__name__}: {exc}") from exc
+    finally:
+        response.close()
+    if len(body) > limit:
+        if response.status_code < 300:
+            raise UnreadableAnswer(f"{what}: answer larger than {limit} bytes")
+        body = body[:limit]  # a failure's status says what it is; its first bytes are enough to show
+    response._content = body  # what requests itself sets once it has read the body
+    response._content_consumed = True
 
 
 def send(session: requests.Session, method: str, url: str, what: str, *, timeout: float,

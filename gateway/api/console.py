@@ -19,13 +19,15 @@ from flask import Blueprint, Response, current_app, flash, redirect, render_temp
 from gateway.domain import archive as archive_rules
 from gateway.domain.codes import STATUS_LABELS_VI, Status
 from gateway.domain.dossier import VN_TZ
+from gateway.domain.portal_drift import KIND_LABELS_VI, Kind
 from gateway.services.access.api_keys import digest
 from gateway.services.archive import packages as archive_packages
 from gateway.services.dossiers import sla
-from gateway.services.errors import NotFound
+from gateway.services.errors import Conflict, NotFound
 from gateway.services.ops import adapter_health, dead_letters, jobs, queue_history
+from gateway.services.portal_drift import findings as portal_drift
 
-from . import queue_chart
+from . import queue_chart, views
 from .errors import ApiError
 
 bp = Blueprint("console", __name__, url_prefix="/ops")
@@ -177,3 +179,49 @@ def archive(name: str) -> str:
                            sealing_lag=seen.lag_seconds, batch_wait=_gateway().settings.archive.batch_wait_seconds,
                            waiting=[_package(r, job) for r, job in seen.waiting],
                            sealed=[_package(r, None) for r in seen.sealed], labels=archive_rules.STATE_LABELS_VI)
+
+
+def _age(seconds: float) -> str:
+    minutes = int(seconds // 60)
+    if minutes >= 1440:
+        return f"{minutes // 1440} ngày {minutes // 60 % 24} giờ"
+    return f"{minutes // 60} giờ {minutes % 60} phút"
+
+
+@bp.get("/drift")
+@signed_in
+def drift(name: str) -> str:
+    """Drift with the national portal: coverage, findings side by side with their buttons, answers not trusted."""
+    gateway = _gateway()
+    seen = portal_drift.overview(gateway.context, gateway.settings.national_portal.reconcile)
+    counts = {kind: sum(n for (k, _), n in seen.open_by_kind.items() if k == kind.value) for kind in Kind}
+    return render_template("console/drift.html", caller=name, csrf=session["csrf"], coverage=seen.coverage,
+                           age=_age(seen.coverage["oldest_check_age_seconds"]), counts=counts, kinds=KIND_LABELS_VI,
+                           open=[views.portal_finding(f) for f in seen.open],
+                           closed=[views.portal_finding(f) for f in seen.closed],
+                           unreadable=[views.portal_check(c) for c in seen.unreadable],
+                           window=gateway.settings.national_portal.reconcile.window_hours)
+
+
+@bp.post("/console/portal-drift/<int:finding_id>/recheck")
+@signed_in
+def drift_recheck(name: str, finding_id: int) -> Response:
+    gateway = _gateway()
+    try:
+        code = portal_drift.get(gateway.context, finding_id)["dossier_code"]
+        gateway.drift.recheck(code, actor=f"console:{name}")
+        flash(f"Hồ sơ {code}: đã xếp lịch đọc lại từ Cổng DVCQG.", "ok")
+    except NotFound:
+        flash(f"Không có phát hiện #{finding_id}.", "bad")
+    return redirect(url_for("console.drift") + f"#finding-{finding_id}")
+
+
+@bp.post("/console/portal-drift/<int:finding_id>/accept")
+@signed_in
+def drift_accept(name: str, finding_id: int) -> Response:
+    try:
+        finding = portal_drift.accept(_gateway().context, finding_id, actor=f"console:{name}")
+        flash(f"Hồ sơ {finding['dossier_code']}: đã chấp nhận bản của Cổng.", "ok")
+    except (NotFound, Conflict) as exc:
+        flash(f"Phát hiện #{finding_id}: {exc.message}", "bad")
+    return redirect(url_for("console.drift") + "#drift-closed")

@@ -4,7 +4,8 @@
   `gateway serve` with several processes they share a directory (PROMETHEUS_MULTIPROC_DIR, set by the
   serve command) and any process answers for all of them;
 - what the database says at scrape time, which every process agrees on: jobs by queue and state, queue
-  depth, dead letters, SLA breaches, payments, notifications and deliveries by state.
+  depth, dead letters, SLA breaches, payments, notifications and deliveries by state, drift with the
+  national portal and how much of it was read back.
 
 Workers run in other processes, on other machines: each exposes its own job counters with
 `gateway worker --metrics-port`.
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from flask import Blueprint, Response, current_app
 from flask.typing import ResponseReturnValue
@@ -23,6 +24,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine
 
+from gateway.domain.portal_drift import Kind
 from gateway.services.ops import state_counts
 from gateway.services.ops.jobs import DEAD, UNFINISHED
 
@@ -46,11 +48,12 @@ def _gauge(name: str, text: str, labels: list[str], rows: list[tuple[list[str], 
 
 
 class StoreCollector(Collector):
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, portal_window: timedelta = timedelta(hours=24)) -> None:
         self.engine = engine
+        self.portal_window = portal_window
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        counts = state_counts.read(self.engine, now=datetime.now(UTC))
+        counts = state_counts.read(self.engine, now=datetime.now(UTC), portal_window=self.portal_window)
         jobs, to_seal = counts.jobs, counts.seconds_to_seal
         yield _gauge("gateway_sla_breaches", "New dossiers past their 8-working-hour acknowledgment deadline",
                      [], [([], counts.sla_breaches)])
@@ -76,6 +79,30 @@ class StoreCollector(Collector):
             columns = state_counts.BY_STATE[counted][1]
             yield _gauge(name, text, list(columns),
                          [([str(r[c]) for c in columns], r["count"]) for r in counts.by_state[counted]])
+        yield from _portal(counts)
+
+
+def _portal(counts: state_counts.Counts) -> Iterator[GaugeMetricFamily]:
+    """Drift with the national portal: open findings by kind (every kind, 0 included, so a rule can watch it),
+    and the read-back coverage."""
+    by_kind = {kind.value: 0 for kind in Kind}
+    operator = dict(by_kind)
+    for (kind, state), n in counts.portal_drift.items():
+        by_kind[kind] = by_kind.get(kind, 0) + n
+        operator[kind] = operator.get(kind, 0) + (n if state == "operator" else 0)
+    yield _gauge("gateway_portal_drift", "Dossiers whose national-portal record differs (open findings), by kind",
+                 ["kind"], [([k], n) for k, n in sorted(by_kind.items())])
+    yield _gauge("gateway_portal_drift_waiting_operator", "Open drift findings waiting for an operator, by kind",
+                 ["kind"], [([k], n) for k, n in sorted(operator.items())])
+    seen = counts.portal_coverage
+    yield _gauge("gateway_portal_checks_due", "Dossiers in scope of the national-portal read-back", [],
+                 [([], seen["due"])])
+    yield _gauge("gateway_portal_checked_in_window", "Of those, read back within the window", [],
+                 [([], seen["checked_in_window"])])
+    yield _gauge("gateway_portal_check_coverage", "Checked in the window / due (1 when none is due)", [],
+                 [([], seen["checked_in_window"] / seen["due"] if seen["due"] else 1.0)])
+    yield _gauge("gateway_portal_oldest_check_age_seconds", "Age of the oldest look (or wait for a first one)", [],
+                 [([], seen["oldest_check_age_seconds"])])
 
 
 def process_registry() -> CollectorRegistry:
@@ -91,7 +118,9 @@ def _store_registry() -> CollectorRegistry:
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     if "METRICS" not in app.config:  # one registry per app: tests build many apps in one process
         registry = CollectorRegistry(auto_describe=False)
-        registry.register(StoreCollector(app.config["GATEWAY"].engine))
+        gateway = app.config["GATEWAY"]
+        window = timedelta(hours=gateway.settings.national_portal.reconcile.window_hours)
+        registry.register(StoreCollector(gateway.engine, window))
         app.config["METRICS"] = registry
     return app.config["METRICS"]
 

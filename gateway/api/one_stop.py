@@ -51,7 +51,9 @@ def read_feed() -> ResponseReturnValue:
     """The ordered change feed (`dossier.created`, ...), after a cursor.
 
     Cursor-based and at-least-once: re-reading an old cursor returns the same items. `next_cursor` is the
-    last item's cursor, or the caller's own `after` when there is nothing new.
+    last item's cursor, or the caller's own `after` when there is nothing new. `portal.repaired` and
+    `portal.needs_attention` tell that the dossier's record at the national portal was repaired, or differs in a
+    way only an operator can settle (`kind`, `state`, `note`, `differences`: docs/operations.md).
     """
     after = _int_arg("after", 0, 0, 2**62)
     limit = _int_arg("limit", 100, 1, MAX_FEED_PAGE)

@@ -16,6 +16,7 @@ from gateway.services.ops import dead_letters
 from gateway.services.ops import jobs as outbox_jobs
 from gateway.services.ops.jobs import STATES
 from gateway.services.payments import orders as payments
+from gateway.services.portal_drift import findings as portal_drift
 from gateway.services.unit_of_work import Context
 
 from . import views
@@ -181,3 +182,38 @@ def sla_breaches() -> ResponseReturnValue:
     now = datetime.now(UTC)
     return jsonify({"items": [views.sla_breach(r, now) for r in rows],
                     "next_after": rows[-1]["id"] if rows else after})
+
+
+@bp.get("/portal-drift")
+@require("ops")
+def portal_drift_overview() -> ResponseReturnValue:
+    """Drift with the national portal: coverage, open findings, the newest closed, answers not trusted.
+
+    `coverage`: dossiers in scope (`due`), read back within `national_portal.reconcile.window_hours`
+    (`checked_in_window`, `ratio`) and the oldest look's age. Each finding: kind (missing, behind, fields, ahead,
+    foreign), state (repairing, repaired, operator, accepted, cleared), the differences side by side
+    (`docs/operations.md#drift-with-the-national-portal`).
+    """
+    gateway = current_app.config["GATEWAY"]
+    seen = portal_drift.overview(ctx(), gateway.settings.national_portal.reconcile)
+    return jsonify({"coverage": seen.coverage, "open": [views.portal_finding(f) for f in seen.open],
+                    "closed": [views.portal_finding(f) for f in seen.closed],
+                    "unreadable": [views.portal_check(c) for c in seen.unreadable]})
+
+
+@bp.post("/portal-drift/<int:finding_id>/accept")
+@require("ops")
+def portal_drift_accept(finding_id: int) -> ResponseReturnValue:
+    """Take the portal's version: the finding's differences are left out of later looks (audited).
+
+    404 for no such finding, 409 when it is no longer open. The gateway's own dossier is not changed.
+    """
+    return jsonify(views.portal_finding(portal_drift.accept(ctx(), finding_id, actor=g.caller)))
+
+
+@bp.post("/portal-drift/dossiers/<code>/recheck")
+@require("ops")
+def portal_drift_recheck(code: str) -> ResponseReturnValue:
+    """Read the dossier back from the national portal now (a look-up job, audited); 202 with the job's id."""
+    job_id = current_app.config["GATEWAY"].drift.recheck(code, actor=g.caller)
+    return jsonify({"code": code, "job": job_id}), 202

@@ -13,6 +13,10 @@ from gateway.domain.delivery import DeliveryState
 from gateway.domain.dossier import VN_TZ
 from gateway.domain.payment import STATE_LABELS_VI as PAYMENT_LABELS_VI
 from gateway.domain.payment import PaymentState
+from gateway.domain.portal_drift import KIND_LABELS_VI as DRIFT_LABELS_VI
+from gateway.domain.portal_drift import STATE_LABELS_VI as FINDING_LABELS_VI
+from gateway.domain.portal_drift import Kind as DriftKind
+from gateway.domain.portal_drift import State as FindingState
 
 
 def vn_time(value: datetime | None) -> str | None:
@@ -157,3 +161,20 @@ def archive_package(row: Any) -> dict[str, Any]:
             "minimised_at": vn_time(row["minimised_at"]), "flag": row["flag"], "sha256": row["sha256"],
             "size": row["size"], "attempts": row["attempts"], "last_error": row["last_error"],
             "url": f"/api/v1/dossiers/{row['dossier_code']}/archive" if sealed else None}
+
+
+def portal_finding(row: Any) -> dict[str, Any]:
+    """A drift finding: the differences side by side (what the gateway sent, what the portal holds)."""
+    return {"id": row["id"], "code": row["dossier_code"], "kind": row["kind"],
+            "kind_label": DRIFT_LABELS_VI[DriftKind(row["kind"])], "state": row["state"],
+            "state_label": FINDING_LABELS_VI[FindingState(row["state"])],
+            "differences": [{k: d.get(k) for k in ("field", "gateway", "portal", "kind")} for d in row["differences"]],
+            "repairs": row["repairs"], "repair_jobs": row["repair_jobs"] or [], "note": row["note"],
+            "first_seen_at": vn_time(row["first_seen_at"]), "last_seen_at": vn_time(row["last_seen_at"]),
+            "resolved_at": vn_time(row["resolved_at"]), "resolved_by": row["resolved_by"]}
+
+
+def portal_check(row: Any) -> dict[str, Any]:
+    return {"code": row["dossier_code"], "outcome": row["outcome"], "detail": row["detail"],
+            "checked_at": vn_time(row["checked_at"]), "next_check_at": vn_time(row["next_check_at"]),
+            "checks": row["checks"]}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from sqlalchemy import Engine
 
@@ -29,6 +30,7 @@ class Context:
     verify_attachments: bool = False  # queue a signature check of each PDF attachment of a filed dossier
     archive: bool = False  # seal an archive package of each dossier that reaches a final status
     archive_batch_wait: float = 0.0  # its package waits this long for others to share its archive timestamp
+    first_portal_check: timedelta = timedelta(minutes=10)  # a new dossier's first read-back at the national portal
 
     # A message only wakes a worker, which then claims a batch (jobs.batch_size) of the queue's ready jobs and
     # drains on while batches come full: one message per batch of jobs, at most a few per queue to get several

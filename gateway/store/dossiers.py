@@ -64,6 +64,12 @@ def mark_fees_paid_online(conn: Connection, dossier_id: int, *, now: datetime) -
     conn.execute(update(dossiers).where(dossiers.c.id == dossier_id).values(fees_paid_online_at=now, updated_at=now))
 
 
+def returned_at(conn: Connection, dossier_id: int) -> datetime | None:
+    """When the dossier's result was returned (its status-10 step), if it was."""
+    return conn.execute(select(func.max(dossier_events.c.at)).where(
+        dossier_events.c.dossier_id == dossier_id, dossier_events.c.status == 10)).scalar()
+
+
 def history(conn: Connection, dossier_id: int) -> list[RowMapping]:
     return list(conn.execute(
         select(dossier_events).where(dossier_events.c.dossier_id == dossier_id).order_by(dossier_events.c.seq)

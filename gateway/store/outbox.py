@@ -328,6 +328,36 @@ def for_key(conn: Connection, ordering_key: str, limit: int = 200) -> list[RowMa
                              .limit(limit)).mappings())
 
 
+def delivered(conn: Connection, queue: str, ordering_key: str, kind: str, *, newest: bool = False,
+              ) -> list[RowMapping]:
+    """The jobs of one kind and key that were delivered (done), oldest first; `newest`: only the last one.
+    Reconciliation reads what the gateway sent from them (ix_jobs_order: queue, key, id)."""
+    query = select(jobs.c.id, jobs.c.payload).where(jobs.c.queue == queue, jobs.c.ordering_key == ordering_key,
+                                                    jobs.c.kind == kind, jobs.c.state == fixed(DONE))
+    query = query.order_by(jobs.c.id.desc()).limit(1) if newest else query.order_by(jobs.c.id)
+    return list(conn.execute(query).mappings())
+
+
+def of_key(conn: Connection, queue: str, ordering_key: str) -> list[RowMapping]:
+    """Every job of one key in one queue but their payloads: state, readiness, id (ix_jobs_order)."""
+    return list(conn.execute(select(jobs.c.id, jobs.c.kind, jobs.c.state, jobs.c.ready).where(
+        jobs.c.queue == queue, jobs.c.ordering_key == ordering_key).order_by(jobs.c.id)).mappings())
+
+
+def supersede(conn: Connection, job_ids: list[int], *, now: datetime, note: str) -> list[RowMapping]:
+    """Retire unfinished jobs (dead letters, and the jobs waiting behind them) that a repair sends again in a new
+    order: discarded, with `note` as their last error. The caller holds their key's lock; all or none."""
+    if not job_ids:
+        return []
+    rows = conn.execute(update(jobs).where(jobs.c.id.in_(job_ids), or_(jobs.c.state == DEAD, and_(
+        jobs.c.state == PENDING, ~jobs.c.ready))).values(
+        state=DISCARDED, finished_at=now, updated_at=now, last_error=note[:4000],
+    ).returning(jobs)).mappings().all()
+    if len(rows) != len(job_ids):
+        raise RuntimeError("a job to supersede moved on meanwhile")
+    return sorted(rows, key=lambda r: r["id"])
+
+
 def replace_payload(conn: Connection, job_id: int, payload: dict[str, Any]) -> None:
     """Data minimisation only: a job's dossier snapshot loses the attachment bodies (no partner is sent them)."""
     conn.execute(update(jobs).where(jobs.c.id == job_id).values(payload=payload))

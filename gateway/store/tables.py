@@ -10,6 +10,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -395,4 +396,62 @@ queue_samples = Table(
     Column("backlog", Integer, nullable=False),  # pending + in flight
     Column("dead", Integer, nullable=False),
     Index("ix_queue_samples_at", "at"),
+)
+
+# Reconciliation with the national portal (services/portal_drift): each dossier's turn to be read back there.
+portal_checks = Table(
+    "portal_checks",
+    metadata,
+    Column("dossier_id", Id, ForeignKey("dossiers.id"), primary_key=True, autoincrement=False),
+    Column("dossier_code", String(64), nullable=False),
+    Column("enrolled_at", UtcDateTime(), nullable=False),
+    Column("next_check_at", UtcDateTime()),  # NULL: out of scope (finished long enough ago)
+    Column("checked_at", UtcDateTime()),  # the last look that got an answer
+    Column("outcome", String(16)),  # clean, a drift kind, unreadable (the answer was not trusted), busy
+    Column("detail", Text),  # why the answer was not trusted
+    Column("checks", Integer, nullable=False, default=0),
+    Column("accepted", JSON),  # signatures of differences an operator took as the portal's version
+)
+# The scan reads the due rows in turn; coverage and the oldest check read the in-scope rows by their last check.
+_IN_SCOPE = text("next_check_at IS NOT NULL")
+_UNCHECKED = text("next_check_at IS NOT NULL AND checked_at IS NULL")
+_UNREADABLE = text("outcome = 'unreadable'")
+Index("ix_portal_checks_due", portal_checks.c.next_check_at, postgresql_where=_IN_SCOPE, sqlite_where=_IN_SCOPE)
+Index("ix_portal_checks_checked", portal_checks.c.checked_at, postgresql_where=_IN_SCOPE, sqlite_where=_IN_SCOPE)
+Index("ix_portal_checks_unchecked", portal_checks.c.enrolled_at, postgresql_where=_UNCHECKED,
+      sqlite_where=_UNCHECKED)
+Index("ix_portal_checks_unreadable", portal_checks.c.dossier_id, postgresql_where=_UNREADABLE,
+      sqlite_where=_UNREADABLE)
+
+# What a look found: one open finding a dossier at most (repairing, or waiting for an operator).
+portal_findings = Table(
+    "portal_findings",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("dossier_id", Id, ForeignKey("dossiers.id"), nullable=False),
+    Column("dossier_code", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),  # domain/portal_drift.py Kind
+    Column("state", String(16), nullable=False),  # domain/portal_drift.py State
+    Column("differences", JSON, nullable=False),  # [{field, gateway, portal, kind}], side by side
+    Column("portal", JSON),  # the portal's records as read (bounded)
+    Column("first_seen_at", UtcDateTime(), nullable=False),
+    Column("last_seen_at", UtcDateTime(), nullable=False),
+    Column("repairs", Integer, nullable=False, default=0),  # repairs queued for it
+    Column("repair_jobs", JSON),  # the jobs of the newest repair
+    Column("note", String(300)),
+    Column("resolved_at", UtcDateTime()),
+    Column("resolved_by", String(100)),
+)
+_OPEN = text("state IN ('repairing', 'operator')")
+Index("ux_portal_findings_open", portal_findings.c.dossier_id, unique=True, postgresql_where=_OPEN,
+      sqlite_where=_OPEN)
+Index("ix_portal_findings_dossier", portal_findings.c.dossier_id)
+
+# The look-up budget all workers share (one row): tokens refill at national_portal.reconcile.rate_per_second.
+portal_reconcile = Table(
+    "portal_reconcile",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("tokens", Float, nullable=False),
+    Column("refilled_at", UtcDateTime(), nullable=False),
 )

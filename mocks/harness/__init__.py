@@ -24,6 +24,7 @@ from mocks.harness.endpoints import (
 from mocks.harness.faults import (
     CALLBACK_MODES,
     DEFAULT_SECONDS,
+    DRIFT_MODES,
     FAULT_MODES,
     PROTOCOL_MODES,
     Fault,
@@ -49,8 +50,8 @@ from mocks.harness.state import CredentialStore, MockState
 from mocks.harness.vn_time import VN_TZ, vn_now
 
 __all__ = [
-    "APPLYING_MODES", "CALLBACK_MODES", "DEFAULT_SECONDS", "FAULT_MODES", "MASK", "PROTOCOL_MODES", "VN_TZ",
-    "ConfigError", "ConnectionDropped", "CredentialStore", "Delivery", "Fault", "FaultInjector", "MockConfig",
+    "APPLYING_MODES", "CALLBACK_MODES", "DEFAULT_SECONDS", "DRIFT_MODES", "FAULT_MODES", "MASK", "PROTOCOL_MODES",
+    "VN_TZ", "ConfigError", "ConnectionDropped", "CredentialStore", "Delivery", "Fault", "FaultInjector", "MockConfig",
     "MockParts", "MockState", "Outcome", "Payload", "RequestLog", "add_action_endpoint",
     "add_combined_mock_endpoints", "add_config_endpoints", "add_expire_endpoint", "add_mock_endpoints",
     "add_standard_endpoints", "add_state_endpoints", "arm_from_json", "bearer_token", "challenged", "deliver",

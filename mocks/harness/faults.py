@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +13,14 @@ FAULT_MODES = ("http_500", "timeout", "error_code", "drop", "delay")
 CALLBACK_MODES = ("no_callback", "callback_twice", "bad_checksum", "changed_amount")
 # Faults of binary protocols (the TSA, OCSP): a 200 whose body is no valid reply. Taken with `modes=` only.
 PROTOCOL_MODES = ("garbage",)
+# Drift of the national portal: the call is answered "done" but what it stores is not what was sent (see
+# mocks/national_portal.py). Taken per record, with `modes=` only.
+DRIFT_MODES = ("silent_drop", "alter", "operator_status", "lose")
+ALL_MODES = FAULT_MODES + CALLBACK_MODES + PROTOCOL_MODES + DRIFT_MODES
+# `code` says more about these: the business code to answer, the field to alter, the status an operator sets.
+CODE_MODES = ("error_code", "alter", "operator_status")
+# A share of calls draws from this seed: the same calls take the same faults, run after run.
+SHARE_SEED = 20261124
 # Default sleep per mode: a timeout must outlast any sane client timeout; a delay
 # only needs to be long enough for a test to kill the client mid-call.
 DEFAULT_SECONDS = {"timeout": 30.0, "delay": 5.0}
@@ -23,6 +32,7 @@ class Fault:
     seconds: float
     services: frozenset[str] | None  # None = every regular service call
     code: str | None = None  # for error_code: the business code to answer (a mock's own busy code if None)
+    share: float | None = None  # each matching call takes it with this probability (None: every call)
 
     def applies_to(self, service: str, explicit_only: bool) -> bool:
         if self.services is None:
@@ -32,7 +42,8 @@ class Fault:
     def to_json(self) -> dict[str, Any]:
         services = sorted(self.services) if self.services is not None else None
         armed = {"mode": self.mode, "seconds": self.seconds, "services": services}
-        return armed | ({"code": self.code} if self.code is not None else {})
+        return armed | ({"code": self.code} if self.code is not None else {}) | (
+            {"share": self.share} if self.share is not None else {})
 
 
 class FaultInjector:
@@ -41,11 +52,12 @@ class FaultInjector:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._armed: list[list[Any]] = []  # [Fault, remaining count], oldest first
+        self._draws = random.Random(SHARE_SEED)
 
     def arm(self, mode: str, count: int, seconds: float | None = None, services: list[str] | None = None,
-            code: str | None = None) -> Fault:
-        if mode not in FAULT_MODES + CALLBACK_MODES + PROTOCOL_MODES:
-            raise ValueError(f"mode must be one of {', '.join(FAULT_MODES + CALLBACK_MODES + PROTOCOL_MODES)}")
+            code: str | None = None, share: float | None = None) -> Fault:
+        if mode not in ALL_MODES:
+            raise ValueError(f"mode must be one of {', '.join(ALL_MODES)}")
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise ValueError("count must be a positive integer")
         if seconds is not None and (
@@ -59,13 +71,17 @@ class FaultInjector:
             not isinstance(services, list) or not services or not all(isinstance(s, str) and s for s in services)
         ):
             raise ValueError("services must be a non-empty list of service names")
-        if code is not None and (mode != "error_code" or not isinstance(code, str) or not code):
-            raise ValueError("code is a non-empty string, and only for mode error_code")
+        if code is not None and (mode not in CODE_MODES or not isinstance(code, str) or not code):
+            raise ValueError(f"code is a non-empty string, and only for modes {', '.join(CODE_MODES)}")
+        if share is not None and (isinstance(share, bool) or not isinstance(share, int | float)
+                                  or not 0 < share <= 1):
+            raise ValueError("share is a number above 0 and at most 1")
         fault = Fault(
             mode=mode,
             seconds=float(seconds if seconds is not None else DEFAULT_SECONDS.get(mode, 0.0)),
             services=frozenset(services) if services is not None else None,
             code=code,
+            share=float(share) if share is not None else None,
         )
         with self._lock:
             self._armed.append([fault, count])
@@ -83,6 +99,8 @@ class FaultInjector:
             for entry in self._armed:
                 fault, remaining = entry
                 if fault.mode in modes and fault.applies_to(service, explicit_only):
+                    if fault.share is not None and self._draws.random() >= fault.share:
+                        continue  # not this call: a share of the calls takes it
                     if remaining <= 1:
                         self._armed.remove(entry)
                     else:
@@ -97,15 +115,17 @@ class FaultInjector:
     def clear(self) -> None:
         with self._lock:
             self._armed.clear()
+            self._draws = random.Random(SHARE_SEED)
 
 
 def arm_from_json(faults: FaultInjector, body: Any) -> Fault:
     """Arm a fault from a `_mock/faults` body; raises ValueError on a bad body."""
     if not isinstance(body, dict):
         raise ValueError("body must be a JSON object")
-    unknown = set(body) - {"mode", "count", "seconds", "services", "code"}
+    unknown = set(body) - {"mode", "count", "seconds", "services", "code", "share"}
     if unknown:  # typos like "service" would otherwise silently arm a blanket fault
         raise ValueError(f"unknown fields: {', '.join(sorted(unknown))}")
     if "mode" not in body or "count" not in body:
         raise ValueError("mode and count are required")
-    return faults.arm(body["mode"], body["count"], body.get("seconds"), body.get("services"), body.get("code"))
+    return faults.arm(body["mode"], body["count"], body.get("seconds"), body.get("services"), body.get("code"),
+                      body.get("share"))

@@ -505,7 +505,9 @@ def test_lookup(portal: Portal) -> None:
     portal.progress(step())
     resp = portal.call("TraCuuHoSo", MaHoSo="HS-001").json
     assert resp["error_code"] == 0 and [d["MaHoSo"] for d in resp["result"]] == ["HS-001"]
-    assert resp["result"][0]["progress"][0]["TrangThai"] == 2
+    record = resp["result"][0]
+    assert record["QuaTrinhXuLy"][0]["TrangThai"] == 2 and record["MaDonVi"] == "000.00.00.H01"
+    assert not {"creates", "updates", "progress"} & set(record)  # the mock's own bookkeeping stays its own
     assert portal.call("TraCuuHoSo", mahoso="HS-001").json["result"][0]["MaHoSo"] == "HS-001"  # the old name
     assert portal.call("TraCuuHoSo", MaHoSo="HS-404").json["error_code"] == 4
     assert portal.call("TraCuuHoSo").json["error_code"] == 2
@@ -742,3 +744,88 @@ def test_python_m_mocks_serves_and_stops_on_sigterm() -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+# --- Drift: answered "done", stored otherwise -----------------------------------------------
+
+
+def drift(portal: Portal) -> list[dict]:
+    return portal.client.get(f"{NP}/_mock/drift").json["drift"]
+
+
+def test_silent_drop_answers_done_and_keeps_nothing(portal: Portal) -> None:
+    assert portal.arm(mode="silent_drop", count=1, services=["DongBoHoSoMC"]).status_code == 200
+    assert portal.sync(dossier()) == {"error_code": 0, "message": "OK"}
+    assert portal.state() == {}
+    assert drift(portal) == [{"mode": "silent_drop", "service": "DongBoHoSoMC", "MaHoSo": "HS-001",
+                              "updating": False}]
+    portal.sync(dossier())
+    portal.arm(mode="silent_drop", count=1, services=["CapNhatTienDoHoSoMC"])
+    assert portal.progress(step()) == {"error_code": 0, "message": "OK"}
+    assert portal.state("HS-001")["progress"] == [] and portal.state("HS-001")["TrangThaiHoSo"] == 1
+    portal.progress(step())  # the fault is spent: the same record is kept now
+    assert len(portal.state("HS-001")["progress"]) == 1
+
+
+def test_silent_drop_takes_records_one_by_one_in_a_batch(portal: Portal) -> None:
+    portal.arm(mode="silent_drop", count=1)
+    portal.sync(dossier(), dossier("HS-002"))
+    assert set(portal.state()) == {"HS-002"}
+
+
+def test_alter_stores_one_field_changed(portal: Portal) -> None:
+    portal.arm(mode="alter", count=1, code="ChuHoSo")
+    portal.sync(dossier())
+    assert portal.state("HS-001")["ChuHoSo"] == "NGUYỄN VĂN A"
+    assert drift(portal)[0] | {} == {"mode": "alter", "service": "DongBoHoSoMC", "MaHoSo": "HS-001",
+                                     "field": "ChuHoSo", "updating": False}
+    portal.arm(mode="alter", count=1, services=["DongBoHoSoMC"])  # no field named: one in turn
+    portal.sync(dossier("HS-002"))
+    changed = drift(portal)[1]["field"]
+    assert portal.state("HS-002")[changed] != dossier("HS-002").get(changed)
+    portal.arm(mode="alter", count=1)
+    portal.progress(step())  # a progress record is never altered: the fault waits for a dossier record
+    assert portal.client.get(f"{NP}/_mock/faults").json["faults"][0]["mode"] == "alter"
+
+
+def test_an_operator_changes_the_status_and_leaves_a_record(portal: Portal) -> None:
+    portal.sync(dossier())
+    portal.arm(mode="operator_status", count=1)
+    portal.progress(step())
+    state = portal.state("HS-001")
+    assert state["TrangThaiHoSo"] == 8 and [p["TrangThai"] for p in state["progress"]] == [2, 8]
+    assert state["progress"][1]["NguoiXuLy"] == "Quản trị Cổng DVCQG"
+    portal.arm(mode="operator_status", count=1, code="5")
+    portal.sync({"MaHoSo": "HS-001", "TrangThaiHoSo": 4}, updating=True)
+    assert portal.state("HS-001")["TrangThaiHoSo"] == 5
+    assert [d["status"] for d in drift(portal)] == [8, 5]
+
+
+def test_lose_forgets_the_dossier_after_answering_done(portal: Portal) -> None:
+    portal.sync(dossier())
+    portal.arm(mode="lose", count=1, services=["CapNhatTienDoHoSoMC"])
+    assert portal.progress(step()) == {"error_code": 0, "message": "OK"}
+    assert portal.state() == {}
+    assert portal.call("TraCuuHoSo", MaHoSo="HS-001").json["error_code"] == 4
+    assert portal.progress(step(at="20240116090000"))["error_code"] == 4  # what the next write then gets
+
+
+def test_a_share_of_records_drifts_the_same_way_each_run(portal: Portal) -> None:
+    def run() -> list[str]:
+        portal.client.post(f"{NP}/_mock/reset")
+        portal._session = None
+        portal.arm(mode="silent_drop", count=1000, share=0.25)
+        for n in range(200):
+            portal.sync(dossier(f"HS-{n:03d}"))
+        return sorted(d["MaHoSo"] for d in drift(portal))
+
+    first = run()
+    assert 25 <= len(first) <= 75 and run() == first  # about a quarter, and the same quarter again
+
+
+@pytest.mark.parametrize("fault", [{"mode": "silent_drop", "count": 1, "share": 0},
+                                   {"mode": "silent_drop", "count": 1, "share": 1.5},
+                                   {"mode": "silent_drop", "count": 1, "share": True},
+                                   {"mode": "silent_drop", "count": 1, "code": "x"}])
+def test_bad_drift_faults_are_refused(portal: Portal, fault: dict) -> None:
+    assert portal.arm(**fault).status_code == 400

@@ -5,5 +5,6 @@ from .client import NationalPortalClient
 QUEUE = "national_portal"
 SYNC_DOSSIER = "national_portal.sync_dossier"
 PROGRESS = "national_portal.progress"
+CHECK = "national_portal.check"  # TraCuuHoSo: the dossier's record read back, for reconciliation
 
-__all__ = ["NationalPortalClient", "QUEUE", "SYNC_DOSSIER", "PROGRESS"]
+__all__ = ["NationalPortalClient", "QUEUE", "SYNC_DOSSIER", "PROGRESS", "CHECK"]

@@ -1,4 +1,5 @@
-"""The national portal (DVCQG) client: DongBoHoSoMC and CapNhatTienDoHoSoMC over REST JSON.
+"""The national portal (DVCQG) client: DongBoHoSoMC and CapNhatTienDoHoSoMC over REST JSON, and TraCuuHoSo (the
+look-up of one dossier, for reconciliation).
 
 Two ways in, chosen by `national_portal.flavour`: a direct session (login with username/password
 and a `dstcode` header, the session travels in each body) or the province's LGSP (OAuth2
@@ -21,13 +22,15 @@ from gateway.adapters.base import (
     PermanentError,
     PerThreadHttp,
     RetryableError,
+    UnreadableAnswer,
     batch_or_each,
     check_http,
+    read_bounded,
     send,
 )
 from gateway.config import NationalPortalSettings
 
-from .mapping import dossier_to_dvcqg, event_to_progress
+from .mapping import dossier_to_dvcqg, event_to_progress, portal_records
 
 
 class Reply(Enum):
@@ -209,22 +212,51 @@ class NationalPortalClient:
         records = [event_to_progress(p["code"], p["event"]) for p in payloads]
         self._call({"service": "CapNhatTienDoHoSoMC", "data": records})
 
+    # Reading: TraCuuHoSo ---------------------------------------------------------------------------
+
+    def lookup(self, code: str) -> list[dict[str, Any]]:
+        """TraCuuHoSo: the portal's records of one dossier code (each with its progress records when the portal
+        gives them); none when it has none. Read as OpenCPS reads it: a `result` list, empty (or error_code 4)
+        when the portal does not hold the dossier. Bounded like any call (timeout, `lookup_max_bytes`); the
+        portal busy or down raises RetryableError; an answer that cannot be trusted raises UnreadableAnswer."""
+        service = "TraCuuHoSo"
+        # The key under both spellings public code uses: OpenCPS's searchDossier puts "mahoso", the conformance
+        # example (and the record's own field) "MaHoSo" (docs/partners/national-portal.md).
+        code_, data = self._exchange({"service": service, "MaHoSo": code, "mahoso": code},
+                                     limit=self.settings.reconcile.lookup_max_bytes)
+        reply = ERROR_CODES.get(code_)
+        if code_ == 4:
+            return []
+        if reply in (Reply.RETRY, Reply.RELOGIN):
+            raise RetryableError(f"{service}: error_code {code_}: {str(data.get('message'))[:200]!r}")
+        if reply is not Reply.OK:
+            raise UnreadableAnswer(f"{service}: error_code {code_}: {str(data.get('message'))[:200]!r}")
+        try:
+            return portal_records(data, code)
+        except ValueError as exc:
+            raise UnreadableAnswer(f"{service}: {exc}") from None
+
     # Plumbing -----------------------------------------------------------------------------------
 
-    def _call(self, body: dict[str, Any]) -> Reply:
+    def _exchange(self, body: dict[str, Any], *, limit: int | None = None) -> tuple[int, dict[str, Any]]:
+        """One call (logging in again once when the credential is refused): the answer's error_code and body.
+        With `limit` the answer is read up to that many bytes, and one that is not a JSON object is not trusted."""
         http = self._http()
         service = body["service"]
         for attempt in (1, 2):
             full = {"madonvi": self.settings.unit_code, **self.auth.prepare(http, body)}
             try:
-                response = http.post(self.auth.url(), json=full, timeout=self.settings.timeout_seconds)
+                response = http.post(self.auth.url(), json=full, timeout=self.settings.timeout_seconds,
+                                     stream=limit is not None)
+                if limit is not None:
+                    read_bounded(response, limit, service)
             except requests.RequestException as exc:
                 raise RetryableError(f"{service}: {type(exc).__name__}: {exc}") from exc
             data = None
-            if response.headers.get("Content-Type", "").startswith("application/json"):
+            if response.headers.get("Content-Type", "").startswith("application/json") or limit is not None:
                 try:
-                    data = response.json()
-                except ValueError:
+                    data = json.loads(response.content)
+                except (ValueError, RecursionError):  # RecursionError: nested deeper than Python parses
                     data = None
             if self.auth.expired(response, data if isinstance(data, dict) else None):
                 self.auth.forget()
@@ -235,7 +267,13 @@ class NationalPortalClient:
         check_http(response, service)
         code = error_code(data) if isinstance(data, dict) else None
         if code is None:
-            raise RetryableError(f"{service}: answer without error_code: {response.text[:200]!r}")
+            what = f"{service}: answer without error_code: {response.text[:200]!r}"
+            raise UnreadableAnswer(what) if limit is not None else RetryableError(what)
+        return code, data
+
+    def _call(self, body: dict[str, Any]) -> Reply:
+        service = body["service"]
+        code, data = self._exchange(body)
         reply = ERROR_CODES.get(code, Reply.REJECT)
         if (service == "DongBoHoSoMC" and code in EXISTS_CODES
                 and ALREADY_EXISTS_TEXT in str(data.get("message") or "").lower()):

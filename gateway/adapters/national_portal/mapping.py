@@ -1,7 +1,8 @@
 """Field mapping between the gateway's dossier model and the national portal's (DVCQG) names.
 
 Pure functions and tables; the client sends what they build. Outbound: DongBoHoSoMC and
-CapNhatTienDoHoSoMC bodies. Inbound: dossiers citizens filed on the national portal.
+CapNhatTienDoHoSoMC bodies. Inbound: dossiers citizens filed on the national portal, and the portal's
+own records of a dossier as TraCuuHoSo answers them.
 """
 
 from __future__ import annotations
@@ -105,6 +106,50 @@ def event_to_progress(code: str, event: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# --- Inbound: the portal's records of a dossier, as TraCuuHoSo answers ------------------------------
+
+# The answer is a `result` list (OPENCPS-IMPL searchDossier / hasSyncDossier: empty = the portal does not hold
+# the dossier). What one record holds is not public: we read the DongBoHoSoMC fields, its progress records
+# as QuaTrinhXuLy and the unit that synced it as MaDonVi [assumed; docs/partners/national-portal.md].
+PROGRESS_LIST = "QuaTrinhXuLy"
+UNIT = "MaDonVi"
+# Kept of a record at most: what an operator needs to see, whatever the portal sends.
+MAX_TEXT = 500
+MAX_ITEMS = 200
+
+
+def _bounded(value: Any, depth: int = 0) -> Any:
+    if isinstance(value, str):
+        return value[:MAX_TEXT]
+    if isinstance(value, list):
+        return [_bounded(v, depth + 1) for v in value[:MAX_ITEMS]] if depth < 4 else "[…]"
+    if isinstance(value, dict):
+        return {str(k)[:100]: _bounded(v, depth + 1) for k, v in list(value.items())[:MAX_ITEMS]} \
+            if depth < 4 else "{…}"
+    return value if value is None or isinstance(value, bool | int | float) else str(value)[:MAX_TEXT]
+
+
+def portal_records(answer: dict[str, Any], code: str) -> list[dict[str, Any]]:
+    """The records of dossier `code` in a TraCuuHoSo answer, bounded in size; [] when the portal has none.
+
+    Raises ValueError for an answer that cannot be trusted: `result` not a list, an entry not an object,
+    entries about other dossiers only, progress records that are not a list of objects."""
+    result = answer.get("result")
+    if result is None or result == []:
+        return []
+    if not isinstance(result, list):
+        raise ValueError(f"result is not a list but {type(result).__name__}")
+    if not all(isinstance(item, dict) for item in result):
+        raise ValueError("result holds something other than records")
+    ours = [item for item in result if item.get("MaHoSo") == code]
+    if not ours:
+        others = sorted({str(item.get("MaHoSo"))[:64] for item in result})[:3]
+        raise ValueError(f"the answer is about other dossiers ({', '.join(others)}), not {code}")
+    for item in ours:
+        progress = item.get(PROGRESS_LIST)
+        if progress is not None and not (isinstance(progress, list) and all(isinstance(p, dict) for p in progress)):
+            raise ValueError(f"{PROGRESS_LIST} is not a list of records")
+    return [_bounded(item) for item in ours]
 
 
 # --- Inbound: a dossier the national portal hands us, in its own DongBoHoSoMC vocabulary -------------

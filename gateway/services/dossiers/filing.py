@@ -19,7 +19,7 @@ from gateway.services.errors import Conflict, NotFound
 from gateway.services.notifications import messages as notifications
 from gateway.services.unit_of_work import Context
 from gateway.signature import QUEUE as SIGNATURE_QUEUE
-from gateway.store import archive, attachment_signatures, audit, dossiers, feed, outbox
+from gateway.store import archive, attachment_signatures, audit, dossiers, feed, outbox, portal_drift
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,8 @@ def file_dossier(ctx: Context, dossier: DossierIn, *, source: str, actor: str) -
                 "ack_due_at": ctx.calendar.add_working_hours(dossier.submitted_at, ctx.acknowledge_within_hours),
             }
             row["id"] = dossiers.insert_dossier(conn, row)
+            # Its turn to be read back at the national portal (services/portal_drift), once its sync is through.
+            portal_drift.enrol(conn, row["id"], dossier.code, now=now, first_check_at=now + ctx.first_portal_check)
             job, _ = outbox.enqueue(conn, outbox.NewJob(np.QUEUE, np.SYNC_DOSSIER, dossier.code,
                                                         {"dossier": snapshot(row), "updating": False}),
                                     now=now, max_attempts=ctx.jobs.max_attempts)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Connection, Engine, RowMapping
 
-from gateway.store import archive, dossiers, outbox, tallies
+from gateway.store import archive, dossiers, outbox, portal_drift, tallies
 from gateway.store.tables import deliveries, notifications, payments
 
 # name: (table, columns) of the rows counted by state; each row of a count has those columns and `count`.
@@ -26,15 +27,19 @@ class Counts:
     archive_packages: dict[str, int]  # state: packages
     seconds_to_seal: list[float]  # of the newest sealed packages, smallest first
     sealing_lag: float  # seconds the longest-waiting finished dossier has waited for its package; 0: none waits
+    portal_drift: dict[tuple[str, str], int]  # open drift findings by (kind, state)
+    portal_coverage: dict[str, Any]  # due, checked_in_window, oldest_check_age_seconds
 
 
-def read(engine: Engine, *, now: datetime) -> Counts:
+def read(engine: Engine, *, now: datetime, portal_window: timedelta = timedelta(hours=24)) -> Counts:
     with engine.connect() as conn:
         return Counts(sla_breaches=dossiers.count_sla_breaches(conn, now=now), jobs=outbox.counts(conn),
                       by_state={name: tallies.count_by(conn, table, *columns)
                                 for name, (table, columns) in BY_STATE.items()},
                       archive_packages=archive.counts(conn), seconds_to_seal=sorted(archive.sealed_seconds(conn)),
-                      sealing_lag=sealing_lag(conn, now))
+                      sealing_lag=sealing_lag(conn, now),
+                      portal_drift=portal_drift.open_by_kind(conn),
+                      portal_coverage=portal_drift.coverage(conn, now=now, window=portal_window))
 
 
 def sealing_lag(conn: Connection, now: datetime) -> float:

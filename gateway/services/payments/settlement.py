@@ -19,6 +19,7 @@ from sqlalchemy import Connection, RowMapping
 from gateway.adapters import national_portal as np
 from gateway.adapters import payment as pay
 from gateway.adapters.payment.base import PaymentProvider, ProviderState
+from gateway.domain.codes import Status
 from gateway.domain.payment import MAY_CANCEL, MAY_EXPIRE, MAY_START, PaymentState, confirm
 from gateway.domain.status_machine import is_final
 from gateway.services.dossiers.steps import snapshot
@@ -97,8 +98,10 @@ def _paid(conn: Connection, ctx: Context, dossier: dict[str, Any], payment: RowM
     if dossier["fees_paid_online_at"] is None:
         dossiers.mark_fees_paid_online(conn, dossier["id"], now=now)
         dossier["fees_paid_online_at"] = now
-        jobs.append(outbox.NewJob(np.QUEUE, np.SYNC_DOSSIER, dossier["code"],
-                                  {"dossier": snapshot(dossier), "updating": True}))
+        # A payment settled after the result was returned (paid late) must not blank the portal's NgayTra.
+        returned = dossiers.returned_at(conn, dossier["id"]) if dossier["status"] == Status.RESULT_RETURNED else None
+        jobs.append(outbox.NewJob(np.QUEUE, np.SYNC_DOSSIER, dossier["code"], {
+            "dossier": snapshot(dossier, returned_at=returned.isoformat() if returned else None), "updating": True}))
     if issues_receipt:
         jobs.append(outbox.NewJob(pay.QUEUE, pay.RECEIPT, changed["reference"], {"reference": changed["reference"]}))
     for job in jobs:
