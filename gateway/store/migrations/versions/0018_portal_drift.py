@@ -3,7 +3,7 @@
 Every dossier already filed is enrolled, due at once in filing order: the budget
 (national_portal.reconcile.rate_per_second) paces the first round.
 
-Revision ID: 0021
+Revision ID: 0018
 Revises: 0017
 Create Date: 2026-12-10 10:00:00
 """
