@@ -38,6 +38,7 @@ from gateway.services.ops import jobs as outbox_jobs
 from gateway.services.ops import queue_history
 from gateway.services.payments.jobs import PaymentJobs
 from gateway.services.unit_of_work import Context
+from gateway.store import db_metrics
 from gateway.store.database import make_engine
 
 QUEUES = [np.QUEUE, pay.QUEUE, sms_email.QUEUE, postal.QUEUE, signature.QUEUE, archiving.QUEUE]
@@ -96,6 +97,7 @@ class Gateway:
 def bootstrap(settings: Settings | None = None) -> Gateway:
     settings = settings or load_settings()
     engine = make_engine(settings.database.url, settings.database.pool_size)
+    db_metrics.count(engine)
     broker = Broker(settings.broker, QUEUES)
     signatures = Signatures(settings.signature)  # a bad trust folder stops the start here
     signatures.trust.log_fingerprints()

@@ -7,20 +7,23 @@ leaves the message to be redelivered, and the job's expired lease to the sweeper
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from kombu import Connection
 from sqlalchemy import Engine
 
+from gateway import request_context
 from gateway.config import JobSettings
 from gateway.store import outbox
 
 from .broker import Broker
+from .job_metrics import PERIODIC_RUNS, PERIODIC_SECONDS
 from .runner import JobRunner
 
 log = logging.getLogger(__name__)
@@ -123,7 +126,8 @@ class Worker:
             message.ack()
             return
         try:
-            drained = self.runner.drain(queue, should_stop=self.stopping.is_set)
+            with request_context.working_on(f"job {queue}"):
+                drained = self.runner.drain(queue, should_stop=self.stopping.is_set)
         except Exception:  # noqa: BLE001 - e.g. the database is down: put the message back, slow down
             log.exception("queue %s could not be drained; message requeued", queue)
             message.requeue()
@@ -155,7 +159,8 @@ class Worker:
     def _sweep_forever(self) -> None:
         while not self.stopping.wait(self.settings.sweep_interval_seconds):
             try:
-                self.sweep_once()
+                with _measured("sweep"):
+                    self.sweep_once()
             except Exception as exc:  # noqa: BLE001 - database or broker down: try again next round
                 log.warning("sweep failed: %s: %s", type(exc).__name__, exc)
             self.run_periodic()
@@ -166,6 +171,19 @@ class Worker:
                 continue
             task.due = time.monotonic() + task.every
             try:
-                task.run()
+                with _measured(task.name):
+                    task.run()
             except Exception as exc:  # noqa: BLE001 - database or broker down: try again next round
                 log.warning("%s failed: %s: %s", task.name, type(exc).__name__, exc)
+
+
+@contextlib.contextmanager
+def _measured(task: str) -> Iterator[None]:
+    """Count a periodic task's runs, its thread's CPU time and its statements (under `periodic <task>`)."""
+    started = time.thread_time()
+    try:
+        with request_context.working_on(f"periodic {task}"):
+            yield
+    finally:
+        PERIODIC_SECONDS.labels(task).inc(time.thread_time() - started)
+        PERIODIC_RUNS.labels(task).inc()
