@@ -11,6 +11,7 @@ from sqlalchemy import Connection, RowMapping, bindparam, func, insert, select, 
 
 from gateway.domain.audit_chain import GENESIS, link
 
+from .one_trip import OneTrip
 from .tables import audit_log
 
 _SEALER_LOCK = 7_201_001  # PostgreSQL advisory lock id: one sealer at a time
@@ -27,6 +28,11 @@ def record_many(conn: Connection, records: list[dict[str, Any]]) -> None:
     """Several records (actor, action, subject, at, detail) in one statement."""
     if records:
         conn.execute(insert(audit_log), records)
+
+
+def add_records(trip: OneTrip, records: list[dict[str, Any]]) -> None:
+    """Records (actor, action, subject, at, detail) into a one-trip write."""
+    trip.insert(audit_log, records)
 
 
 def seal(conn: Connection, key: bytes, *, limit: int = 5000) -> int:

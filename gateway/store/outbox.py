@@ -20,6 +20,7 @@ from sqlalchemy import Connection, RowMapping, Select, and_, bindparam, exists, 
 
 from gateway import request_context
 
+from .one_trip import AFTER, OneTrip, Part
 from .sql_forms import fixed, fixed_list, one_of
 from .tables import jobs
 
@@ -35,15 +36,19 @@ class NewJob:
     payload: dict[str, Any]
 
 
-_LOCK_KEYS = text(
-    "SELECT count(pg_advisory_xact_lock(h)) FROM "
-    "(SELECT hashtextextended(k, 0) AS h FROM unnest(CAST(:keys AS text[])) AS k ORDER BY 1) AS sorted"
-)
+# Key locks in one order (by hash) whoever takes them, so that two holders of several keys never deadlock.
+LOCK_KEYS_SQL = ("SELECT count(pg_advisory_xact_lock(h)) FROM "
+                 "(SELECT hashtextextended(k, 0) AS h FROM unnest(CAST(:keys AS text[])) AS k ORDER BY 1) AS sorted")
+_LOCK_KEYS = text(LOCK_KEYS_SQL)
+
+
+def key_names(queue: str, keys: list[str]) -> list[str]:
+    return sorted({f"{queue}:{k}" for k in keys})
 
 
 def lock_keys(conn: Connection, queue: str, keys: list[str]) -> None:
     if conn.dialect.name == "postgresql" and keys:
-        conn.execute(_LOCK_KEYS, {"keys": sorted({f"{queue}:{k}" for k in keys})})
+        conn.execute(_LOCK_KEYS, {"keys": key_names(queue, keys)})
 
 
 def enqueue(conn: Connection, job: NewJob, *, now: datetime, max_attempts: int) -> tuple[int, bool]:
@@ -82,12 +87,61 @@ def enqueue_claimed(conn: Connection, job: NewJob, *, now: datetime, lease: floa
 def enqueue_many(conn: Connection, new: list[tuple[NewJob, bool]], *, now: datetime,
                  max_attempts: int) -> list[int]:
     """Insert jobs whose readiness the caller worked out (holding the keys' locks); ids in order."""
-    rows = [{"queue": job.queue, "kind": job.kind, "ordering_key": job.ordering_key, "payload": job.payload,
-             "state": PENDING, "ready": ready, "attempts": 0, "max_attempts": max_attempts, "next_attempt_at": now,
-             "published_at": now if ready else None, "created_at": now, "updated_at": now,
-             "request_id": request_context.current()} for job, ready in new]
+    rows = job_rows(new, now=now, max_attempts=max_attempts)
     result = conn.execute(insert(jobs).returning(jobs.c.id, sort_by_parameter_order=True), rows)
     return list(result.scalars())
+
+
+def job_rows(new: list[tuple[NewJob, bool]], *, now: datetime, max_attempts: int) -> list[dict[str, Any]]:
+    """The rows of new jobs, each ready (and marked published) as the caller says."""
+    request_id = request_context.current()
+    return [{"queue": job.queue, "kind": job.kind, "ordering_key": job.ordering_key, "payload": job.payload,
+             "state": PENDING, "ready": ready, "attempts": 0, "max_attempts": max_attempts, "next_attempt_at": now,
+             "published_at": now if ready else None, "created_at": now, "updated_at": now,
+             "request_id": request_id} for job, ready in new]
+
+
+class HeadsOnly:
+    """A one_trip guard for new jobs: one the caller offers as ready (it heads its key within the caller's
+    batch) is ready only if its key has no unfinished job when the statement runs. The caller holds the keys'
+    locks (lock_keys) since an earlier statement, so that is a state no worker can change before the commit,
+    and PostgreSQL decides it inside the insert itself: no look-up of its own, no round trip."""
+
+    _FREE = ("NOT EXISTS (SELECT 1 FROM jobs AS u WHERE u.queue = {r}.queue AND u.ordering_key = {r}.ordering_key "
+             "AND u.state IN ('pending', 'in_flight', 'dead'))")  # ix_jobs_unfinished's predicate, word for word
+
+    def pg_columns(self, row: str) -> dict[str, str]:
+        ready = f"({row}.ready AND {self._FREE.format(r=row)})"
+        return {"ready": ready, "published_at": f"CASE WHEN {ready} THEN {row}.published_at END"}
+
+    def prepare(self, conn: Connection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        offered = {(r["queue"], r["ordering_key"]) for r in rows if r["ready"]}
+        if not offered:
+            return rows
+        busy = {tuple(r) for r in conn.execute(
+            select(jobs.c.queue, jobs.c.ordering_key).distinct().where(
+                jobs.c.ordering_key.in_(sorted({key for _, key in offered})), jobs.c.state.in_(UNFINISHED)))}
+        return [{**r, "ready": False, "published_at": None} if (r["queue"], r["ordering_key"]) in busy else r
+                for r in rows]
+
+
+def add_jobs(trip: OneTrip, new: list[tuple[NewJob, bool]], *, now: datetime, max_attempts: int,
+             checked: bool = True, after: tuple[Part, str, list[Any]] | None = None) -> Part:
+    """New jobs into a one-trip write. `checked`: a job offered as ready is so only if nothing unfinished
+    precedes it in its key (HeadsOnly); unchecked for keys the caller just made up (a new reference).
+    `after` (part, column, one value per job): each job only if the part wrote the row with that value."""
+    rows = job_rows(new, now=now, max_attempts=max_attempts)
+    if after is None:
+        return trip.insert(jobs, rows, returning=("id", "queue", "ready"), guard=HeadsOnly() if checked else None)
+    part, match, names = after
+    return trip.insert(jobs, [{**row, AFTER: name} for row, name in zip(rows, names, strict=True)],
+                       returning=("id", "queue", "ready"), guard=HeadsOnly() if checked else None,
+                       after=part, match=match)
+
+
+def to_publish(part: Part) -> list[tuple[int, str]]:
+    """The jobs a one-trip write made ready: the caller publishes them after commit."""
+    return [(r["id"], r["queue"]) for r in part.returned if r["ready"]]
 
 
 def keys_with_unfinished(conn: Connection, queue: str, keys: list[str]) -> set[str]:
@@ -97,7 +151,8 @@ def keys_with_unfinished(conn: Connection, queue: str, keys: list[str]) -> set[s
 
 
 def keys_with_unfinished_query(conn: Connection, queue: str, keys: list[str]) -> Select:
-    """The look-up every step request and every finished batch makes (tests/test_job_statistics.py plans it)."""
+    """The per-key look-up of archive scheduling (tests/test_job_statistics.py plans it; finishing a batch,
+    `_promote`, reads the same index the same way)."""
     return select(jobs.c.ordering_key).distinct().where(
         jobs.c.queue == queue, one_of(conn, jobs.c.ordering_key, keys), jobs.c.state.in_(fixed_list(UNFINISHED)))
 
