@@ -73,11 +73,10 @@ def measure(client: Any, meter: CpuMeter, sent: Sent, requests: list[tuple[str, 
             "statements": statements / n, "commits": commits / n}
 
 
-def one_round(client: Any, meter: CpuMeter, sent: Sent, dossiers: int, batch: int) -> dict[str, dict]:
+def one_round(client: Any, meter: CpuMeter, sent: Sent, dossiers: int, batch: int, number: int) -> dict[str, dict]:
     from mocks.provincial_portal import sample_dossier
 
-    codes = [f"000.{uuid.uuid4().int % 100:02d}.{uuid.uuid4().int % 100:02d}.H31-240725-{n:04d}"
-             for n in range(dossiers)]
+    codes = [f"000.00.{number:02d}.H31-240725-{n:04d}" for n in range(dossiers)]  # a fresh database: unique
     filing = measure(client, meter, sent, [("/api/v1/dossiers", sample_dossier(code), PORTAL) for code in codes])
     steps = []
     for n, status in enumerate(JOURNEY):
@@ -116,8 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         gateway.context.publish = lambda jobs: []  # no broker: the request's database path only
         client = create_app(gateway).test_client()
         meter, sent = CpuMeter(lambda: {}, tag), Sent(gateway.engine)
-        one_round(client, meter, sent, 50, args.batch)  # warm: statements prepared, caches filled
-        rounds = [one_round(client, meter, sent, args.dossiers, args.batch) for _ in range(args.rounds)]
+        one_round(client, meter, sent, 50, args.batch, 0)  # warm: statements prepared, caches filled
+        rounds = [one_round(client, meter, sent, args.dossiers, args.batch, n + 1) for n in range(args.rounds)]
         gateway.close()
     finally:
         _admin_sql(f'DROP DATABASE IF EXISTS "{tag}" WITH (FORCE)')
