@@ -107,8 +107,11 @@ class HeadsOnly:
     locks (lock_keys) since an earlier statement, so that is a state no worker can change before the commit,
     and PostgreSQL decides it inside the insert itself: no look-up of its own, no round trip."""
 
-    _FREE = ("NOT EXISTS (SELECT 1 FROM jobs AS u WHERE u.queue = {r}.queue AND u.ordering_key = {r}.ordering_key "
-             "AND u.state IN ('pending', 'in_flight', 'dead'))")  # ix_jobs_unfinished's predicate, word for word
+    # A scalar subquery, not NOT EXISTS: the planner may turn an EXISTS into one hashed read of every unfinished
+    # job, which with stale statistics it takes for cheap (43 ms against 0.1 with 50,000 waiting); this form is
+    # always a look-up of the row's own key. The state list is ix_jobs_unfinished's predicate, word for word.
+    _FREE = ("(SELECT 1 FROM jobs AS u WHERE u.queue = {r}.queue AND u.ordering_key = {r}.ordering_key "
+             "AND u.state IN ('pending', 'in_flight', 'dead') LIMIT 1) IS NULL")
 
     def pg_columns(self, row: str) -> dict[str, str]:
         ready = f"({row}.ready AND {self._FREE.format(r=row)})"
