@@ -189,7 +189,8 @@ def analyze(db_url: str) -> None:
 
 GATEWAY_COUNTERS = {"gateway_db_statements_total": "statements", "gateway_db_commits_total": "commits",
                     "gateway_db_rollbacks_total": "rollbacks", "gateway_periodic_cpu_seconds_total": "periodic_cpu",
-                    "gateway_periodic_runs_total": "periodic_runs"}
+                    "gateway_periodic_runs_total": "periodic_runs",
+                    "gateway_periodic_skipped_total": "periodic_skipped"}
 BENCH_ORIGINS = ("api GET /ops/jobs", "api GET /metrics")  # the bench's own polling and these readings
 
 

@@ -12,3 +12,4 @@ BATCH_SECONDS = Histogram("gateway_job_batch_duration_seconds", "Time to deliver
 PERIODIC_SECONDS = Counter("gateway_periodic_cpu_seconds", "CPU time of the sweeper's periodic tasks (its thread's)",
                            ["task"])
 PERIODIC_RUNS = Counter("gateway_periodic_runs", "Runs of the sweeper's periodic tasks", ["task"])
+PERIODIC_SKIPPED = Counter("gateway_periodic_skipped", "Periodic tasks due but not run: nothing to do", ["task"])

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, func, select, text, update
+from sqlalchemy import ColumnElement, Connection, RowMapping, exists, func, select, text, update
 
 from .one_trip import OneTrip, Part
 from .outbox import LOCK_KEYS_SQL
-from .sql_forms import one_of
+from .sql_forms import fixed, one_of
 from .tables import dossier_events, dossiers
 
 
@@ -101,7 +101,12 @@ def by_id_number(conn: Connection, id_number: str, limit: int = 100) -> list[Row
 # The 8-working-hour rule ----------------------------------------------------------------------------
 
 def _breached(now: datetime):  # noqa: ANN202 - a WHERE clause
-    return (dossiers.c.status == 1) & dossiers.c.ack_due_at.is_not(None) & (dossiers.c.ack_due_at < now)
+    return (dossiers.c.status == fixed(1)) & dossiers.c.ack_due_at.is_not(None) & (dossiers.c.ack_due_at < now)
+
+
+def breach_pending(now: datetime) -> ColumnElement[bool]:
+    """Whether a breach waits to be announced (ix_dossiers_ack_due): the sweeper asks before it scans."""
+    return exists().where(_breached(now), dossiers.c.sla_breach_announced_at.is_(None))
 
 
 def sla_breaches(conn: Connection, *, now: datetime, limit: int, after_id: int = 0) -> list[RowMapping]:
