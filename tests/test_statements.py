@@ -4,7 +4,7 @@ A step request writes its steps, the dossiers' progress, the national portal's j
 citizens' notifications. On PostgreSQL all of that is one statement (store/one_trip.py) after two that lock
 and read: at most 4 statements and 1 commit whatever the batch's size (issue 24's target). On SQLite, which
 has no INSERT inside WITH and no round trip to save, it is a statement per table written; there too one
-commit, and a batch of fifty costs the statements of one step.
+commit, and a batch of fifty costs the statements of one step. A worker's drain commits once per batch.
 """
 
 from __future__ import annotations
@@ -95,3 +95,24 @@ def test_a_filing_costs_four_statements_and_one_commit(gw) -> None:  # noqa: ANN
     assert filing.commits == 1
     if engine.dialect.name == "postgresql":
         assert len(filing.statements) <= 4, filing.statements
+
+
+def test_a_drain_commits_once_per_batch(engine) -> None:  # noqa: ANN001
+    """Three jobs of one key run one after the other, each its own batch: recording a batch and claiming the next
+    share a transaction, so the drain commits four times (a claim, then a record-and-claim per batch), not six."""
+    from datetime import UTC, datetime
+
+    from gateway.config import JobSettings
+    from gateway.jobs.runner import JobRunner
+    from gateway.store import outbox
+
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        for n in range(3):
+            outbox.enqueue(conn, outbox.NewJob("q", "k", "one-key", {"n": n}), now=now, max_attempts=3)
+    delivered: list[int] = []
+    runner = JobRunner(engine, {"k": lambda payloads: [delivered.append(p["n"]) for p in payloads]}, JobSettings())
+    with counted(engine) as drain:
+        drained = runner.drain("q")
+    assert delivered == [0, 1, 2] and [o.state for o in drained.outcomes] == ["done"] * 3
+    assert drain.commits == 4
