@@ -65,7 +65,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  gateway {kind}/s: {sum(mine.values()) / wall:.2f} (" + ", ".join(
             f"{o} {n / wall:.2f}" for o, n in sorted(mine.items(), key=lambda kv: -kv[1])) + ")")
     runs, skipped = own.get("periodic_runs", {}), own.get("periodic_skipped", {})
-    print(f"  periodic tasks: {1000 * sum(own.get('periodic_cpu', {}).values()) / wall:.2f} ms CPU/s; runs/s "
+    cpu_by_task = sorted(own.get("periodic_cpu", {}).items(), key=lambda kv: -kv[1])
+    print(f"  periodic tasks: {1000 * sum(v for _, v in cpu_by_task) / wall:.2f} ms CPU/s ("
+          + ", ".join(f"{t} {1000 * v / wall:.2f}" for t, v in cpu_by_task) + "); runs/s "
           + ", ".join(f"{t} {n / wall:.2f}" for t, n in sorted(runs.items(), key=lambda kv: -kv[1]))
           + ("; skipped/s " + ", ".join(f"{t} {n / wall:.2f}" for t, n in sorted(skipped.items(),
                                                                              key=lambda kv: -kv[1]))
