@@ -71,8 +71,8 @@ class JobRunner:
         outcomes: list[Outcome] = []
         deadline = time.monotonic() + self.settings.drain_seconds
         with self.engine.begin() as conn:
-            claim = outbox.claim_heads(conn, queue, now=datetime.now(UTC), lease=self.settings.lease_seconds,
-                                       limit=self.settings.batch_size)
+            claim = self._claim(conn, queue, datetime.now(UTC))
+
         def go_on() -> bool:  # asked when a batch is recorded: claimed jobs are always run, or they sit out a lease
             return not should_stop() and time.monotonic() <= deadline
 
@@ -87,9 +87,13 @@ class JobRunner:
 
     def run_batch(self, queue: str) -> list[Outcome]:
         with self.engine.begin() as conn:
-            claim = outbox.claim_heads(conn, queue, now=datetime.now(UTC), lease=self.settings.lease_seconds,
-                                       limit=self.settings.batch_size)
+            claim = self._claim(conn, queue, datetime.now(UTC))
         return self._run(queue, claim).outcomes if claim.jobs else []
+
+    def _claim(self, conn: Connection, queue: str, now: datetime) -> outbox.Claim:
+        """The next batch of a queue (a drain's first, or the one claimed where the last is recorded)."""
+        return outbox.claim_heads(conn, queue, now=now, lease=self.settings.lease_seconds,
+                                  limit=self.settings.batch_size)
 
     def run_claimed(self, queue: str, claim: outbox.Claim) -> list[Outcome]:
         """Deliver jobs already claimed (by run_batch, or by a request trying a job at once) and record."""
@@ -188,8 +192,7 @@ class JobRunner:
             more = len(claim.jobs) >= self.settings.batch_size or bool(finished.promoted)
             following = None
             if more and claim_next is not None and claim_next():
-                following = outbox.claim_heads(conn, queue, now=now, lease=self.settings.lease_seconds,
-                                               limit=self.settings.batch_size)
+                following = self._claim(conn, queue, now)
         if any(o.state == "lost" for o in outcomes):
             # The lease ran out and the sweeper handed the jobs on; the later holder's record wins.
             log.warning("lease lost before some outcomes were recorded: %s",
