@@ -183,3 +183,46 @@ def analyze(db_url: str) -> None:
             conn.execute(sa.text("ANALYZE"))
     finally:
         engine.dispose()
+
+
+# The gateway's own counters (gateway/store/db_metrics.py, gateway/jobs/job_metrics.py) ------------------------
+
+GATEWAY_COUNTERS = {"gateway_db_statements_total": "statements", "gateway_db_commits_total": "commits",
+                    "gateway_db_rollbacks_total": "rollbacks", "gateway_periodic_cpu_seconds_total": "periodic_cpu",
+                    "gateway_periodic_runs_total": "periodic_runs",
+                    "gateway_periodic_skipped_total": "periodic_skipped"}
+BENCH_ORIGINS = ("api GET /ops/jobs", "api GET /metrics")  # the bench's own polling and these readings
+
+
+def gateway_counters(api_url: str, worker_urls: list[str]) -> dict[str, dict[str, float]]:
+    """{counter: {origin or task: value}} summed over the API (its /metrics answers for every gunicorn process)
+    and each worker's --metrics-port. A worker that is gone counts nothing."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out: dict[str, dict[str, float]] = {name: {} for name in GATEWAY_COUNTERS.values()}
+    for url, headers in [(f"{api_url}/metrics", {"Authorization": f"Bearer {OPS_KEY}"}),
+                         *((u, {}) for u in worker_urls)]:
+        try:
+            reply = requests.get(url, headers=headers, timeout=10)
+            reply.raise_for_status()
+        except requests.RequestException:
+            continue
+        for family in text_string_to_metric_families(reply.text):
+            for sample in family.samples:
+                if (name := GATEWAY_COUNTERS.get(sample.name)) is not None:
+                    label = sample.labels.get("origin") or sample.labels.get("task") or ""
+                    out[name][label] = out[name].get(label, 0.0) + sample.value
+    return out
+
+
+def counters_delta(before: dict[str, dict[str, float]], after: dict[str, dict[str, float]]
+                   ) -> dict[str, dict[str, float]]:
+    return {name: {k: v - before.get(name, {}).get(k, 0.0) for k, v in values.items()
+                   if v - before.get(name, {}).get(k, 0.0)} for name, values in after.items()}
+
+
+def origin_group(origin: str) -> str:
+    """api, jobs, periodic, bench (the bench's own polling) or other."""
+    if origin in BENCH_ORIGINS:
+        return "bench"
+    return {"api": "api", "job": "jobs", "periodic": "periodic"}.get(origin.split(" ", 1)[0], "other")

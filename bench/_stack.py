@@ -156,6 +156,7 @@ class Stack:
             **options.extra_env,
         }
         self.procs: dict[str, list[subprocess.Popen]] = {"api": [], "workers": [], "mocks": []}
+        self.worker_metrics: list[str] = []  # each worker's /metrics URL
         self._logs: list[IO[str]] = []
         self._spawned: dict[str, int] = {}
         self._db_created = False
@@ -203,7 +204,10 @@ class Stack:
 
     def start_worker(self) -> subprocess.Popen:
         threads = str(self.options.worker_threads)
-        self._spawn("workers", [sys.executable, "-m", "gateway", "worker", "--threads", threads])
+        port = free_port()  # its counters (statements, periodic tasks), read by bench/_observe.gateway_counters
+        self.worker_metrics.append(f"http://127.0.0.1:{port}/metrics")
+        self._spawn("workers", [sys.executable, "-m", "gateway", "worker", "--threads", threads,
+                                "--metrics-port", str(port)])
         return self.procs["workers"][-1]
 
     def kill_worker(self, index: int = 0) -> int:

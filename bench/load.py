@@ -128,6 +128,7 @@ def run_level(stack: Stack, load: MixedLoad, depth: DepthSampler, meter: CpuMete
     events_before = load.ledger.events
     samples_before = len(load.samples)
     db_before = observe.db_counters(stack.db_url, {})
+    own_before = observe.gateway_counters(stack.api_url, stack.worker_metrics)
     cpu_start, mocks_start = meter.read(), cpu_seconds(stack.mock_pids())
     started = time.time()
     offered = load.run(rate, seconds)
@@ -138,6 +139,7 @@ def run_level(stack: Stack, load: MixedLoad, depth: DepthSampler, meter: CpuMete
     cpu_drained, mocks_drained = meter.read(), cpu_seconds(stack.mock_pids())
     events = load.ledger.events - events_before
     db = observe.db_delta(db_before, observe.db_counters(stack.db_url, {}), events)
+    own = observe.counters_delta(own_before, observe.gateway_counters(stack.api_url, stack.worker_metrics))
     portal_total = observe.mock_total(portal)
     last_at = observe.mock_last_request_at(portal, portal_total) if portal_total > portal_before else None
     e2e_seconds = (last_at - started) if last_at and drain is not None else None
@@ -170,11 +172,54 @@ def run_level(stack: Stack, load: MixedLoad, depth: DepthSampler, meter: CpuMete
                                      "tables": {t: c for t, c in sorted(db.items()) if any(c.values())}}
     walked = sorted(((c["idx_tup_read"], t) for t, c in db.items() if t.startswith("index ")), reverse=True)
     figures["postgres_per_event"]["most_index_entries_read"] = [(t.removeprefix("index "), n) for n, t in walked[:5]]
+    figures["database_work"] = database_work(own, routes, events, figures["cpu_ms_per_event"].get("workers", 0),
+                                             window=(cpu_drained.wall - cpu_start.wall))
     gateway = ("api", "workers", "postgres", "rabbitmq")
     figures["gateway_cpu_ms_per_event"] = round(sum(figures["cpu_ms_per_event"].get(k, 0) for k in gateway), 2)
     figures["saturated"] = (api_rate < 0.9 * rate or drain is None or drain > seconds
                             or offered["client_backlog"] > 50 or offered["starved"] > 0.05 * rate * seconds)
     return Level(rate, figures)
+
+
+# The requests whose statements are counted per request: (their origin in the gateway's counters, bench route).
+PER_REQUEST = {"step request": ("api POST /api/v1/one-stop/events", "events (batch)"),
+               "filing": ("api POST /api/v1/dossiers", "filing")}
+
+
+def database_work(own: dict[str, dict[str, float]], routes: dict[str, Any], events: int, workers_ms: float,
+                  window: float) -> dict[str, Any]:
+    """What the gateway counted itself over the level and its drain: statements, commits and rollbacks per status
+    event by origin group, per step request and filing, and the periodic tasks' share (CPU of the sweeper thread)."""
+    per = max(events, 1)
+    out: dict[str, Any] = {}
+    for kind in ("statements", "commits", "rollbacks"):
+        groups: dict[str, float] = {}
+        for origin, n in own.get(kind, {}).items():
+            group = observe.origin_group(origin)
+            groups[group] = groups.get(group, 0.0) + n
+        gateway = sum(n for g, n in groups.items() if g != "bench")
+        out[kind] = {"per_event": round(gateway / per, 2), **{g: round(n / per, 2) for g, n in sorted(groups.items())}}
+    for name, (origin, route) in PER_REQUEST.items():
+        answered = routes.get(route, {}).get("ok", 0)
+        if answered:
+            out[name] = {kind: round(own.get(kind, {}).get(origin, 0.0) / answered, 2)
+                         for kind in ("statements", "commits")} | {"requests": answered}
+    out["by_origin"] = {origin: {kind: round(own.get(kind, {}).get(origin, 0.0) / per, 3)
+                                 for kind in ("statements", "commits", "rollbacks")}
+                        for origin, _ in sorted(own.get("statements", {}).items(), key=lambda kv: -kv[1])}
+    cpu = own.get("periodic_cpu", {})
+    total = sum(cpu.values())
+    out["periodic"] = {
+        "cpu_ms_per_event": round(1000 * total / per, 3),
+        "share_of_workers_cpu": round(100 * (1000 * total / per) / workers_ms, 1) if workers_ms else None,
+        "runs_per_s": round(sum(own.get("periodic_runs", {}).values()) / window, 1) if window else None,
+        "statements_per_s": round(sum(n for o, n in own.get("statements", {}).items()
+                                      if o.startswith("periodic")) / window, 1) if window else None,
+        "commits_per_s": round(sum(n for o, n in own.get("commits", {}).items()
+                                   if o.startswith("periodic")) / window, 1) if window else None,
+        "by_task_ms_per_event": {t: round(1000 * v / per, 3) for t, v in sorted(cpu.items(), key=lambda kv: -kv[1])},
+    }
+    return out
 
 
 def print_level(level: Level) -> None:
@@ -202,6 +247,20 @@ def print_level(level: Level) -> None:
         f"{k} {v:.2f}" for k, v in f["mock_cpu_ms_per_event"].items()))
     pg = f["postgres_per_event"]["database"]
     print("   PostgreSQL per status event: " + ", ".join(f"{k} {v:g}" for k, v in pg.items()))
+    work = f["database_work"]
+    print(f"   per status event: commits {pg.get('xact_commit', 0):g} (PostgreSQL's count); counted by the gateway: "
+          + "; ".join(f"{kind} {work[kind]['per_event']:g} ("
+                      + ", ".join(f"{g} {v:g}" for g, v in work[kind].items() if g != "per_event") + ")"
+                      for kind in ("statements", "commits", "rollbacks")))
+    print("   per request: " + "; ".join(f"{name} {r['statements']:g} statements, {r['commits']:g} commits "
+                                         f"({r['requests']:,} requests)"
+                                         for name in PER_REQUEST if (r := work.get(name))))
+    print("   most statements per status event (statements/commits): " + ", ".join(
+        f"{origin} {c['statements']:g}/{c['commits']:g}" for origin, c in list(work["by_origin"].items())[:8]))
+    p = work["periodic"]
+    print(f"   periodic tasks: {p['cpu_ms_per_event']:.3f} ms CPU per status event ({p['share_of_workers_cpu']}% of "
+          f"the workers'), {p['runs_per_s']} runs/s, {p['statements_per_s']} statements/s, {p['commits_per_s']} "
+          "commits/s; " + ", ".join(f"{t} {v:.3f}" for t, v in list(p["by_task_ms_per_event"].items())[:6]))
     print("   index entries read per status event: " + ", ".join(
         f"{name} {n:g}" for name, n in f["postgres_per_event"]["most_index_entries_read"]))
 

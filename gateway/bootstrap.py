@@ -41,6 +41,7 @@ from gateway.services.ops import queue_history
 from gateway.services.payments.jobs import PaymentJobs
 from gateway.services.portal_drift.reconciler import PortalReconciler
 from gateway.services.unit_of_work import Context
+from gateway.store import audit, db_metrics, deliveries, dossiers, outbox, payments, portal_drift, webhook_cursor
 from gateway.store.database import make_engine
 
 QUEUES = [np.QUEUE, pay.QUEUE, sms_email.QUEUE, postal.QUEUE, signature.QUEUE, archiving.QUEUE]
@@ -109,6 +110,7 @@ class Gateway:
 def bootstrap(settings: Settings | None = None) -> Gateway:
     settings = settings or load_settings()
     engine = make_engine(settings.database.url, settings.database.pool_size)
+    db_metrics.count(engine)
     broker = Broker(settings.broker, QUEUES)
     signatures = Signatures(settings.signature)  # a bad trust folder stops the start here
     signatures.trust.log_fingerprints()
@@ -166,19 +168,26 @@ def dead_hooks(gateway: Gateway) -> dict[str, DeadHook]:
 
 def build_worker(gateway: Gateway) -> Worker:
     s = gateway.settings
+    # `pending`: the question the sweeper asks first (store functions, each the scan's own condition), so that a
+    # task with nothing to do costs a share of one query per tick. Queue sampling draws the console's chart by the
+    # minute, and the archive's safety nets (every 30 s) are left to the archive.
     periodic = [
         PeriodicTask("payment reconciliation", s.payment.scan_interval_seconds,
-                     gateway.payment_jobs.schedule_reconciliation),
-        PeriodicTask("delivery tracking", s.postal.scan_interval_seconds, gateway.delivery_jobs.schedule_polls),
-        PeriodicTask("acknowledgment deadlines", s.sla.scan_interval_seconds, partial(sla.announce, gateway.context)),
+                     gateway.payment_jobs.schedule_reconciliation, lambda _conn, now: payments.check_pending(now)),
+        PeriodicTask("delivery tracking", s.postal.scan_interval_seconds, gateway.delivery_jobs.schedule_polls,
+                     lambda _conn, now: deliveries.poll_pending(now)),
+        PeriodicTask("acknowledgment deadlines", s.sla.scan_interval_seconds, partial(sla.announce, gateway.context),
+                     lambda _conn, now: dossiers.breach_pending(now)),
         PeriodicTask("audit sealing", s.audit.seal_interval_seconds,
-                     partial(audit_chain.seal_all, gateway.engine, s.audit.key)),
+                     partial(audit_chain.seal_all, gateway.engine, s.audit.key),
+                     lambda _conn, _now: audit.unsealed_pending()),
         PeriodicTask("queue sampling", s.jobs.sample_every_seconds,
                      partial(queue_history.sample, gateway.engine, QUEUES)),
-        PeriodicTask("job statistics", s.jobs.analyze_every_seconds, partial(outbox_jobs.refresh_statistics,
-                                                                                gateway.engine)),
+        PeriodicTask("job statistics", s.jobs.analyze_every_seconds,
+                     partial(outbox_jobs.refresh_statistics, gateway.engine),
+                     lambda conn, _now: outbox.statistics_stale(conn)),
         PeriodicTask("portal reconciliation", s.national_portal.reconcile.scan_interval_seconds,
-                     gateway.drift.schedule),
+                     gateway.drift.schedule, lambda _conn, now: portal_drift.checks_pending(now)),
     ]
     if s.archive.enabled:
         periodic.append(PeriodicTask("archive retries", s.archive.scan_interval_seconds,
@@ -188,10 +197,12 @@ def build_worker(gateway: Gateway) -> Worker:
         periodic.append(PeriodicTask("archive renewals", s.archive.scan_interval_seconds, gateway.renewal.schedule))
     if s.archive.enabled and s.archive.audit_anchor_minutes > 0:
         anchoring = AuditAnchoring(gateway.engine, gateway.archive.tsa, s.archive)
-        periodic.append(PeriodicTask("audit anchoring", anchoring.cadence, anchoring.anchor_if_due))
+        periodic.append(PeriodicTask("audit anchoring", anchoring.cadence, anchoring.anchor_if_due,
+                                     lambda _conn, _now: audit.anchor_pending()))
     if s.webhooks.url:
         pusher = WebhookPusher(gateway.engine, s.webhooks, s.jobs)
-        periodic.append(PeriodicTask("webhook push", s.webhooks.push_interval_seconds, pusher.push))
+        periodic.append(PeriodicTask("webhook push", s.webhooks.push_interval_seconds, pusher.push,
+                                     lambda _conn, _now: webhook_cursor.push_pending()))
     # Sealing yields to status, messages and payments: a peak defers it instead of slowing them.
     background = Background([archiving.QUEUE], YieldToOthers(gateway.engine, [archiving.QUEUE], s.archive.defer_backlog,
                                                               s.archive.defer_max_seconds).why_wait)

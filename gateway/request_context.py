@@ -2,17 +2,23 @@
 
 A caller may send `X-Request-Id`; otherwise the gateway makes one. It is answered back in the same
 header, stored with every job the request queues, and set again while a worker runs those jobs.
+
+Also what kind of work is at hand (`work`: a route, a queue drained, a periodic task), under which the
+database statements it sends are counted (store/db_metrics.py).
 """
 
 from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 
 ACCEPTED = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+work: ContextVar[str] = ContextVar("work", default="other")
 
 
 def from_header(value: str | None) -> str:
@@ -22,3 +28,13 @@ def from_header(value: str | None) -> str:
 
 def current() -> str | None:
     return request_id.get()
+
+
+@contextmanager
+def working_on(name: str) -> Iterator[None]:
+    """What is done inside is `name`'s work (`api POST /route`, `job <queue>`, `periodic <task>`)."""
+    token = work.set(name)
+    try:
+        yield
+    finally:
+        work.reset(token)

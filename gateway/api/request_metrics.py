@@ -1,4 +1,5 @@
-"""Requests by route, method and status, and their latency, counted by each API process."""
+"""Requests by route, method and status, and their latency, counted by each API process; the database
+statements each route sends are counted under its name (request_context.work, store/db_metrics.py)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import time
 
 from flask import Flask, Response, g, request
 from prometheus_client import Counter, Histogram
+
+from gateway import request_context
 
 REQUESTS = Counter("gateway_http_requests", "HTTP requests answered", ["route", "method", "status"])
 LATENCY = Histogram("gateway_http_request_duration_seconds", "Time to answer a request", ["route", "method"],
@@ -16,6 +19,13 @@ def register(app: Flask) -> None:
     @app.before_request
     def _start_clock() -> None:
         g.started = time.perf_counter()
+        route = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        g.work_token = request_context.work.set(f"api {request.method} {route}")
+
+    @app.teardown_request
+    def _forget_work(_exc: BaseException | None) -> None:
+        if (token := g.pop("work_token", None)) is not None:
+            request_context.work.reset(token)
 
     @app.after_request
     def _count(response: Response) -> Response:

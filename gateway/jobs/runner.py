@@ -46,8 +46,8 @@ class Drained:
 @dataclass(frozen=True)
 class _Batch:
     outcomes: list[Outcome]
-    full: bool  # as many jobs as a claim takes: more may be waiting
     promoted: bool  # finishing made later jobs of the same keys ready: they have no message of their own
+    next: outbox.Claim | None  # the batch after it, claimed in the transaction that recorded this one
 
 
 # Run in the transaction that makes a job a dead letter: (connection, the job's payload, its last error).
@@ -79,36 +79,45 @@ class JobRunner:
     def drain(self, queue: str, should_stop: Callable[[], bool] = lambda: False) -> Drained:
         """Run batches until the queue has nothing ready. A batch smaller than a claim that made no later job
         ready ends the drain without claiming again (an empty claim is a transaction for nothing): whatever
-        became ready meanwhile was committed by someone who publishes a wake-up for it after the commit."""
+        became ready meanwhile was committed by someone who publishes a wake-up for it after the commit.
+        Otherwise the next batch is claimed in the transaction that records this one: a commit per batch."""
         outcomes: list[Outcome] = []
         deadline = time.monotonic() + self.settings.drain_seconds
-        while not should_stop():
-            batch = self._claim_and_run(queue)
+        with self.engine.begin() as conn:
+            claim = self._claim(conn, queue, datetime.now(UTC))
+
+        def go_on() -> bool:  # asked when a batch is recorded: claimed jobs are always run, or they sit out a lease
+            return not should_stop() and time.monotonic() <= deadline
+
+        while claim.jobs:
+            batch = self._run(queue, claim, claim_next=go_on)
             outcomes += batch.outcomes
-            if not (batch.full or batch.promoted):
-                return Drained(outcomes, more=False)
-            if time.monotonic() > deadline:
-                return Drained(outcomes, more=True)
+            if batch.next is None:  # no more to claim, or the time slice is over (the rest is handed on)
+                more = len(claim.jobs) >= self._policy(queue).batch_size or batch.promoted
+                return Drained(outcomes, more=more and not should_stop() and time.monotonic() > deadline)
+            claim = batch.next
         return Drained(outcomes, more=False)
 
     def run_batch(self, queue: str) -> list[Outcome]:
-        return self._claim_and_run(queue).outcomes
-
-    def _claim_and_run(self, queue: str) -> _Batch:
-        policy = self.policies.get(queue) or QueuePolicy(self.settings.batch_size, self.settings.lease_seconds)
         with self.engine.begin() as conn:
-            claim = outbox.claim_heads(conn, queue, now=datetime.now(UTC), lease=policy.lease_seconds,
-                                       limit=policy.batch_size, early=policy.early)
-        if not claim.jobs:
-            return _Batch([], full=False, promoted=False)
-        outcomes, promoted = self._run(queue, claim)
-        return _Batch(outcomes, full=len(claim.jobs) >= policy.batch_size, promoted=promoted)
+            claim = self._claim(conn, queue, datetime.now(UTC))
+        return self._run(queue, claim).outcomes if claim.jobs else []
+
+    def _policy(self, queue: str) -> QueuePolicy:
+        return self.policies.get(queue) or QueuePolicy(self.settings.batch_size, self.settings.lease_seconds)
+
+    def _claim(self, conn: Connection, queue: str, now: datetime) -> outbox.Claim:
+        """The next batch of a queue (a drain's first, or the one claimed where the last is recorded), as big and
+        with as long a lease as the queue's policy says."""
+        policy = self._policy(queue)
+        return outbox.claim_heads(conn, queue, now=now, lease=policy.lease_seconds, limit=policy.batch_size,
+                                  early=policy.early)
 
     def run_claimed(self, queue: str, claim: outbox.Claim) -> list[Outcome]:
         """Deliver jobs already claimed (by run_batch, or by a request trying a job at once) and record."""
-        return self._run(queue, claim)[0]
+        return self._run(queue, claim).outcomes
 
-    def _run(self, queue: str, claim: outbox.Claim) -> tuple[list[Outcome], bool]:
+    def _run(self, queue: str, claim: outbox.Claim, *, claim_next: Callable[[], bool] | None = None) -> _Batch:
         started = time.monotonic()
         caused_by = {job["id"]: job.get("request_id") or "-" for job in claim.jobs}
         requests = sorted(set(caused_by.values()))
@@ -120,7 +129,8 @@ class JobRunner:
         finally:
             if token is not None:
                 request_context.request_id.reset(token)
-        outcomes, promoted = self._record(claim, results)
+        batch = self._record(claim, results, claim_next=claim_next)
+        outcomes = batch.outcomes
         counts: dict[str, int] = defaultdict(int)
         kinds = {job["id"]: job["kind"] for job in claim.jobs}
         for outcome in outcomes:
@@ -140,7 +150,7 @@ class JobRunner:
                 log.warning("job %s -> %s: %s", outcome.job_id, outcome.state, outcome.error, extra=rid)
             else:
                 log.debug("job %s -> %s: %s", outcome.job_id, outcome.state, outcome.error or "ok", extra=rid)
-        return outcomes, promoted
+        return batch
 
     def _deliver(self, jobs: list[Any]) -> list[Exception | None]:
         results: list[Exception | None] = [None] * len(jobs)
@@ -161,11 +171,15 @@ class JobRunner:
                 results[i] = None if isinstance(answer, DuplicateError) else answer
         return results
 
-    def _record(self, claim: outbox.Claim, results: list[Exception | None]) -> tuple[list[Outcome], bool]:
+    def _record(self, claim: outbox.Claim, results: list[Exception | None], *,
+                claim_next: Callable[[], bool] | None) -> _Batch:
+        """Record the outcomes; if the batch was full or made later jobs ready and `claim_next` says go on, claim
+        the next batch in the same transaction."""
         now = datetime.now(UTC)
+        queue = claim.jobs[0]["queue"]
         outcomes: list[Outcome] = []
         partner_down = self.outages.observe(
-            claim.jobs[0]["queue"], succeeded=any(error is None for error in results),
+            queue, succeeded=any(error is None for error in results),
             failed_keys=[job["ordering_key"] for job, error in zip(claim.jobs, results, strict=True)
                          if error is not None and getattr(error, "retryable", True)])
         with self.engine.begin() as conn:
@@ -193,11 +207,15 @@ class JobRunner:
                         self.buried(conn, job, text)
                     outcomes.append(Outcome(job["id"], "dead" if ok else "lost", text))
             audit.record_many(conn, _calls_made(claim.jobs, outcomes, now))
+            more = len(claim.jobs) >= self._policy(queue).batch_size or bool(finished.promoted)
+            following = None
+            if more and claim_next is not None and claim_next():
+                following = self._claim(conn, queue, now)
         if any(o.state == "lost" for o in outcomes):
             # The lease ran out and the sweeper handed the jobs on; the later holder's record wins.
             log.warning("lease lost before some outcomes were recorded: %s",
                         [o.job_id for o in outcomes if o.state == "lost"])
-        return outcomes, bool(finished.promoted)
+        return _Batch(outcomes, bool(finished.promoted), following)
 
     def buried(self, conn: Connection, job: Any, error: str) -> None:
         """A job just became a dead letter: let its kind react (say, mark a payment failed)."""

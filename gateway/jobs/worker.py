@@ -8,26 +8,29 @@ archive's) have one thread of their own, which yields to the others during a pea
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from kombu import Connection
-from sqlalchemy import Engine
+from kombu import Connection as BrokerConnection
+from sqlalchemy import ColumnElement, Connection, Engine, select
 
+from gateway import request_context
 from gateway.config import JobSettings
 from gateway.store import outbox
 
 from .broker import Broker
+from .job_metrics import PERIODIC_RUNS, PERIODIC_SECONDS, PERIODIC_SKIPPED
 from .runner import JobRunner
 
 log = logging.getLogger(__name__)
 
 
-def publish_or_mark(engine: Engine, broker: Broker, conn: Connection | None,
+def publish_or_mark(engine: Engine, broker: Broker, conn: BrokerConnection | None,
                     jobs: list[tuple[int, str]]) -> list[int]:
     """Publish on `conn` (or a fresh connection); jobs that could not be sent are marked for the sweeper."""
     failed: list[int] = []
@@ -47,6 +50,10 @@ def publish_or_mark(engine: Engine, broker: Broker, conn: Connection | None,
     return failed
 
 
+# A cheap SQL condition, true when a periodic task has work (an EXISTS over a small partial index, say).
+Pending = Callable[[Connection, datetime], ColumnElement[bool]]
+
+
 @dataclass
 class Background:
     """Queues consumed apart, on one thread, which waits before each batch while `why_wait` gives a reason."""
@@ -58,11 +65,16 @@ class Background:
 
 @dataclass
 class PeriodicTask:
-    """Work the sweeper thread does every `every` seconds besides sweeping (say, payment reconciliation)."""
+    """Work the sweeper thread does every `every` seconds (say, payment reconciliation).
+
+    With `pending`, the task runs only when that condition holds: the sweeper asks every due task's condition
+    in one statement first, so a tick with nothing to do costs that one trivial query, not a transaction per
+    task (issue 24: periodic work scales with change, not with time)."""
 
     name: str
     every: float
     run: Callable[[], object]
+    pending: Pending | None = None
     due: float = 0.0  # monotonic time of the next run
 
 
@@ -75,12 +87,19 @@ class Worker:
         self.runner = runner
         self.settings = settings
         self.queues = queues
-        self.periodic = periodic or []
+        # The outbox's own safety nets first: leases run out and lost messages (asked first, like the others),
+        # and the ready flags (a scan of the waiting jobs that finds nothing unless something bypassed the
+        # outbox: once a minute, unasked).
+        self.periodic = [
+            PeriodicTask("sweep", settings.sweep_interval_seconds, self.sweep_once,
+                         lambda _conn, now: outbox.sweep_pending(now, settings.republish_after_seconds)),
+            PeriodicTask("ready repair", self.REPAIR_EVERY * settings.sweep_interval_seconds, self.repair_ready),
+            *(periodic or []),
+        ]
         self.background = background
         self._background_went = -1e9  # when the background thread was last told to go
         self.stopping = threading.Event()
         self.threads: list[threading.Thread] = []
-        self._sweeps = 0
 
     def start(self, *, sweeper: bool = True) -> None:
         behind = self.background.queues if self.background else []
@@ -136,7 +155,8 @@ class Worker:
                 self.stopping.wait(pause)
                 pause = min(pause * 2, 10.0)
 
-    def _handle(self, conn: Connection, body: dict, message, background: Background | None) -> None:  # noqa: ANN001
+    def _handle(self, conn: BrokerConnection, body: dict, message,  # noqa: ANN001
+                background: Background | None) -> None:
         queue = body.get("queue") if isinstance(body, dict) else None
         if queue not in self.queues:
             log.error("dropping a message for no queue of ours: %r", body)
@@ -154,7 +174,8 @@ class Worker:
             return self.stopping.is_set() or yielded
 
         try:
-            drained = self.runner.drain(queue, should_stop=should_stop)
+            with request_context.working_on(f"job {queue}"):
+                drained = self.runner.drain(queue, should_stop=should_stop)
         except Exception:  # noqa: BLE001 - e.g. the database is down: put the message back, slow down
             log.exception("queue %s could not be drained; message requeued", queue)
             message.requeue()
@@ -210,14 +231,11 @@ class Worker:
 
     # Sweeping ----------------------------------------------------------------------------------
 
-    REPAIR_EVERY = 60  # sweeps between two runs of the ready-flag safety net
+    REPAIR_EVERY = 60  # sweep intervals between two runs of the ready-flag safety net
 
     def sweep_once(self) -> int:
         now = datetime.now(UTC)
-        self._sweeps += 1
         with self.engine.begin() as conn:
-            if self._sweeps % self.REPAIR_EVERY == 1 and (repaired := outbox.repair_ready(conn)):
-                log.warning("jobs heading their key were not marked ready, repaired: %s", repaired)
             for job in outbox.recover_expired_leases(conn, now=now):
                 self.runner.buried(conn, job, job["last_error"] or "lease expired on the last attempt")
             due = outbox.take_due_for_publish(conn, now=now, republish_after=self.settings.republish_after_seconds)
@@ -225,20 +243,57 @@ class Worker:
             publish_or_mark(self.engine, self.broker, None, due)
         return len(due)
 
+    def repair_ready(self) -> None:
+        with self.engine.begin() as conn:
+            if repaired := outbox.repair_ready(conn):
+                log.warning("jobs heading their key were not marked ready, repaired: %s", repaired)
+
     def _sweep_forever(self) -> None:
         while not self.stopping.wait(self.settings.sweep_interval_seconds):
-            try:
-                self.sweep_once()
-            except Exception as exc:  # noqa: BLE001 - database or broker down: try again next round
-                log.warning("sweep failed: %s: %s", type(exc).__name__, exc)
             self.run_periodic()
 
     def run_periodic(self) -> None:
-        for task in self.periodic:
-            if time.monotonic() < task.due:
+        """Run the tasks that are due and, of those that say how, only the ones with work."""
+        started = time.monotonic()
+        due = [task for task in self.periodic if started >= task.due]
+        for task in due:
+            task.due = started + task.every
+        with_work = self._with_work([task for task in due if task.pending is not None])
+        for task in due:
+            if task.pending is not None and task.name not in with_work:
+                PERIODIC_SKIPPED.labels(task.name).inc()
                 continue
-            task.due = time.monotonic() + task.every
             try:
-                task.run()
+                with _measured(task.name):
+                    task.run()
             except Exception as exc:  # noqa: BLE001 - database or broker down: try again next round
                 log.warning("%s failed: %s: %s", task.name, type(exc).__name__, exc)
+
+    def _with_work(self, asked: list[PeriodicTask]) -> set[str]:
+        """The names of the tasks whose condition holds, asked in one statement (no transaction around it on
+        PostgreSQL). If the question fails (the database is down), every task tries, as each handles that."""
+        if not asked:
+            return set()
+        now = datetime.now(UTC)
+        try:
+            with _measured("look"), self.engine.connect() as conn:
+                if conn.dialect.name == "postgresql":
+                    conn.execution_options(isolation_level="AUTOCOMMIT")
+                flags = conn.execute(select(*(task.pending(conn, now).label(f"t{n}")  # type: ignore[misc]
+                                              for n, task in enumerate(asked)))).one()
+        except Exception as exc:  # noqa: BLE001 - the tasks will say what is wrong
+            log.warning("periodic look failed: %s: %s", type(exc).__name__, exc)
+            return {task.name for task in asked}
+        return {task.name for task, flag in zip(asked, flags, strict=True) if flag}
+
+
+@contextlib.contextmanager
+def _measured(task: str) -> Iterator[None]:
+    """Count a periodic task's runs, its thread's CPU time and its statements (under `periodic <task>`)."""
+    started = time.thread_time()
+    try:
+        with request_context.working_on(f"periodic {task}"):
+            yield
+    finally:
+        PERIODIC_SECONDS.labels(task).inc(time.thread_time() - started)
+        PERIODIC_RUNS.labels(task).inc()

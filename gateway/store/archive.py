@@ -10,16 +10,15 @@ from sqlalchemy.exc import IntegrityError
 
 from gateway.domain.archive import FAILING, PENDING, SEALED
 
+from .one_trip import OneTrip
 from .tables import archive_packages, audit_anchors, audit_log
 
 
-def add_pending(conn: Connection, rows: list[dict[str, Any]], *, now: datetime) -> None:
+def add_pending(trip: OneTrip, rows: list[dict[str, Any]], *, now: datetime) -> None:
     """A package row for each dossier that just reached a final status (a final status has no successor,
-    so each dossier gets here once)."""
-    if rows:
-        conn.execute(insert(archive_packages), [{
-            "state": PENDING, "attempts": 0, "version": 0, "timestamps": 0, "created_at": now, "updated_at": now,
-            **row} for row in rows])
+    so each dossier gets here once), into a one-trip write."""
+    trip.insert(archive_packages, [{"state": PENDING, "attempts": 0, "version": 0, "timestamps": 0, "created_at": now,
+                                    "updated_at": now, **row} for row in rows])
 
 
 def get(conn: Connection, code: str) -> RowMapping | None:

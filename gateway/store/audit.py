@@ -4,14 +4,16 @@ chain by one sealer at a time (domain/audit_chain.py), so writers never wait on 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, bindparam, func, insert, select, text, update
+from sqlalchemy import ColumnElement, Connection, RowMapping, exists, func, insert, select, text, update
 
 from gateway.domain.audit_chain import GENESIS, link
 
-from .tables import audit_log
+from .one_trip import OneTrip
+from .tables import audit_anchors, audit_log
 
 _SEALER_LOCK = 7_201_001  # PostgreSQL advisory lock id: one sealer at a time
 
@@ -29,10 +31,36 @@ def record_many(conn: Connection, records: list[dict[str, Any]]) -> None:
         conn.execute(insert(audit_log), records)
 
 
-def seal(conn: Connection, key: bytes, *, limit: int = 5000) -> int:
-    """Chain up to `limit` unsealed records, oldest id first, after the last sealed one; how many."""
+def add_records(trip: OneTrip, records: list[dict[str, Any]]) -> None:
+    """Records (actor, action, subject, at, detail) into a one-trip write."""
+    trip.insert(audit_log, records)
+
+
+def unsealed_pending() -> ColumnElement[bool]:
+    """Whether any record waits for the sealer (a look at the small unsealed index): the sweeper asks first."""
+    return exists().where(audit_log.c.seq.is_(None))
+
+
+def anchor_pending() -> ColumnElement[bool]:
+    """Whether the chain's head is past its newest TSA anchor (services/audit/anchors.py): the sweeper asks
+    before it looks closer."""
+    anchored = select(func.coalesce(func.max(audit_anchors.c.seq), 0)).scalar_subquery()
+    return exists().where(audit_log.c.seq > anchored)
+
+
+@dataclass(frozen=True)
+class Sealed:
+    count: int
+    head: tuple[int, str] | None  # (seq, hash) of the chain's head after sealing, when it moved
+
+
+_LOCK_SEALER = text("SELECT pg_advisory_xact_lock(:id)")
+
+
+def seal(conn: Connection, key: bytes, *, limit: int = 5000) -> Sealed:
+    """Chain up to `limit` unsealed records, oldest id first, after the last sealed one."""
     if conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _SEALER_LOCK})
+        conn.execute(_LOCK_SEALER, {"id": _SEALER_LOCK})
     else:  # SQLite: take the write lock before reading the head, so two sealers cannot both extend it
         conn.execute(update(audit_log).where(audit_log.c.id == -1).values(seq=None))
     last = head(conn)
@@ -43,12 +71,14 @@ def seal(conn: Connection, key: bytes, *, limit: int = 5000) -> int:
     for row in rows:
         seq += 1
         digest = link(key, prev, row)
-        sealed.append({"_id": row["id"], "_seq": seq, "_prev": prev, "_hash": digest})
+        sealed.append({"id": row["id"], "seq": seq, "prev_hash": prev, "hash": digest})
         prev = digest
-    if sealed:
-        conn.execute(update(audit_log).where(audit_log.c.id == bindparam("_id"))
-                     .values(seq=bindparam("_seq"), prev_hash=bindparam("_prev"), hash=bindparam("_hash")), sealed)
-    return len(sealed)
+    if not sealed:
+        return Sealed(0, None)
+    trip = OneTrip()  # one statement for the batch, not an UPDATE per record
+    trip.update(audit_log, sealed)
+    trip.run(conn)
+    return Sealed(len(sealed), (seq, prev))
 
 
 def sealed_in_order(conn: Connection, page: int = 5000) -> Iterator[RowMapping]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, insert, select, update
+from sqlalchemy import ColumnElement, Connection, RowMapping, and_, exists, insert, select, update
 
 from .tables import deliveries, delivery_events
 
@@ -42,10 +42,18 @@ def events(conn: Connection, delivery_id: int) -> list[RowMapping]:
                              .order_by(delivery_events.c.id)).mappings())
 
 
+def _poll_due(now: datetime) -> ColumnElement[bool]:
+    return and_(deliveries.c.next_poll_at.is_not(None), deliveries.c.next_poll_at <= now)  # ix_deliveries_to_poll
+
+
+def poll_pending(now: datetime) -> ColumnElement[bool]:
+    """Whether any open delivery's tracking poll is due: the sweeper asks before it scans."""
+    return exists().where(_poll_due(now))
+
+
 def due_for_poll(conn: Connection, *, now: datetime, limit: int) -> list[RowMapping]:
     query = (select(deliveries.c.id, deliveries.c.reference, deliveries.c.dossier_code)
-             .where(deliveries.c.next_poll_at.is_not(None), deliveries.c.next_poll_at <= now)
-             .order_by(deliveries.c.next_poll_at).limit(limit))
+             .where(_poll_due(now)).order_by(deliveries.c.next_poll_at).limit(limit))
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     return list(conn.execute(query).mappings())

@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, bindparam, func, insert, select, update
+from sqlalchemy import ColumnElement, Connection, RowMapping, exists, func, select, text, update
 
-from .sql_forms import one_of
+from .one_trip import OneTrip, Part
+from .outbox import LOCK_KEYS_SQL
+from .sql_forms import fixed, one_of
 from .tables import dossier_events, dossiers
 
 
@@ -18,18 +20,23 @@ def get(conn: Connection, code: str, *, for_update: bool = False) -> RowMapping 
     return conn.execute(query).mappings().first()
 
 
-def insert_dossier(conn: Connection, values: dict[str, Any]) -> int:
-    return conn.execute(insert(dossiers).values(**values).returning(dossiers.c.id)).scalar_one()
+def add_dossier(trip: OneTrip, values: dict[str, Any]) -> Part:
+    """A new dossier into a one-trip write; the part returns its id."""
+    return trip.insert(dossiers, [values], returning=("id",))
+
+
+_LOCK_MANY = text("SELECT * FROM dossiers WHERE code = ANY(CAST(:codes AS text[])) ORDER BY code FOR UPDATE"
+                  ).columns(*dossiers.c)  # PostgreSQL's, written once: the first statement of every step request
 
 
 def lock_many(conn: Connection, codes: list[str]) -> list[RowMapping]:
     """The dossiers with these codes, locked for update in code order (so two batches never deadlock)."""
     if not codes:
         return []
-    query = select(dossiers).where(one_of(conn, dossiers.c.code, codes)).order_by(dossiers.c.code)
-    if conn.dialect.name != "sqlite":
-        query = query.with_for_update()
-    return list(conn.execute(query).mappings())
+    if conn.dialect.name == "postgresql":
+        return list(conn.execute(_LOCK_MANY, {"codes": codes}).mappings())
+    # SQLite: BEGIN IMMEDIATE already serialises writers
+    return list(conn.execute(select(dossiers).where(dossiers.c.code.in_(codes)).order_by(dossiers.c.code)).mappings())
 
 
 def events_with_ids(conn: Connection, dossier_ids: list[int], event_ids: list[str]) -> list[RowMapping]:
@@ -40,19 +47,33 @@ def events_with_ids(conn: Connection, dossier_ids: list[int], event_ids: list[st
     )).mappings())
 
 
-def insert_events(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    conn.execute(insert(dossier_events), rows)
+# PostgreSQL: the jobs' key locks (outbox.lock_keys) and the steps already recorded under the batch's event ids,
+# in one round trip. The look-up may read from before the key locks were granted: what it reads is guarded by
+# the dossiers' row locks, taken by the statement before (lock_many).
+_LOCK_KEYS_FIND_EVENTS = text(
+    f"WITH locked AS MATERIALIZED ({LOCK_KEYS_SQL}) SELECT e.* FROM locked LEFT JOIN dossier_events AS e "
+    "ON e.dossier_id = ANY(CAST(:ids AS bigint[])) AND e.event_id = ANY(CAST(:event_ids AS text[]))"
+).columns(*dossier_events.c)
 
 
-_SAVE_PROGRESS = update(dossiers).where(dossiers.c.id == bindparam("b_id")).values(
-    status=bindparam("b_status"), last_seq=bindparam("b_seq"), due_at=bindparam("b_due"),
-    updated_at=bindparam("b_now"))
+def lock_keys_and_find_events(conn: Connection, keys: list[str], dossier_ids: list[int],
+                              event_ids: list[str]) -> list[RowMapping]:
+    """Take the jobs' key locks (PostgreSQL), and answer the steps of these dossiers with these event ids."""
+    if conn.dialect.name != "postgresql":  # one writer at a time: no key locks to take
+        return events_with_ids(conn, dossier_ids, event_ids)
+    rows = conn.execute(_LOCK_KEYS_FIND_EVENTS, {"keys": sorted(set(keys)), "ids": dossier_ids,
+                                                 "event_ids": event_ids}).mappings()
+    return [r for r in rows if r["id"] is not None]
 
 
-def save_progress(conn: Connection, rows: list[dict[str, Any]], *, now: datetime) -> None:
-    """Write back status, last step number and appointment date of dossiers a batch of steps moved."""
-    conn.execute(_SAVE_PROGRESS, [{"b_id": r["id"], "b_status": r["status"], "b_seq": r["last_seq"],
-                                   "b_due": r["due_at"], "b_now": now} for r in rows])
+def add_events(trip: OneTrip, rows: list[dict[str, Any]]) -> None:
+    trip.insert(dossier_events, rows)
+
+
+def add_progress(trip: OneTrip, rows: list[dict[str, Any]], *, now: datetime) -> None:
+    """Status, last step number and appointment date of dossiers a batch of steps moved, into a one-trip write."""
+    trip.update(dossiers, [{"id": r["id"], "status": r["status"], "last_seq": r["last_seq"], "due_at": r["due_at"],
+                            "updated_at": now} for r in rows])
 
 
 def replace_data(conn: Connection, dossier_id: int, data: dict[str, Any], *, now: datetime) -> None:
@@ -86,7 +107,12 @@ def by_id_number(conn: Connection, id_number: str, limit: int = 100) -> list[Row
 # The 8-working-hour rule ----------------------------------------------------------------------------
 
 def _breached(now: datetime):  # noqa: ANN202 - a WHERE clause
-    return (dossiers.c.status == 1) & dossiers.c.ack_due_at.is_not(None) & (dossiers.c.ack_due_at < now)
+    return (dossiers.c.status == fixed(1)) & dossiers.c.ack_due_at.is_not(None) & (dossiers.c.ack_due_at < now)
+
+
+def breach_pending(now: datetime) -> ColumnElement[bool]:
+    """Whether a breach waits to be announced (ix_dossiers_ack_due): the sweeper asks before it scans."""
+    return exists().where(_breached(now), dossiers.c.sla_breach_announced_at.is_(None))
 
 
 def sla_breaches(conn: Connection, *, now: datetime, limit: int, after_id: int = 0) -> list[RowMapping]:

@@ -9,6 +9,7 @@ from sqlalchemy import Connection, RowMapping, insert, select, text, update
 
 from gateway.domain.dossier import VN_TZ
 
+from .one_trip import OneTrip
 from .tables import feed_items
 
 # Concurrent PostgreSQL transactions could commit ids out of order, and a reader that had moved its
@@ -17,9 +18,23 @@ from .tables import feed_items
 _FEED_LOCK = 0x6665_6564  # "feed"
 
 
-def append(conn: Connection, *, type: str, code: str, at: datetime, data: dict[str, Any]) -> int:
+_LOCK = text("SELECT pg_advisory_xact_lock(:k)")
+
+
+def lock(conn: Connection) -> None:
+    """Hold the feed until commit (PostgreSQL): before adding items to a one-trip write, in a statement of its own,
+    so that the items' ids are drawn under the lock."""
     if conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _FEED_LOCK})
+        conn.execute(_LOCK, {"k": _FEED_LOCK})
+
+
+def add_items(trip: OneTrip, items: list[dict[str, Any]]) -> None:
+    """Items (type, code, at, data) into a one-trip write; the caller holds the lock (`lock`)."""
+    trip.insert(feed_items, items)
+
+
+def append(conn: Connection, *, type: str, code: str, at: datetime, data: dict[str, Any]) -> int:
+    lock(conn)
     return conn.execute(
         insert(feed_items).values(type=type, code=code, at=at, data=data).returning(feed_items.c.id)
     ).scalar_one()

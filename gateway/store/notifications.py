@@ -8,27 +8,20 @@ from typing import Any
 
 from sqlalchemy import Connection, RowMapping, insert, select, update
 
+from .one_trip import AFTER, OneTrip, Part
 from .sql_forms import one_of
 from .tables import notification_attachments, notification_attempts, notifications
 
 
-def existing_keys(conn: Connection, keys: list[str]) -> set[str]:
-    if not keys:
-        return set()
-    return set(conn.execute(select(notifications.c.source_key).where(
-        one_of(conn, notifications.c.source_key, keys))).scalars())
-
-
-def insert_many(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
-    result = conn.execute(insert(notifications).returning(notifications.c.id, sort_by_parameter_order=True), rows)
-    return list(result.scalars())
-
-
-def add_attachments(conn: Connection, notification_id: int, files: list[dict[str, Any]]) -> None:
-    if files:
-        conn.execute(insert(notification_attachments), [
-            {"notification_id": notification_id, "sha256": hashlib.sha256(f["content"]).hexdigest(),
-             "size": len(f["content"]), **f} for f in files])
+def add_told(trip: OneTrip, rows: list[dict[str, Any]], files: dict[str, list[dict[str, Any]]]) -> Part:
+    """Notifications (with their attachments, by reference) into a one-trip write; one whose source_key was
+    told already is skipped, with its attachments. The part answers the (id, reference) of those written."""
+    told = trip.insert(notifications, rows, returning=("id", "reference"), unique=("source_key",))
+    trip.insert(notification_attachments, [
+        {AFTER: reference, "sha256": hashlib.sha256(f["content"]).hexdigest(), "size": len(f["content"]), **f}
+        for reference, attached in files.items() for f in attached],
+        after=told, match="reference", fill={"notification_id": "id"})
+    return told
 
 
 def attachments_of_dossier(conn: Connection, code: str) -> list[RowMapping]:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, insert, select, update
+from sqlalchemy import ColumnElement, Connection, RowMapping, and_, exists, insert, select, update
 
+from .sql_forms import fixed
 from .tables import payment_receipts, payments
 
 
@@ -57,10 +58,18 @@ def note_error(conn: Connection, payment_id: int, error: str, *, now: datetime) 
                                                                             updated_at=now))
 
 
+def _check_due(now: datetime) -> ColumnElement[bool]:
+    return and_(payments.c.state == fixed("pending"), payments.c.next_check_at <= now)  # ix_payments_to_check
+
+
+def check_pending(now: datetime) -> ColumnElement[bool]:
+    """Whether any payment's reconciliation check is due: the sweeper asks before it scans."""
+    return exists().where(_check_due(now))
+
+
 def due_for_check(conn: Connection, *, now: datetime, limit: int) -> list[RowMapping]:
     """Pending payments whose next reconciliation check is due; several workers share them (SKIP LOCKED)."""
-    query = (select(payments).where(payments.c.state == "pending", payments.c.next_check_at <= now)
-             .order_by(payments.c.next_check_at).limit(limit))
+    query = select(payments).where(_check_due(now)).order_by(payments.c.next_check_at).limit(limit)
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     return list(conn.execute(query).mappings())

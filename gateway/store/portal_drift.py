@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, func, insert, select, update
+from sqlalchemy import ColumnElement, Connection, RowMapping, and_, exists, func, insert, select, update
 
 from gateway.domain.portal_drift import OPEN
 
+from .one_trip import OneTrip
 from .sql_forms import fixed_list
 from .tables import dossiers, portal_checks, portal_findings, portal_reconcile
 
@@ -16,9 +17,19 @@ BUDGET_ROW = 1
 OPEN_STATES = sorted(state.value for state in OPEN)
 
 
+def _enrolment(dossier_id: int, code: str, *, now: datetime, first_check_at: datetime) -> dict[str, Any]:
+    return {"dossier_id": dossier_id, "dossier_code": code, "enrolled_at": now, "next_check_at": first_check_at,
+            "checks": 0}
+
+
 def enrol(conn: Connection, dossier_id: int, code: str, *, now: datetime, first_check_at: datetime) -> None:
-    conn.execute(insert(portal_checks).values(dossier_id=dossier_id, dossier_code=code, enrolled_at=now,
-                                              next_check_at=first_check_at, checks=0))
+    conn.execute(insert(portal_checks).values(**_enrolment(dossier_id, code, now=now, first_check_at=first_check_at)))
+
+
+def add_enrolments(trip: OneTrip, new: list[tuple[int, str]], *, now: datetime, first_check_at: datetime) -> None:
+    """Enrol new dossiers (id, code) for the read-back, in a one-trip write (a filing's)."""
+    trip.insert(portal_checks, [_enrolment(dossier_id, code, now=now, first_check_at=first_check_at)
+                                for dossier_id, code in new])
 
 
 def check_of(conn: Connection, dossier_id: int) -> RowMapping | None:
@@ -31,13 +42,22 @@ def earliest_due(conn: Connection) -> datetime | None:
                         .order_by(portal_checks.c.next_check_at).limit(1)).scalar()
 
 
+def _check_due(now: datetime) -> ColumnElement[bool]:
+    return and_(portal_checks.c.next_check_at.is_not(None), portal_checks.c.next_check_at <= now)  # its due index
+
+
+def checks_pending(now: datetime) -> ColumnElement[bool]:
+    """Whether any dossier's look is due: the sweeper asks before the scan runs."""
+    return exists().where(_check_due(now))
+
+
 def due(conn: Connection, *, now: datetime, limit: int) -> list[RowMapping]:
     """Dossiers whose look is due, the longest waiting first, with what decides whether they are in scope.
     Workers share them (SKIP LOCKED)."""
     query = (select(portal_checks.c.dossier_id, portal_checks.c.dossier_code, dossiers.c.status,
                     dossiers.c.updated_at)
              .join(dossiers, dossiers.c.id == portal_checks.c.dossier_id)
-             .where(portal_checks.c.next_check_at.is_not(None), portal_checks.c.next_check_at <= now)
+             .where(_check_due(now))
              .order_by(portal_checks.c.next_check_at).limit(limit))
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(of=portal_checks, skip_locked=True)

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, RowMapping, insert, or_, select, update
+from sqlalchemy import ColumnElement, Connection, RowMapping, exists, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from .tables import webhook_cursor
+from .tables import feed_items, webhook_cursor
 
 ROW = 1
+
+
+def push_pending() -> ColumnElement[bool]:
+    """Whether the pusher has anything to do: no cursor yet, a batch unanswered, or feed items past the cursor
+    (a retry not due yet is the pusher's to see): the sweeper asks before it takes the lease."""
+    row = webhook_cursor.c.id == ROW
+    return or_(~exists().where(row), exists().where(row, or_(
+        webhook_cursor.c.pending_through.is_not(None), exists().where(feed_items.c.id > webhook_cursor.c.cursor))))
 
 
 def lease(conn: Connection, *, now: datetime, until: datetime) -> RowMapping | None:

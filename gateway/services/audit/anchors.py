@@ -58,6 +58,8 @@ class AuditAnchoring:
         if head is None or (last is not None and (last["seq"], last["hash"]) == (head["seq"], head["hash"])):
             return False  # nothing sealed yet, or nothing new since the last anchor
         if last_at is not None and now - last_at.astimezone(UTC) < self.every:
+            # Not before the period is over: no need to look again until then (a look is three queries).
+            self._next_try = time.monotonic() + (self.every - (now - last_at.astimezone(UTC))).total_seconds()
             return False
         if last is not None and head["seq"] < last["seq"]:
             log.error("the audit chain's head (seq %s) is behind its newest anchor (seq %s): records were removed "

@@ -24,17 +24,15 @@ MAX_PROBLEMS = 100  # a wrecked log would otherwise answer with one line per rec
 def seal_all(engine: Engine, key: bytes) -> int:
     """Seal every record committed so far. The head is logged: a copy outside the database, against which
     a removal of the newest records (which leaves no gap) can be noticed."""
-    total = 0
+    total, head = 0, None
     while True:
         with engine.begin() as conn:
             sealed = audit.seal(conn, key, limit=BATCH)
-        total += sealed
-        if sealed < BATCH:
+        total, head = total + sealed.count, sealed.head or head
+        if sealed.count < BATCH:
             break
-    if total:
-        with engine.connect() as conn:
-            head = audit.head(conn)
-        log.info("audit chain sealed %d record(s); head seq %s hash %s", total, head["seq"], head["hash"])
+    if head is not None:
+        log.info("audit chain sealed %d record(s); head seq %s hash %s", total, *head)
     return total
 
 

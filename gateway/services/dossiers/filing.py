@@ -16,10 +16,9 @@ from gateway.domain.notifications import STATUS_TEMPLATES
 from gateway.services.dossiers.signatures import attachment_jobs
 from gateway.services.dossiers.steps import snapshot
 from gateway.services.errors import Conflict, NotFound
-from gateway.services.notifications import messages as notifications
 from gateway.services.unit_of_work import Context
-from gateway.signature import QUEUE as SIGNATURE_QUEUE
 from gateway.store import archive, attachment_signatures, audit, dossiers, feed, outbox, portal_drift
+from gateway.store.one_trip import OneTrip
 
 
 @dataclass(frozen=True)
@@ -38,7 +37,12 @@ def _same_or_conflict(conn: Connection, dossier: DossierIn, fingerprint: str) ->
 
 
 def file_dossier(ctx: Context, dossier: DossierIn, *, source: str, actor: str) -> Filed:
-    """Store a new dossier (idempotent on its code) and mirror it to the national portal."""
+    """Store a new dossier (idempotent on its code) and mirror it to the national portal.
+
+    Four statements on PostgreSQL: the code looked up, the feed's lock, the dossier with its jobs, then its
+    audit record, feed item, notifications (whose audit record names the job) and its enrolment for the
+    national portal's read-back (which needs the dossier's id).
+    """
     now = datetime.now(UTC)
     fingerprint = dossier.fingerprint()
     data = dossier.model_dump(mode="json")
@@ -46,6 +50,7 @@ def file_dossier(ctx: Context, dossier: DossierIn, *, source: str, actor: str) -
         with ctx.engine.begin() as conn:
             if (same := _same_or_conflict(conn, dossier, fingerprint)) is not None:
                 return same
+            feed.lock(conn)
             row = {
                 "code": dossier.code, "procedure_code": dossier.procedure_code,
                 "procedure_name": dossier.procedure_name, "level": dossier.level, "channel": dossier.channel,
@@ -55,29 +60,36 @@ def file_dossier(ctx: Context, dossier: DossierIn, *, source: str, actor: str) -
                 "created_at": now, "updated_at": now,
                 "ack_due_at": ctx.calendar.add_working_hours(dossier.submitted_at, ctx.acknowledge_within_hours),
             }
-            row["id"] = dossiers.insert_dossier(conn, row)
+            first = OneTrip()
+            filed = dossiers.add_dossier(first, row)
+            sync = outbox.NewJob(np.QUEUE, np.SYNC_DOSSIER, dossier.code, {"dossier": snapshot(row), "updating": False})
+            # Signature checks of its PDF attachments, one at a time per dossier. A new dossier's keys have nothing
+            # queued before them.
+            checks = attachment_jobs(dossier.code, data) if ctx.verify_attachments else []
+            jobs = outbox.add_jobs(first, [(sync, True), *((check, n == 0) for n, check in enumerate(checks))],
+                                   now=now, max_attempts=ctx.jobs.max_attempts, checked=False)
+            first.run(conn)
+            row["id"] = filed.returned[0]["id"]
+            then = OneTrip()
+            audit.add_records(then, [{"actor": actor, "action": "dossier.filed", "subject": dossier.code, "at": now,
+                                      "detail": {"source": source, "fingerprint": fingerprint,
+                                                 "jobs": [jobs.returned[0]["id"]]}}])
+            feed.add_items(then, [{"type": "dossier.created", "code": dossier.code, "at": now,
+                                   "data": {**data, "source": source, "status": int(Status.NEW)}}])
+            told = ctx.notifier.add_to(then, ctx.notifier.for_applicant(
+                row, STATUS_TEMPLATES[Status.NEW], cause=f"{dossier.code}:filed", origin="filing", now=now),
+                max_attempts=ctx.jobs.max_attempts, now=now) if ctx.notifier is not None else None
             # Its turn to be read back at the national portal (services/portal_drift), once its sync is through.
-            portal_drift.enrol(conn, row["id"], dossier.code, now=now, first_check_at=now + ctx.first_portal_check)
-            job, _ = outbox.enqueue(conn, outbox.NewJob(np.QUEUE, np.SYNC_DOSSIER, dossier.code,
-                                                        {"dossier": snapshot(row), "updating": False}),
-                                    now=now, max_attempts=ctx.jobs.max_attempts)
-            audit.record(conn, actor=actor, action="dossier.filed", subject=dossier.code, at=now,
-                         detail={"source": source, "fingerprint": fingerprint, "jobs": [job]})
-            feed.append(conn, type="dossier.created", code=dossier.code, at=now,
-                        data={**data, "source": source, "status": int(Status.NEW)})
-            told = notifications.tell_applicant(ctx, conn, row, STATUS_TEMPLATES[Status.NEW],
-                                                cause=f"{dossier.code}:filed", origin="filing", now=now)
-            verifying = []  # signature checks of its PDF attachments; one at a time per dossier
-            for check in attachment_jobs(dossier.code, data) if ctx.verify_attachments else []:
-                check_id, waiting = outbox.enqueue(conn, check, now=now, max_attempts=ctx.jobs.max_attempts)
-                verifying += [] if waiting else [(check_id, SIGNATURE_QUEUE)]
+            portal_drift.add_enrolments(then, [(row["id"], dossier.code)], now=now,
+                                        first_check_at=now + ctx.first_portal_check)
+            then.run(conn)
     except IntegrityError:
         # Someone filed the same code at the same moment; their row decides.
         with ctx.engine.begin() as conn:
             if (same := _same_or_conflict(conn, dossier, fingerprint)) is not None:
                 return same
         raise
-    ctx.publish_after_commit([(job, np.QUEUE), *told, *verifying])
+    ctx.publish_after_commit(outbox.to_publish(jobs) + (outbox.to_publish(told) if told is not None else []))
     return Filed(True, row)  # what we just stored: no need to read it back
 
 

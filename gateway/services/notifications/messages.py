@@ -27,6 +27,7 @@ from gateway.services.notifications.templates import MessageTemplates, TemplateE
 from gateway.services.unit_of_work import Context
 from gateway.store import dossiers, outbox
 from gateway.store import notifications as store
+from gateway.store.one_trip import OneTrip, Part
 
 log = logging.getLogger(__name__)
 
@@ -71,17 +72,21 @@ class Notifier:
 
     def store(self, conn: Connection, outgoing: Outgoing, *, max_attempts: int, now: datetime) -> list[tuple[int, str]]:
         """Insert the notifications whose cause was not told yet, each with its send job; the jobs to publish."""
-        taken = store.existing_keys(conn, [r["source_key"] for r in outgoing.rows if r["source_key"]])
-        rows = [r for r in outgoing.rows if r["source_key"] not in taken]
-        if not rows:
-            return []
-        ids = store.insert_many(conn, rows)
-        for notification_id, row in zip(ids, rows, strict=True):
-            store.add_attachments(conn, notification_id, outgoing.files.get(row["reference"], []))
-        jobs = [(outbox.NewJob(sms_email.QUEUE, sms_email.SEND, f"notification:{r['reference']}",
-                               {"reference": r["reference"]}), True) for r in rows]
-        job_ids = outbox.enqueue_many(conn, jobs, now=now, max_attempts=max_attempts)
-        return [(job_id, sms_email.QUEUE) for job_id in job_ids]
+        trip = OneTrip()
+        jobs = self.add_to(trip, outgoing, max_attempts=max_attempts, now=now)
+        trip.run(conn)
+        return outbox.to_publish(jobs) if jobs is not None else []
+
+    def add_to(self, trip: OneTrip, outgoing: Outgoing, *, max_attempts: int, now: datetime) -> Part | None:
+        """store(), into the caller's one-trip write: the part holding the send jobs to publish after commit."""
+        if not outgoing.rows:
+            return None
+        told = store.add_told(trip, outgoing.rows, outgoing.files)
+        references = [r["reference"] for r in outgoing.rows]
+        jobs = [(outbox.NewJob(sms_email.QUEUE, sms_email.SEND, f"notification:{ref}", {"reference": ref}), True)
+                for ref in references]  # a new reference heads its own key: nothing to check
+        return outbox.add_jobs(trip, jobs, now=now, max_attempts=max_attempts, checked=False,
+                               after=(told, "reference", references))
 
     def for_applicant(self, dossier: dict[str, Any], template: str, *, cause: str, origin: str, now: datetime,
                       context: dict[str, Any] | None = None, files: list[dict[str, Any]] | None = None) -> Outgoing:

@@ -12,6 +12,8 @@ from typing import Any, Protocol
 
 from sqlalchemy import Connection
 
+from gateway.store.one_trip import OneTrip, Part
+
 
 @dataclass
 class Outgoing:
@@ -34,3 +36,6 @@ class CitizenNotifier(Protocol):
     def store(self, conn: Connection, outgoing: Outgoing, *, max_attempts: int,
               now: datetime) -> list[tuple[int, str]]:
         """Insert the notifications (with their send jobs) in the caller's transaction; the jobs to publish."""
+
+    def add_to(self, trip: OneTrip, outgoing: Outgoing, *, max_attempts: int, now: datetime) -> Part | None:
+        """The same, into the caller's one-trip write: the part holding the send jobs to publish after commit."""
