@@ -41,6 +41,7 @@ from gateway.services.ops import queue_history
 from gateway.services.payments.jobs import PaymentJobs
 from gateway.services.portal_drift.reconciler import PortalReconciler
 from gateway.services.unit_of_work import Context
+from gateway.store import archive as packages
 from gateway.store import audit, db_metrics, deliveries, dossiers, outbox, payments, portal_drift, webhook_cursor
 from gateway.store.database import make_engine
 
@@ -170,7 +171,7 @@ def build_worker(gateway: Gateway) -> Worker:
     s = gateway.settings
     # `pending`: the question the sweeper asks first (store functions, each the scan's own condition), so that a
     # task with nothing to do costs a share of one query per tick. Queue sampling draws the console's chart by the
-    # minute, and the archive's safety nets (every 30 s) are left to the archive.
+    # minute, unasked.
     periodic = [
         PeriodicTask("payment reconciliation", s.payment.scan_interval_seconds,
                      gateway.payment_jobs.schedule_reconciliation, lambda _conn, now: payments.check_pending(now)),
@@ -191,10 +192,12 @@ def build_worker(gateway: Gateway) -> Worker:
     ]
     if s.archive.enabled:
         periodic.append(PeriodicTask("archive retries", s.archive.scan_interval_seconds,
-                                     gateway.archive.schedule_unsealed))
+                                     gateway.archive.schedule_unsealed,
+                                     lambda _conn, _now: packages.unsealed_pending()))
         periodic.append(PeriodicTask("archive minimisation", s.archive.scan_interval_seconds,
-                                     gateway.minimiser.minimise_due))
-        periodic.append(PeriodicTask("archive renewals", s.archive.scan_interval_seconds, gateway.renewal.schedule))
+                                     gateway.minimiser.minimise_due, gateway.minimiser.pending))
+        periodic.append(PeriodicTask("archive renewals", s.archive.scan_interval_seconds, gateway.renewal.schedule,
+                                     gateway.renewal.pending))
     if s.archive.enabled and s.archive.audit_anchor_minutes > 0:
         anchoring = AuditAnchoring(gateway.engine, gateway.archive.tsa, s.archive)
         periodic.append(PeriodicTask("audit anchoring", anchoring.cadence, anchoring.anchor_if_due,

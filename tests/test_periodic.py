@@ -106,3 +106,64 @@ def test_statistics_are_due_after_a_thousand_changed_jobs_and_not_before(engine)
     with engine.begin() as conn:
         outbox.refresh_statistics(conn)
     assert not stale()
+
+
+def test_the_workers_own_tasks_idle_ask_once_and_each_runs_once_it_has_work(gw, engine) -> None:  # noqa: ANN001
+    """The tasks build_worker gives a worker, on a database of the test's own: the national portal's read-back scan
+    and the archive's safety nets (retries, minimisation, renewals) are asked like the others, so an idle tick is
+    one statement, and each runs as soon as its scan would find something."""
+    from gateway.bootstrap import bootstrap, build_worker
+    from gateway.store.tables import archive_packages, dossiers, portal_checks, webhook_cursor
+
+    url = engine.url.render_as_string(hide_password=False)
+    settings = gw.settings.model_copy(update={"database": gw.settings.database.model_copy(update={"url": url})})
+    gateway = bootstrap(settings)
+    try:
+        ran: list[str] = []
+        worker = build_worker(gateway)
+        unasked = [task.name for task in worker.periodic if task.pending is None]
+        assert {"portal reconciliation", "archive retries", "archive minimisation", "archive renewals"} <= {
+            task.name for task in worker.periodic if task.pending is not None}
+        for task in worker.periodic:
+            task.run = lambda name=task.name: ran.append(name)
+
+        def asked() -> list[str]:  # the tasks that ran besides those that always do
+            ran.clear()
+            _tick(worker, gateway.engine)
+            return [name for name in ran if name not in unasked]
+
+        with gateway.engine.begin() as conn:  # the webhook's cursor, as the first push leaves it
+            conn.execute(webhook_cursor.insert().values(id=1, cursor=0, attempts=0, updated_at=datetime.now(UTC)))
+        ran.clear()
+        sent = _tick(worker, gateway.engine)
+        assert ran == unasked and len(sent) == 1, sent
+
+        now = datetime.now(UTC)
+        with gateway.engine.begin() as conn:
+            dossier_id = conn.execute(dossiers.insert().values(
+                code="T-periodic", procedure_code="p", procedure_name="p", level="full", channel=1, source="test",
+                status=2, applicant_name="a", id_number="001", fingerprint="f", data={}, received_at=now,
+                last_seq=0, created_at=now, updated_at=now).returning(dossiers.c.id)).scalar_one()
+            conn.execute(portal_checks.insert().values(dossier_id=dossier_id, dossier_code="T-periodic",
+                                                       enrolled_at=now, next_check_at=now - timedelta(seconds=1),
+                                                       checks=0))
+        assert asked() == ["portal reconciliation"]
+        with gateway.engine.begin() as conn:
+            conn.execute(update(portal_checks).values(next_check_at=now + timedelta(hours=1)))
+            conn.execute(archive_packages.insert().values(
+                dossier_id=dossier_id, dossier_code="T-periodic", state="pending", final_status=10, final_at=now,
+                attempts=0, version=0, timestamps=0, created_at=now, updated_at=now))
+        assert asked() == ["archive retries"]
+        long_ago = now - timedelta(days=settings.archive.minimise_after_days + 1)
+        with gateway.engine.begin() as conn:  # sealed long ago, its bodies still held, its TSA good for years
+            conn.execute(update(archive_packages).values(state="sealed", sealed_at=long_ago, verified_at=long_ago,
+                                                         tsa_not_after=now + timedelta(days=3650)))
+        assert asked() == ["archive minimisation"]
+        with gateway.engine.begin() as conn:  # minimised; its TSA's certificate ends within the renewal margin
+            conn.execute(update(archive_packages).values(minimised_at=now, tsa_not_after=now + timedelta(days=1)))
+        assert asked() == ["archive renewals"]
+        with gateway.engine.begin() as conn:
+            conn.execute(update(archive_packages).values(tsa_not_after=now + timedelta(days=3650)))
+        assert asked() == []
+    finally:
+        gateway.close()

@@ -5,13 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, func, insert, select, update
+from sqlalchemy import ColumnElement, Connection, RowMapping, and_, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from gateway.domain.archive import FAILING, PENDING, SEALED
 
 from .one_trip import OneTrip
 from .tables import archive_packages, audit_anchors, audit_log
+
+# Not sealed yet: waiting for its build, or failed and waiting to retry (every state but sealed, named so that
+# the look-up uses ix_archive_packages_state).
+_UNSEALED = (PENDING, FAILING)
 
 
 def add_pending(trip: OneTrip, rows: list[dict[str, Any]], *, now: datetime) -> None:
@@ -72,7 +76,7 @@ def oldest_unsealed_final_at(conn: Connection) -> datetime | None:
     """When the longest-waiting finished dossier without a sealed package reached its final status: the sealing
     lag's start (pending and failed packages are few, and state is indexed)."""
     return conn.execute(select(func.min(archive_packages.c.final_at))
-                        .where(archive_packages.c.state.in_((PENDING, FAILING)))).scalar_one()
+                        .where(archive_packages.c.state.in_(_UNSEALED))).scalar_one()
 
 
 def sealed_seconds(conn: Connection, limit: int = 1000) -> list[float]:
@@ -83,15 +87,36 @@ def sealed_seconds(conn: Connection, limit: int = 1000) -> list[float]:
     return [(sealed - final).total_seconds() for final, sealed in rows]
 
 
+def _renewal_due(before: datetime, weak: list[str], now: datetime) -> ColumnElement[bool]:
+    p = archive_packages.c
+    return and_(p.state == SEALED, (p.tsa_not_after <= before) | func.lower(p.timestamp_digest).in_(weak),
+                p.renew_after.is_(None) | (p.renew_after <= now))
+
+
+def renewal_pending(*, before: datetime, weak: list[str], now: datetime) -> ColumnElement[bool]:
+    """Whether any package is due for renewal (due_for_renewal's condition): the sweeper asks before the scan."""
+    return exists().where(_renewal_due(before, weak, now))
+
+
 def due_for_renewal(conn: Connection, *, before: datetime, weak: list[str], now: datetime,
                     limit: int = 100) -> list[RowMapping]:
     """Sealed packages whose newest timestamp ends before `before` or uses a weak digest, soonest first; not
     those told to wait (renew_after: a renewal that could not help is tried again later)."""
     p = archive_packages.c
-    return list(conn.execute(select(archive_packages).where(
-        p.state == SEALED, (p.tsa_not_after <= before) | func.lower(p.timestamp_digest).in_(weak),
-        p.renew_after.is_(None) | (p.renew_after <= now))
-        .order_by(p.tsa_not_after, p.id).limit(limit)).mappings())
+    return list(conn.execute(select(archive_packages).where(_renewal_due(before, weak, now))
+                             .order_by(p.tsa_not_after, p.id).limit(limit)).mappings())
+
+
+def _minimising_due(sealed_before: datetime) -> ColumnElement[bool]:
+    p = archive_packages.c
+    return and_(p.state == SEALED, p.verified_at.is_not(None), p.minimised_at.is_(None),
+                p.sealed_at <= sealed_before)
+
+
+def minimising_pending(*, sealed_before: datetime) -> ColumnElement[bool]:
+    """Whether any package is past its grace period with its dossier's bodies still held (due_for_minimising's
+    condition, from the start): the sweeper asks before the scan."""
+    return exists().where(_minimising_due(sealed_before))
 
 
 def due_for_minimising(conn: Connection, *, sealed_before: datetime, after_id: int = 0,
@@ -100,9 +125,8 @@ def due_for_minimising(conn: Connection, *, sealed_before: datetime, after_id: i
     from `after_id` (a scan walks on from where the last one stopped, so packages that must wait never hold
     back the others)."""
     return list(conn.execute(select(archive_packages).where(
-        archive_packages.c.state == SEALED, archive_packages.c.verified_at.is_not(None),
-        archive_packages.c.minimised_at.is_(None), archive_packages.c.sealed_at <= sealed_before,
-        archive_packages.c.id > after_id).order_by(archive_packages.c.id).limit(limit)).mappings())
+        _minimising_due(sealed_before), archive_packages.c.id > after_id)
+        .order_by(archive_packages.c.id).limit(limit)).mappings())
 
 
 def claim_minimising(conn: Connection, code: str, *, sha256: str, now: datetime) -> bool:
@@ -115,8 +139,13 @@ def claim_minimising(conn: Connection, code: str, *, sha256: str, now: datetime)
     return done.rowcount == 1
 
 
+def unsealed_pending() -> ColumnElement[bool]:
+    """Whether any package is not sealed yet (unsealed's condition): the sweeper asks before the retry scan."""
+    return exists().where(archive_packages.c.state.in_(_UNSEALED))
+
+
 def unsealed(conn: Connection, limit: int = 100) -> list[RowMapping]:
-    return list(conn.execute(select(archive_packages).where(archive_packages.c.state != SEALED)
+    return list(conn.execute(select(archive_packages).where(archive_packages.c.state.in_(_UNSEALED))
                              .order_by(archive_packages.c.id).limit(limit)).mappings())
 
 

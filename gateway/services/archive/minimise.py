@@ -17,6 +17,8 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import ColumnElement, Connection
+
 from gateway.adapters.archive.storage import PackageStore
 from gateway.config import ArchiveSettings
 from gateway.domain.minimisation import Archived, archived_record, kept_because, without_bodies
@@ -51,6 +53,10 @@ class Minimiser:
     @property
     def grace(self) -> timedelta:
         return timedelta(days=self.settings.minimise_after_days)
+
+    def pending(self, _conn: Connection, now: datetime) -> ColumnElement[bool]:
+        """Whether any package is due for minimising (the scan's own condition): the sweeper asks first."""
+        return packages.minimising_pending(sealed_before=now - self.grace)
 
     def minimise_due(self, now: datetime | None = None) -> int:
         """One scan of the worker: drop the bodies of the next due dossiers; how many were minimised. `now` is

@@ -23,6 +23,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import ColumnElement, Connection
+
 from gateway.adapters.archive import QUEUE, RENEW
 from gateway.adapters.archive.bag import TAGMANIFEST, add_tag_file, unzip_to, zip_bag
 from gateway.adapters.archive.storage import AlreadyStored
@@ -52,6 +54,11 @@ class ArchiveRenewal:
                                  weak_digests=self.settings.weak_digests)
 
     # The worker's periodic scan ------------------------------------------------------------------
+
+    def pending(self, _conn: Connection, now: datetime) -> ColumnElement[bool]:
+        """Whether any package is due for renewal (the scan's own condition): the sweeper asks first."""
+        return packages.renewal_pending(before=now + timedelta(days=self.settings.renew_before_days),
+                                        weak=self.settings.weak_digests, now=now)
 
     def schedule(self) -> int:
         """A renewal job for each package due that has none under way; how many were sent."""
