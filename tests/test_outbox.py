@@ -179,3 +179,28 @@ def test_the_backlog_background_queues_yield_to_counts_due_unclaimed_jobs_of_the
     assert YieldToOthers(engine, [A], 4, 0).why_wait() is None  # 0: never waits
     claim(engine)  # the portal's jobs taken by a worker: no backlog left
     assert YieldToOthers(engine, [A], 4, 600).why_wait() is None
+
+
+def test_a_queues_policy_sizes_every_claim_of_a_drain_the_one_made_where_a_batch_is_recorded_too(engine):
+    """The archive's QueuePolicy (its own batch size, a due job bringing the ones behind it) holds for a drain's
+    first claim and for the one made in the transaction that records a batch: batches of two, though
+    jobs.batch_size is one, and the last job, not due yet, goes along with the one before it."""
+    from gateway.config import JobSettings
+    from gateway.jobs.runner import JobRunner, QueuePolicy
+
+    t0 = now()
+    with engine.begin() as conn:
+        outbox.enqueue_many(conn, [(outbox.NewJob(A, "archive.build", f"P{n}", {"key": f"P{n}"}, delay=delay), True)
+                                   for n, delay in enumerate((0, 0, 0, 60))], now=t0, max_attempts=3)
+    batches: list[list[str]] = []
+
+    def seal(payloads: list[dict]) -> list[None]:
+        batches.append([p["key"] for p in payloads])
+        return [None] * len(payloads)
+
+    runner = JobRunner(engine, {"archive.build": seal}, JobSettings(batch_size=1),
+                       policies={A: QueuePolicy(batch_size=2, lease_seconds=30, early=True)})
+    drained = runner.drain(A)
+    assert batches == [["P0", "P1"], ["P2", "P3"]]
+    assert [o.state for o in drained.outcomes] == ["done"] * 4 and not drained.more
+
