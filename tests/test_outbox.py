@@ -204,3 +204,49 @@ def test_a_queues_policy_sizes_every_claim_of_a_drain_the_one_made_where_a_batch
     assert batches == [["P0", "P1"], ["P2", "P3"]]
     assert [o.state for o in drained.outcomes] == ["done"] * 4 and not drained.more
 
+
+def test_a_background_drain_that_gave_way_hands_its_wake_up_on_even_if_the_peak_is_over_when_asked_again(gw, engine):
+    """Between two batches a background drain asks whether a peak began. Once it gave way it hands its wake-up on,
+    even if, asked again a moment later, the peak is over: else the jobs left would wait for the sweeper."""
+    import uuid
+
+    from sqlalchemy import select
+
+    from gateway.config import JobSettings
+    from gateway.jobs.runner import JobRunner
+    from gateway.jobs.worker import Background, Worker
+
+    queue = f"bg-{uuid.uuid4().hex[:8]}"
+    with engine.begin() as conn:
+        for n in range(3):
+            outbox.enqueue(conn, outbox.NewJob(queue, "k", f"K{n}", {}), now=now(), max_attempts=3)
+    answers = iter([None, "a peak began", None])  # before the drain: go; between two batches: give way; then: over
+
+    class Message:
+        acked = 0
+
+        def ack(self) -> None:
+            self.acked += 1
+
+        def requeue(self) -> None:
+            raise AssertionError("requeued")
+
+    broker = gw.gateway.broker
+    settings = JobSettings(batch_size=1)
+    runner = JobRunner(engine, {"k": lambda payloads: [None] * len(payloads)}, settings)
+    background = Background([queue], lambda: next(answers, None), poll_seconds=0.0)
+    worker = Worker(engine, broker, runner, settings, [queue], [], background)
+    message = Message()
+    worker._handle(None, {"job_id": 0, "queue": queue}, message, background)
+    assert message.acked == 1
+    with engine.connect() as conn:  # one batch ran, then it gave way: the other two wait, ready
+        states = sorted(conn.execute(select(jobs.c.state).where(jobs.c.queue == queue)).scalars())
+    assert states == ["done", "pending", "pending"]
+    with broker.connection() as conn:  # and a wake-up for them is on the queue
+        handed_on = conn.SimpleQueue(broker.queue(queue))
+        try:
+            woken = handed_on.get(timeout=10)
+            assert woken.payload["queue"] == queue
+            woken.ack()
+        finally:
+            handed_on.close()

@@ -169,8 +169,8 @@ class Worker:
         yielded = False
 
         def should_stop() -> bool:  # between two batches: the worker stops, or a peak began (background only)
-            nonlocal yielded
-            yielded = background is not None and self._peak_began(background, queue)
+            nonlocal yielded  # once given way, the drain is over: asked again, it must not forget (the hand-on)
+            yielded = yielded or (background is not None and self._peak_began(background, queue))
             return self.stopping.is_set() or yielded
 
         try:
