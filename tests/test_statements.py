@@ -13,9 +13,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from sqlalchemy import event
+from sqlalchemy import event, select
 
 from gateway.adapters import national_portal as np
+from gateway.store import portal_drift, tables
 from tests.conftest import dossier_body
 
 ONE_STOP = {"Authorization": "Bearer dev-one-stop-key"}
@@ -91,10 +92,14 @@ def test_a_filing_costs_four_statements_and_one_commit(gw) -> None:  # noqa: ANN
     engine = gw.gateway.engine
     _filed(gw, 1)  # warm
     with counted(engine) as filing:
-        gw.file(dossier_body())
+        code = gw.file(dossier_body())["code"]
     assert filing.commits == 1
     if engine.dialect.name == "postgresql":
         assert len(filing.statements) <= 4, filing.statements
+    with engine.connect() as conn:  # and in them the dossier was enrolled for the national portal's read-back
+        dossier_id = conn.execute(select(tables.dossiers.c.id).where(tables.dossiers.c.code == code)).scalar_one()
+        enrolled = portal_drift.check_of(conn, dossier_id)
+    assert enrolled is not None and enrolled["next_check_at"] > enrolled["enrolled_at"] and enrolled["checks"] == 0
 
 
 def test_a_drain_commits_once_per_batch(engine) -> None:  # noqa: ANN001
