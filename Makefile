@@ -24,10 +24,14 @@ browser:
 	   (apt-get update >/dev/null 2>&1 && apt-get install -y --no-install-recommends chromium chromium-driver >/dev/null 2>&1)) || \
 	  echo "chromium not installed: the console's browser test will not run"
 
-# Lint, then the whole suite: on the embedded stack, and on PostgreSQL + RabbitMQ when reachable.
+# Lint, then the whole suite: on the embedded stack, and on PostgreSQL + RabbitMQ when reachable. The tests run
+# in TEST_PROCESSES processes side by side (most of a test's time is waiting on a worker or a mock), each
+# with stacks of its own; those marked serial (they restart a shared server) run afterwards, alone.
+TEST_PROCESSES ?= 4
 test: $(STAMP) browser
 	$(VENV)/bin/ruff check gateway mocks tests bench
-	$(PY) -m pytest -p no:cacheprovider
+	$(PY) -m pytest -p no:cacheprovider -n $(TEST_PROCESSES) --dist loadfile -m "not serial"
+	$(PY) -m pytest -p no:cacheprovider -m serial
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check gateway mocks tests bench

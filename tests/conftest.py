@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -24,6 +26,8 @@ import pytest
 import requests
 
 from mocks.provincial_portal import sample_dossier
+
+from .warm_start import WarmProcess, starter
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get("GATEWAY_TEST_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -49,10 +53,35 @@ def pytest_sessionstart(session: pytest.Session) -> None:
                     returncode=3)
 
 
+def _port_range() -> range:
+    """This test process's own ports: below the kernel's ephemeral range, so that no outgoing connection of
+    any process can take a port between our check and the server's bind (the kernel's port 0 hands out
+    ephemeral ports, which outgoing connections reuse at once), and one block per xdist process."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw")
+    index = int(worker[2:]) + 1 if worker[2:].isdigit() else 0
+    start = 20000 + 400 * index
+    return range(start, start + 400)
+
+
+_ports = iter(())  # type: ignore[var-annotated]
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port nobody listens on, from this process's own block (a random starting point in it, so that runs
+    side by side on one machine seldom try the same ports; a port taken by another program is skipped)."""
+    global _ports
+    for _ in range(2):
+        for port in _ports:
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+        block = _port_range()
+        first = random.randrange(len(block))
+        _ports = iter([*block[first:], *block[:first]])
+    raise RuntimeError(f"no free port in {_port_range()}")
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05,
@@ -68,6 +97,20 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, interval: floa
         time.sleep(interval)
 
 
+def launch(args: list[str], env: dict[str, str], stdout: Path, stderr: Path | None = None,
+           tier: str = "gateway") -> subprocess.Popen | WarmProcess:
+    """`python -m ARGS` with the test environment plus env, output to files: forked warm (tests/warm_start.py)
+    unless GATEWAY_TEST_COLD_START=1. The "libraries" tier is for servers that must import the gateway
+    themselves (`gateway serve` chooses prometheus_client's mode first), the "gateway" tier for the rest."""
+    full_env = {**os.environ, **env}
+    warm = starter(tier)
+    if warm is not None:
+        return warm.spawn(args, full_env, stdout, stderr)
+    with open(stdout, "w") as out, open(stderr or os.devnull, "w") as err:
+        return subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT, env=full_env, stdout=out,
+                                stderr=err if stderr else subprocess.STDOUT)
+
+
 class ServerProcess:
     """A server of ours in its own process (`python -m <args> --port N`), up once /healthz answers."""
 
@@ -76,9 +119,7 @@ class ServerProcess:
         self.name = name
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log = open(log_dir / f"{name}.log", "w")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen([sys.executable, "-m", *args, "--port", str(self.port)], cwd=ROOT,
-                                     env={**os.environ, **(env or {})}, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = launch([*args, "--port", str(self.port)], env or {}, log_dir / f"{name}.log", tier="libraries")
         wait_for(self._up, startup, what=f"the {name} server")
 
     def _up(self) -> bool:
@@ -96,7 +137,6 @@ class ServerProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-        self.log.close()
 
 
 def mock_server(log_dir: Path) -> ServerProcess:
@@ -307,8 +347,8 @@ class Stack:
         self.gateway = bootstrap(self.settings)
         self.app = create_app(self.gateway)
         self.client = self.app.test_client()
-        self.workers: list[subprocess.Popen] = []
-        self._worker_logs: list[Any] = []
+        self.workers: list[subprocess.Popen | WarmProcess] = []
+        self._worker_logs = 0
         self._api: ServerProcess | None = None
 
     @property
@@ -324,11 +364,10 @@ class Stack:
 
     # Processes ---------------------------------------------------------------------------------
 
-    def start_worker(self, *args: str, **env: str) -> subprocess.Popen:
-        log = open(self.tmp / f"worker-{len(self._worker_logs)}.log", "w")  # noqa: SIM115
-        self._worker_logs.append(log)
-        proc = subprocess.Popen([sys.executable, "-m", "gateway", "worker", *args], cwd=ROOT,
-                                env={**os.environ, **self.env, **env}, stdout=log, stderr=subprocess.STDOUT)
+    def start_worker(self, *args: str, **env: str) -> subprocess.Popen | WarmProcess:
+        log = self.tmp / f"worker-{self._worker_logs}.log"
+        self._worker_logs += 1
+        proc = launch(["gateway", "worker", *args], {**self.env, **env}, log)
         self.workers.append(proc)
         return proc
 
@@ -348,8 +387,19 @@ class Stack:
         self.workers.clear()
 
     def gateway_cli(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "gateway", *args], cwd=ROOT, env={**os.environ, **self.env},
-                              capture_output=True, text=True, timeout=60)
+        """`gateway ARGS` with the stack's settings, as subprocess.run(capture_output=True, text=True) gives it."""
+        out = tempfile.NamedTemporaryFile(dir=self.tmp, prefix="cli-", suffix=".out", delete=False)  # noqa: SIM115
+        err = Path(out.name).with_suffix(".err")
+        out.close()
+        proc = launch(["gateway", *args], self.env, Path(out.name), err)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise
+        return subprocess.CompletedProcess(["gateway", *args], proc.returncode, Path(out.name).read_text(),
+                                           err.read_text())
 
     def close(self) -> None:
         self.stop_workers()
@@ -357,8 +407,6 @@ class Stack:
             self._api.stop()
         self.gateway.close()
         self.mocks.stop()
-        for log in self._worker_logs:
-            log.close()
 
     # API helpers -------------------------------------------------------------------------------
 
@@ -397,14 +445,30 @@ class Stack:
 
         return wait_for(settled, timeout, what=f"jobs of {code} to be {state}")
 
+    def mark_test_start(self) -> None:
+        """Jobs queued from now on are this test's: an earlier test's jobs still retrying are not its business."""
+        from sqlalchemy import func, select
+
+        from gateway.store.tables import jobs
+
+        with self.gateway.engine.connect() as conn:
+            self._first_job_id = (conn.execute(select(func.max(jobs.c.id))).scalar() or 0) + 1
+
     def wait_idle(self, timeout: float = 60) -> None:
-        from gateway.store import outbox
+        """Until none of the jobs queued since the test began is pending or in flight."""
+        from sqlalchemy import func, select
+
+        from gateway.store.outbox import IN_FLIGHT, PENDING
+        from gateway.store.tables import jobs
+
+        unfinished = select(func.count()).where(jobs.c.state.in_((PENDING, IN_FLIGHT)),
+                                                jobs.c.id >= getattr(self, "_first_job_id", 0))
 
         def idle() -> bool:
             with self.gateway.engine.connect() as conn:
-                return outbox.unfinished_count(conn) == 0
+                return conn.execute(unfinished).scalar_one() == 0
 
-        wait_for(idle, timeout, what="no pending or in-flight jobs")
+        wait_for(idle, timeout, what="no pending or in-flight jobs of this test")
 
 
 def _pg_database(name: str) -> str:
@@ -440,31 +504,56 @@ def _rabbit_cleanup(prefix: str) -> None:
         pass
 
 
-@pytest.fixture(scope="session", params=["embedded", "production"])
-def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    tmp = tmp_path_factory.mktemp(request.param)
-    tag = f"gwtest_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    if request.param == "embedded":
-        s = Stack("embedded", tmp, f"sqlite:///{tmp / 'gateway.db'}",
-                  {"GATEWAY_BROKER__URL": "filesystem://", "GATEWAY_BROKER__DATA_FOLDER": str(tmp / "broker"),
-                   "GATEWAY_BROKER__QUEUE_PREFIX": tag})
-        cleanup: Callable[[], None] = lambda: None  # noqa: E731
-    else:
-        if not production_services_up():
-            if REQUIRE:
-                pytest.fail("PostgreSQL or RabbitMQ unreachable and GATEWAY_TEST_REQUIRE_SERVICES=1")
-            pytest.skip("PostgreSQL or RabbitMQ not reachable on 127.0.0.1")
-        s = Stack("production", tmp, _pg_database(tag),
-                  {"GATEWAY_BROKER__URL": AMQP_URL, "GATEWAY_BROKER__QUEUE_PREFIX": tag})
+class Stacks:
+    """The session's stacks, one of each kind, made when a test first asks for it and kept to the end: a
+    stack takes seconds to start (mocks, a worker, migrations), a test milliseconds to reset what it uses."""
 
-        def cleanup() -> None:
-            _pg_drop(tag)
-            _rabbit_cleanup(tag)
+    def __init__(self, tmp_path_factory: pytest.TempPathFactory) -> None:
+        self._tmp = tmp_path_factory
+        self._made: dict[str, Stack] = {}
+        self._cleanups: list[Callable[[], None]] = []
 
-    s.start_worker()
-    yield s
-    s.close()
-    cleanup()
+    def get(self, kind: str) -> Stack:
+        if kind not in self._made:
+            self._made[kind] = self._make(kind)
+        return self._made[kind]
+
+    def _make(self, kind: str) -> Stack:
+        tmp = self._tmp.mktemp(kind)
+        tag = f"gwtest_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+        if kind == "embedded":
+            s = Stack("embedded", tmp, f"sqlite:///{tmp / 'gateway.db'}",
+                      {"GATEWAY_BROKER__URL": "filesystem://", "GATEWAY_BROKER__DATA_FOLDER": str(tmp / "broker"),
+                       "GATEWAY_BROKER__QUEUE_PREFIX": tag})
+        else:
+            if not production_services_up():
+                if REQUIRE:
+                    pytest.fail("PostgreSQL or RabbitMQ unreachable and GATEWAY_TEST_REQUIRE_SERVICES=1")
+                pytest.skip("PostgreSQL or RabbitMQ not reachable on 127.0.0.1")
+            s = Stack("production", tmp, _pg_database(tag),
+                      {"GATEWAY_BROKER__URL": AMQP_URL, "GATEWAY_BROKER__QUEUE_PREFIX": tag})
+            self._cleanups += [lambda: _pg_drop(tag), lambda: _rabbit_cleanup(tag)]
+        s.start_worker()
+        return s
+
+    def close(self) -> None:
+        for s in self._made.values():
+            s.close()
+        for cleanup in self._cleanups:
+            cleanup()
+
+
+@pytest.fixture(scope="session")
+def stacks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stacks]:
+    pool = Stacks(tmp_path_factory)
+    yield pool
+    pool.close()
+
+
+@pytest.fixture(params=["embedded", "production"])
+def stack(request: pytest.FixtureRequest, stacks: Stacks) -> Stack:
+    """Each integration test runs on both kinds of stack; the stacks themselves live for the session."""
+    return stacks.get(request.param)
 
 
 @pytest.fixture
@@ -494,6 +583,7 @@ def gw(stack: Stack) -> Iterator[Stack]:
     if not any(p.poll() is None for p in stack.workers):
         stack.stop_workers()
         stack.start_worker()
+    stack.mark_test_start()
     yield stack
     stack.portal.clear_faults()
 

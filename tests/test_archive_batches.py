@@ -209,7 +209,7 @@ def test_sealing_yields_to_a_backlog_on_the_other_queues_and_catches_up_after(ar
         for _ in range(30):
             arch.file(dossier_body())
         code = finished_dossier(arch, PNG)
-        log = arch.tmp / f"worker-{len(arch._worker_logs) - 1}.log"
+        log = arch.tmp / f"worker-{arch._worker_logs - 1}.log"
         wait_for(lambda: "archive waits: more than 3 jobs wait on the other queues" in log.read_text(), 60,
                  what="sealing to wait for the portal's backlog")
         assert package_state(arch, code)["state"] == "pending"

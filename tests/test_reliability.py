@@ -204,6 +204,7 @@ def rabbitmqctl(*args: str) -> None:
     subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=120)
 
 
+@pytest.mark.serial  # stops the machine's RabbitMQ, which every other test process's stack uses
 def test_broker_restart_loses_nothing(gw):
     if gw.name != "production":
         pytest.skip("the embedded broker is a folder on disk; there is no server to restart")

@@ -24,7 +24,7 @@ PORTAL = {"Authorization": "Bearer dev-portal-key"}
 OPS = {"Authorization": "Bearer dev-ops-key"}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def signed(stack) -> bytes:
     return sign(one_page_pdf(), stack.pki.signer)
 

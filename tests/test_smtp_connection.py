@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import smtplib
-import socket
 from collections.abc import Iterator
 
 import pytest
@@ -13,11 +12,7 @@ from gateway.adapters.sms_email.smtp_email import Email, SmtpEmail
 from gateway.config import EmailSettings
 from mocks.email import MailStore, start_smtp
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from .conftest import free_port
 
 
 class Opened:

@@ -477,7 +477,3 @@ def refresh_statistics(conn: Connection) -> None:
     backlog through the state index, ~10-20 ms each with 15,000 waiting (bench/load.py, steps only, 1,000/s)."""
     if conn.dialect.name == "postgresql":
         conn.execute(text("ANALYZE (SKIP_LOCKED) jobs"))  # a worker's ANALYZE in progress is enough
-
-
-def unfinished_count(conn: Connection) -> int:
-    return conn.execute(select(func.count()).where(jobs.c.state.in_((PENDING, IN_FLIGHT)))).scalar_one()

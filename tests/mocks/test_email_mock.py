@@ -6,7 +6,6 @@ import email
 import email.policy
 import hashlib
 import smtplib
-import socket
 import time
 from collections.abc import Iterator
 from email.message import EmailMessage
@@ -20,17 +19,13 @@ from flask.testing import FlaskClient
 from mocks.email import MailStore, create_blueprint, start_smtp
 from mocks.payment import receipt_pdf
 
+from ..conftest import free_port
+
 E = "/email"
 SUBJECT = "Thông báo kết quả giải quyết hồ sơ HS-001 — Đồng Nai"
 TEXT = "Kính gửi ông/bà Nguyễn Thị Hòa,\nHồ sơ của ông/bà đã có kết quả. Trân trọng!"
 PDF_NAME = "Kết quả giải quyết thủ tục hành chính.pdf"
 PDF = receipt_pdf(["KET QUA GIAI QUYET", "Ma ho so: HS-001"])
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Mail:
