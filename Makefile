@@ -30,7 +30,7 @@ browser:
 TEST_PROCESSES ?= 4
 test: $(STAMP) browser
 	$(VENV)/bin/ruff check gateway mocks tests bench
-	$(PY) -m pytest -p no:cacheprovider -n $(TEST_PROCESSES) --dist loadfile -m "not serial"
+	$(PY) -m pytest -p no:cacheprovider -n $(TEST_PROCESSES) --dist loadgroup -m "not serial"
 	$(PY) -m pytest -p no:cacheprovider -m serial
 
 lint: $(STAMP)

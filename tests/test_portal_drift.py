@@ -145,9 +145,14 @@ def test_drift_found_repaired_once_and_flagged(gw):
     codes = [*traffic, operated, lost, foreign]
 
     drifted = {code: why for code in codes if (why := differs(gw, code, unit))}
-    hit = {d["MaHoSo"]: d["mode"] for d in gw.portal.drift()}
+    faults = gw.portal.drift()
+    # Drawn at random over concurrent traffic, so which dossiers drift varies; what holds every time: a dropped
+    # progress record or create is never made good by a later write, and the traffic did drift somewhere.
+    never_healed = {d["MaHoSo"] for d in faults if d["mode"] == "silent_drop"
+                    and (d["service"] == "CapNhatTienDoHoSoMC" or d.get("updating") is False)}
     assert {operated, lost, foreign} <= set(drifted)
-    assert any(hit.get(c) == "silent_drop" for c in drifted) and any(hit.get(c) == "alter" for c in drifted), hit
+    assert never_healed <= set(drifted), (never_healed - set(drifted), faults)
+    assert set(traffic) & set(drifted), faults
     dead = [j for c in traffic for j in gw.jobs(c) if j["state"] == "dead"]  # a dropped create: "not found" next
 
     since = make_due(gw, codes)
