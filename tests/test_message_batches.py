@@ -134,3 +134,12 @@ def test_a_worker_killed_mid_batch_tells_each_citizen_once(gw) -> None:  # noqa:
     # The SMS at the provider when the worker died were in doubt; asked again, the provider said it had them.
     assert outcomes.count([("viettel", "duplicate")]) == before_kill
     assert outcomes.count([("viettel", "sent")]) == 4 - before_kill
+
+
+def test_a_batch_of_one_commits_as_before(own) -> None:  # noqa: ANN001
+    """No outcome can wait behind a lone message: no intent, three commits (claim, outcome, jobs) as before."""
+    store(own, phones(1), email=False)
+    with counted(own.engine) as drain:
+        outcomes = own.runner.drain("notifications").outcomes
+    assert [o.state for o in outcomes] == ["done"] and drain.commits == 3
+    assert all_recorded(own) == [("sent", 1, None, 1)]

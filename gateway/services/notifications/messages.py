@@ -168,19 +168,24 @@ class NotificationJobs:
             raise error
 
     def send_many(self, payloads: list[dict[str, Any]]) -> list[Exception | None]:
-        """A batch of the worker's send jobs. One transaction reads the notifications and writes their send intent
-        (sending_since); each is sent in turn; their outcomes are recorded together, in one transaction after the
-        last. An outcome waits for that only if sending the message again would not tell the citizen twice: an SMS
-        the first provider took, which that provider recognises by its request id when asked again (a message in
-        doubt asks it first). Any other outcome (an email: SMTP has no idempotency; an SMS that failed or went
-        through another provider) is recorded at once, with those waiting before it. So a worker dying mid-batch
-        sends again at most the message in hand, as with one job at a time (docs/notifications.md)."""
+        """A batch of the worker's send jobs. One transaction reads the notifications and writes the send intent
+        (sending_since) of those whose outcome may wait; each is sent in turn; the outcomes are recorded together,
+        in one transaction after the last. An outcome waits only if sending the message again would not tell the
+        citizen twice: an SMS the first provider took, which that provider recognises when asked again (a message
+        in doubt asks it first; Viettel's DUPLICATE MESSAGE, VNPT's code 7: docs/partners/sms.md). Any other
+        outcome (an email: SMTP has no idempotency; an SMS that failed or went through another provider) is
+        recorded at once, with those waiting before it. So a worker dying mid-batch sends again to a citizen at
+        most the message in hand, as with one job at a time (docs/notifications.md)."""
         references = [p["reference"] for p in payloads]
-        with self.ctx.engine.begin() as conn:
+        with self.ctx.engine.connect() as conn:
             rows = {r["reference"]: r for r in store.by_references(conn, references)}
             files = store.attachments_of(conn, [r["id"] for r in rows.values() if r["channel"] == Channel.EMAIL])
-            store.intend_to_send(conn, [r["id"] for r in rows.values() if r["state"] == NotificationState.QUEUED],
-                                 now=datetime.now(UTC))
+            # The intent is needed only where an outcome may wait: an SMS with another message after it. A batch
+            # of one commits as often as before (its outcome, recorded right after its send).
+            if may_wait := [r["id"] for ref in references[:-1] if (r := rows.get(ref)) is not None
+                            and r["channel"] == Channel.SMS and r["state"] == NotificationState.QUEUED]:
+                store.intend_to_send(conn, may_wait, now=datetime.now(UTC))
+                conn.commit()
         waiting: list[store.Told] = []
         results: list[Exception | None] = []
         for reference in references:
