@@ -2,7 +2,7 @@
 notification service, the SMS/SMTP adapters, SQLAlchemy, psycopg), CPU of the PostgreSQL backends serving it,
 statements and commits, per message sent (an SMS or an email; every bench applicant has both).
 
-    python bench/message_cost.py [--messages 400] [--rounds 3] [--sms-only] [--providers viettel,vnpt]
+    python bench/message_cost.py [--messages 400] [--rounds 3] [--sms-only] [--batch-size 50] [--providers viettel,vnpt]
 
 In one process on a fresh PostgreSQL database: notifications are stored as a step stores them (Notifier.store,
 a `received` SMS and email per dossier), then the worker's JobRunner drains the `notifications` queue in this
@@ -91,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--messages", type=int, default=400, help="messages sent per round (half SMS, half email)")
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--batch-size", type=int, default=None, help="jobs.batch_size (default: the settings', 50)")
     p.add_argument("--sms-only", action="store_true", help="applicants without an email address: SMS only")
     p.add_argument("--providers", default="viettel,vnpt", help="SMS providers by priority (default viettel,vnpt)")
     args = p.parse_args(argv)
@@ -104,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
            "GATEWAY_NOTIFICATIONS__SMS__PROVIDERS": json.dumps(args.providers.split(",")),
            "GATEWAY_NOTIFICATIONS__SMS__VIETTEL__WSDL_URL": f"http://127.0.0.1:{port}/sms/viettel/bulkapi?wsdl",
            "GATEWAY_NOTIFICATIONS__SMS__VNPT__URL": f"http://127.0.0.1:{port}/sms/vnpt/api/send_sms_list",
-           "GATEWAY_NOTIFICATIONS__EMAIL__PORT": str(smtp_port), "GATEWAY_LOG_LEVEL": "warning"}
+           "GATEWAY_NOTIFICATIONS__EMAIL__PORT": str(smtp_port), "GATEWAY_LOG_LEVEL": "warning",
+           **({"GATEWAY_JOBS__BATCH_SIZE": str(args.batch_size)} if args.batch_size else {})}
     _admin_sql(f'CREATE DATABASE "{tag}"')
     try:
         wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/healthz"), 60, "the mocks")
