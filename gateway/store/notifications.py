@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, insert, select, update
+from sqlalchemy import Connection, RowMapping, bindparam, insert, select, update
 
 from .one_trip import AFTER, OneTrip, Part
 from .sql_forms import one_of
@@ -78,16 +79,37 @@ def of_dossier(conn: Connection, code: str) -> list[RowMapping]:
                              .order_by(notifications.c.id)).mappings())
 
 
-def record(conn: Connection, notification_id: int, tried: list[dict[str, Any]], *, now: datetime,
-           expected_state: str, **changes: Any) -> bool:
-    """Add the attempts of one send and move the notification on, unless it left `expected_state` meanwhile."""
-    if tried:
-        rows = [{"notification_id": notification_id, "at": now, **attempt} for attempt in tried]
-        conn.execute(insert(notification_attempts), rows)
-    done = conn.execute(update(notifications).where(notifications.c.id == notification_id,
-                                                    notifications.c.state == expected_state)
-                        .values(attempts=notifications.c.attempts + 1, updated_at=now, **changes))
-    return done.rowcount == 1
+def intend_to_send(conn: Connection, notification_ids: list[int], *, now: datetime) -> None:
+    """The send intent of a batch: these messages may reach their partner from now on, until their outcome."""
+    if notification_ids:
+        conn.execute(update(notifications).where(one_of(conn, notifications.c.id, notification_ids),
+                                                 notifications.c.state == "queued").values(sending_since=now))
+
+
+@dataclass(frozen=True)
+class Told:
+    """The outcome of one send, to record: the attempts made and how the notification moves on. A notification
+    that left `expected_state` meanwhile (an operator, another worker) is left as it is."""
+
+    notification_id: int
+    expected_state: str
+    tried: list[dict[str, Any]]  # provider, outcome, detail
+    changes: dict[str, Any]  # state, provider, provider_message_id, sent_at, last_error: the same keys for each
+
+
+def record_many(conn: Connection, outcomes: list[Told], *, now: datetime) -> None:
+    """The outcomes of several sends in two statements (attempts, notifications), their send intent cleared."""
+    if not outcomes:
+        return
+    if tried := [{"notification_id": o.notification_id, "at": now, **a} for o in outcomes for a in o.tried]:
+        conn.execute(insert(notification_attempts), tried)
+    keys = sorted(outcomes[0].changes)
+    conn.execute(update(notifications).where(notifications.c.id == bindparam("n_id"),
+                                             notifications.c.state == bindparam("n_expected"))
+                 .values(attempts=notifications.c.attempts + 1, updated_at=now, sending_since=None,
+                         **{k: bindparam(f"n_{k}") for k in keys}),
+                 [{"n_id": o.notification_id, "n_expected": o.expected_state,
+                   **{f"n_{k}": o.changes[k] for k in keys}} for o in outcomes])
 
 
 def mark(conn: Connection, reference: str, *, now: datetime, expected_state: str, **changes: Any) -> bool:

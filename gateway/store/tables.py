@@ -231,6 +231,9 @@ notifications = Table(
     Column("created_at", UtcDateTime(), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
     Column("sent_at", UtcDateTime()),
+    # The send intent: set for a worker's batch before its first call, cleared with the message's outcome. Still
+    # set when a worker takes the message: in doubt (docs/notifications.md, "A worker stopping mid-batch").
+    Column("sending_since", UtcDateTime()),
 )
 
 notification_attempts = Table(

@@ -1,6 +1,7 @@
 """Viettel brandname SMS against published material (tests/conformance/viettel_sms/README.md): the example
-answers read through our zeep client, the example request taken by our mock, every published result
-message given a verdict by our table, and the call our client makes shaped like the example."""
+answers read through our client, the example request taken by our mock, every published result
+message given a verdict by our table, and the call our client makes shaped like the example. zeep is the
+referee of the envelope our client fills in (byte for byte) and of how it reads answers."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ from pathlib import Path
 
 import pytest
 import responses
+import zeep
+import zeep.wsdl.utils
 from flask.testing import FlaskClient
 from lxml import etree
 
-from gateway.adapters.base import PermanentError
+from gateway.adapters.base import PermanentError, RetryableError
 from gateway.adapters.sms_email.base import Sms, Verdict
 from gateway.adapters.sms_email.viettel import MESSAGE_VERDICTS, ViettelSms, numeric_request_id, verdict_of
 from gateway.config import ViettelSmsSettings
@@ -99,3 +102,94 @@ def test_our_call_has_the_published_request_shape_and_our_mock_takes_it(
     assert ours.findtext("RequestID").isdigit() and ours.findtext("UserID") == ours.findtext("ReceiverID")
     resp = mock_client.post("/sms/viettel/bulkapi", data=sent, content_type="text/xml")
     assert b"Insert MT_QUEUE: OK" in resp.data
+
+
+# --- the hot path's envelope against zeep's (zeep is the referee) -------------------------------------------
+
+def zeep_client() -> zeep.Client:
+    with responses.RequestsMock() as rsps:
+        rsps.get(WSDL_URL, body=sms_viettel.WSDL.replace("__LOCATION__", f'"{ENDPOINT}"'), content_type="text/xml")
+        return zeep.Client(WSDL_URL)
+
+
+TEXTS = [
+    "Ho so cua ban da duoc tiep nhan",
+    "Hồ sơ 000.00.01.H31-240725-0001 của Ông/Bà Nguyễn Thị Hương đã được tiếp nhận; hẹn trả ngày 08/12/2026.",
+    "a < b && c > d; <![CDATA[x]]> ]]> \"quoted\" 'single' &amp; &#13; &lt;",  # markup, and escapes written out
+    "line one\r\nline two\rthree\ttab\n",  # CR is a character reference in lxml's output
+    "",  # a blank text: an empty element, not a missing one
+    "emoji 😀 and 𝔘 beyond the BMP, ￼ and \x7f\x80\x9f",
+    "".join(chr(c) for c in range(0x20, 0x3000)),  # every character up to CJK, a few thousand at once
+]
+
+
+@pytest.mark.parametrize("text", TEXTS, ids=range(len(TEXTS)))
+@pytest.mark.parametrize("unicode", [False, True])
+def test_the_prebuilt_envelope_is_zeeps_byte_for_byte(text: str, unicode: bool) -> None:
+    client = zeep_client()
+    referee = ViettelSms(ViettelSmsSettings(wsdl_url=WSDL_URL, password="p&ss<word>\"'", brandname="UBND-TỈNH"))
+    with responses.RequestsMock() as rsps:
+        serve(rsps, fixture("response_success.xml"))
+        referee.send(Sms("TB00FF", "84912345678", text, unicode=unicode))
+        sent = rsps.calls[-1].request
+    s = referee.settings
+    theirs = zeep.wsdl.utils.etree_to_string(client.create_message(
+        client.service, "wsCpMt", User=s.user, Password=s.password, CPCode=s.cp_code,
+        RequestID=numeric_request_id("TB00FF"), UserID="84912345678", ReceiverID="84912345678",
+        ServiceID=s.brandname, CommandCode="bulksms", Content=text, ContentType="1" if unicode else "0"))
+    assert sent.body == theirs
+    assert (sent.url, sent.headers["SOAPAction"], sent.headers["Content-Type"]) == (
+        ENDPOINT, '""', "text/xml; charset=utf-8")  # where and how zeep's transport posts it
+
+
+@pytest.mark.parametrize("bad", ["nul \x00", "bell \x07", "\ufffe", "lone \ud800 surrogate"])
+def test_a_text_xml_cannot_hold_fails_as_with_zeep(provider: ViettelSms, bad: str) -> None:
+    client = zeep_client()
+    with pytest.raises(ValueError):
+        client.create_message(client.service, "wsCpMt", Content=bad)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        serve(rsps, fixture("response_success.xml"))
+        with pytest.raises(ValueError):
+            provider.send(Sms("TB1", "84912345678", bad, unicode=True))
+        assert [c.request.method for c in rsps.calls] == ["GET"]  # nothing posted
+
+
+def zeeps_reading(answer: bytes, status: int = 200) -> tuple[int, str] | str:
+    """What zeep makes of an answer: (result, message), or the kind of error it raises."""
+    client = zeep_client()
+    with responses.RequestsMock() as rsps:
+        rsps.post(ENDPOINT, body=answer, status=status, content_type="text/xml; charset=utf-8")
+        try:
+            reply = client.service.wsCpMt(User="u")
+        except zeep.exceptions.Error as exc:
+            return type(exc).__name__
+    return int(reply.result or 0), reply.message or ""
+
+
+FAULT = (b'<S:Envelope xmlns:S="http://schemas.xmlsoap.org/soap/envelope/"><S:Body><S:Fault><faultcode>S:Server'
+         b'</faultcode><faultstring>java.lang.NullPointerException</faultstring></S:Fault></S:Body></S:Envelope>')
+NO_MESSAGE = (b'<S:Envelope xmlns:S="http://schemas.xmlsoap.org/soap/envelope/"><S:Body><ns2:wsCpMtResponse '
+              b'xmlns:ns2="http://impl.bulkSms.ws/"><return><result>0</result></return></ns2:wsCpMtResponse>'
+              b'</S:Body></S:Envelope>')
+VIETNAMESE = fixture("response_template_error.xml").replace(b"Check template: CONTENT_NOT_MATCH_TEMPLATE",
+                                                          "Lỗi &amp; &lt;mẫu&gt;".encode())
+
+
+@pytest.mark.parametrize(("answer", "status"), [
+    (fixture("response_success.xml"), 200), (fixture("response_template_error.xml"), 200), (NO_MESSAGE, 200),
+    (VIETNAMESE, 200), (FAULT, 500), (FAULT, 200), (b"<html>Bad gateway</html>", 502), (b"", 503),
+    (b"not xml at all", 200),
+], ids=["success", "template", "no-message", "vietnamese", "fault-500", "fault-200", "html-502", "empty", "garbage"])
+def test_answers_read_as_zeep_reads_them(provider: ViettelSms, answer: bytes, status: int) -> None:
+    expected = zeeps_reading(answer, status)
+    with responses.RequestsMock() as rsps:
+        rsps.get(WSDL_URL, body=sms_viettel.WSDL.replace("__LOCATION__", f'"{ENDPOINT}"'), content_type="text/xml")
+        form = provider.envelope_form()
+    try:
+        ours: tuple[int, str] | str = form.read_answer(status, answer)
+    except RetryableError:
+        ours = "retryable"
+    if isinstance(expected, str):  # every error zeep raises is retryable in the adapter
+        assert ours == "retryable", expected
+    else:
+        assert ours == expected

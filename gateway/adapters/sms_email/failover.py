@@ -82,9 +82,16 @@ class SmsFailover:
             self._failures.pop(name, None)
             self._skipped_until.pop(name, None)
 
-    def send(self, sms: Sms) -> Sent:
+    def first(self) -> str:
+        """The provider asked first when none is skipped."""
+        return self.providers[0].name
+
+    def send(self, sms: Sms, *, in_doubt: bool = False) -> Sent:
+        """Through the providers by priority. `in_doubt`: a worker may have sent it before stopping; it sent it
+        through the first provider (notifications hold no other outcome unrecorded), so that one is asked
+        first, skipped or not, and answers "duplicate" if it took it."""
         attempts: list[Attempt] = []
-        healthy, skipped = self._order()
+        healthy, skipped = (self.providers, []) if in_doubt else self._order()
         attempts += [Attempt(p.name, "skipped", "failing recently; tried last") for p in skipped]
         retryable = False
         for provider in healthy + skipped:

@@ -1,4 +1,5 @@
-"""Viettel brandname SMS: SOAP (wsCpMt), through zeep and the provider's WSDL."""
+"""Viettel brandname SMS: SOAP (wsCpMt). zeep reads the provider's WSDL once and builds the envelope's form;
+each message fills that form and goes out with requests (viettel_envelope.py says why)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ import zeep
 import zeep.exceptions
 from zeep.transports import Transport
 
-from gateway.adapters.base import RetryableError
+from gateway.adapters.base import PerThreadHttp, RetryableError
 from gateway.config import ViettelSmsSettings
 
 from .base import Sms, SmsProvider, Verdict, raise_for
+from .viettel_envelope import EnvelopeForm
 
 # wsCpMt answers result 1 (sent) or 0 with a message whose prefix says why: the messages are those of the
 # table in tests/conformance/viettel_sms/result_messages.json (published client code). First match wins.
@@ -59,30 +61,39 @@ class ViettelSms(SmsProvider):
 
     def __init__(self, settings: ViettelSmsSettings) -> None:
         self.settings = settings
-        self._local = threading.local()  # a zeep client (and its session) per worker thread
+        self.http = PerThreadHttp()
+        self._form_lock = threading.Lock()
+        self._form: EnvelopeForm | None = None
 
     def _client(self) -> zeep.Client:
-        if not hasattr(self._local, "client"):
-            transport = Transport(session=requests.Session(), timeout=self.settings.timeout_seconds,
-                                  operation_timeout=self.settings.timeout_seconds)
-            try:
-                self._local.client = zeep.Client(self.settings.wsdl_url, transport=transport)
-            except (requests.RequestException, zeep.exceptions.Error, OSError) as exc:
-                raise RetryableError(f"viettel: WSDL unavailable: {type(exc).__name__}: {exc}") from exc
-        return self._local.client
+        """zeep, from the WSDL (read once: envelope_form keeps what it needs of it)."""
+        transport = Transport(session=requests.Session(), timeout=self.settings.timeout_seconds,
+                              operation_timeout=self.settings.timeout_seconds)
+        try:
+            return zeep.Client(self.settings.wsdl_url, transport=transport)
+        except (requests.RequestException, zeep.exceptions.Error, OSError) as exc:
+            raise RetryableError(f"viettel: WSDL unavailable: {type(exc).__name__}: {exc}") from exc
+
+    def envelope_form(self) -> EnvelopeForm:
+        """The wsCpMt envelope for our account, built by zeep from the WSDL once per process."""
+        with self._form_lock:
+            if self._form is None:
+                s = self.settings
+                self._form = EnvelopeForm.from_zeep(self._client(), {
+                    "User": s.user, "Password": s.password, "CPCode": s.cp_code, "ServiceID": s.brandname,
+                    "CommandCode": "bulksms"})
+            return self._form
 
     def send(self, sms: Sms) -> str:
-        s = self.settings
+        form = self.envelope_form()
         request_id = numeric_request_id(sms.request_id)
+        body = form.fill({"RequestID": request_id, "UserID": sms.to, "ReceiverID": sms.to, "Content": sms.text,
+                          "ContentType": "1" if sms.unicode else "0"})
         try:
-            answer = self._client().service.wsCpMt(
-                User=s.user, Password=s.password, CPCode=s.cp_code, RequestID=request_id, UserID=sms.to,
-                ReceiverID=sms.to, ServiceID=s.brandname, CommandCode="bulksms", Content=sms.text,
-                ContentType="1" if sms.unicode else "0")
-        except zeep.exceptions.Fault as exc:  # a SOAP Fault: the server failed; try again later
-            raise RetryableError(f"viettel: SOAP fault: {exc.message}") from exc
-        except (requests.RequestException, zeep.exceptions.Error, OSError) as exc:
+            reply = self.http.session().post(form.address, data=body, headers=form.headers,
+                                             timeout=self.settings.timeout_seconds)
+        except (requests.RequestException, OSError) as exc:
             raise RetryableError(f"viettel: {type(exc).__name__}: {exc}") from exc
-        result, message = int(answer.result or 0), answer.message or ""
+        result, message = form.read_answer(reply.status_code, reply.content)
         raise_for(verdict_of(result, message), self.name, str(result), message)
         return request_id  # wsCpMt gives no id of its own: the RequestID is the one it knows the message by

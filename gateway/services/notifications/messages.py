@@ -168,59 +168,93 @@ class NotificationJobs:
             raise error
 
     def send_many(self, payloads: list[dict[str, Any]]) -> list[Exception | None]:
-        """A batch of the worker's send jobs: the notifications and their attachments read in one go, then
-        each sent and its outcome recorded at once, before the next is sent, so that a worker dying mid-batch
-        leaves at most the message in hand unrecorded (sent again after a crash, as with one job at a time)."""
+        """A batch of the worker's send jobs. One transaction reads the notifications and writes the send intent
+        (sending_since) of those whose outcome may wait; each is sent in turn; the outcomes are recorded together,
+        in one transaction after the last. An outcome waits only if sending the message again would not tell the
+        citizen twice: an SMS the first provider took, which that provider recognises when asked again (a message
+        in doubt asks it first; Viettel's DUPLICATE MESSAGE, VNPT's code 7: docs/partners/sms.md). Any other
+        outcome (an email: SMTP has no idempotency; an SMS that failed or went through another provider) is
+        recorded at once, with those waiting before it. So a worker dying mid-batch sends again to a citizen at
+        most the message in hand, as with one job at a time (docs/notifications.md)."""
         references = [p["reference"] for p in payloads]
         with self.ctx.engine.connect() as conn:
             rows = {r["reference"]: r for r in store.by_references(conn, references)}
             files = store.attachments_of(conn, [r["id"] for r in rows.values() if r["channel"] == Channel.EMAIL])
+            # The intent is needed only where an outcome may wait: an SMS with another message after it. A batch
+            # of one commits as often as before (its outcome, recorded right after its send).
+            if may_wait := [r["id"] for ref in references[:-1] if (r := rows.get(ref)) is not None
+                            and r["channel"] == Channel.SMS and r["state"] == NotificationState.QUEUED]:
+                store.intend_to_send(conn, may_wait, now=datetime.now(UTC))
+                conn.commit()
+        waiting: list[store.Told] = []
         results: list[Exception | None] = []
         for reference in references:
             row = rows.get(reference)
             try:
                 if row is None:
                     raise PermanentError(f"no notification {reference}")
-                self._send_one(row, files.get(row["id"], []))
+                told, error = self._send_one(row, files.get(row["id"], []))
             except AdapterError as exc:
                 results.append(exc)
+                continue
             except Exception as exc:  # noqa: BLE001 - a bug: this job retries (then a dead letter), the others go on
                 log.exception("notification %s not sent", reference)
                 results.append(exc)
-            else:
-                results.append(None)
+                continue
+            results.append(error)
+            if told is not None:
+                waiting.append(told)
+                if not self._recognised_if_sent_again(row, told):
+                    self._record(waiting)
+                    waiting = []
+        self._record(waiting)
         return results
 
-    def _send_one(self, row: Any, files: list[Any]) -> None:
+    def _send_one(self, row: Any, files: list[Any]) -> tuple[store.Told | None, AdapterError | None]:
+        """Send one notification: the outcome to record (None: nothing was sent) and the error, if it failed."""
         if row["state"] == NotificationState.SENT:
-            return  # a job run twice; a failed one revived by an operator is sent again
+            return None, None  # a job run twice; a failed one revived by an operator is sent again
         if any(f["dropped_at"] for f in files):  # revived after data minimisation: never mail empty files
             raise PermanentError(f"the result documents of {row['reference']} are only in the archive now; "
                                  "send a new email with them (GET /api/v1/notifications/<id>/attachments/<n>)")
+        if in_doubt := row["sending_since"] is not None:
+            log.warning("notification %s in doubt: its worker stopped after the send intent of %s; sent again",
+                        row["reference"], row["sending_since"].isoformat())
         try:
-            provider, message_id, tried = self._deliver(row, files)
+            provider, message_id, tried = self._deliver(row, files, in_doubt=in_doubt)
         except AllFailed as exc:
-            self._record(row, exc.attempts, last_error=str(exc))
-            raise
+            return self._told(row, exc.attempts, last_error=str(exc)), exc
         except AdapterError as exc:  # email: one server, one attempt
-            self._record(row, [Attempt(self.email.name, outcome_of(exc), str(exc))], last_error=str(exc))
-            raise
-        self._record(row, tried, state=NotificationState.SENT.value, provider=provider,
-                     provider_message_id=message_id, sent_at=datetime.now(UTC), last_error=None)
+            return self._told(row, [Attempt(self.email.name, outcome_of(exc), str(exc))], last_error=str(exc)), exc
+        return self._told(row, tried, state=NotificationState.SENT.value, provider=provider,
+                          provider_message_id=message_id, sent_at=datetime.now(UTC), last_error=None), None
 
-    def _deliver(self, row: Any, files: list[Any]) -> tuple[str, str, list[Attempt]]:
+    def _deliver(self, row: Any, files: list[Any], *, in_doubt: bool) -> tuple[str, str, list[Attempt]]:
         if row["channel"] == Channel.SMS:
             sms = Sms(row["reference"], row["recipient"], row["body"], unicode=row["encoding"] == "ucs2")
-            sent = self.sms.send(sms)
+            sent = self.sms.send(sms, in_doubt=in_doubt)
             return sent.provider, sent.message_id, sent.attempts
         email = Email(row["reference"], row["recipient"], row["subject"] or "", row["body"],
                       [Attachment(f["filename"], f["content_type"], f["content"]) for f in files])
         return self.email.name, self.email.send(email), [Attempt(self.email.name, "sent")]
 
-    def _record(self, row: Any, tried: list[Attempt], **changes: Any) -> None:
-        attempts = [{"provider": a.provider, "outcome": a.outcome, "detail": a.detail or None} for a in tried]
-        with self.ctx.engine.begin() as conn:
-            store.record(conn, row["id"], attempts, now=datetime.now(UTC), expected_state=row["state"], **changes)
+    @staticmethod
+    def _told(row: Any, tried: list[Attempt], **changes: Any) -> store.Told:
+        kept = {k: row[k] for k in ("state", "provider", "provider_message_id", "sent_at", "last_error")}
+        return store.Told(row["id"], row["state"], [
+            {"provider": a.provider, "outcome": a.outcome, "detail": a.detail or None} for a in tried],
+            kept | changes)
+
+    def _recognised_if_sent_again(self, row: Any, told: store.Told) -> bool:
+        """Sent again after a crash, would this message reach the citizen once? Only an SMS the first provider took
+        at the first try: asked again first, it answers "duplicate"."""
+        return (row["channel"] == Channel.SMS and told.changes["state"] == NotificationState.SENT
+                and [a["provider"] for a in told.tried] == [self.sms.first()])
+
+    def _record(self, outcomes: list[store.Told]) -> None:
+        if outcomes:
+            with self.ctx.engine.begin() as conn:
+                store.record_many(conn, outcomes, now=datetime.now(UTC))
 
     def send_dead(self, conn: Connection, payload: dict[str, Any], error: str) -> None:
         """Out of attempts, or refused for good: the notification failed (an operator can revive its job)."""
