@@ -28,10 +28,11 @@ browser:
 # in TEST_PROCESSES processes side by side (most of a test's time is waiting on a worker or a mock), each
 # with stacks of its own; those marked serial (they restart a shared server) run afterwards, alone.
 TEST_PROCESSES ?= 4
+SERIAL_FILES = $(shell grep -rl --include='test_*.py' 'mark.serial' tests)
 test: $(STAMP) browser
 	$(VENV)/bin/ruff check gateway mocks tests bench
 	$(PY) -m pytest -p no:cacheprovider -n $(TEST_PROCESSES) --dist loadgroup -m "not serial"
-	$(PY) -m pytest -p no:cacheprovider -m serial
+	$(if $(SERIAL_FILES),$(PY) -m pytest -p no:cacheprovider -m serial $(SERIAL_FILES))
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check gateway mocks tests bench
