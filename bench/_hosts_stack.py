@@ -21,7 +21,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import IO
 
@@ -44,8 +43,10 @@ def missing_tools() -> list[str]:
     missing = []
     if shutil.which("haproxy") is None:
         missing.append("haproxy (apt-get install -y haproxy)")
-    if shutil.which("faketime") is None:
-        missing.append("faketime (apt-get install -y faketime)")
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError:
+        missing.append("the postgres user (apt-get install -y postgresql)")
     if not (PG_BIN / "initdb").exists():
         missing.append("PostgreSQL's server binaries (apt-get install -y postgresql)")
     if not Path("/usr/lib/rabbitmq/bin/rabbitmq-server").exists():
@@ -128,9 +129,9 @@ class HostStack:
 
     # Starting ----------------------------------------------------------------------------------
 
-    def start(self) -> None:
-        self._start_postgres()
-        self._start_rabbitmq()
+    def start(self, late: tuple[str, ...] = ()) -> None:
+        """Start every host; the workers named in `late` are left for the caller to start."""
+        self._start_rabbitmq()  # it boots (several seconds) while the mocks start and PostgreSQL is made
         from mocks.pki import TestPki
 
         pki = TestPki()
@@ -140,6 +141,8 @@ class HostStack:
             self.spawn(f"mock-{group}", "partners", [sys.executable, "-m", "mocks", "--host", ADDRESS["partners"],
                                                      "--port", str(MOCK_PORTS[group]), "--smtp-port", str(smtp),
                                                      *(a for p in prefixes for a in ("--only", p))])
+        self._start_postgres()
+        wait_until(lambda: self._alive() and reachable(ADDRESS["broker"], AMQP_PORT), 120, "RabbitMQ", interval=0.3)
         migrate = subprocess.run(self.net.exec_argv("api-1", [sys.executable, "-m", "gateway", "migrate"]),
                                  cwd=ROOT, env=self.env("api-1"), capture_output=True, text=True, timeout=180)
         if migrate.returncode != 0:
@@ -147,21 +150,22 @@ class HostStack:
         for api in ("api-1", "api-2"):
             self.start_api(api)
         for worker in ("worker-1", "worker-2"):
-            self.start_worker(worker)
+            if worker not in late:
+                self.start_worker(worker)
         self._start_haproxy()
-        self.wait_ready()
+        self.wait_ready([w for w in ("worker-1", "worker-2") if w not in late])
         requests.put(self.mock("/tsa/_mock/identity"), json=pki.tsa.as_json(), timeout=10).raise_for_status()
         requests.post(self.mock("/payment/_mock/config"), timeout=5, json={
             "platform_callback_url": f"{self.api_url}/api/v1/callbacks/payments/national_platform"}
         ).raise_for_status()
 
-    def start_api(self, host: str, prefix: list[str] | None = None) -> None:
-        self.spawn(host, host, [*(prefix or []), sys.executable, "-m", "gateway", "serve", "--host", ADDRESS[host],
+    def start_api(self, host: str, skew: float = 0) -> None:
+        self.spawn(host, host, [*_python(skew), "-m", "gateway", "serve", "--host", ADDRESS[host],
                                 "--port", str(API_PORT), "--workers", "1", "--threads", str(self.api_threads)])
 
-    def start_worker(self, host: str, prefix: list[str] | None = None) -> None:
-        self.spawn(host, host, [*(prefix or []), sys.executable, "-m", "gateway", "worker", "--threads",
-                                str(self.worker_threads), "--metrics-port", "9100", "--metrics-host", ADDRESS[host]])
+    def start_worker(self, host: str, skew: float = 0) -> None:
+        self.spawn(host, host, [*_python(skew), "-m", "gateway", "worker", "--threads", str(self.worker_threads),
+                                "--metrics-port", "9100", "--metrics-host", ADDRESS[host]])
 
     def _start_postgres(self) -> None:
         data = self.log_dir / "pg"
@@ -208,7 +212,6 @@ class HostStack:
                "ERL_EPMD_ADDRESS": "127.0.0.1"}
         self.spawn("rabbitmq", "broker", ["env", *(f"{k}={v}" for k, v in env.items()),
                                           "/usr/lib/rabbitmq/bin/rabbitmq-server"])
-        wait_until(lambda: self._alive() and reachable(ADDRESS["broker"], AMQP_PORT), 120, "RabbitMQ", interval=0.3)
 
     def _start_haproxy(self) -> None:
         cfg = self.log_dir / "haproxy.cfg"
@@ -216,17 +219,19 @@ class HostStack:
                                           client=ADDRESS["client"], lb=LB_PORT, **self.health))
         self.spawn("haproxy", "client", ["haproxy", "-db", "-f", str(cfg)])
 
-    def wait_ready(self, timeout: float = 90) -> None:
+    def wait_ready(self, workers: list[str], timeout: float = 90) -> None:
         for group, port in MOCK_PORTS.items():
             wait_until(lambda port=port: self._alive() and http_ok(f"http://{ADDRESS['partners']}:{port}/healthz"),
                        timeout, f"the {group} mock")
         for api in ("api-1", "api-2"):
             wait_until(lambda api=api: self._alive() and http_ok(f"http://{ADDRESS[api]}:{API_PORT}/healthz"),
                        timeout, api)
-        for worker in ("worker-1", "worker-2"):
-            wait_until(lambda w=worker: self._alive() and http_ok(f"http://{ADDRESS[w]}:9100/metrics"), timeout,
-                       worker)
+        for worker in workers:
+            self.wait_worker(worker, timeout)
         wait_until(lambda: self._alive() and http_ok(f"{self.api_url}/healthz"), timeout, "HAProxy")
+
+    def wait_worker(self, worker: str, timeout: float = 90) -> None:
+        wait_until(lambda: self._alive() and http_ok(f"http://{ADDRESS[worker]}:9100/metrics"), timeout, worker)
 
     # Processes ---------------------------------------------------------------------------------
 
@@ -282,21 +287,14 @@ class HostStack:
             log.close()
 
 
+def _python(skew: float) -> list[str]:
+    """The interpreter, with its wall clock `skew` seconds off when asked (see _skewed.py)."""
+    return [sys.executable, str(ROOT / "bench" / "_skewed.py"), f"{skew:+g}"] if skew else [sys.executable]
+
+
 def _try(fn) -> bool:  # noqa: ANN001
     try:
         fn()
         return True
     except Exception:  # noqa: BLE001 - not yet
         return False
-
-
-def postgres_user_exists() -> bool:
-    try:
-        pwd.getpwnam("postgres")
-        return True
-    except KeyError:
-        return False
-
-
-def now() -> float:
-    return time.monotonic()

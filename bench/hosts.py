@@ -12,8 +12,8 @@ Seven hosts and a load client, each a network namespace joined by a bridge, addr
                 were in flight at the cut were taken over (done by the other worker), and when worker-1 was
                 consuming again.
   freeze-api    every process of api-2 SIGSTOPped for --freeze seconds behind HAProxy, then SIGCONTed.
-  clock-skew    api-2 and worker-2 restarted under faketime, their clocks +90 s, for --skew-for seconds; then
-                restarted on the true clock.
+  clock-skew    api-2 and worker-2 restarted with their wall clocks +90 s (bench/_skewed.py: faketime hangs
+                Python's threads on this machine), for --skew-for seconds; then restarted on the true clock.
   slow-db-link  api-2's and worker-2's database link given 20 ms more latency and 1 % segment loss for
                 --slow-for seconds (a user-space relay: this kernel has no netem, see _slow_link.py).
 
@@ -140,10 +140,21 @@ class Run:
     # The faults ----------------------------------------------------------------------------------
 
     def partition(self, outcome: Outcome) -> None:
-        """worker-1 cut off; the jobs in flight at the cut must be finished by worker-2 after their lease."""
-        self.net.cut("worker-1")
-        cut = time.monotonic()
-        held = [r.id for r in self.sql("SELECT id FROM jobs WHERE state = 'in_flight'")]
+        """worker-1 cut off; the jobs in flight at the cut must be finished by worker-2 after their lease.
+
+        The cut is made again (after a moment) until it catches jobs in flight: a cut between two batches would
+        prove nothing about leases. With --late-worker-2, worker-2 starts only at the cut, so every job in
+        flight then is worker-1's."""
+        for _ in range(40):
+            self.net.cut("worker-1")
+            cut = time.monotonic()
+            held = [r.id for r in self.sql("SELECT id FROM jobs WHERE state = 'in_flight'")]
+            if held:
+                break
+            self.net.mend("worker-1")
+            time.sleep(0.3)
+        if self.args.late_worker_2:
+            self.stack.start_worker("worker-2")
         taken_over = None
         while time.monotonic() - cut < self.args.partition:
             if taken_over is None and held:
@@ -151,6 +162,13 @@ class Run:
                 if still[0][0] == 0:
                     taken_over = time.monotonic() - cut
             time.sleep(0.5)
+        if held and taken_over is None:  # say what the database is waiting for
+            sessions = self.sql(
+                "SELECT client_addr, state, coalesce(wait_event_type || ':' || wait_event, '-'), "
+                "extract(epoch FROM now() - state_change), query FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid() AND state <> 'idle'")
+            outcome.problems += [f"session from {r[0]}: {r[1]}, waiting {r[2]}, for {r[3]:.0f} s: {r[4][:160]}"
+                                 for r in sessions]
         self.net.mend("worker-1")
         mended = time.monotonic()
         outcome.ended = time.time()
@@ -203,13 +221,12 @@ class Run:
         outcome.notes.append(f"api-2 frozen (SIGSTOP) for {time.monotonic() - frozen:.1f} s, then resumed")
 
     def clock_skew(self, outcome: Outcome) -> None:
-        skewed = ["env", "FAKETIME_DONT_FAKE_MONOTONIC=1", "faketime", "-f", f"+{self.args.skew:g}s"]
         for host in ("api-2", "worker-2"):
             self.stack.stop(host)
-        self.stack.start_api("api-2", prefix=skewed)
-        self.stack.start_worker("worker-2", prefix=skewed)
+        self.stack.start_api("api-2", skew=self.args.skew)
+        self.stack.start_worker("worker-2", skew=self.args.skew)
         wait_until(lambda: self.stack.check_alive() is None and _http_ok(f"http://{ADDRESS['api-2']}:8000/healthz"),
-                   60, "api-2 under faketime")
+                   60, "api-2 with its clock ahead")
         started = time.monotonic()
         time.sleep(self.args.skew_for)
         outcome.notes.append(f"api-2 and worker-2 ran {time.monotonic() - started:.0f} s with clocks "
@@ -259,9 +276,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--skew-for", type=float, default=25, help="seconds of load with the skew (default 25)")
     p.add_argument("--slow-for", type=float, default=25, help="seconds of the slow link (default 25)")
     p.add_argument("--drain-limit", type=float, default=120, help="seconds a backlog may take (default 120)")
+    p.add_argument("--lease", type=float, default=15, help="jobs.lease_seconds on every host (default 15)")
+    p.add_argument("--heartbeat", type=float, default=10, help="broker.heartbeat_seconds on every host (default 10)")
+    p.add_argument("--late-worker-2", action="store_true",
+                   help="start worker-2 only at the partition's cut: the jobs in flight then are all worker-1's")
+    p.add_argument("--short", action="store_true",
+                   help="the test's version: the partition only, lease 5 s, heartbeat 4 s, cut 12 s, worker-2 late")
     p.add_argument("--keep-logs", action="store_true", help="keep the run's temp dir (printed) afterwards")
     p.add_argument("--cleanup", action="store_true", help="only remove what an interrupted run left, then exit")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.short:
+        args.fault, args.lease, args.heartbeat, args.partition, args.late_worker_2 = "partition", 5, 4, 12, True
+        args.warmup, args.after, args.rate, args.drain_limit = 4, 3, 20, 60
+    return args
 
 
 def run(args: argparse.Namespace, log_dir: Path) -> list[Outcome]:
@@ -269,10 +296,15 @@ def run(args: argparse.Namespace, log_dir: Path) -> list[Outcome]:
     with Network(HOSTS) as net:
         # This process is the load client: from here on it has the client host's address and nothing else.
         net.enter("client")
-        stack = HostStack(net, log_dir, HOST_ENV)
+        env = {**HOST_ENV, "GATEWAY_JOBS__LEASE_SECONDS": f"{args.lease:g}",
+               "GATEWAY_JOBS__REPUBLISH_AFTER_SECONDS": f"{args.lease:g}",
+               "GATEWAY_BROKER__HEARTBEAT_SECONDS": f"{args.heartbeat:g}",
+               # A drain must end within two heartbeats (config.py checks it).
+               "GATEWAY_JOBS__DRAIN_SECONDS": f"{args.heartbeat:g}"}
+        stack = HostStack(net, log_dir, env)
         try:
             started = time.monotonic()
-            stack.start()
+            stack.start(late=("worker-2",) if args.late_worker_2 else ())
             print(f"7 hosts and HAProxy up in {time.monotonic() - started:.0f} s (logs {log_dir})", flush=True)
             r = Run(stack, net, args)
             try:
