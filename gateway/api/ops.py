@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from flask import Blueprint, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
 from pydantic import BaseModel, ConfigDict, Field
@@ -18,6 +16,7 @@ from gateway.services.ops.jobs import STATES
 from gateway.services.payments import orders as payments
 from gateway.services.portal_drift import findings as portal_drift
 from gateway.services.unit_of_work import Context
+from gateway.store import server_clock
 
 from . import views
 from .auth import require
@@ -179,7 +178,7 @@ def sla_breaches() -> ResponseReturnValue:
     if after < 0 or not 1 <= limit <= 1000:
         raise ApiError(400, "bad_query", "after >= 0, 1 <= limit <= 1000")
     rows = sla.breaches(ctx(), limit=limit, after_id=after)
-    now = datetime.now(UTC)
+    now = server_clock.now()
     return jsonify({"items": [views.sla_breach(r, now) for r in rows],
                     "next_after": rows[-1]["id"] if rows else after})
 
