@@ -57,19 +57,22 @@ def missing_tools() -> list[str]:
 HAPROXY_CFG = """\
 global
     maxconn 2000
+    stats socket {socket} mode 600 level operator
 defaults
     mode http
     timeout connect 2s
     timeout client 60s
-    timeout server 30s
-    # A request whose connection to a frozen host fails goes to the other host.
+    # A frozen host accepts connections (its kernel does) and never answers: requests already sent to it wait
+    # this long, then the client gets a 504 and sends again (every gateway request may be sent again).
+    timeout server {server_timeout}
+    # A request whose connection fails goes to the other host.
     retries 2
     option redispatch
 backend api
     balance roundrobin
-    # /healthz every {inter}; {fall} misses in a row take a host out, {rise} answers bring it back. The
-    # check's own timeout is {check_timeout}: a host busy with the whole load (its twin frozen) still answers
-    # /healthz within it; a short one took the healthy host out too (see docs/operations.md).
+    # /healthz every {inter}; {fall} misses in a row take a host out, {rise} answers bring it back: a frozen
+    # host is out after about fall x (inter + timeout check). The check's timeout must outlast a busy but
+    # healthy host's answer (its twin out, the whole load on it), or both go (see docs/operations.md).
     option httpchk GET /healthz
     timeout check {check_timeout}
     default-server inter {inter} fall {fall} rise {rise}
@@ -90,7 +93,8 @@ class HostStack:
         self.log_dir = log_dir
         self.api_threads = api_threads
         self.worker_threads = worker_threads
-        self.health = {"inter": "1s", "fall": "3", "rise": "2", "check_timeout": "5s", **(health or {})}
+        self.health = {"inter": "1s", "fall": "2", "rise": "2", "check_timeout": "2s", "server_timeout": "10s",
+                       **(health or {})}
         self.api_url = f"http://{ADDRESS['client']}:{LB_PORT}"
         self.db_url = f"postgresql+psycopg://postgres@{ADDRESS['db']}:{PG_PORT}/gateway"
         self.amqp_url = f"amqp://guest:guest@{ADDRESS['broker']}:{AMQP_PORT}//"
@@ -99,6 +103,7 @@ class HostStack:
         self.procs: dict[str, subprocess.Popen] = {}
         self._logs: list[IO[str]] = []
         self._relay: subprocess.Popen | None = None
+        self.haproxy_socket = log_dir / "haproxy.sock"
 
     def mock(self, path: str) -> str:
         prefix = "/" + path.lstrip("/").split("/", 1)[0].split("?", 1)[0]
@@ -216,7 +221,8 @@ class HostStack:
     def _start_haproxy(self) -> None:
         cfg = self.log_dir / "haproxy.cfg"
         cfg.write_text(HAPROXY_CFG.format(api1=ADDRESS["api-1"], api2=ADDRESS["api-2"], port=API_PORT,
-                                          client=ADDRESS["client"], lb=LB_PORT, **self.health))
+                                          client=ADDRESS["client"], lb=LB_PORT, socket=self.haproxy_socket,
+                                          **self.health))
         self.spawn("haproxy", "client", ["haproxy", "-db", "-f", str(cfg)])
 
     def wait_ready(self, workers: list[str], timeout: float = 90) -> None:
@@ -271,6 +277,20 @@ class HostStack:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(5)
+
+    def balancer_view(self) -> dict[str, str]:
+        """Each API host's state at HAProxy (UP, DOWN, ...), from its runtime API."""
+        import socket
+
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(2)
+            sock.connect(str(self.haproxy_socket))
+            sock.sendall(b"show stat\n")
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+        rows = [line.split(",") for line in data.decode().splitlines() if line.startswith("api,")]
+        return {row[1]: row[17] for row in rows if row[1] in ("api-1", "api-2")}
 
     def slow_db_link(self, slow: bool) -> None:
         assert self._relay is not None

@@ -25,7 +25,16 @@ def skew(seconds: float) -> None:
     _time.time = lambda: real_time() + seconds
     _time.time_ns = lambda: real_time_ns() + int(seconds * 1e9)
 
-    class SkewedDatetime(_dt.datetime):
+    class Real(type):
+        # What the C code makes (psycopg's results, arithmetic) are datetime's own objects: they must still be
+        # instances of the class the modules imported, or every isinstance(x, datetime) check would fail.
+        def __instancecheck__(cls, obj: object) -> bool:
+            return isinstance(obj, real)
+
+        def __subclasscheck__(cls, sub: type) -> bool:
+            return issubclass(sub, real)
+
+    class SkewedDatetime(real, metaclass=Real):
         __slots__ = ()  # the size of datetime's own objects: C extensions check it
         @classmethod
         def now(cls, tz: _dt.tzinfo | None = None) -> _dt.datetime:  # type: ignore[override]

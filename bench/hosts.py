@@ -11,7 +11,9 @@ Seven hosts and a load client, each a network namespace joined by a bridge, addr
                 heartbeat), its processes left running; then up again. Prints how long until the jobs that
                 were in flight at the cut were taken over (done by the other worker), and when worker-1 was
                 consuming again.
-  freeze-api    every process of api-2 SIGSTOPped for --freeze seconds behind HAProxy, then SIGCONTed.
+  freeze-api    every process of api-2 SIGSTOPped for --freeze seconds behind HAProxy, then SIGCONTed. Prints
+                how long until HAProxy took it out (its "takeover"), checks the healthy api-1 stayed in and
+                api-2 came back.
   clock-skew    api-2 and worker-2 restarted with their wall clocks +90 s (bench/_skewed.py: faketime hangs
                 Python's threads on this machine), for --skew-for seconds; then restarted on the true clock.
   slow-db-link  api-2's and worker-2's database link given 20 ms more latency and 1 % segment loss for
@@ -114,9 +116,9 @@ class Run:
             outcome.notes.append(f"backlog drained {drained:.1f} s after the load stopped")
         during = [s for s in self.load.samples[samples_before:] if started <= s.sent <= ended]
         statuses = collections.Counter(s.status for s in self.load.samples[samples_before:])
-        outcome.p99_ms = _ms(percentile([s.seconds for s in during], 0.99))
+        outcome.p99_ms = _ms(percentile([s.seconds for s in during], 99))
         outcome.notes.append(f"fault {ended - started:.1f} s; {len(during):,} requests sent during it, p50 "
-                             f"{_ms(percentile([s.seconds for s in during], 0.5))} ms, p99 {outcome.p99_ms} ms")
+                             f"{_ms(percentile([s.seconds for s in during], 50))} ms, p99 {outcome.p99_ms} ms")
         outcome.notes.append("answers: " + ", ".join(f"{k or 'no answer'} x{v:,}" for k, v in sorted(statuses.items())))
         if statuses[500]:
             outcome.problems.append(f"{statuses[500]} answers were 500")
@@ -163,12 +165,7 @@ class Run:
                     taken_over = time.monotonic() - cut
             time.sleep(0.5)
         if held and taken_over is None:  # say what the database is waiting for
-            sessions = self.sql(
-                "SELECT client_addr, state, coalesce(wait_event_type || ':' || wait_event, '-'), "
-                "extract(epoch FROM now() - state_change), query FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid() AND state <> 'idle'")
-            outcome.problems += [f"session from {r[0]}: {r[1]}, waiting {r[2]}, for {r[3]:.0f} s: {r[4][:160]}"
-                                 for r in sessions]
+            outcome.problems += self._waits()
         self.net.mend("worker-1")
         mended = time.monotonic()
         outcome.ended = time.time()
@@ -185,6 +182,14 @@ class Run:
             outcome.problems.append("worker-1 did not consume again within 90 s of the link coming back")
         else:
             outcome.notes.append(f"worker-1 consuming again {back:.1f} s after its link came back")
+
+    def _waits(self) -> list[str]:
+        """The database's sessions that are not idle, and what each waits for."""
+        sessions = self.sql(
+            "SELECT client_addr, state, coalesce(wait_event_type || ':' || wait_event, '-'), "
+            "extract(epoch FROM now() - state_change), query FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid() AND state <> 'idle'")
+        return [f"session from {r[0]}: {r[1]}, waiting {r[2]}, for {r[3]:.0f} s: {r[4][:160]}" for r in sessions]
 
     def _consuming_again(self, host: str, limit: float) -> float | None:
         """Seconds until the worker's job counter grows again (its /metrics, which it serves on its address)."""
@@ -212,13 +217,37 @@ class Run:
         return None
 
     def freeze_api(self, outcome: Outcome) -> None:
+        """api-2 frozen: HAProxy must take it out (and only it), and put it back once it answers again."""
         self.stack.signal_host("api-2", 19)  # SIGSTOP
         frozen = time.monotonic()
+        out_after = None
+        healthy_out = 0
         try:
-            time.sleep(self.args.freeze)
+            while time.monotonic() - frozen < self.args.freeze:
+                view = self.stack.balancer_view()
+                if out_after is None and not view.get("api-2", "").startswith("UP"):
+                    out_after = time.monotonic() - frozen
+                if not view.get("api-1", "").startswith("UP") and not healthy_out:
+                    outcome.problems += self._waits()  # what the healthy host was waiting for
+                healthy_out += not view.get("api-1", "").startswith("UP")
+                time.sleep(0.25)
         finally:
             self.stack.signal_host("api-2", 18)  # SIGCONT
-        outcome.notes.append(f"api-2 frozen (SIGSTOP) for {time.monotonic() - frozen:.1f} s, then resumed")
+        resumed = time.monotonic()
+        outcome.ended = time.time()
+        outcome.notes.append(f"api-2 frozen (SIGSTOP) for {resumed - frozen:.1f} s, then resumed")
+        if out_after is None:
+            outcome.problems.append("HAProxy kept sending to the frozen api-2 for the whole freeze")
+        else:
+            outcome.takeover = round(out_after, 1)
+            outcome.notes.append(f"HAProxy took api-2 out {out_after:.1f} s after it froze")
+        if healthy_out:
+            outcome.problems.append("HAProxy took the healthy api-1 out too (its health check timed out)")
+        try:
+            wait_until(lambda: self.stack.balancer_view().get("api-2", "").startswith("UP"), 30, "api-2 back")
+            outcome.notes.append(f"api-2 back in rotation {time.monotonic() - resumed:.1f} s after it resumed")
+        except TimeoutError:
+            outcome.problems.append("api-2 not back in rotation within 30 s of resuming")
 
     def clock_skew(self, outcome: Outcome) -> None:
         for host in ("api-2", "worker-2"):

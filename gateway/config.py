@@ -35,7 +35,11 @@ class DatabaseSettings(BaseModel):
     # client is gone; the client's end may wait as long for an answer. PostgreSQL only; see
     # docs/operations.md#more-than-one-host. The server ends a session idle inside a transaction this long
     # (no statement of the gateway's idles in a transaction: partner calls are made outside them) ...
-    idle_in_transaction_timeout_seconds: float = Field(30.0, gt=0)
+    idle_in_transaction_timeout_seconds: float = Field(10.0, gt=0)
+    # ... a statement waits this long at most for a row lock (0: as long as it takes), so that a frozen host's
+    # locks cost a request a 503 after a few seconds, not a thread of the healthy host for as long as it lasts
+    # (its threads all waiting, the balancer took the healthy host out too) ...
+    lock_timeout_seconds: float = Field(5.0, ge=0)
     # ... both ends probe an idle connection after this long (TCP keepalives, 3 probes a third of it apart) ...
     keepalive_seconds: float = Field(10.0, ge=3)
     # ... and give up on data the other end has not acknowledged after this long (TCP_USER_TIMEOUT).

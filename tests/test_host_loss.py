@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select, text
+from sqlalchemy.exc import OperationalError
 
 from gateway.config import DatabaseSettings
 from gateway.store import outbox
@@ -92,3 +93,23 @@ def test_a_sweep_is_not_held_up_by_a_lost_sessions_lock(engine):
     finally:
         conn.invalidate()
         vanished.dispose()
+
+
+def test_a_request_behind_a_frozen_hosts_lock_gives_up_instead_of_holding_a_thread(engine):
+    """A frozen API host (SIGSTOP) keeps its transaction's row locks; a healthy host's request behind them must
+    fail soon (the API answers 503, the caller sends again), not hold one of its few threads for as long as the
+    freeze lasts: with all of them waiting, its /healthz went unanswered and the balancer took it out too."""
+    _postgres_only(engine)
+    url = engine.url.render_as_string(hide_password=False)
+    job_id = _expired_job(engine, "A")
+    frozen, conn = _vanished_holding(url, job_id, idle_timeout=600)
+    healthy = make_engine(url, pool_size=1, settings=DatabaseSettings(url=url, lock_timeout_seconds=1))
+    try:
+        with pytest.raises(OperationalError, match="due to lock timeout"), healthy.begin() as mine:
+            # Without lock_timeout this waits until the frozen host resumes or its session is ended.
+            mine.execute(text("SET LOCAL statement_timeout = '20s'"))  # only so that the test ends if it waits
+            mine.execute(select(jobs.c.id).where(jobs.c.id == job_id).with_for_update())
+    finally:
+        healthy.dispose()
+        conn.invalidate()
+        frozen.dispose()

@@ -19,12 +19,14 @@ def liveness_args(settings: DatabaseSettings) -> dict[str, Any]:
 
     The client side (libpq): TCP keepalives and TCP_USER_TIMEOUT, so a worker whose host was cut off gets an
     error instead of waiting on a half-open connection; the server side, asked for in the session's options:
-    the same for its socket, and idle_in_transaction_session_timeout, so a session that a vanished host left
-    inside a transaction ends and lets go of its row locks (the sweeper waited behind them, issue 26)."""
+    the same for its socket, idle_in_transaction_session_timeout, so a session that a vanished host left
+    inside a transaction ends and lets go of its row locks (the sweeper waited behind them, issue 26), and
+    lock_timeout, so nobody waits long behind such locks meanwhile."""
     idle = round(settings.keepalive_seconds)
     interval = max(1, round(settings.keepalive_seconds / 3))
     user_timeout_ms = round(settings.tcp_user_timeout_seconds * 1000)
     server = {"idle_in_transaction_session_timeout": round(settings.idle_in_transaction_timeout_seconds * 1000),
+              "lock_timeout": round(settings.lock_timeout_seconds * 1000),
               "tcp_keepalives_idle": idle, "tcp_keepalives_interval": interval, "tcp_keepalives_count": 3,
               "tcp_user_timeout": user_timeout_ms}
     return {"keepalives": 1, "keepalives_idle": idle, "keepalives_interval": interval, "keepalives_count": 3,
