@@ -24,9 +24,8 @@ from gateway.services.access.api_keys import digest
 from gateway.services.archive import packages as archive_packages
 from gateway.services.dossiers import sla
 from gateway.services.errors import Conflict, NotFound
-from gateway.services.ops import adapter_health, dead_letters, jobs, queue_history
+from gateway.services.ops import adapter_health, clock, dead_letters, jobs, queue_history
 from gateway.services.portal_drift import findings as portal_drift
-from gateway.store import server_clock
 
 from . import queue_chart, views
 from .errors import ApiError
@@ -89,7 +88,7 @@ def logout(_name: str) -> Response:
 def dashboard(name: str) -> str:
     """Queues, adapter health, dead letters with their buttons, SLA breaches, trust roots."""
     gateway = _gateway()
-    now = server_clock.now()
+    now = clock.now()
     ctx = gateway.context
     queues: dict[str, dict[str, int]] = {}
     for row in jobs.counts(ctx):

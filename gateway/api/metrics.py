@@ -25,9 +25,8 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Engine
 
 from gateway.domain.portal_drift import Kind
-from gateway.services.ops import state_counts
+from gateway.services.ops import clock, state_counts
 from gateway.services.ops.jobs import DEAD, UNFINISHED
-from gateway.store import server_clock
 
 from .auth import require
 
@@ -54,7 +53,7 @@ class StoreCollector(Collector):
         self.portal_window = portal_window
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        counts = state_counts.read(self.engine, now=server_clock.now(), portal_window=self.portal_window)
+        counts = state_counts.read(self.engine, now=clock.now(), portal_window=self.portal_window)
         jobs, to_seal = counts.jobs, counts.seconds_to_seal
         yield _gauge("gateway_sla_breaches", "New dossiers past their 8-working-hour acknowledgment deadline",
                      [], [([], counts.sla_breaches)])
