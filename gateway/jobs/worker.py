@@ -142,15 +142,21 @@ class Worker:
 
                     with conn.Consumer(queues, callbacks=[on_message], accept=["json"], prefetch_count=2):
                         pause = 0.5
-                        while not self.stopping.is_set():
-                            # Heartbeats (broker.heartbeat_seconds): ours tell RabbitMQ we are alive; missing
-                            # its own raise here, so a connection left half-open by a partition is dropped
-                            # and made again instead of waited on for good (issue 26).
-                            conn.heartbeat_check()
-                            try:
-                                conn.drain_events(timeout=1.0)
-                            except TimeoutError:  # socket.timeout: no message this second
-                                continue
+                        try:
+                            while not self.stopping.is_set():
+                                # Heartbeats (broker.heartbeat_seconds): ours tell RabbitMQ we are alive;
+                                # missing its own raise here, so a connection left half-open by a partition is
+                                # dropped and made again instead of waited on for good (issue 26).
+                                conn.heartbeat_check()
+                                try:
+                                    conn.drain_events(timeout=1.0)
+                                except TimeoutError:  # socket.timeout: no message this second
+                                    continue
+                        except Exception:
+                            # Dropped without a word: on a silent connection, cancelling the consumer and
+                            # closing politely (what leaving the `with`s does) wait for answers that never come.
+                            conn.collect()
+                            raise
             except Exception as exc:  # noqa: BLE001 - broker gone: reconnect with a growing pause
                 if self.stopping.is_set():
                     return
