@@ -23,6 +23,7 @@ RESYNC_SECONDS = 60.0  # a host's clock stepped by NTP is followed within this
 _offset = timedelta(0)  # the database's clock minus this host's
 _lock = threading.Lock()
 _keeper: threading.Thread | None = None
+_engine: Engine | None = None  # the one the keeper measures: the latest given (a process has one database)
 
 
 def now() -> datetime:
@@ -58,9 +59,10 @@ def sync(engine: Engine) -> timedelta:
 
 def keep_in_step(engine: Engine) -> None:
     """Measure now, then every RESYNC_SECONDS on a daemon thread (one per process; PostgreSQL only)."""
-    global _keeper
+    global _keeper, _engine
     if engine.dialect.name != "postgresql":
         return
+    _engine = engine
     try:
         sync(engine)
     except Exception as exc:  # noqa: BLE001 - the database is not up yet: the thread measures when it is
@@ -73,7 +75,8 @@ def keep_in_step(engine: Engine) -> None:
             while True:
                 time.sleep(RESYNC_SECONDS)
                 try:
-                    sync(engine)
+                    if _engine is not None:
+                        sync(_engine)
                 except Exception as exc:  # noqa: BLE001 - the database is down: keep the last offset
                     log.warning("could not read the database's clock: %s", exc)
 
