@@ -42,7 +42,17 @@ from gateway.services.payments.jobs import PaymentJobs
 from gateway.services.portal_drift.reconciler import PortalReconciler
 from gateway.services.unit_of_work import Context
 from gateway.store import archive as packages
-from gateway.store import audit, db_metrics, deliveries, dossiers, outbox, payments, portal_drift, webhook_cursor
+from gateway.store import (
+    audit,
+    db_metrics,
+    deliveries,
+    dossiers,
+    outbox,
+    payments,
+    portal_drift,
+    server_clock,
+    webhook_cursor,
+)
 from gateway.store.database import make_engine
 
 QUEUES = [np.QUEUE, pay.QUEUE, sms_email.QUEUE, postal.QUEUE, signature.QUEUE, archiving.QUEUE]
@@ -110,8 +120,9 @@ class Gateway:
 
 def bootstrap(settings: Settings | None = None) -> Gateway:
     settings = settings or load_settings()
-    engine = make_engine(settings.database.url, settings.database.pool_size)
+    engine = make_engine(settings.database.url, settings.database.pool_size, settings.database)
     db_metrics.count(engine)
+    server_clock.keep_in_step(engine)  # every host keeps the database's time (leases, schedules)
     broker = Broker(settings.broker, QUEUES)
     signatures = Signatures(settings.signature)  # a bad trust folder stops the start here
     signatures.trust.log_fingerprints()

@@ -30,6 +30,21 @@ Role = Literal["portal", "one_stop", "national_portal", "ops"]
 class DatabaseSettings(BaseModel):
     url: str = "sqlite:///var/gateway.db"
     pool_size: int = 10
+    # A host that vanishes (cut off, frozen) leaves half-open connections: the server's end of a session that
+    # was in a transaction keeps its row locks, and jobs behind them wait, until the server learns the
+    # client is gone; the client's end may wait as long for an answer. PostgreSQL only; see
+    # docs/operations.md#more-than-one-host. The server ends a session idle inside a transaction this long
+    # (no statement of the gateway's idles in a transaction: partner calls are made outside them) ...
+    idle_in_transaction_timeout_seconds: float = Field(10.0, gt=0)
+    # ... a statement waits this long at most for a row lock (0: as long as it takes), so that a frozen host's
+    # locks cost a request a 503 after a few seconds, not a thread of the healthy host for as long as it lasts
+    # (its threads all waiting, the balancer took the healthy host out too) ...
+    lock_timeout_seconds: float = Field(5.0, ge=0)
+    # ... both ends probe an idle connection after this long (TCP keepalives, 3 probes a third of it apart) ...
+    keepalive_seconds: float = Field(10.0, ge=3)
+    # ... and give up on data the other end has not acknowledged after this long (TCP_USER_TIMEOUT).
+    tcp_user_timeout_seconds: float = Field(20.0, gt=0)
+    connect_timeout_seconds: int = Field(10, ge=1)
 
 
 class BrokerSettings(BaseModel):
@@ -37,6 +52,10 @@ class BrokerSettings(BaseModel):
     data_folder: str = "var/broker"
     queue_prefix: str = "gateway"
     publish_timeout_seconds: float = 2.0
+    # AMQP heartbeats on the workers' consuming connections: a worker cut off is declared gone by RabbitMQ
+    # after about two of them and its unacknowledged messages go to the others; the worker, hearing nothing,
+    # reconnects. 0 turns them off (messages then wait for the sweeper's republish_after_seconds).
+    heartbeat_seconds: float = Field(30.0, ge=0)
 
 
 class ApiSettings(BaseModel):
@@ -433,6 +452,16 @@ class Settings(BaseSettings):
                             self.notifications.email.password, self.postal.customer_secret,
                             self.postal.callback_secret, self.audit.chain_key,
                             *(k.key for k in self.auth.api_keys)) if s]
+
+    @model_validator(mode="after")
+    def _heartbeats_outlast_a_drain(self) -> Settings:
+        # A consumer sends its heartbeats between messages; RabbitMQ drops a connection silent for two of them.
+        # A drain (one message's work) longer than that would lose the connection in the middle of every drain.
+        beat = self.broker.heartbeat_seconds
+        if beat and 2 * beat <= self.jobs.drain_seconds:
+            raise ValueError(f"broker.heartbeat_seconds ({beat:g}) must be more than half of jobs.drain_seconds "
+                             f"({self.jobs.drain_seconds:g}), or 0")
+        return self
 
     @model_validator(mode="after")
     def _production_is_locked_down(self) -> Settings:

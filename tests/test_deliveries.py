@@ -147,3 +147,21 @@ def test_new_dossiers_past_their_deadline_are_listed_counted_and_announced_once(
     gw.step(late, 2)  # accepted: no longer a breach
     assert late not in [i["code"] for i in gw.get("/ops/sla-breaches?limit=1000", key="dev-ops-key")
                         .get_json()["items"]]
+
+
+def test_a_tracking_callback_sent_again_is_kept_once(gw):
+    """The post sends a callback again when it got no answer (an API host frozen behind the balancer answered
+    504, then resumed and took the first copy too): the delivery's tracking history, which its archive
+    package keeps for good, holds that update once."""
+    code = result_ready(gw)
+    assert book(gw, code).status_code == 201
+    body = json.dumps({"orderNumber": code, "statusCode": "300", "statusMessage": "Đang vận chuyển",
+                       "at": datetime.now(UTC).replace(microsecond=0).isoformat()}).encode()
+    headers = {"X-VNPost-Signature": sign(body, gw.settings.postal.callback_secret),
+               "Content-Type": "application/json"}
+    for _ in range(3):
+        r = requests.post(f"{gw.api_url}/api/v1/callbacks/postal/vnpost", data=body, headers=headers, timeout=10)
+        assert r.status_code == 200, r.text
+    tracking = [t for t in delivery(gw, code)["tracking"] if t["status_code"] == "300"]
+    assert len(tracking) == 1 and tracking[0]["applied"] is True, tracking
+    assert delivery(gw, code)["state"] == "in_transit"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import wraps
 from typing import Any
 
@@ -24,7 +24,7 @@ from gateway.services.access.api_keys import digest
 from gateway.services.archive import packages as archive_packages
 from gateway.services.dossiers import sla
 from gateway.services.errors import Conflict, NotFound
-from gateway.services.ops import adapter_health, dead_letters, jobs, queue_history
+from gateway.services.ops import adapter_health, clock, dead_letters, jobs, queue_history
 from gateway.services.portal_drift import findings as portal_drift
 
 from . import queue_chart, views
@@ -88,7 +88,7 @@ def logout(_name: str) -> Response:
 def dashboard(name: str) -> str:
     """Queues, adapter health, dead letters with their buttons, SLA breaches, trust roots."""
     gateway = _gateway()
-    now = datetime.now(UTC)
+    now = clock.now()
     ctx = gateway.context
     queues: dict[str, dict[str, int]] = {}
     for row in jobs.counts(ctx):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from flask import Blueprint, Response, current_app
 from flask.typing import ResponseReturnValue
@@ -25,7 +25,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Engine
 
 from gateway.domain.portal_drift import Kind
-from gateway.services.ops import state_counts
+from gateway.services.ops import clock, state_counts
 from gateway.services.ops.jobs import DEAD, UNFINISHED
 
 from .auth import require
@@ -53,7 +53,7 @@ class StoreCollector(Collector):
         self.portal_window = portal_window
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        counts = state_counts.read(self.engine, now=datetime.now(UTC), portal_window=self.portal_window)
+        counts = state_counts.read(self.engine, now=clock.now(), portal_window=self.portal_window)
         jobs, to_seal = counts.jobs, counts.seconds_to_seal
         yield _gauge("gateway_sla_breaches", "New dossiers past their 8-working-hour acknowledgment deadline",
                      [], [([], counts.sla_breaches)])

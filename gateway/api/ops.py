@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from flask import Blueprint, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
 from pydantic import BaseModel, ConfigDict, Field
@@ -12,7 +10,7 @@ from gateway.config import Role
 from gateway.domain.payment import PaymentState
 from gateway.services.audit import chain as audit_chain
 from gateway.services.dossiers import sla
-from gateway.services.ops import dead_letters
+from gateway.services.ops import clock, dead_letters
 from gateway.services.ops import jobs as outbox_jobs
 from gateway.services.ops.jobs import STATES
 from gateway.services.payments import orders as payments
@@ -179,7 +177,7 @@ def sla_breaches() -> ResponseReturnValue:
     if after < 0 or not 1 <= limit <= 1000:
         raise ApiError(400, "bad_query", "after >= 0, 1 <= limit <= 1000")
     rows = sla.breaches(ctx(), limit=limit, after_id=after)
-    now = datetime.now(UTC)
+    now = clock.now()
     return jsonify({"items": [views.sla_breach(r, now) for r in rows],
                     "next_after": rows[-1]["id"] if rows else after})
 

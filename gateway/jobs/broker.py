@@ -35,7 +35,9 @@ class Broker:
         key = self.routing_key(name)
         return Queue(key, self.exchange, routing_key=key, durable=True)
 
-    def connection(self) -> Connection:
+    def connection(self, consuming: bool = False) -> Connection:
+        """A connection; `consuming` ones (the workers') carry AMQP heartbeats, which their owner must send
+        by calling heartbeat_check() at least every second or so (Worker._consume does, between messages)."""
         s = self.settings
         if s.url.startswith("filesystem"):
             folder = Path(s.data_folder)
@@ -48,7 +50,9 @@ class Broker:
             }
             return Connection(s.url, transport_options=options)
         # Publisher confirms: publish() returns only once RabbitMQ has taken the message.
-        return Connection(s.url, connect_timeout=s.publish_timeout_seconds, heartbeat=0,
+        # Publishing connections have none: an API process may sit idle for long and nobody would send them.
+        return Connection(s.url, connect_timeout=s.publish_timeout_seconds,
+                          heartbeat=s.heartbeat_seconds if consuming else 0,
                           transport_options={"confirm_publish": True})
 
     def _seed_bindings(self, control: Path) -> None:

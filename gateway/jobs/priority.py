@@ -10,11 +10,10 @@ job became due: then it runs a batch anyway, so that a province busy all day sti
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from sqlalchemy import Engine
 
-from gateway.store import outbox
+from gateway.store import outbox, server_clock
 
 
 @dataclass
@@ -28,7 +27,7 @@ class YieldToOthers:
         """Why the background queues should wait now, or None: go."""
         if self.at_most_seconds <= 0:
             return None
-        now = datetime.now(UTC)
+        now = server_clock.now()
         with self.engine.connect() as conn:
             waiting = outbox.due_backlog(conn, now=now, besides=self.queues, limit=self.backlog_over + 1)
             if waiting <= self.backlog_over:

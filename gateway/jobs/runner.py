@@ -13,7 +13,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine
@@ -21,7 +21,7 @@ from sqlalchemy import Connection, Engine
 from gateway import request_context
 from gateway.adapters.base import BatchHandler, DuplicateError, PermanentError, ThrottledError
 from gateway.config import JobSettings
-from gateway.store import audit, outbox
+from gateway.store import audit, outbox, server_clock
 
 from .job_metrics import BATCH_SECONDS, JOBS
 from .partner_outage import OutageWatch
@@ -84,7 +84,7 @@ class JobRunner:
         outcomes: list[Outcome] = []
         deadline = time.monotonic() + self.settings.drain_seconds
         with self.engine.begin() as conn:
-            claim = self._claim(conn, queue, datetime.now(UTC))
+            claim = self._claim(conn, queue, server_clock.now())
 
         def go_on() -> bool:  # asked when a batch is recorded: claimed jobs are always run, or they sit out a lease
             return not should_stop() and time.monotonic() <= deadline
@@ -100,7 +100,7 @@ class JobRunner:
 
     def run_batch(self, queue: str) -> list[Outcome]:
         with self.engine.begin() as conn:
-            claim = self._claim(conn, queue, datetime.now(UTC))
+            claim = self._claim(conn, queue, server_clock.now())
         return self._run(queue, claim).outcomes if claim.jobs else []
 
     def _policy(self, queue: str) -> QueuePolicy:
@@ -175,7 +175,7 @@ class JobRunner:
                 claim_next: Callable[[], bool] | None) -> _Batch:
         """Record the outcomes; if the batch was full or made later jobs ready and `claim_next` says go on, claim
         the next batch in the same transaction."""
-        now = datetime.now(UTC)
+        now = server_clock.now()
         queue = claim.jobs[0]["queue"]
         outcomes: list[Outcome] = []
         partner_down = self.outages.observe(

@@ -14,14 +14,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from kombu import Connection as BrokerConnection
 from sqlalchemy import ColumnElement, Connection, Engine, select
 
 from gateway import request_context
 from gateway.config import JobSettings
-from gateway.store import outbox
+from gateway.store import outbox, server_clock
 
 from .broker import Broker
 from .job_metrics import PERIODIC_RUNS, PERIODIC_SECONDS, PERIODIC_SKIPPED
@@ -132,7 +132,7 @@ class Worker:
         pause = 0.5
         while not self.stopping.is_set():
             try:
-                with self.broker.connection() as conn:
+                with self.broker.connection(consuming=True) as conn:
                     conn.ensure_connection(max_retries=1)
                     self.broker.declare(conn, names)
                     queues = [self.broker.queue(q) for q in names]
@@ -142,11 +142,21 @@ class Worker:
 
                     with conn.Consumer(queues, callbacks=[on_message], accept=["json"], prefetch_count=2):
                         pause = 0.5
-                        while not self.stopping.is_set():
-                            try:
-                                conn.drain_events(timeout=1.0)
-                            except TimeoutError:  # socket.timeout: no message this second
-                                continue
+                        try:
+                            while not self.stopping.is_set():
+                                # Heartbeats (broker.heartbeat_seconds): ours tell RabbitMQ we are alive;
+                                # missing its own raise here, so a connection left half-open by a partition is
+                                # dropped and made again instead of waited on for good (issue 26).
+                                conn.heartbeat_check()
+                                try:
+                                    conn.drain_events(timeout=1.0)
+                                except TimeoutError:  # socket.timeout: no message this second
+                                    continue
+                        except Exception:
+                            # Dropped without a word: on a silent connection, cancelling the consumer and
+                            # closing politely (what leaving the `with`s does) wait for answers that never come.
+                            conn.collect()
+                            raise
             except Exception as exc:  # noqa: BLE001 - broker gone: reconnect with a growing pause
                 if self.stopping.is_set():
                     return
@@ -234,7 +244,7 @@ class Worker:
     REPAIR_EVERY = 60  # sweep intervals between two runs of the ready-flag safety net
 
     def sweep_once(self) -> int:
-        now = datetime.now(UTC)
+        now = server_clock.now()
         with self.engine.begin() as conn:
             for job in outbox.recover_expired_leases(conn, now=now):
                 self.runner.buried(conn, job, job["last_error"] or "lease expired on the last attempt")
@@ -274,7 +284,7 @@ class Worker:
         PostgreSQL). If the question fails (the database is down), every task tries, as each handles that."""
         if not asked:
             return set()
-        now = datetime.now(UTC)
+        now = server_clock.now()
         try:
             with _measured("look"), self.engine.connect() as conn:
                 if conn.dialect.name == "postgresql":

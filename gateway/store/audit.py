@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, RowMapping, exists, func, insert, select, text, update
 
 from gateway.domain.audit_chain import GENESIS, link
+from gateway.store import server_clock
 
 from .one_trip import OneTrip
 from .tables import audit_anchors, audit_log
@@ -21,7 +22,7 @@ _SEALER_LOCK = 7_201_001  # PostgreSQL advisory lock id: one sealer at a time
 def record(conn: Connection, *, actor: str, action: str, subject: str, detail: dict[str, Any] | None = None,
            at: datetime | None = None) -> None:
     conn.execute(insert(audit_log).values(
-        at=at or datetime.now(UTC), actor=actor, action=action, subject=subject, detail=detail or {}
+        at=at or server_clock.now(), actor=actor, action=action, subject=subject, detail=detail or {}
     ))
 
 

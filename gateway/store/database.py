@@ -3,15 +3,38 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
 
+from gateway.config import DatabaseSettings
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def make_engine(url: str, pool_size: int = 10) -> Engine:
+def liveness_args(settings: DatabaseSettings) -> dict[str, Any]:
+    """psycopg's connect arguments that bound how long either end of a connection trusts a vanished other end.
+
+    The client side (libpq): TCP keepalives and TCP_USER_TIMEOUT, so a worker whose host was cut off gets an
+    error instead of waiting on a half-open connection; the server side, asked for in the session's options:
+    the same for its socket, idle_in_transaction_session_timeout, so a session that a vanished host left
+    inside a transaction ends and lets go of its row locks (the sweeper waited behind them, issue 26), and
+    lock_timeout, so nobody waits long behind such locks meanwhile."""
+    idle = round(settings.keepalive_seconds)
+    interval = max(1, round(settings.keepalive_seconds / 3))
+    user_timeout_ms = round(settings.tcp_user_timeout_seconds * 1000)
+    server = {"idle_in_transaction_session_timeout": round(settings.idle_in_transaction_timeout_seconds * 1000),
+              "lock_timeout": round(settings.lock_timeout_seconds * 1000),
+              "tcp_keepalives_idle": idle, "tcp_keepalives_interval": interval, "tcp_keepalives_count": 3,
+              "tcp_user_timeout": user_timeout_ms}
+    return {"keepalives": 1, "keepalives_idle": idle, "keepalives_interval": interval, "keepalives_count": 3,
+            "tcp_user_timeout": user_timeout_ms, "connect_timeout": settings.connect_timeout_seconds,
+            "options": " ".join(f"-c {name}={value}" for name, value in server.items())}
+
+
+def make_engine(url: str, pool_size: int = 10, settings: DatabaseSettings | None = None) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -36,7 +59,8 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
         return engine
     # No pre-ping: it costs a round trip per transaction. A connection broken by a database restart
     # fails once; SQLAlchemy then discards the whole pool and the API answers 503 (see api/errors.py).
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800,
+                         connect_args=liveness_args(settings or DatabaseSettings(url=url)))
 
 
 def alembic_config(url: str) -> Config:

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, RowMapping, and_, exists, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from .tables import deliveries, delivery_events
 
@@ -33,8 +34,13 @@ def change(conn: Connection, delivery_id: int, *, now: datetime, **values: Any) 
     conn.execute(update(deliveries).where(deliveries.c.id == delivery_id).values(updated_at=now, **values))
 
 
-def add_event(conn: Connection, values: dict[str, Any]) -> None:
-    conn.execute(insert(delivery_events).values(**values))
+def add_event(conn: Connection, values: dict[str, Any]) -> bool:
+    """Record a tracking update; False if it was recorded already (the same callback sent again after an answer
+    it never got, a poll seeing it again): the history holds each update once."""
+    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    statement = dialect_insert(delivery_events).values(**values).on_conflict_do_nothing(
+        index_elements=["delivery_id", "status_code", "at"])
+    return conn.execute(statement).rowcount == 1
 
 
 def events(conn: Connection, delivery_id: int) -> list[RowMapping]:

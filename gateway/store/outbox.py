@@ -322,8 +322,13 @@ def sweep_pending(now: datetime, republish_after: float) -> ColumnElement[bool]:
 def recover_expired_leases(conn: Connection, *, now: datetime) -> list[RowMapping]:
     """In-flight jobs whose worker vanished: back to pending, or dead once out of attempts.
 
-    Returns the jobs that became dead letters (their kinds may want to react)."""
+    Returns the jobs that became dead letters (their kinds may want to react). On PostgreSQL a job whose row is
+    locked is left for the next sweep: its lock may be a lost host's session's, held until the server ends it
+    (database.idle_in_transaction_timeout_seconds), and the sweep must not wait behind it (issue 26)."""
     expired = _expired(now)
+    if conn.dialect.name == "postgresql":
+        free = select(jobs.c.id).where(expired).with_for_update(skip_locked=True).scalar_subquery()
+        expired = and_(expired, jobs.c.id.in_(free))
     dead = conn.execute(update(jobs).where(expired, jobs.c.attempts >= jobs.c.max_attempts).values(
         state=DEAD, locked_until=None, finished_at=now, updated_at=now,
         last_error=func.coalesce(jobs.c.last_error, "") + " [lease expired on the last attempt]",

@@ -299,6 +299,9 @@ delivery_events = Table(
     Column("applied", Boolean, nullable=False),  # False: older than what we had (out of order), kept for the record
     Column("received_at", UtcDateTime(), nullable=False),
 )
+# One row per update, however often it comes (a callback sent again, a poll seeing it again): see add_event.
+Index("uq_delivery_events_update", delivery_events.c.delivery_id, delivery_events.c.status_code,
+      delivery_events.c.at, unique=True)
 
 attachment_signatures = Table(
     "attachment_signatures",

@@ -13,7 +13,6 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, get_args
 
 from sqlalchemy import Engine
@@ -22,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from gateway.config import AuthSettings, Role
 from gateway.services.errors import Conflict, NotFound, ServiceError
 from gateway.store import api_keys as store
-from gateway.store import audit
+from gateway.store import audit, server_clock
 
 ROLES = frozenset(get_args(Role))
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
@@ -84,7 +83,7 @@ class KeyRing:
         if any(k.name == name for k in self.settings.api_keys):
             raise Conflict(f"key {name!r} is in the settings")
         key = "gw_" + secrets.token_urlsafe(32)
-        now = datetime.now(UTC)
+        now = server_clock.now()
         try:
             with self.engine.begin() as conn:
                 store.add(conn, {"name": name, "key_sha256": digest(key), "roles": sorted(set(roles)),
@@ -96,7 +95,7 @@ class KeyRing:
         return key
 
     def revoke(self, name: str, *, actor: str) -> None:
-        now = datetime.now(UTC)
+        now = server_clock.now()
         with self.engine.begin() as conn:
             if not store.revoke(conn, name, now):
                 raise NotFound(f"no active key {name!r}")

@@ -26,7 +26,7 @@ from gateway.domain.notifications import NotificationState
 from gateway.services.archive.files import ArchiveDamaged, ArchiveMissing, read_member
 from gateway.services.unit_of_work import Context
 from gateway.store import archive as packages
-from gateway.store import audit, dossiers, feed, notifications, outbox
+from gateway.store import audit, dossiers, feed, notifications, outbox, server_clock
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ class Minimiser:
     def minimise_due(self, now: datetime | None = None) -> int:
         """One scan of the worker: drop the bodies of the next due dossiers; how many were minimised. `now` is
         injectable so that tests move the clock instead of waiting a month."""
-        now = now or datetime.now(UTC)
+        now = now or server_clock.now()
         with self.ctx.engine.connect() as conn:
             due = packages.due_for_minimising(conn, sealed_before=now - self.grace, after_id=self._after,
                                               limit=self.BATCH)
@@ -72,7 +72,7 @@ class Minimiser:
         """The same for one dossier, if it is due: whether its bodies were dropped now."""
         with self.ctx.engine.connect() as conn:
             package = packages.get(conn, code)
-        return package is not None and self._try(package, now or datetime.now(UTC))
+        return package is not None and self._try(package, now or server_clock.now())
 
     def _try(self, package: Any, now: datetime) -> bool:
         if kept_because(dict(package), now=now, grace=self.grace) is not None:

@@ -4,7 +4,6 @@ sealing lag (how long the oldest finished dossier has waited for its package).""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import RowMapping
@@ -14,7 +13,7 @@ from gateway.domain import archive as archive_rules
 from gateway.services.ops import state_counts
 from gateway.services.unit_of_work import Context
 from gateway.store import archive as packages
-from gateway.store import outbox
+from gateway.store import outbox, server_clock
 
 
 @dataclass(frozen=True)
@@ -27,12 +26,12 @@ class Overview:
 
 def sealing_lag(ctx: Context) -> float:
     with ctx.engine.connect() as conn:
-        return state_counts.sealing_lag(conn, datetime.now(UTC))
+        return state_counts.sealing_lag(conn, server_clock.now())
 
 
 def overview(ctx: Context, limit: int = 200) -> Overview:
     with ctx.engine.connect() as conn:
-        lag = state_counts.sealing_lag(conn, datetime.now(UTC))
+        lag = state_counts.sealing_lag(conn, server_clock.now())
         counts = packages.counts(conn)
         waiting = packages.listing(conn, archive_rules.FAILING, limit=limit) + \
             packages.listing(conn, archive_rules.PENDING, limit=limit)

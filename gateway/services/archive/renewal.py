@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import shutil
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ from gateway.services.archive.sealing import Archive, Stored, sha256_of
 from gateway.signature import evidence_record
 from gateway.signature.timestamp_token import read_token
 from gateway.store import archive as packages
-from gateway.store import outbox
+from gateway.store import outbox, server_clock
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class ArchiveRenewal:
 
     def schedule(self) -> int:
         """A renewal job for each package due that has none under way; how many were sent."""
-        now = datetime.now(UTC)
+        now = server_clock.now()
         ctx = self.archive.ctx
         with ctx.engine.begin() as conn:
             rows = packages.due_for_renewal(conn, before=now + timedelta(days=self.settings.renew_before_days),
@@ -80,7 +80,7 @@ class ArchiveRenewal:
 
     def renew_one(self, payload: dict[str, Any]) -> None:
         code = payload["code"]
-        now = datetime.now(UTC)
+        now = server_clock.now()
         with self.archive.ctx.engine.connect() as conn:
             row = packages.get(conn, code)
         reason = self.reason(row, now) if row is not None else None

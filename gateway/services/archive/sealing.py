@@ -21,7 +21,7 @@ import logging
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,7 @@ from gateway.services.unit_of_work import Context
 from gateway.signature import evidence_record
 from gateway.signature.timestamp_token import TokenJudge
 from gateway.store import archive as packages
-from gateway.store import audit, outbox
+from gateway.store import audit, outbox, server_clock
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ class Archive:
                 for outcome in self._seal_batch(payloads[start:start + size])]
 
     def _seal_batch(self, payloads: list[dict[str, Any]]) -> list[AdapterError | None]:
-        now = datetime.now(UTC)
+        now = server_clock.now()
         codes = [p["code"] for p in payloads]
         with self.ctx.engine.connect() as conn:
             rows = packages.of_codes(conn, codes)
@@ -201,7 +201,7 @@ class Archive:
 
     def _failed(self, rows: list[RowMapping], exc: Exception) -> dict[str, AdapterError]:
         """Flag the packages as waiting (failed) with why; the error each job answers (retryable unless it says)."""
-        now = datetime.now(UTC)
+        now = server_clock.now()
         flag = f"not sealed yet: {exc}"[:300]
         with self.ctx.engine.begin() as conn:
             for row in rows:
@@ -229,7 +229,7 @@ class Archive:
         one transaction. Their time is now, when they are stored and checked: the end of "final status to sealed"."""
         if not stored:
             return
-        now = datetime.now(UTC)
+        now = server_clock.now()
         changes = [(s, _values(s, self.store.relative(s.path), now, renewal)) for s in stored]
         with self.ctx.engine.begin() as conn:
             rows = packages.of_codes(conn, [s.code for s in stored])
@@ -253,7 +253,7 @@ class Archive:
     def schedule_unsealed(self) -> int:
         """A package is never given up: its build job, buried after its attempts (a long TSA or OCSP outage),
         is revived at each scan, and an unsealed package without a job gets one. How many jobs were sent."""
-        now = datetime.now(UTC)
+        now = server_clock.now()
         with self.ctx.engine.begin() as conn:
             rows = packages.unsealed(conn)
             codes = {r["dossier_code"] for r in rows}

@@ -48,6 +48,7 @@ from gateway.signature.timestamp_token import (
     check_token,
     read_token,
 )
+from gateway.store import server_clock
 
 __all__ = ["FAILED", "NOTE", "PASSED", "WARNING", "Item", "PdfCheck", "Report", "verify_built", "verify_package"]
 
@@ -84,7 +85,7 @@ def verify_package(path: Path, roots: list[asn1_x509.Certificate], *, now: datet
                    pdf_check: PdfCheck | None = None, track: Track = untracked, expect: str | None = None) -> Report:
     """`expect` (CODE or CODE.vNNNN) makes what the package holds a check; without it a file named for another
     package gets a note, since renaming a file changes nothing it proves."""
-    now = now or datetime.now(UTC)
+    now = now or server_clock.now()
     report = Report(str(path))
     if not path.exists():
         report.items.append(Item("package", FAILED, "no such file or folder"))
@@ -118,7 +119,7 @@ def verify_built(path: Path, built: bytes, folder: Path, code: str, roots: list[
     cost of a full verify, for a check of bagit against itself); minimisation re-reads the stored file anyway
     before it drops a byte. The packages of a batch pass one `judge` and one `now`: their shared token's
     signature and path are validated once."""
-    now = now or datetime.now(UTC)
+    now = now or server_clock.now()
     report = Report(str(path), code)
     stored = path.read_bytes() if path.is_file() else b""
     if stored != built:

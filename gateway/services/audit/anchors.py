@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 from asn1crypto import x509 as asn1_x509
@@ -25,7 +25,7 @@ from gateway.domain.archive import anchor_imprint
 from gateway.domain.audit_chain import Problem
 from gateway.signature.timestamp_token import IMPRINT, SIGNATURE, TRUST, check_token, read_token
 from gateway.store import archive as packages
-from gateway.store import audit
+from gateway.store import audit, server_clock
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class AuditAnchoring:
         """Anchor the head if it moved since the newest anchor and a period has passed; whether it did."""
         if time.monotonic() < self._next_try:
             return False
-        now = datetime.now(UTC)
+        now = server_clock.now()
         with self.engine.connect() as conn:
             head = audit.head(conn)
             last = packages.last_anchor(conn)

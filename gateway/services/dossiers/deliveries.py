@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, RowMapping
@@ -35,7 +35,7 @@ from gateway.services.errors import Conflict, NotFound, ServiceError
 from gateway.services.notifications import messages as notifications
 from gateway.services.payments.orders import AttemptNow
 from gateway.services.unit_of_work import Context
-from gateway.store import audit, deliveries, dossiers, feed, outbox
+from gateway.store import audit, deliveries, dossiers, feed, outbox, server_clock
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ def _receiver(dossier: RowMapping, body: DeliveryIn) -> dict[str, Any]:
 
 def book(ctx: Context, code: str, body: DeliveryIn, *, caller: str, attempt_now: AttemptNow) -> Booked:
     """Book VNPost delivery of a dossier's result; a repeat of the same booking answers the first one."""
-    now = datetime.now(UTC)
+    now = server_clock.now()
     if body.cod_amount > ctx.postal.max_cod_vnd:
         raise Unprocessable(f"cod_amount is over the {ctx.postal.max_cod_vnd} VND cap")
     request_fp = fingerprint(body.model_dump(mode="json"))
@@ -170,13 +170,13 @@ def refuse_callback(ctx: Context, provider: str, reason: str, *, remote_addr: st
     """A callback that failed its signature: on the audit record, for whoever looks for forgeries."""
     with ctx.engine.begin() as conn:
         audit.record(conn, actor=provider, action="delivery.callback_refused", subject=provider,
-                     at=datetime.now(UTC), detail={"reason": reason, "remote_addr": remote_addr})
+                     at=server_clock.now(), detail={"reason": reason, "remote_addr": remote_addr})
     log.warning("%s tracking callback from %s refused: %s", provider, remote_addr, reason)
 
 
 def tracking_callback(ctx: Context, order_number: str, tracking: Tracking) -> bool:
     """A tracking update pushed by the post; True if it moved the delivery."""
-    now = datetime.now(UTC)
+    now = server_clock.now()
     with ctx.engine.begin() as conn:
         delivery = deliveries.by_order_number(conn, order_number, for_update=True)
         if delivery is None:
@@ -213,10 +213,10 @@ class DeliveryJobs:
             waybill = self.client.book(order)
         except AdapterError as exc:
             with self.ctx.engine.begin() as conn:
-                deliveries.change(conn, delivery["id"], now=datetime.now(UTC),
+                deliveries.change(conn, delivery["id"], now=server_clock.now(),
                                   last_error=f"{type(exc).__name__}: {exc}")
             raise
-        now = datetime.now(UTC)
+        now = server_clock.now()
         told: list[tuple[int, str]] = []
         with self.ctx.engine.begin() as conn:
             current = deliveries.by_reference(conn, delivery["reference"], for_update=True)
@@ -240,7 +240,7 @@ class DeliveryJobs:
     def book_dead(self, conn: Connection, payload: dict[str, Any], error: str) -> None:
         delivery = deliveries.by_reference(conn, payload["reference"], for_update=True)
         if delivery is not None and delivery["state"] == DeliveryState.BOOKING:
-            now = datetime.now(UTC)
+            now = server_clock.now()
             changes = {"state": DeliveryState.FAILED.value, "last_error": error}
             deliveries.change(conn, delivery["id"], now=now, **changes)
             _announce(conn, {**delivery, **changes}, now=now)
@@ -252,7 +252,7 @@ class DeliveryJobs:
         tracking = self.client.track(delivery["dossier_code"])
         if tracking is None:
             raise PermanentError(f"VNPost does not know order {delivery['dossier_code']}")
-        now = datetime.now(UTC)
+        now = server_clock.now()
         with self.ctx.engine.begin() as conn:
             current = deliveries.by_reference(conn, delivery["reference"], for_update=True)
             _, publish = apply_tracking(self.ctx, conn, current, tracking, via="poll", now=now)
@@ -274,7 +274,7 @@ class DeliveryJobs:
 
     def schedule_polls(self) -> int:
         """Queue a tracking poll for each open delivery whose turn has come (run by every worker's sweeper)."""
-        now = datetime.now(UTC)
+        now = server_clock.now()
         ready: list[tuple[int, str]] = []
         with self.ctx.engine.begin() as conn:
             due = deliveries.due_for_poll(conn, now=now, limit=POLL_BATCH)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, RowMapping
@@ -17,7 +16,7 @@ from gateway.services.dossiers.signatures import attachment_jobs
 from gateway.services.dossiers.steps import snapshot
 from gateway.services.errors import Conflict, NotFound
 from gateway.services.unit_of_work import Context
-from gateway.store import archive, attachment_signatures, audit, dossiers, feed, outbox, portal_drift
+from gateway.store import archive, attachment_signatures, audit, dossiers, feed, outbox, portal_drift, server_clock
 from gateway.store.one_trip import OneTrip
 
 
@@ -43,7 +42,7 @@ def file_dossier(ctx: Context, dossier: DossierIn, *, source: str, actor: str) -
     audit record, feed item, notifications (whose audit record names the job) and its enrolment for the
     national portal's read-back (which needs the dossier's id).
     """
-    now = datetime.now(UTC)
+    now = server_clock.now()
     fingerprint = dossier.fingerprint()
     data = dossier.model_dump(mode="json")
     try:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -22,7 +21,7 @@ from gateway.services.unit_of_work import Context
 from gateway.signature.pdf_verifier import PdfVerifier, VerifierPolicy
 from gateway.signature.sandbox import SandboxBusy, SandboxLimits, VerificationRefused, VerifierSandbox
 from gateway.signature.trust_store import TrustStore
-from gateway.store import attachment_signatures, audit, dossiers, feed, outbox
+from gateway.store import attachment_signatures, audit, dossiers, feed, outbox, server_clock
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +106,7 @@ class AttachmentSignatureJobs:
 
     @staticmethod
     def _store(conn: Connection, dossier: Any, attachment: dict[str, Any], outcome: dict[str, Any]) -> None:
-        now = datetime.now(UTC)
+        now = server_clock.now()
         row = {"dossier_id": dossier["id"], "attachment_id": attachment["id"], "name": attachment["name"],
                "verified_at": now, **outcome}
         if not attachment_signatures.add(conn, row):

@@ -4,11 +4,10 @@ counted in the metrics, and announced once in the one-stop feed."""
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from typing import Any
 
 from gateway.services.unit_of_work import Context
-from gateway.store import dossiers, feed
+from gateway.store import dossiers, feed, server_clock
 
 log = logging.getLogger(__name__)
 
@@ -17,17 +16,17 @@ ANNOUNCE_BATCH = 200
 
 def breaches(ctx: Context, *, limit: int, after_id: int = 0) -> list[Any]:
     with ctx.engine.connect() as conn:
-        return dossiers.sla_breaches(conn, now=datetime.now(UTC), limit=limit, after_id=after_id)
+        return dossiers.sla_breaches(conn, now=server_clock.now(), limit=limit, after_id=after_id)
 
 
 def count(ctx: Context) -> int:
     with ctx.engine.connect() as conn:
-        return dossiers.count_sla_breaches(conn, now=datetime.now(UTC))
+        return dossiers.count_sla_breaches(conn, now=server_clock.now())
 
 
 def announce(ctx: Context) -> int:
     """Put a `dossier.sla_breached` item in the feed for each new breach, once (run by every worker)."""
-    now = datetime.now(UTC)
+    now = server_clock.now()
     with ctx.engine.begin() as conn:
         due = dossiers.unannounced_breaches(conn, now=now, limit=ANNOUNCE_BATCH)
         for row in due:

@@ -9,7 +9,7 @@ whatever its size, which is what lets a busy one-stop system report thousands of
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from gateway.adapters import archive as archiving
@@ -23,7 +23,7 @@ from gateway.services.notifications import messages as notifications
 from gateway.services.notifications.outgoing import Outgoing
 from gateway.services.payments import orders as payments
 from gateway.services.unit_of_work import Context
-from gateway.store import archive, audit, dossiers, outbox
+from gateway.store import archive, audit, dossiers, outbox, server_clock
 from gateway.store.one_trip import OneTrip
 
 
@@ -49,7 +49,7 @@ def record_events(ctx: Context, items: list[tuple[str, EventIn]], *, actor: str)
     their job keys' locks and read the steps already recorded under the batch's event ids; write everything
     (steps, dossiers, jobs, audit records, archive packages, notifications) in one statement (one_trip.py).
     """
-    now = datetime.now(UTC)
+    now = server_clock.now()
     results: list[Recorded | ServiceError] = []
     new_events: list[dict[str, Any]] = []
     new_jobs: list[tuple[outbox.NewJob, bool]] = []  # with: does it head its dossier's queue in this batch?

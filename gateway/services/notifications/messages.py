@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import logging
 import secrets
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection
@@ -25,7 +25,7 @@ from gateway.services.errors import NotFound, ServiceError
 from gateway.services.notifications.outgoing import Outgoing
 from gateway.services.notifications.templates import MessageTemplates, TemplateError
 from gateway.services.unit_of_work import Context
-from gateway.store import dossiers, outbox
+from gateway.store import dossiers, outbox, server_clock
 from gateway.store import notifications as store
 from gateway.store.one_trip import OneTrip, Part
 
@@ -122,7 +122,7 @@ def tell_applicant(ctx: Context, conn: Connection, dossier: dict[str, Any], temp
 
 def send_now(ctx: Context, notifier: Notifier, body: NotificationIn, *, caller: str) -> dict[str, Any]:
     """POST /api/v1/notifications: render and queue one message; answer it as stored."""
-    now = datetime.now(UTC)
+    now = server_clock.now()
     with ctx.engine.begin() as conn:
         context = dict(body.params)
         if body.dossier_code is not None:
@@ -184,7 +184,7 @@ class NotificationJobs:
             # of one commits as often as before (its outcome, recorded right after its send).
             if may_wait := [r["id"] for ref in references[:-1] if (r := rows.get(ref)) is not None
                             and r["channel"] == Channel.SMS and r["state"] == NotificationState.QUEUED]:
-                store.intend_to_send(conn, may_wait, now=datetime.now(UTC))
+                store.intend_to_send(conn, may_wait, now=server_clock.now())
                 conn.commit()
         waiting: list[store.Told] = []
         results: list[Exception | None] = []
@@ -227,7 +227,7 @@ class NotificationJobs:
         except AdapterError as exc:  # email: one server, one attempt
             return self._told(row, [Attempt(self.email.name, outcome_of(exc), str(exc))], last_error=str(exc)), exc
         return self._told(row, tried, state=NotificationState.SENT.value, provider=provider,
-                          provider_message_id=message_id, sent_at=datetime.now(UTC), last_error=None), None
+                          provider_message_id=message_id, sent_at=server_clock.now(), last_error=None), None
 
     def _deliver(self, row: Any, files: list[Any], *, in_doubt: bool) -> tuple[str, str, list[Attempt]]:
         if row["channel"] == Channel.SMS:
@@ -254,11 +254,11 @@ class NotificationJobs:
     def _record(self, outcomes: list[store.Told]) -> None:
         if outcomes:
             with self.ctx.engine.begin() as conn:
-                store.record_many(conn, outcomes, now=datetime.now(UTC))
+                store.record_many(conn, outcomes, now=server_clock.now())
 
     def send_dead(self, conn: Connection, payload: dict[str, Any], error: str) -> None:
         """Out of attempts, or refused for good: the notification failed (an operator can revive its job)."""
-        store.mark(conn, payload["reference"], now=datetime.now(UTC), expected_state=NotificationState.QUEUED,
+        store.mark(conn, payload["reference"], now=server_clock.now(), expected_state=NotificationState.QUEUED,
                    state=NotificationState.FAILED.value, last_error=error)
 
 

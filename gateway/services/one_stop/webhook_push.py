@@ -11,7 +11,7 @@ receiver is retried with the jobs' backoff; the feed itself stays the source of 
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
 
@@ -19,7 +19,7 @@ from gateway.adapters.base import AdapterError, ThrottledError
 from gateway.adapters.webhooks.client import WebhookClient
 from gateway.config import JobSettings, WebhookSettings
 from gateway.jobs.retry_schedule import retry_delay
-from gateway.store import feed, webhook_cursor
+from gateway.store import feed, server_clock, webhook_cursor
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ class WebhookPusher:
 
     def push(self, max_batches: int = 20) -> int:
         """Push what is new (up to `max_batches` batches); how many items the receiver took."""
-        now = datetime.now(UTC)
+        now = server_clock.now()
         held_until = now + self.lease
         with self.engine.begin() as conn:
             state = webhook_cursor.lease(conn, now=now, until=held_until)
@@ -78,19 +78,19 @@ class WebhookPusher:
             attempts += 1
             delay = retry_delay(attempts, base=self.jobs.backoff_base_seconds, cap=self.jobs.backoff_cap_seconds,
                                 retry_after=error.retry_after if isinstance(error, ThrottledError) else None)
-            retry_at = datetime.now(UTC) + timedelta(seconds=delay)
+            retry_at = server_clock.now() + timedelta(seconds=delay)
             log.warning("webhook push failed (attempt %d, next in %.0f s): %s", attempts, delay, error)
         with self.engine.begin() as conn:
             if not webhook_cursor.release(conn, held_until=held_until, cursor=cursor, pending_through=through,
                                           attempts=attempts, retry_at=retry_at, error=str(error) if error else None,
-                                          now=datetime.now(UTC)):
+                                          now=server_clock.now()):
                 log.warning("webhook push outlived its lease; the next pusher resends from the stored cursor")
         return pushed
 
     def _hold(self, held_until: datetime, cursor: int, pending_through: int | None,
               attempts: int) -> datetime | None:
         """Store progress and extend the lease; the new lease end, or None if another pusher took over."""
-        now = datetime.now(UTC)
+        now = server_clock.now()
         until = now + self.lease
         with self.engine.begin() as conn:
             if webhook_cursor.hold(conn, held_until=held_until, until=until, cursor=cursor,

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from typing import Literal
 
 from sqlalchemy import RowMapping
 
 from gateway.services.errors import NotFound
 from gateway.services.unit_of_work import Context
-from gateway.store import audit, outbox, tallies
+from gateway.store import audit, outbox, server_clock, tallies
 from gateway.store.tables import jobs
 
 
@@ -28,7 +27,7 @@ def count_by_kind(ctx: Context) -> dict[tuple[str, str], int]:
 
 
 def retry(ctx: Context, job_id: int, *, actor: str) -> RowMapping:
-    now = datetime.now(UTC)
+    now = server_clock.now()
     with ctx.engine.begin() as conn:
         job = outbox.revive(conn, job_id, now=now)
         if job is None:
@@ -41,7 +40,7 @@ def retry(ctx: Context, job_id: int, *, actor: str) -> RowMapping:
 
 def discard(ctx: Context, job_id: int, *, actor: str) -> RowMapping:
     """Give up on a dead letter; the jobs queued behind it (same dossier) may then go ahead."""
-    now = datetime.now(UTC)
+    now = server_clock.now()
     with ctx.engine.begin() as conn:
         job, ready = outbox.discard(conn, job_id, now=now)
         if job is None:

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from gateway.adapters.payment.base import Answer, Callback, CallbackVerdict, PaymentProvider
 from gateway.services.payments.settlement import Result, settle
 from gateway.services.unit_of_work import Context
-from gateway.store import audit
+from gateway.store import audit, server_clock
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ REFUSED = frozenset({CallbackVerdict.BAD_SIGNATURE, CallbackVerdict.WRONG_AMOUNT
 
 def handle_callback(ctx: Context, provider: PaymentProvider, data: Mapping[str, Any], *,
                     remote_addr: str | None) -> Answer:
-    now = datetime.now(UTC)
+    now = server_clock.now()
     callback = provider.read_callback(data)
     actor = f"payment:{provider.name}"
     if not callback.authentic:
@@ -57,7 +57,7 @@ def handle_callback(ctx: Context, provider: PaymentProvider, data: Mapping[str, 
 def refuse(ctx: Context, provider: PaymentProvider, callback: Callback, verdict: CallbackVerdict, *,
            remote_addr: str | None, now: datetime | None = None, reason: str | None = None) -> None:
     """A refused callback changes nothing but leaves its trace, in its own transaction."""
-    now = now or datetime.now(UTC)
+    now = now or server_clock.now()
     log.warning("payment callback from %s refused: %s (reference %r, amount %r)%s", remote_addr, verdict.value,
                 callback.reference, callback.amount, f": {reason}" if reason else "")
     with ctx.engine.begin() as conn:

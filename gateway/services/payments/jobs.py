@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Connection
@@ -24,7 +24,7 @@ from gateway.services.notifications import messages as notifications
 from gateway.services.payments.orders import overlapping
 from gateway.services.payments.settlement import Result, expire, record_failed, record_started, settle
 from gateway.services.unit_of_work import Context
-from gateway.store import dossiers, outbox, payments
+from gateway.store import dossiers, outbox, payments, server_clock
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +76,9 @@ class PaymentJobs:
             started = provider.start(request)
         except AdapterError as exc:
             with self.ctx.engine.begin() as conn:  # the one-stop software sees why it is still initiating
-                payments.note_error(conn, payment["id"], f"{type(exc).__name__}: {exc}", now=datetime.now(UTC))
+                payments.note_error(conn, payment["id"], f"{type(exc).__name__}: {exc}", now=server_clock.now())
             raise
-        now = datetime.now(UTC)
+        now = server_clock.now()
         told: list[tuple[int, str]] = []
         with self.ctx.engine.begin() as conn:
             if record_started(conn, payment["reference"], started.pay_url, now=now,
@@ -91,14 +91,14 @@ class PaymentJobs:
 
     def init_dead(self, conn: Connection, payload: dict[str, Any], error: str) -> None:
         """The INIT job is a dead letter: the payment failed, and the one-stop software is told."""
-        record_failed(conn, payload["reference"], error, now=datetime.now(UTC))
+        record_failed(conn, payload["reference"], error, now=server_clock.now())
 
     def query(self, payload: dict[str, Any]) -> None:
         payment, _, provider = self._load(payload["reference"])
         if payment["state"] != PaymentState.PENDING:
             return  # settled since the check was scheduled
         status = provider.query(payment["reference"], created_at=payment["created_at"])
-        now = datetime.now(UTC)
+        now = server_clock.now()
         publish: list[tuple[int, str]] = []
         with self.ctx.engine.begin() as conn:
             settled = settle(conn, self.ctx, provider, payment["reference"], status.state, amount=status.amount,
@@ -124,13 +124,13 @@ class PaymentJobs:
         if pdf is None:
             return
         with self.ctx.engine.begin() as conn:
-            payments.store_receipt(conn, payment["id"], pdf, now=datetime.now(UTC))
+            payments.store_receipt(conn, payment["id"], pdf, now=server_clock.now())
 
     def schedule_reconciliation(self) -> int:
         """Queue a QUERY for each pending payment whose check is due, and set its next check.
 
         Run periodically by every worker; on PostgreSQL they share the due payments (SKIP LOCKED)."""
-        now = datetime.now(UTC)
+        now = server_clock.now()
         every = timedelta(seconds=self.ctx.payment.reconcile_every_seconds)
         ready: list[tuple[int, str]] = []
         with self.ctx.engine.begin() as conn:

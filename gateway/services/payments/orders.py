@@ -8,7 +8,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, RowMapping
@@ -22,7 +22,7 @@ from gateway.domain.payment_routing import choose_provider
 from gateway.domain.status_machine import is_final
 from gateway.services.errors import Conflict, NotFound
 from gateway.services.unit_of_work import Context
-from gateway.store import audit, dossiers, outbox, payments
+from gateway.store import audit, dossiers, outbox, payments, server_clock
 
 # Runs a job claimed by the caller right away (JobRunner.run_claimed); wired by the entry point.
 AttemptNow = Callable[[str, outbox.Claim], object]
@@ -126,7 +126,7 @@ def request_payment(ctx: Context, code: str, body: PaymentRequestIn, *, caller: 
                     client_ip: str | None, attempt_now: AttemptNow) -> Requested:
     """Store a payment and its INIT job, then try the INIT at once; a retry with the same key answers
     the same payment, the same key with another body is a conflict."""
-    now = datetime.now(UTC)
+    now = server_clock.now()
     request_fp = fingerprint({"dossier": code, **body.model_dump(mode="json")})
     try:
         with ctx.engine.begin() as conn:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import RowMapping
@@ -12,7 +12,7 @@ from gateway.config import PortalReconcileSettings
 from gateway.domain.portal_drift import OPEN, State
 from gateway.services.errors import Conflict, NotFound
 from gateway.services.unit_of_work import Context
-from gateway.store import audit
+from gateway.store import audit, server_clock
 from gateway.store import portal_drift as store
 
 
@@ -28,12 +28,12 @@ class Overview:
 def coverage(ctx: Context, settings: PortalReconcileSettings, *, now: datetime | None = None) -> dict[str, Any]:
     """Dossiers in scope, how many were read back within the window (and their share), the oldest look's age."""
     with ctx.engine.connect() as conn:
-        seen = store.coverage(conn, now=now or datetime.now(UTC), window=timedelta(hours=settings.window_hours))
+        seen = store.coverage(conn, now=now or server_clock.now(), window=timedelta(hours=settings.window_hours))
     return {**seen, "ratio": seen["checked_in_window"] / seen["due"] if seen["due"] else 1.0}
 
 
 def overview(ctx: Context, settings: PortalReconcileSettings, *, closed: int = 100) -> Overview:
-    now = datetime.now(UTC)
+    now = server_clock.now()
     with ctx.engine.connect() as conn:
         return Overview(coverage(ctx, settings, now=now), store.open_findings(conn),
                         store.closed_findings(conn, closed), store.unreadable(conn), store.open_by_kind(conn))
@@ -65,7 +65,7 @@ def get(ctx: Context, finding_id: int) -> RowMapping:
 def accept(ctx: Context, finding_id: int, *, actor: str) -> RowMapping:
     """The operator takes the portal's version: the finding's differences are left out of later looks at this
     dossier (the gateway's own record is not changed: the one-stop software decides the dossier's steps)."""
-    now = datetime.now(UTC)
+    now = server_clock.now()
     with ctx.engine.begin() as conn:
         finding = store.finding(conn, finding_id)
         if finding is None:

@@ -20,7 +20,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, RowMapping
@@ -43,7 +43,7 @@ from gateway.domain.status_machine import is_final
 from gateway.services.errors import NotFound
 from gateway.services.progress import Track, untracked
 from gateway.services.unit_of_work import Context
-from gateway.store import audit, dossiers, feed, outbox
+from gateway.store import audit, dossiers, feed, outbox, server_clock
 from gateway.store import portal_drift as store
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ class PortalReconciler:
         s = self.settings
         if not s.enabled or self.portal_down():
             return 0
-        now = datetime.now(UTC)
+        now = server_clock.now()
         with self.ctx.engine.connect() as conn:
             first = store.earliest_due(conn)
         if first is None or first > now:
@@ -144,7 +144,7 @@ class PortalReconciler:
         self.check(payload["code"])
 
     def check(self, code: str) -> Checked:
-        now = datetime.now(UTC)
+        now = server_clock.now()
         with self.ctx.engine.connect() as conn:
             dossier = dossiers.get(conn, code)
             if dossier is None:
@@ -262,7 +262,7 @@ class PortalReconciler:
 
     def recheck(self, code: str, *, actor: str) -> int:
         """Queue a look-up of one dossier now (the console's and the API's "recheck now")."""
-        now = datetime.now(UTC)
+        now = server_clock.now()
         with self.ctx.engine.begin() as conn:
             dossier = dossiers.get(conn, code)
             if dossier is None:

@@ -1,0 +1,84 @@
+"""The database's clock, read through this host's: the one time every host of a deployment agrees on.
+
+Leases, schedules and every time the hosts compare (a job's next attempt, a lease's end, a payment's expiry)
+are written by one host and compared by another. Taken from each host's own clock, a host 90 s ahead claims
+retries before they are due, calls leases of the others expired 90 s early (and runs their jobs beside them),
+and an API host behind makes new jobs wait (issue 26). So the gateway's time is the database's: each process
+measures its clock's offset from PostgreSQL's (a round trip, halved) at start and every minute after, and
+`now()` is its own clock plus that offset, with no round trip per call. SQLite is one host's file: offset 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine, text
+
+log = logging.getLogger(__name__)
+
+RESYNC_SECONDS = 60.0  # a host's clock stepped by NTP is followed within this
+_offset = timedelta(0)  # the database's clock minus this host's
+_lock = threading.Lock()
+_keeper: threading.Thread | None = None
+_engine: Engine | None = None  # the one the keeper measures: the latest given (a process has one database)
+
+
+def now() -> datetime:
+    """The database's time now (UTC, aware)."""
+    return datetime.now(UTC) + _offset
+
+
+def offset() -> timedelta:
+    return _offset
+
+
+def measure(engine: Engine) -> timedelta:
+    """The database's clock minus this host's, to within half a round trip."""
+    if engine.dialect.name != "postgresql":
+        return timedelta(0)
+    with engine.connect() as conn:
+        sent = datetime.now(UTC)
+        theirs = conn.execute(text("SELECT clock_timestamp()")).scalar_one()
+        back = datetime.now(UTC)
+    return theirs - (sent + (back - sent) / 2)
+
+
+def sync(engine: Engine) -> timedelta:
+    global _offset
+    measured = measure(engine)
+    with _lock:
+        if abs((measured - _offset).total_seconds()) > 1:
+            log.warning("this host's clock is %+.1f s off the database's: the gateway keeps the database's time",
+                        -measured.total_seconds())
+        _offset = measured
+    return measured
+
+
+def keep_in_step(engine: Engine) -> None:
+    """Measure now, then every RESYNC_SECONDS on a daemon thread (one per process; PostgreSQL only)."""
+    global _keeper, _engine
+    if engine.dialect.name != "postgresql":
+        return
+    _engine = engine
+    try:
+        sync(engine)
+    except Exception as exc:  # noqa: BLE001 - the database is not up yet: the thread measures when it is
+        log.warning("could not read the database's clock at start: %s", exc)
+    with _lock:
+        if _keeper is not None and _keeper.is_alive():
+            return
+
+        def again() -> None:
+            while True:
+                time.sleep(RESYNC_SECONDS)
+                try:
+                    if _engine is not None:
+                        sync(_engine)
+                except Exception as exc:  # noqa: BLE001 - the database is down: keep the last offset
+                    log.warning("could not read the database's clock: %s", exc)
+
+        _keeper = threading.Thread(target=again, name="server-clock", daemon=True)
+        _keeper.start()
