@@ -20,6 +20,10 @@ from sqlalchemy import Engine, text
 log = logging.getLogger(__name__)
 
 RESYNC_SECONDS = 60.0  # a host's clock stepped by NTP is followed within this
+# Hosts kept by NTP agree to within milliseconds, and a leases' or schedules' comparison does not care about
+# less than this; a smaller measure is the round trip's asymmetry, not a clock that is off. Taken as 0, so
+# that hosts in step (and processes on one host) use their own clocks exactly, as the tests do.
+TOLERANCE = timedelta(seconds=0.5)
 _offset = timedelta(0)  # the database's clock minus this host's
 _lock = threading.Lock()
 _keeper: threading.Thread | None = None
@@ -43,7 +47,8 @@ def measure(engine: Engine) -> timedelta:
         sent = datetime.now(UTC)
         theirs = conn.execute(text("SELECT clock_timestamp()")).scalar_one()
         back = datetime.now(UTC)
-    return theirs - (sent + (back - sent) / 2)
+    measured = theirs - (sent + (back - sent) / 2)
+    return measured if abs(measured) > max(TOLERANCE, (back - sent) / 2) else timedelta(0)
 
 
 def sync(engine: Engine) -> timedelta:
