@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean browser
+.PHONY: run test lint bench clean browser balancer
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,12 +24,20 @@ browser:
 	   (apt-get update >/dev/null 2>&1 && apt-get install -y --no-install-recommends chromium chromium-driver >/dev/null 2>&1)) || \
 	  echo "chromium not installed: the console's browser test will not run"
 
+# Debian's HAProxy, the balancer of the multi-host test (tests/test_hosts.py, bench/hosts.py); without it (or
+# without root and network namespaces) that test is skipped, saying why.
+balancer:
+	@command -v haproxy >/dev/null || \
+	  (apt-get install -y --no-install-recommends haproxy >/dev/null 2>&1 || \
+	   (apt-get update >/dev/null 2>&1 && apt-get install -y --no-install-recommends haproxy >/dev/null 2>&1)) || \
+	  echo "haproxy not installed: the multi-host test will be skipped"
+
 # Lint, then the whole suite: on the embedded stack, and on PostgreSQL + RabbitMQ when reachable. The tests run
 # in TEST_PROCESSES processes side by side (most of a test's time is waiting on a worker or a mock), each
 # with stacks of its own; those marked serial (they restart a shared server) run afterwards, alone.
 TEST_PROCESSES ?= 4
 SERIAL_FILES = $(shell grep -rl --include='test_*.py' 'mark.serial' tests)
-test: $(STAMP) browser
+test: $(STAMP) browser balancer
 	$(VENV)/bin/ruff check gateway mocks tests bench
 	$(PY) -m pytest -p no:cacheprovider -n $(TEST_PROCESSES) --dist loadgroup -m "not serial"
 	$(if $(SERIAL_FILES),$(PY) -m pytest -p no:cacheprovider -m serial $(SERIAL_FILES))

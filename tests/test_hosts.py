@@ -4,7 +4,8 @@ A worker host is cut off (its link down, its processes left running) while it ho
 job lease and the broker heartbeat, then let back. The other worker host must take its jobs over while it is
 still cut off, the cut-off worker must consume again once its link is back, and the reconciliation against
 every mock must find nothing lost, nothing twice, every dossier's steps in order. Needs root, `ip netns`,
-HAProxy and faketime (apt-get install -y haproxy faketime); skipped, saying which, elsewhere.
+HAProxy (`make test` installs Debian's where it can) and PostgreSQL's and RabbitMQ's server binaries; skipped,
+saying which, elsewhere.
 """
 
 from __future__ import annotations
