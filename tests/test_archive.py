@@ -231,6 +231,25 @@ def test_with_ocsp_and_crls_down_the_package_waits_then_seals(arch) -> None:  # 
     wait_sealed(arch, code)
 
 
+def test_a_slow_revocation_answer_does_not_cost_the_build_its_database_session(arch) -> None:  # noqa: ANN001
+    """No transaction stays open while a build extends the attachments over the network: with the session's
+    idle-in-transaction timeout (issue 26) under an OCSP answer's delay, the package still seals at the first try."""
+    if arch.name != "production":
+        pytest.skip("SQLite has no session to time out")
+    arch.stop_workers()
+    arch.start_worker(GATEWAY_DATABASE__IDLE_IN_TRANSACTION_TIMEOUT_SECONDS="1")
+    try:
+        arch.ocsp.faults("delay", 1, seconds=1.5)  # under the fetch timeout (2 s): the answer comes, late
+        code = finished_dossier(arch)
+        wait_sealed(arch, code, timeout=60)
+        assert any(r.get("fault") == "delay" for r in arch.ocsp.requests())
+        builds = [j for j in arch.jobs(code) if j["kind"] == "archive.build"]
+        assert [(j["state"], j["attempts"]) for j in builds] == [("done", 1)], builds
+    finally:
+        arch.stop_workers()
+        arch.start_worker()
+
+
 def test_a_broken_pdf_among_the_attachments_still_seals_and_says_why(arch, tmp_path) -> None:  # noqa: ANN001
     broken = sign(one_page_pdf(), arch.pki.signer)
     broken = broken[: len(broken) // 2]  # a signed PDF cut in half

@@ -97,6 +97,10 @@ class ContentsReader:
                                               for a in data.get("attachments") or []]}
         out.dossier_bytes += len(json.dumps(filed_only, ensure_ascii=False).encode())
         verdicts = {v["attachment_id"]: dict(v) for v in attachment_signatures.of_dossier(conn, dossier["id"])}
+        # Extending the attachments calls the TSA, OCSP responders and CRL points, for many seconds when they are
+        # slow: no transaction stays open meanwhile (idle_in_transaction_session_timeout would end the session;
+        # each statement reads committed data on its own anyway). The reads below begin a new one.
+        conn.rollback()
         index = []
         filed = []
         for n, attachment in enumerate(data.get("attachments") or [], start=1):
