@@ -7,6 +7,8 @@ exit between two readings are still counted, through the postmaster).
 Given the stack's database, `postgres` is only the backends serving it (their command line names it), so
 two stacks measured side by side, or other users of the same server, do not count in each other's
 figures; the server's shared processes (WAL writer, checkpointer, autovacuum) then fall under `other`.
+Likewise `rabbitmq` is only the broker listening on the stacks' AMQP port (BENCH_AMQP, 5672) with the processes
+it started: a broker of another harness on the same machine (each with its own beam.smp) is `other`.
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 PROC = Path("/proc")
 TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 POSTGRES_NAMES = frozenset({"postgres", "postmaster"})
 RABBIT_NAMES = frozenset({"beam.smp", "erl_child_setup", "epmd", "inet_gethost"})
+BROKER_PORT = urlsplit(os.environ.get("BENCH_AMQP", "amqp://guest:guest@127.0.0.1:5672//")).port or 5672
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,46 @@ def _serves(pid: int, database: str) -> bool:
     return bool(words) and words[0] == "postgres:" and database in words[1:4]
 
 
+def listening_inodes(net_tcp: str, port: int) -> set[str]:
+    """The socket inodes listening on `port`, from the text of /proc/net/tcp or tcp6 (state 0A is LISTEN)."""
+    found = set()
+    for line in net_tcp.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rpartition(":")[2], 16) == port:
+            found.add(fields[9])
+    return found
+
+
+def broker_pids(table: dict[int, Proc], port: int) -> set[int]:
+    """The broker listening on `port` and the processes it started; every broker-named process if none is
+    found (another network namespace, /proc not readable)."""
+    inodes: set[str] = set()
+    for name in ("tcp", "tcp6"):
+        try:
+            inodes |= listening_inodes((PROC / "net" / name).read_text(), port)
+        except OSError:
+            continue
+    sockets = {f"socket:[{inode}]" for inode in inodes}
+    for proc in table.values():
+        if proc.name == "beam.smp" and sockets and _holds_any(proc.pid, sockets):
+            return descendants(table, [proc.pid])
+    return {p.pid for p in table.values() if p.name in RABBIT_NAMES}
+
+
+def _holds_any(pid: int, sockets: set[str]) -> bool:
+    try:
+        fds = list((PROC / str(pid) / "fd").iterdir())
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(fd) in sockets:
+                return True
+        except OSError:
+            continue
+    return False
+
+
 class CpuMeter:
     """Readings of CPU seconds per role; `roots()` names each role's root pids at reading time; with
     `database`, PostgreSQL is only that database's backends."""
@@ -104,7 +148,7 @@ class CpuMeter:
             roles[role] = self._seconds(table, descendants(table, pids))
         roles["postgres"] = self._seconds(table, {p.pid for p in table.values() if p.name in POSTGRES_NAMES and (
             self.database is None or _serves(p.pid, self.database))})
-        roles["rabbitmq"] = self._seconds(table, {p.pid for p in table.values() if p.name in RABBIT_NAMES})
+        roles["rabbitmq"] = self._seconds(table, broker_pids(table, BROKER_PORT))
         me = table.get(os.getpid())
         roles["bench client"] = me.own_ticks / TICKS if me else 0.0
         return Reading(time.monotonic(), roles, _machine_busy_seconds())
