@@ -79,6 +79,9 @@ def test_a_worker_whose_broker_connection_went_silent_connects_again(stack, engi
     worker = build_worker(gateway)
     worker.start(sweeper=False)
     try:
+        # Connected, perhaps still subscribing (a consumer's five queues): silenced then, it waits for the broker's
+        # basic.consume-ok, where no heartbeat is checked; the consuming connection's read timeout ends that wait.
+        # Which of the two a run catches varies; both must come back (before the read timeout, 1 run in 3 hung).
         consumers = wait_for(lambda: link.accepted >= 2 and link.accepted, 20, what="the consumers connected")
         link.silence()
         # Its heartbeats unanswered, each consumer drops the connection and makes a new one (through the link,

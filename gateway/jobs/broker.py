@@ -51,9 +51,14 @@ class Broker:
             return Connection(s.url, transport_options=options)
         # Publisher confirms: publish() returns only once RabbitMQ has taken the message.
         # Publishing connections have none: an API process may sit idle for long and nobody would send them.
+        options = {"confirm_publish": True}
+        if consuming and s.heartbeat_seconds:
+            # Heartbeats are checked between messages only; a partition while the consumer is being set up
+            # (waiting for basic.consume-ok) would be waited on for good. A read that hears nothing for as long
+            # as the heartbeats allow fails instead, and the consumer connects again.
+            options["read_timeout"] = 2.5 * s.heartbeat_seconds
         return Connection(s.url, connect_timeout=s.publish_timeout_seconds,
-                          heartbeat=s.heartbeat_seconds if consuming else 0,
-                          transport_options={"confirm_publish": True})
+                          heartbeat=s.heartbeat_seconds if consuming else 0, transport_options=options)
 
     def _seed_bindings(self, control: Path) -> None:
         """Write the on-disk exchange's binding table once, atomically, before any process declares.
