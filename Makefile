@@ -34,13 +34,12 @@ balancer:
 
 # Lint, then the whole suite: on the embedded stack, and on PostgreSQL + RabbitMQ when reachable. The tests run
 # in TEST_PROCESSES processes side by side (most of a test's time is waiting on a worker or a mock), each
-# with stacks of its own; those marked serial (they restart a shared server) run afterwards, alone.
-TEST_PROCESSES ?= 4
-SERIAL_FILES = $(shell grep -rl --include='test_*.py' 'mark.serial' tests)
+# with stacks of its own; a file's tests stay in one process, the longest files first (tests/conftest.py).
+# A test that stops a server brings a server of its own (the broker restart runs its own RabbitMQ node).
+TEST_PROCESSES ?= 5
 test: $(STAMP) browser balancer
 	$(VENV)/bin/ruff check gateway mocks tests bench
-	$(PY) -m pytest -p no:cacheprovider -n $(TEST_PROCESSES) --dist loadgroup -m "not serial"
-	$(if $(SERIAL_FILES),$(PY) -m pytest -p no:cacheprovider -m serial $(SERIAL_FILES))
+	$(PY) -m pytest -p no:cacheprovider -n $(TEST_PROCESSES) --dist loadgroup --no-loadscope-reorder
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check gateway mocks tests bench

@@ -26,6 +26,8 @@ from typing import IO
 
 import requests
 from _netns import Host, Network, kill_namespace_processes
+from _rabbitmq_node import SERVER as RABBITMQ_SERVER
+from _rabbitmq_node import RabbitMQNode
 from _stack import MOCK_GROUPS, ROOT, http_ok, reachable, wait_until
 
 HOSTS = [Host("client", "198.18.0.1"), Host("db", "198.18.0.2"), Host("broker", "198.18.0.3"),
@@ -49,7 +51,7 @@ def missing_tools() -> list[str]:
         missing.append("the postgres user (apt-get install -y postgresql)")
     if not (PG_BIN / "initdb").exists():
         missing.append("PostgreSQL's server binaries (apt-get install -y postgresql)")
-    if not Path("/usr/lib/rabbitmq/bin/rabbitmq-server").exists():
+    if not RABBITMQ_SERVER.exists():
         missing.append("rabbitmq-server (apt-get install -y rabbitmq-server)")
     return missing
 
@@ -204,19 +206,8 @@ class HostStack:
         wait_until(lambda: self._alive() and reachable(ADDRESS["db"], RELAY_PORT), 30, "the db link relay")
 
     def _start_rabbitmq(self) -> None:
-        home = self.log_dir / "rabbitmq"
-        home.mkdir()
-        (home / "rabbitmq.conf").write_text(
-            f"listeners.tcp.default = {ADDRESS['broker']}:{AMQP_PORT}\nloopback_users = none\n")
-        (home / "enabled_plugins").write_text("[].\n")
-        (home / "env.conf").write_text("")
-        env = {"HOME": str(home), "RABBITMQ_NODENAME": "gwh@localhost", "RABBITMQ_MNESIA_BASE": str(home / "mnesia"),
-               "RABBITMQ_LOG_BASE": str(home / "log"), "RABBITMQ_CONFIG_FILE": str(home / "rabbitmq"),
-               "RABBITMQ_ENABLED_PLUGINS_FILE": str(home / "enabled_plugins"),
-               "RABBITMQ_CONF_ENV_FILE": str(home / "env.conf"), "RABBITMQ_PID_FILE": str(home / "pid"),
-               "ERL_EPMD_ADDRESS": "127.0.0.1"}
-        self.spawn("rabbitmq", "broker", ["env", *(f"{k}={v}" for k, v in env.items()),
-                                          "/usr/lib/rabbitmq/bin/rabbitmq-server"])
+        node = RabbitMQNode(self.log_dir / "rabbitmq", "gwh", ADDRESS["broker"], AMQP_PORT)
+        self.spawn("rabbitmq", "broker", node.server_argv())
 
     def _start_haproxy(self) -> None:
         cfg = self.log_dir / "haproxy.cfg"

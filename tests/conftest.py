@@ -18,6 +18,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -28,6 +29,8 @@ import requests
 from mocks.provincial_portal import sample_dossier
 
 from .warm_start import WarmProcess, starter
+
+pytest_plugins = ["tests.suite_times"]  # GATEWAY_TEST_TIMES=FILE: what each test costs
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get("GATEWAY_TEST_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -54,21 +57,38 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 # Files whose tests take the longest, started first so that none of them is the run's last lap (a scheduling
-# hint for pytest-xdist only: any order gives the same results). Measured with --durations (docs/testing.md).
-LONGEST_FIRST = ("test_archive.py", "test_archive_batches.py", "test_payments.py", "test_reliability.py",
-                 "test_archive_renewal.py", "test_signatures_api.py", "test_portal_drift.py", "test_audit_anchors.py",
-                 "test_console.py", "test_api_one_stop.py")
+# hint for pytest-xdist only: any order gives the same results). Measured per file with
+# `GATEWAY_TEST_TIMES=FILE` (docs/testing.md), longest first; the multi-host test alone takes some 45 s.
+LONGEST_FIRST = ("test_hosts.py", "test_archive_batches.py", "test_archive.py", "test_reliability.py",
+                 "test_payments.py", "test_archive_renewal.py", "test_portal_drift.py", "test_fuzz.py",
+                 "test_console.py", "test_audit_anchors.py", "test_api_one_stop.py", "test_signatures_api.py",
+                 "test_audit_chain.py", "test_broker_heartbeat.py")
+# Long files whose tests run on both stacks: each stack's half is a group of its own, so two processes share them.
+SPLIT_BY_STACK = ("test_archive_batches.py", "test_archive.py", "test_reliability.py", "test_payments.py",
+                  "test_archive_renewal.py", "test_portal_drift.py")
 # Files whose tests share nothing but the stacks, each long: spread over the processes one test at a time.
 SPREAD = ("test_fuzz.py",)
 
 
+def _group(item: pytest.Item) -> str | None:
+    name = item.nodeid.split("::")[0]
+    if item.path.name in SPREAD:
+        return None
+    kind = getattr(item, "callspec", None) and item.callspec.params.get("stack")
+    return f"{name}:{kind}" if kind and item.path.name in SPLIT_BY_STACK else name
+
+
+# First, before pytest-xdist's own hook reads the groups into the test ids. Make runs pytest-xdist with
+# --no-loadscope-reorder, which keeps this order instead of putting the groups with the most tests first.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under `--dist loadgroup` a file's tests stay in one process (they share module fixtures and the stacks'
-    state warmed by the file's first test), except the SPREAD ones; the longest files go out first."""
+    state warmed by the file's first test), except the SPREAD ones and the SPLIT_BY_STACK halves; the longest
+    files go out first."""
     for item in items:
-        if item.path.name not in SPREAD:
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
-    rank = {name: i for i, name in enumerate((*SPREAD, *LONGEST_FIRST))}
+        if (group := _group(item)) is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
 
 
@@ -464,6 +484,26 @@ class Stack:
 
         return wait_for(settled, timeout, what=f"jobs of {code} to be {state}")
 
+    def settle(self, timeout: float = 60) -> None:
+        """Until no earlier test's job is running or due soon. A worker judges a partner down from the failures
+        of several dossiers (jobs/partner_outage.py): an earlier test's jobs failing under this test's faults
+        would make it so, and this test's jobs would then wait without using attempts."""
+        from sqlalchemy import and_, func, or_, select
+
+        from gateway.store.outbox import IN_FLIGHT, PENDING
+        from gateway.store.tables import jobs
+
+        soon = datetime.now(UTC) + timedelta(seconds=10)
+        running = select(func.count()).where(or_(
+            jobs.c.state == IN_FLIGHT,
+            and_(jobs.c.state == PENDING, jobs.c.ready, jobs.c.next_attempt_at <= soon)))
+
+        def settled() -> bool:
+            with self.gateway.engine.connect() as conn:
+                return conn.execute(running).scalar_one() == 0
+
+        wait_for(settled, timeout, what="the jobs of earlier tests to finish")
+
     def mark_test_start(self) -> None:
         """Jobs queued from now on are this test's: an earlier test's jobs still retrying are not its business."""
         from sqlalchemy import func, select
@@ -602,6 +642,7 @@ def gw(stack: Stack) -> Iterator[Stack]:
     if not any(p.poll() is None for p in stack.workers):
         stack.stop_workers()
         stack.start_worker()
+    stack.settle()
     stack.mark_test_start()
     yield stack
     stack.portal.clear_faults()

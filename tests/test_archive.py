@@ -243,7 +243,10 @@ def test_a_slow_revocation_answer_does_not_cost_the_build_its_database_session(a
         code = finished_dossier(arch)
         wait_sealed(arch, code, timeout=60)
         assert any(r.get("fault") == "delay" for r in arch.ocsp.requests())
-        builds = [j for j in arch.jobs(code) if j["kind"] == "archive.build"]
+        # The package is stored and sealed a moment before the build job records its own outcome.
+        builds = wait_for(lambda: (b := [j for j in arch.jobs(code) if j["kind"] == "archive.build"])
+                          and all(j["state"] not in ("pending", "in_flight") for j in b) and b, 30,
+                          what="the build job's outcome")
         assert [(j["state"], j["attempts"]) for j in builds] == [("done", 1)], builds
     finally:
         arch.stop_workers()

@@ -23,8 +23,6 @@ sys.path.insert(0, str(ROOT / "bench"))
 from _hosts_stack import missing_tools  # noqa: E402 - the harness's own modules
 from _netns import why_unavailable  # noqa: E402
 
-pytestmark = pytest.mark.serial
-
 
 def _skip_reason() -> str | None:
     if reason := why_unavailable():

@@ -2,16 +2,35 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import signal
 import subprocess
+import sys
 import threading
+import uuid
+from pathlib import Path
 
 import pytest
 
-from .conftest import dossier_body, wait_for
+from .conftest import (
+    REQUIRE,
+    Stack,
+    _pg_database,
+    _pg_drop,
+    dossier_body,
+    free_port,
+    production_services_up,
+    reachable,
+    wait_for,
+)
 from .terminal import in_terminal
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+from _rabbitmq_node import SERVER as RABBITMQ_SERVER  # noqa: E402 - the multi-host harness's, shared
+from _rabbitmq_node import RabbitMQNode  # noqa: E402
 
 JOURNEY = [2, 4, 4, 9, 10]
 
@@ -200,25 +219,55 @@ def test_several_workers_keep_each_dossiers_order(gw):
     gw.stop_workers()
 
 
-def rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=120)
+@pytest.fixture
+def own_broker(tmp_path):
+    """A production stack whose broker is a RabbitMQ node of the test's own, and that node: stopping it leaves the
+    machine's broker, which every other test process's stacks use, running."""
+    if not production_services_up() or not RABBITMQ_SERVER.exists():
+        why = "PostgreSQL, RabbitMQ or rabbitmq-server's binary is missing"
+        if REQUIRE:
+            pytest.fail(why)
+        pytest.skip(why)
+    node = RabbitMQNode(tmp_path / "rabbitmq", f"gwtest{os.getpid()}", "127.0.0.1", free_port(), free_port())
+    with open(tmp_path / "rabbitmq.log", "w") as log:
+        server = subprocess.Popen(node.server_argv(), stdout=log, stderr=subprocess.STDOUT)
+    tag = f"gwbroker_{uuid.uuid4().hex[:6]}"
+    stack = None
+    try:
+        wait_for(lambda: server.poll() is None and reachable("127.0.0.1", node.port) or server.poll() is not None,
+                 60, interval=0.2, what="the test's RabbitMQ node")
+        assert server.poll() is None, (tmp_path / "rabbitmq.log").read_text()[-3000:]
+        (tmp_path / "stack").mkdir()
+        stack = Stack("production", tmp_path / "stack", _pg_database(tag),
+                      {"GATEWAY_BROKER__URL": node.url, "GATEWAY_BROKER__QUEUE_PREFIX": tag})
+        stack.start_worker()
+        yield stack, node
+    finally:
+        if stack is not None:
+            stack.close()
+            _pg_drop(tag)
+        with contextlib.suppress(subprocess.SubprocessError):
+            node.ctl("stop", timeout=30)
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
 
 
-@pytest.mark.serial  # stops the machine's RabbitMQ, which every other test process's stack uses
-def test_broker_restart_loses_nothing(gw):
-    if gw.name != "production":
-        pytest.skip("the embedded broker is a folder on disk; there is no server to restart")
+def test_broker_restart_loses_nothing(own_broker):
+    gw, broker = own_broker
     gw.stop_workers()
     queued = [file_with_journey(gw, [2, 4]) for _ in range(5)]  # jobs wait in RabbitMQ: no worker runs
-    rabbitmqctl("stop_app")
+    broker.ctl("stop_app")
     try:
         # With the broker down the API still accepts; the jobs wait in the outbox for the sweeper.
         during = [file_with_journey(gw, [2, 4]) for _ in range(2)]
         ready = gw.client.get("/readyz")
         assert ready.status_code == 503 and ready.get_json()["checks"]["broker"] != "ok"
     finally:
-        rabbitmqctl("start_app")
-        rabbitmqctl("await_startup")
+        broker.ctl("start_app")
+        broker.ctl("await_startup")
     gw.start_worker()
     for code in queued + during:
         gw.wait_jobs(code, "done", count=4, timeout=90)

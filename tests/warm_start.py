@@ -116,14 +116,15 @@ def serve(preload: list[str]) -> None:
             pid = os.fork()
             if pid == 0:
                 _run_child(request, (requests_in, answers_out))
-            children[pid] = {"returncode": None, "cpu": None}
+            children[pid] = {"returncode": None, "cpu": None, "started": time.monotonic()}
             answer({"pid": pid})
         elif request["op"] == "poll":
             child = children[request["pid"]]
             if child["returncode"] is None:
                 pid, status, usage = os.wait4(request["pid"], os.WNOHANG)
                 if pid:
-                    child.update(returncode=os.waitstatus_to_exitcode(status), cpu=usage.ru_utime + usage.ru_stime)
+                    child.update(returncode=os.waitstatus_to_exitcode(status), cpu=usage.ru_utime + usage.ru_stime,
+                                 alive=time.monotonic() - child.pop("started"))
             answer(child)
     # The test process has gone: its children are stopped by its fixtures, or by the kernel's SIGTERM below.
     for pid, child in children.items():
@@ -180,7 +181,7 @@ class WarmProcess:
             answer = self._starter.ask({"op": "poll", "pid": self.pid})
             if answer["returncode"] is not None:
                 self.returncode = answer["returncode"]
-                record_cpu(self.args, answer["cpu"])
+                record_cpu(self.args, answer["cpu"], answer.get("alive"))
         return self.returncode
 
     def wait(self, timeout: float | None = None) -> int:
@@ -205,12 +206,14 @@ class WarmProcess:
         self.send_signal(signal.SIGKILL)
 
 
-def record_cpu(argv: list[str], cpu: float | None) -> None:
-    """For GATEWAY_TEST_PROCESS_CPU: what each process started by a test cost, by kind (docs/testing.md)."""
+def record_cpu(argv: list[str], cpu: float | None, alive: float | None = None) -> None:
+    """For GATEWAY_TEST_PROCESS_CPU: what each process started by a test cost, by kind, and how long it lived
+    (docs/testing.md)."""
     if CPU_LOG and cpu is not None:
         kind = " ".join(argv[:2]) if argv[0] == "gateway" else argv[0]
         with open(CPU_LOG, "a") as log:
-            log.write(json.dumps({"kind": kind, "cpu": round(cpu, 3), "warm": True}) + "\n")
+            log.write(json.dumps({"kind": kind, "cpu": round(cpu, 3), "alive": alive and round(alive, 1),
+                                  "warm": True}) + "\n")
 
 
 _starters: dict[str, WarmStarter] = {}
