@@ -145,9 +145,12 @@ def launch(args: list[str], env: dict[str, str], stdout: Path, stderr: Path | No
     warm = starter(tier)
     if warm is not None:
         return warm.spawn(args, full_env, stdout, stderr)
-    with open(stdout, "w") as out, open(stderr or os.devnull, "w") as err:
-        return subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT, env=full_env, stdout=out,
-                                stderr=err if stderr else subprocess.STDOUT)
+    with open(stdout, "w") as out:
+        if stderr is None:
+            return subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT, env=full_env, stdout=out,
+                                    stderr=subprocess.STDOUT)
+        with open(stderr, "w") as err:
+            return subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT, env=full_env, stdout=out, stderr=err)
 
 
 class ServerProcess:

@@ -24,7 +24,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         with open(TIMES, "a") as out:
             out.write(json.dumps({"test": item.nodeid, "process": os.environ.get("PYTEST_XDIST_WORKER", "main"),
                                   "wall": round(time.monotonic() - wall, 3),
-                                  "cpu": round(time.process_time() - cpu, 3)}) + "\n")
+                                  "cpu": round(time.process_time() - cpu, 3), "ended": round(time.time(), 2)}) + "\n")
 
 
 def summarise(path: str) -> None:

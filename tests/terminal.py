@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
+import select
 import subprocess
-import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
@@ -19,15 +17,27 @@ class Screen:
 
 
 def in_terminal(*args: str, env: dict[str, str], timeout: float = 60) -> Screen:
-    """`python -m gateway *args` with a pseudo-terminal as its stdin, stdout and stderr, 100 columns wide."""
+    """`python -m gateway *args` with a pseudo-terminal as its stdout and stderr, 100 columns wide. Started as the
+    stacks' processes are (warm, tests/warm_start.py): the child opens the terminal by its name."""
+    from .conftest import launch
+
     primary, secondary = os.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "gateway", *args], cwd=ROOT,
-                            env={**os.environ, **env, "COLUMNS": "100"}, stdin=secondary, stdout=secondary,
-                            stderr=secondary)
-    os.close(secondary)
+    terminal = Path(os.ttyname(secondary))
     screen = b""
-    with contextlib.suppress(OSError):  # EIO once the command has exited and closed its end
-        while chunk := os.read(primary, 4096):
-            screen += chunk
-    os.close(primary)
-    return Screen(proc.wait(timeout), screen.decode(errors="replace"))
+    try:
+        # The test keeps its end of the terminal open until the command has exited, so that the command may open
+        # the terminal whenever it starts; so reading stops on the command's exit, not on the terminal's end.
+        proc = launch(["gateway", *args], {**env, "COLUMNS": "100"}, terminal, terminal)
+        deadline = time.monotonic() + timeout
+        while True:
+            if select.select([primary], [], [], 0.05)[0]:
+                screen += os.read(primary, 4096)
+            elif proc.poll() is not None:
+                break  # exited, and all it wrote has been read
+            elif time.monotonic() > deadline:
+                proc.kill()
+                raise subprocess.TimeoutExpired(["gateway", *args], timeout)
+    finally:
+        os.close(secondary)
+        os.close(primary)
+    return Screen(proc.returncode, screen.decode(errors="replace"))
