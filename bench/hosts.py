@@ -61,6 +61,8 @@ HOST_ENV = {
     "GATEWAY_NOTIFICATIONS__ENABLED": "true",
     "GATEWAY_JOBS__WORKER_THREADS": "2",
 }
+PARTNERS_WITH_TIMEOUTS = ("national_portal", "payment.national_platform", "payment.vnpay",
+                          "notifications.sms.viettel", "notifications.sms.vnpt", "postal")
 FAULTS = ("partition", "freeze-api", "clock-skew", "slow-db-link")
 
 
@@ -345,7 +347,11 @@ def run(args: argparse.Namespace, log_dir: Path) -> list[Outcome]:
                # client message cut in half, which the server goes on reading). The server's keepalives end it
                # whatever it waits on: within the lease too, not after their default 19 s.
                "GATEWAY_DATABASE__KEEPALIVE_SECONDS": f"{min(10, args.lease * 0.6):g}",
-               "GATEWAY_DATABASE__TCP_USER_TIMEOUT_SECONDS": f"{min(20, args.lease * 1.2):g}"}
+               "GATEWAY_DATABASE__TCP_USER_TIMEOUT_SECONDS": f"{min(20, args.lease * 1.2):g}",
+               # A worker's call must be dead before its lease ends (config.py refuses otherwise): a request
+               # written into the cut then cannot land at the partner after worker-2's newer ones.
+               **{f"GATEWAY_{name.upper().replace('.', '__')}__TIMEOUT_SECONDS": f"{min(8, args.lease * 0.6):g}"
+                  for name in PARTNERS_WITH_TIMEOUTS}}
         stack = HostStack(net, log_dir, env)
         try:
             started = time.monotonic()

@@ -463,6 +463,24 @@ class Settings(BaseSettings):
                              f"({self.jobs.drain_seconds:g}), or 0")
         return self
 
+    def partner_timeouts(self) -> dict[str, float]:
+        """The HTTP partners that leased jobs call, with their timeouts (adapters/base.py PerThreadHttp)."""
+        pay, sms = self.payment, self.notifications.sms
+        return {"national_portal": self.national_portal.timeout_seconds,
+                "payment.national_platform": pay.national_platform.timeout_seconds,
+                "payment.vnpay": pay.vnpay.timeout_seconds, "notifications.sms.viettel": sms.viettel.timeout_seconds,
+                "notifications.sms.vnpt": sms.vnpt.timeout_seconds, "postal": self.postal.timeout_seconds}
+
+    @model_validator(mode="after")
+    def _a_lease_outlasts_a_call(self) -> Settings:
+        # A call is abandoned (by the kernel too) after its partner's timeout; only then may another worker take
+        # the job over, or the late call could land after the newer ones and undo them at the partner.
+        longer = {name: t for name, t in self.partner_timeouts().items() if t >= self.jobs.lease_seconds}
+        if longer:
+            raise ValueError(f"jobs.lease_seconds ({self.jobs.lease_seconds:g}) must be more than every partner's "
+                             "timeout: " + ", ".join(f"{name}.timeout_seconds {t:g}" for name, t in longer.items()))
+        return self
+
     @model_validator(mode="after")
     def _production_is_locked_down(self) -> Settings:
         if self.environment != "production":

@@ -7,11 +7,14 @@ partner already has the effect, which counts as success.
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Callable
 from typing import Any
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection
 
 
 class AdapterError(Exception):
@@ -78,15 +81,41 @@ def batch_or_each(send_all: Callable[[list[dict[str, Any]]], None], handler: Han
     except AdapterError:
         return one_by_one(handler, payloads)
 
-class PerThreadHttp:
-    """One requests.Session per thread: a Session is not safe to share, and workers run several threads."""
+class _AbandoningAdapter(HTTPAdapter):
+    """Connections whose kernel gives up on data the partner has not acknowledged after `seconds`
+    (TCP_USER_TIMEOUT). A request written while the link is down is otherwise kept and sent again by the kernel
+    when the link comes back, however long after the call has timed out and the socket has been closed (up to
+    about 15 minutes, net.ipv4.tcp_retries2): the partner then applies a request that another worker has
+    since overtaken (an older dossier record over a newer one, seen in the multi-host partition test)."""
 
-    def __init__(self) -> None:
+    def __init__(self, seconds: float) -> None:
+        self._options = [*HTTPConnection.default_socket_options,
+                         (socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, max(1, int(seconds * 1000)))]
+        super().__init__()
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["socket_options"] = self._options
+        super().init_poolmanager(*args, **kwargs)
+
+
+class PerThreadHttp:
+    """One requests.Session per thread: a Session is not safe to share, and workers run several threads.
+    With `abandon_after` (the partner's timeout), nothing sent can reach the partner later than that: so a job
+    whose worker lost its lease (jobs.lease_seconds, longer than every partner's timeout, config.py) cannot land
+    a call after the worker that took it over."""
+
+    def __init__(self, abandon_after: float | None = None) -> None:
         self._local = threading.local()
+        self.abandon_after = abandon_after
 
     def session(self) -> requests.Session:
         if not hasattr(self._local, "http"):
-            self._local.http = requests.Session()
+            http = requests.Session()
+            if self.abandon_after is not None and hasattr(socket, "TCP_USER_TIMEOUT"):  # Linux
+                adapter = _AbandoningAdapter(self.abandon_after)
+                http.mount("http://", adapter)
+                http.mount("https://", adapter)
+            self._local.http = http
         return self._local.http
 
 

@@ -166,7 +166,7 @@ class NationalPortalClient:
     def __init__(self, settings: NationalPortalSettings) -> None:
         self.settings = settings
         self.auth = _LgspAuth(settings) if settings.flavour == "lgsp" else _SessionAuth(settings)
-        self._http_sessions = PerThreadHttp()
+        self._http_sessions = PerThreadHttp(abandon_after=settings.timeout_seconds)
 
     def _http(self) -> requests.Session:
         return self._http_sessions.session()

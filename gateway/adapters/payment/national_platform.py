@@ -84,7 +84,7 @@ class NationalPlatform(PaymentProvider):
         self.partner = partner
         self.secret = secret
         self.timeout = timeout
-        self._http_sessions = PerThreadHttp()
+        self._http_sessions = PerThreadHttp(abandon_after=timeout)
 
     def _http(self) -> requests.Session:
         return self._http_sessions.session()

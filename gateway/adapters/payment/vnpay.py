@@ -65,7 +65,7 @@ class VNPay(PaymentProvider):
         self.secret = secret
         self.return_url = return_url
         self.timeout = timeout
-        self._http = PerThreadHttp()
+        self._http = PerThreadHttp(abandon_after=timeout)
 
     def start(self, request: PaymentRequest) -> Started:
         params = {

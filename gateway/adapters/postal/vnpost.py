@@ -61,7 +61,7 @@ class VNPostClient:
 
     def __init__(self, settings: PostalSettings) -> None:
         self.settings = settings
-        self.http = PerThreadHttp()
+        self.http = PerThreadHttp(abandon_after=settings.timeout_seconds)
         self._token_lock = threading.Lock()
         self._token: tuple[str, float] | None = None  # (token, monotonic expiry)
 

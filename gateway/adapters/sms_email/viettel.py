@@ -61,7 +61,7 @@ class ViettelSms(SmsProvider):
 
     def __init__(self, settings: ViettelSmsSettings) -> None:
         self.settings = settings
-        self.http = PerThreadHttp()
+        self.http = PerThreadHttp(abandon_after=settings.timeout_seconds)
         self._form_lock = threading.Lock()
         self._form: EnvelopeForm | None = None
 

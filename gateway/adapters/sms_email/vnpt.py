@@ -26,7 +26,7 @@ class VnptSms(SmsProvider):
 
     def __init__(self, settings: VnptSmsSettings) -> None:
         self.settings = settings
-        self.http = PerThreadHttp()
+        self.http = PerThreadHttp(abandon_after=settings.timeout_seconds)
 
     def send(self, sms: Sms) -> str:
         s = self.settings
