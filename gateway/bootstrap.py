@@ -115,6 +115,7 @@ class Gateway:
     def close(self) -> None:
         self.signatures.close()
         self.publisher.close()
+        server_clock.let_go(self.engine)
         self.engine.dispose()
 
 

@@ -72,3 +72,22 @@ def test_a_host_90_s_ahead_keeps_the_databases_time(engine, tmp_path):
     # The process's own clock was 90 s ahead; the time it schedules by is the database's (a few seconds of
     # process start apart at most, never the skew).
     assert abs((database_now - gateway_now).total_seconds()) < SKEW / 3
+
+
+def test_a_closed_gateways_database_is_not_read_for_the_time_again(engine, tmp_path, monkeypatch):
+    """The keeper reads the database's clock every minute; once the gateway that gave it the engine is closed (its
+    database perhaps dropped) it stops, instead of warning "could not read the database's clock" from then on."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite is one host's file: no database clock to keep in step with")
+    from gateway.bootstrap import bootstrap
+    from gateway.config import load_settings
+    from gateway.store import server_clock
+
+    for key, value in {"GATEWAY_DATABASE__URL": engine.url.render_as_string(hide_password=False),
+                       "GATEWAY_BROKER__URL": "filesystem://", "GATEWAY_BROKER__DATA_FOLDER": str(tmp_path / "broker"),
+                       "GATEWAY_ARCHIVE__FOLDER": str(tmp_path / "archive")}.items():
+        monkeypatch.setenv(key, value)
+    gateway = bootstrap(load_settings())
+    assert server_clock._engine is gateway.engine
+    gateway.close()
+    assert server_clock._engine is None

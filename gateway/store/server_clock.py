@@ -62,6 +62,14 @@ def sync(engine: Engine) -> timedelta:
     return measured
 
 
+def let_go(engine: Engine) -> None:
+    """The engine is closed (its gateway shut down, its database perhaps gone): the keeper stops reading it."""
+    global _engine
+    with _lock:
+        if _engine is engine:
+            _engine = None
+
+
 def keep_in_step(engine: Engine) -> None:
     """Measure now, then every RESYNC_SECONDS on a daemon thread (one per process; PostgreSQL only)."""
     global _keeper, _engine
@@ -79,11 +87,13 @@ def keep_in_step(engine: Engine) -> None:
         def again() -> None:
             while True:
                 time.sleep(RESYNC_SECONDS)
+                engine = _engine  # read once: a gateway closing may let go of it meanwhile
                 try:
-                    if _engine is not None:
-                        sync(_engine)
+                    if engine is not None:
+                        sync(engine)
                 except Exception as exc:  # noqa: BLE001 - the database is down: keep the last offset
-                    log.warning("could not read the database's clock: %s", exc)
+                    if engine is _engine:  # not one let go of while it was being read
+                        log.warning("could not read the database's clock: %s", exc)
 
         _keeper = threading.Thread(target=again, name="server-clock", daemon=True)
         _keeper.start()
