@@ -34,7 +34,8 @@ balancer:
 
 # Lint, then the whole suite: on the embedded stack, and on PostgreSQL + RabbitMQ when reachable. The tests run
 # in TEST_PROCESSES processes side by side (most of a test's time is waiting on a worker or a mock), each
-# with stacks of its own; a file's tests stay in one process, the longest files first (tests/conftest.py).
+# with stacks of its own; a file's tests stay in one process (the longest split by stack, the fuzz runs one by
+# one), the longest first (tests/conftest.py).
 # A test that stops a server brings a server of its own (the broker restart runs its own RabbitMQ node).
 TEST_PROCESSES ?= 5
 test: $(STAMP) browser balancer

@@ -50,6 +50,8 @@ from _reconcile import reconcile  # noqa: E402
 from _report import percentile  # noqa: E402
 from _stack import wait_until  # noqa: E402
 
+from gateway.config import Settings  # noqa: E402
+
 # The gateway's settings on every host: short enough that a partition longer than both fits a short run.
 # They must match across hosts (docs/operations.md, "More than one host").
 HOST_ENV = {
@@ -61,8 +63,6 @@ HOST_ENV = {
     "GATEWAY_NOTIFICATIONS__ENABLED": "true",
     "GATEWAY_JOBS__WORKER_THREADS": "2",
 }
-PARTNERS_WITH_TIMEOUTS = ("national_portal", "payment.national_platform", "payment.vnpay",
-                          "notifications.sms.viettel", "notifications.sms.vnpt", "postal")
 FAULTS = ("partition", "freeze-api", "clock-skew", "slow-db-link")
 
 
@@ -348,10 +348,11 @@ def run(args: argparse.Namespace, log_dir: Path) -> list[Outcome]:
                # whatever it waits on: within the lease too, not after their default 19 s.
                "GATEWAY_DATABASE__KEEPALIVE_SECONDS": f"{min(10, args.lease * 0.6):g}",
                "GATEWAY_DATABASE__TCP_USER_TIMEOUT_SECONDS": f"{min(20, args.lease * 1.2):g}",
-               # A worker's call must be dead before its lease ends (config.py refuses otherwise): a request
-               # written into the cut then cannot land at the partner after worker-2's newer ones.
-               **{f"GATEWAY_{name.upper().replace('.', '__')}__TIMEOUT_SECONDS": f"{min(8, args.lease * 0.6):g}"
-                  for name in PARTNERS_WITH_TIMEOUTS}}
+               # A worker's call must be dead before its lease ends (config.py refuses a lease not longer than a
+               # partner's timeout): a request written into the cut then cannot land at the partner after
+               # worker-2's newer ones. Under half the lease: the connect may take a timeout before the write.
+               **{f"GATEWAY_{name.upper().replace('.', '__')}__TIMEOUT_SECONDS": f"{min(8, args.lease * 0.4):g}"
+                  for name in Settings().partner_timeouts()}}
         stack = HostStack(net, log_dir, env)
         try:
             started = time.monotonic()

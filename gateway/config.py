@@ -474,7 +474,8 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _a_lease_outlasts_a_call(self) -> Settings:
         # A call is abandoned (by the kernel too) after its partner's timeout; only then may another worker take
-        # the job over, or the late call could land after the newer ones and undo them at the partner.
+        # the job over, or the late call could land after the newer ones and undo them at the partner. This holds
+        # for a batch's first call; later calls of a long batch are not covered yet (docs/operations.md).
         longer = {name: t for name, t in self.partner_timeouts().items() if t >= self.jobs.lease_seconds}
         if longer:
             raise ValueError(f"jobs.lease_seconds ({self.jobs.lease_seconds:g}) must be more than every partner's "

@@ -53,6 +53,10 @@ def test_partner_connections_are_abandoned_after_the_partner_timeout(answering, 
     post = VNPostClient(settings.postal)
     assert user_timeout_ms(portal._http_sessions.session(), answering) == 2500
     assert user_timeout_ms(post.http.session(), answering) == 4000
+    # Through an HTTP proxy (the answering server plays one), on the connection to the proxy.
+    proxied = post.http.session()
+    proxied.proxies = {"http": answering}
+    assert user_timeout_ms(proxied, "http://vnpost.invalid/") == 4000
     # Without a partner's timeout (the webhooks' client: a late delivery carries its message id, which receivers
     # deduplicate) the kernel's default stays: 0.
     from gateway.adapters.base import PerThreadHttp

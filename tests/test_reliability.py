@@ -229,30 +229,34 @@ def own_broker(tmp_path):
             pytest.fail(why)
         pytest.skip(why)
     node = RabbitMQNode(tmp_path / "rabbitmq", f"gwtest{os.getpid()}", "127.0.0.1", free_port(), free_port())
+    # A session of its own: the server script runs the Erlang VM as its child, which a kill of the script alone
+    # would leave running.
     with open(tmp_path / "rabbitmq.log", "w") as log:
-        server = subprocess.Popen(node.server_argv(), stdout=log, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(node.server_argv(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     tag = f"gwbroker_{uuid.uuid4().hex[:6]}"
-    stack = None
+    database = stack = None
     try:
         wait_for(lambda: server.poll() is None and reachable("127.0.0.1", node.port) or server.poll() is not None,
                  60, interval=0.2, what="the test's RabbitMQ node")
         assert server.poll() is None, (tmp_path / "rabbitmq.log").read_text()[-3000:]
         (tmp_path / "stack").mkdir()
-        stack = Stack("production", tmp_path / "stack", _pg_database(tag),
+        database = _pg_database(tag)
+        stack = Stack("production", tmp_path / "stack", database,
                       {"GATEWAY_BROKER__URL": node.url, "GATEWAY_BROKER__QUEUE_PREFIX": tag})
         stack.start_worker()
         yield stack, node
     finally:
         if stack is not None:
             stack.close()
+        if database is not None:
             _pg_drop(tag)
         with contextlib.suppress(subprocess.SubprocessError):
             node.ctl("stop", timeout=30)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGKILL)  # whatever of the node's session is left
+        server.wait()
 
 
 def test_broker_restart_loses_nothing(own_broker):

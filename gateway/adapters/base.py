@@ -97,12 +97,19 @@ class _AbandoningAdapter(HTTPAdapter):
         kwargs["socket_options"] = self._options
         super().init_poolmanager(*args, **kwargs)
 
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        # Through an HTTP(S) proxy (HTTPS_PROXY), the connection is the proxy's: the same option on it.
+        if not proxy.lower().startswith("socks"):
+            proxy_kwargs.setdefault("socket_options", self._options)
+        return super().proxy_manager_for(proxy, **proxy_kwargs)
+
 
 class PerThreadHttp:
     """One requests.Session per thread: a Session is not safe to share, and workers run several threads.
-    With `abandon_after` (the partner's timeout), nothing sent can reach the partner later than that: so a job
-    whose worker lost its lease (jobs.lease_seconds, longer than every partner's timeout, config.py) cannot land
-    a call after the worker that took it over."""
+    With `abandon_after` (the partner's timeout), nothing sent can reach the partner later than that after it
+    was written: a call started as its job was claimed is dead before the job's lease ends (jobs.lease_seconds,
+    longer than every partner's timeout, config.py), so it cannot land after the worker that takes the job over.
+    Later calls of a long batch are not covered yet (docs/operations.md, "More than one host")."""
 
     def __init__(self, abandon_after: float | None = None) -> None:
         self._local = threading.local()

@@ -26,6 +26,7 @@ RESYNC_SECONDS = 60.0  # a host's clock stepped by NTP is followed within this
 TOLERANCE = timedelta(seconds=0.5)
 _offset = timedelta(0)  # the database's clock minus this host's
 _lock = threading.Lock()
+_reading = threading.Lock()  # the keeper's reading of _engine's clock, and letting go of _engine
 _keeper: threading.Thread | None = None
 _engine: Engine | None = None  # the one the keeper measures: the latest given (a process has one database)
 
@@ -65,7 +66,7 @@ def sync(engine: Engine) -> timedelta:
 def let_go(engine: Engine) -> None:
     """The engine is closed (its gateway shut down, its database perhaps gone): the keeper stops reading it."""
     global _engine
-    with _lock:
+    with _reading:
         if _engine is engine:
             _engine = None
 
@@ -75,7 +76,8 @@ def keep_in_step(engine: Engine) -> None:
     global _keeper, _engine
     if engine.dialect.name != "postgresql":
         return
-    _engine = engine
+    with _reading:
+        _engine = engine
     try:
         sync(engine)
     except Exception as exc:  # noqa: BLE001 - the database is not up yet: the thread measures when it is
@@ -87,12 +89,13 @@ def keep_in_step(engine: Engine) -> None:
         def again() -> None:
             while True:
                 time.sleep(RESYNC_SECONDS)
-                engine = _engine  # read once: a gateway closing may let go of it meanwhile
-                try:
-                    if engine is not None:
-                        sync(engine)
-                except Exception as exc:  # noqa: BLE001 - the database is down: keep the last offset
-                    if engine is _engine:  # not one let go of while it was being read
+                # Under the lock, so that a gateway closing (let_go, then dispose) waits for the reading to end
+                # instead of the reading opening a connection on its disposed engine.
+                with _reading:
+                    try:
+                        if _engine is not None:
+                            sync(_engine)
+                    except Exception as exc:  # noqa: BLE001 - the database is down: keep the last offset
                         log.warning("could not read the database's clock: %s", exc)
 
         _keeper = threading.Thread(target=again, name="server-clock", daemon=True)
