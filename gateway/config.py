@@ -473,13 +473,15 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _a_lease_outlasts_a_call(self) -> Settings:
-        # A call is abandoned (by the kernel too) after its partner's timeout; only then may another worker take
-        # the job over, or the late call could land after the newer ones and undo them at the partner. This holds
-        # for a batch's first call; later calls of a long batch are not covered yet (docs/operations.md).
-        longer = {name: t for name, t in self.partner_timeouts().items() if t >= self.jobs.lease_seconds}
-        if longer:
-            raise ValueError(f"jobs.lease_seconds ({self.jobs.lease_seconds:g}) must be more than every partner's "
-                             "timeout: " + ", ".join(f"{name}.timeout_seconds {t:g}" for name, t in longer.items()))
+        # A call may take its partner's timeout to connect, and what it wrote is abandoned (by the kernel too) a
+        # timeout later; only then may another worker take the job over, or the late call could land after the
+        # newer ones and undo them at the partner. A call that could not end within the lease left is not made
+        # (adapters/base.py before_calling), so a lease of less than two timeouts would never let one start.
+        short = {name: t for name, t in self.partner_timeouts().items() if 2 * t >= self.jobs.lease_seconds}
+        if short:
+            raise ValueError(f"jobs.lease_seconds ({self.jobs.lease_seconds:g}) must be more than twice every "
+                             "partner's timeout: " + ", ".join(f"{name}.timeout_seconds {t:g}"
+                                                               for name, t in short.items()))
         return self
 
     @model_validator(mode="after")

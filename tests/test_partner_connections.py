@@ -61,3 +61,58 @@ def test_partner_connections_are_abandoned_after_the_partner_timeout(answering, 
     # deduplicate) the kernel's default stays: 0.
     from gateway.adapters.base import PerThreadHttp
     assert user_timeout_ms(PerThreadHttp().session(), answering) == 0
+
+
+@pytest.mark.parametrize(("timeout", "called"), [(3.0, False), (2.0, True)])
+def test_a_portal_call_that_could_outlast_its_jobs_lease_is_not_made(engine, timeout, called):
+    """A call may take its timeout to connect and another before what it wrote is abandoned: with less of the
+    job's lease left than that, the national portal is not called (another worker may take the job over meanwhile,
+    and the record this call carries would land after the ones that worker sends). The jobs go back at once, keep
+    their attempts, and the portal is not taken for down; with time enough, the call is made."""
+    import uuid
+    from datetime import UTC, datetime
+
+    from sqlalchemy import select
+
+    from gateway.adapters.base import one_by_one
+    from gateway.adapters.national_portal.client import NationalPortalClient
+    from gateway.config import JobSettings, NationalPortalSettings
+    from gateway.jobs.runner import JobRunner
+    from gateway.store import outbox
+    from gateway.store.tables import jobs
+
+    server = socket.create_server(("127.0.0.1", 0))
+    connections: list[int] = []
+
+    def refuse() -> None:  # a portal that hangs up: any call made fails, retryably
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            connections.append(1)
+            conn.close()
+
+    threading.Thread(target=refuse, daemon=True).start()
+    portal = NationalPortalClient(NationalPortalSettings(
+        base_url=f"http://127.0.0.1:{server.getsockname()[1]}/national-portal", timeout_seconds=timeout))
+    queue = f"np-{uuid.uuid4().hex[:8]}"
+    with engine.begin() as conn:
+        for n in range(3):
+            outbox.enqueue(conn, outbox.NewJob(queue, "lookup", f"K{n}", {"code": f"K{n}"}), now=datetime.now(UTC),
+                           max_attempts=3)
+    runner = JobRunner(engine, {"lookup": lambda payloads: one_by_one(lambda p: portal.lookup(p["code"]), payloads)},
+                       JobSettings(batch_size=3, lease_seconds=5, outage_after_keys=3))
+    outcomes = runner.run_batch(queue)
+    server.close()
+    with engine.connect() as conn:
+        rows = conn.execute(select(jobs.c.state, jobs.c.attempts, jobs.c.last_error)
+                            .where(jobs.c.queue == queue)).all()
+    assert [o.state for o in outcomes] == ["retry"] * 3 and all(state == "pending" for state, _, _ in rows)
+    if called:
+        assert len(connections) == 3 and not any("lease ends in" in error for _, _, error in rows), rows
+        assert runner.outages.down(queue)  # three dossiers failed in a row: the portal is taken for down
+    else:
+        assert not connections, "a call was made with too little of the lease left"
+        assert all(attempts == 0 and "lease ends in" in error for _, attempts, error in rows), rows
+        assert not runner.outages.down(queue)

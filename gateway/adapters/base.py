@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import requests
@@ -23,6 +26,12 @@ class AdapterError(Exception):
 
 class RetryableError(AdapterError):
     """Timeouts, connection errors, 5xx, 408, transient business codes."""
+
+
+class LeaseEnding(RetryableError):
+    """A call not started: the job's lease could end before the partner has answered, and another worker may
+    then take the job over; this call landing after that worker's could undo them at the partner. The job is
+    tried again at once and the refusal costs it no attempt (jobs/runner.py)."""
 
 
 class ThrottledError(RetryableError):
@@ -107,9 +116,9 @@ class _AbandoningAdapter(HTTPAdapter):
 class PerThreadHttp:
     """One requests.Session per thread: a Session is not safe to share, and workers run several threads.
     With `abandon_after` (the partner's timeout), nothing sent can reach the partner later than that after it
-    was written: a call started as its job was claimed is dead before the job's lease ends (jobs.lease_seconds,
-    longer than every partner's timeout, config.py), so it cannot land after the worker that takes the job over.
-    Later calls of a long batch are not covered yet (docs/operations.md, "More than one host")."""
+    was written: a call that starts with two timeouts of its job's lease left (a connect, then the abandon;
+    before_calling) is dead before another worker may take the job over (docs/operations.md, "More than one
+    host")."""
 
     def __init__(self, abandon_after: float | None = None) -> None:
         self._local = threading.local()
@@ -178,3 +187,27 @@ def send(session: requests.Session, method: str, url: str, what: str, *, timeout
         raise RetryableError(f"{what}: {type(exc).__name__}: {exc}") from exc
     check_http(response, what)
     return response
+
+
+# The monotonic time by which the partner calls of the batch being run must be over: its lease's end
+# (jobs/runner.py sets it around a batch's delivery). Unset: no lease to keep (a call outside a job).
+_calls_until: ContextVar[float | None] = ContextVar("calls_until", default=None)
+
+
+@contextmanager
+def calls_until(deadline: float) -> Iterator[None]:
+    """Partner calls made inside must be able to end before `deadline` (time.monotonic())."""
+    token = _calls_until.set(deadline)
+    try:
+        yield
+    finally:
+        _calls_until.reset(token)
+
+
+def before_calling(seconds: float, what: str) -> None:
+    """Refuse (LeaseEnding) to start a call that could go on for `seconds` past the lease of the job it serves."""
+    deadline = _calls_until.get()
+    if deadline is not None and time.monotonic() + seconds > deadline:
+        raise LeaseEnding(f"{what}: not called: the job's lease ends in {max(0.0, deadline - time.monotonic()):.1f} s, "
+                          f"and the call may take {seconds:g} s")
+

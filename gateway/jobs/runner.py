@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 
 from gateway import request_context
-from gateway.adapters.base import BatchHandler, DuplicateError, PermanentError, ThrottledError
+from gateway.adapters.base import BatchHandler, DuplicateError, LeaseEnding, PermanentError, ThrottledError, calls_until
 from gateway.config import JobSettings
 from gateway.store import audit, outbox, server_clock
 
@@ -124,8 +124,12 @@ class JobRunner:
         # A batch from one request (the usual case when a request tries its job at once) runs under its id,
         # so whatever the adapter logs can be found with the request's.
         token = request_context.request_id.set(requests[0]) if len(requests) == 1 else None
+        # The calls must be over before the lease ends (adapters/base.py before_calling): on this host's
+        # monotonic clock, from the database's time left.
+        left = (claim.lease_end - server_clock.now()).total_seconds()
         try:
-            results = self._deliver(claim.jobs)
+            with calls_until(time.monotonic() + left):
+                results = self._deliver(claim.jobs)
         finally:
             if token is not None:
                 request_context.request_id.reset(token)
@@ -181,7 +185,8 @@ class JobRunner:
         partner_down = self.outages.observe(
             queue, succeeded=any(error is None for error in results),
             failed_keys=[job["ordering_key"] for job, error in zip(claim.jobs, results, strict=True)
-                         if error is not None and getattr(error, "retryable", True)])
+                         if error is not None and getattr(error, "retryable", True)
+                         and not isinstance(error, LeaseEnding)])  # not called: says nothing of the partner
         with self.engine.begin() as conn:
             delivered = [job for job, error in zip(claim.jobs, results, strict=True) if error is None]
             finished = outbox.finish(conn, delivered, claim.lease_end, now=now)
@@ -193,7 +198,10 @@ class JobRunner:
                 text = f"{type(error).__name__}: {error}"
                 attempt = job["attempts"]
                 retryable = getattr(error, "retryable", True)
-                if retryable and (partner_down or attempt < job["max_attempts"]):
+                if isinstance(error, LeaseEnding):  # never called: again at once, at no cost of an attempt
+                    ok = outbox.retry_later(conn, job["id"], claim.lease_end, now=now, at=now, error=text, refund=True)
+                    outcomes.append(Outcome(job["id"], "retry" if ok else "lost", text))
+                elif retryable and (partner_down or attempt < job["max_attempts"]):
                     delay = retry_delay(attempt, base=self.settings.backoff_base_seconds,
                                         cap=self.settings.backoff_cap_seconds,
                                         retry_after=error.retry_after if isinstance(error, ThrottledError) else None)
