@@ -90,6 +90,7 @@ def batch_or_each(send_all: Callable[[list[dict[str, Any]]], None], handler: Han
     except AdapterError:
         return one_by_one(handler, payloads)
 
+
 class _AbandoningAdapter(HTTPAdapter):
     """Connections whose kernel gives up on data the partner has not acknowledged after `seconds`
     (TCP_USER_TIMEOUT). A request written while the link is down is otherwise kept and sent again by the kernel
@@ -210,4 +211,3 @@ def before_calling(seconds: float, what: str) -> None:
     if deadline is not None and time.monotonic() + seconds > deadline:
         raise LeaseEnding(f"{what}: not called: the job's lease ends in {max(0.0, deadline - time.monotonic()):.1f} s, "
                           f"and the call may take {seconds:g} s")
-
