@@ -116,3 +116,48 @@ def test_a_portal_call_that_could_outlast_its_jobs_lease_is_not_made(engine, tim
         assert not connections, "a call was made with too little of the lease left"
         assert all(attempts == 0 and "lease ends in" in error for _, attempts, error in rows), rows
         assert not runner.outages.down(queue)
+
+
+@pytest.fixture
+def proxy() -> tuple[str, list[str]]:
+    """An HTTP proxy that answers every request itself with an empty 200, and the request lines it was sent."""
+    server = socket.create_server(("127.0.0.1", 0))
+    lines: list[str] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                while data := conn.recv(65536):
+                    if data[:4] in (b"GET ", b"POST"):  # a request's head; a body may come in a read of its own
+                        lines.append(data.split(b"\r\n", 1)[0].decode())
+                        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield f"http://127.0.0.1:{server.getsockname()[1]}", lines
+    server.close()
+
+
+def test_partner_calls_take_the_environments_proxy_read_once_per_partner(proxy, monkeypatch):
+    """The environment's proxy settings are read once per partner, not on every call (adapters/base.py), and still
+    say what they said: HTTP_PROXY carries the calls, NO_PROXY keeps a host out of it, a call's own proxy wins."""
+    from gateway.adapters.base import PerThreadHttp, RetryableError, send
+
+    address, lines = proxy
+    monkeypatch.setenv("HTTP_PROXY", address)
+    monkeypatch.setenv("NO_PROXY", "direct.invalid")
+    http = PerThreadHttp(abandon_after=5)
+    for _ in range(2):  # the second call from what the first read
+        assert http.post("http://partner.invalid/ws", b"<x/>", {"Content-Type": "text/xml"}, timeout=5).ok
+        assert send(http.session(), "GET", "http://partner.invalid/token", "token", timeout=5).ok
+    assert lines == ["POST http://partner.invalid/ws HTTP/1.1", "GET http://partner.invalid/token HTTP/1.1"] * 2
+    with pytest.raises(RetryableError):  # not through the proxy: the name does not resolve
+        send(http.session(), "GET", "http://direct.invalid/", "direct", timeout=5)
+    assert len(lines) == 4
+    monkeypatch.delenv("HTTP_PROXY")
+    assert send(http.session(), "GET", "http://partner.invalid/again", "own proxy", timeout=5,
+                proxies={"http": address}).ok
+    assert lines[-1] == "GET http://partner.invalid/again HTTP/1.1"

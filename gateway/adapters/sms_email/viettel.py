@@ -90,8 +90,7 @@ class ViettelSms(SmsProvider):
         body = form.fill({"RequestID": request_id, "UserID": sms.to, "ReceiverID": sms.to, "Content": sms.text,
                           "ContentType": "1" if sms.unicode else "0"})
         try:
-            reply = self.http.session().post(form.address, data=body, headers=form.headers,
-                                             timeout=self.settings.timeout_seconds)
+            reply = self.http.post(form.address, body, form.headers, timeout=self.settings.timeout_seconds)
         except (requests.RequestException, OSError) as exc:
             raise RetryableError(f"viettel: {type(exc).__name__}: {exc}") from exc
         result, message = form.read_answer(reply.status_code, reply.content)
