@@ -17,6 +17,7 @@ from sqlalchemy import event, select
 
 from gateway.adapters import national_portal as np
 from gateway.store import portal_drift, tables
+from gateway.store.database import COMMITS_ITSELF
 from tests.conftest import dossier_body
 
 ONE_STOP = {"Authorization": "Bearer dev-one-stop-key"}
@@ -32,8 +33,10 @@ class Sent:
 def counted(engine) -> Iterator[Sent]:  # noqa: ANN001
     sent = Sent()
 
-    def statement(_conn, _cursor, sql, *_rest) -> None:  # noqa: ANN001
+    def statement(_conn, _cursor, sql, _params, context, _many) -> None:  # noqa: ANN001
         sent.statements.append(" ".join(sql.split()[:4]))
+        if context.execution_options.get(COMMITS_ITSELF):  # a statement without a transaction: its own commit
+            sent.commits += 1
 
     def commit(_conn) -> None:  # noqa: ANN001
         sent.commits += 1

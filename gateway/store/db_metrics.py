@@ -16,6 +16,8 @@ from sqlalchemy import Engine, event
 
 from gateway import request_context
 
+from .database import COMMITS_ITSELF
+
 STATEMENTS = Counter("gateway_db_statements", "Statements sent to the database, by what caused them", ["origin"])
 COMMITS = Counter("gateway_db_commits", "Transactions committed, by what caused them", ["origin"])
 ROLLBACKS = Counter("gateway_db_rollbacks", "Transactions rolled back (read-only ones too), by what caused them",
@@ -35,8 +37,10 @@ def count(engine: Engine) -> None:
         return found
 
     @event.listens_for(engine, "before_cursor_execute")
-    def _statement(*_args: Any) -> None:
+    def _statement(_conn: Any, _cursor: Any, _sql: str, _params: Any, context: Any, _many: bool) -> None:
         child(STATEMENTS, statements).inc()
+        if context.execution_options.get(COMMITS_ITSELF):
+            child(COMMITS, commits).inc()
 
     @event.listens_for(engine, "commit")
     def _commit(_conn: Any) -> None:

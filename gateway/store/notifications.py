@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, bindparam, insert, select, update
+from sqlalchemy import Connection, RowMapping, bindparam, insert, select, text, update
 
-from .one_trip import AFTER, OneTrip, Part
+from .one_trip import AFTER, OneTrip, Part, json_value
 from .sql_forms import one_of
 from .tables import notification_attachments, notification_attempts, notifications
 
@@ -98,10 +99,19 @@ class Told:
 
 
 def record_many(conn: Connection, outcomes: list[Told], *, now: datetime) -> None:
-    """The outcomes of several sends in two statements (attempts, notifications), their send intent cleared."""
+    """The outcomes of several sends (their attempts, the notifications moved on, their send intent cleared). On
+    PostgreSQL one statement, atomic without a transaction around it (database.one_statement): an email's
+    outcome, recorded alone before the next is sent, is one round trip."""
     if not outcomes:
         return
-    if tried := [{"notification_id": o.notification_id, "at": now, **a} for o in outcomes for a in o.tried]:
+    tried = [{"notification_id": o.notification_id, "at": now, **a} for o in outcomes for a in o.tried]
+    if conn.dialect.name == "postgresql":
+        conn.execute(_RECORD, {
+            "now": now, "tried": json.dumps(tried, default=json_value),
+            "outcomes": json.dumps([{"id": o.notification_id, **o.changes} for o in outcomes], default=json_value),
+            "ids": [o.notification_id for o in outcomes], "expected": [o.expected_state for o in outcomes]})
+        return
+    if tried:
         conn.execute(insert(notification_attempts), tried)
     keys = sorted(outcomes[0].changes)
     conn.execute(update(notifications).where(notifications.c.id == bindparam("n_id"),
@@ -110,6 +120,20 @@ def record_many(conn: Connection, outcomes: list[Told], *, now: datetime) -> Non
                          **{k: bindparam(f"n_{k}") for k in keys}),
                  [{"n_id": o.notification_id, "n_expected": o.expected_state,
                    **{f"n_{k}": o.changes[k] for k in keys}} for o in outcomes])
+
+
+# Told.changes always carries these five (NotificationJobs._told keeps what does not change).
+_RECORD = text("""
+WITH tried AS (
+    INSERT INTO notification_attempts (notification_id, at, provider, outcome, detail)
+    SELECT r.notification_id, r.at, r.provider, r.outcome, r.detail
+    FROM json_populate_recordset(NULL::notification_attempts, CAST(:tried AS json)) AS r)
+UPDATE notifications AS n
+SET attempts = n.attempts + 1, updated_at = :now, sending_since = NULL, state = r.state, provider = r.provider,
+    provider_message_id = r.provider_message_id, sent_at = r.sent_at, last_error = r.last_error
+FROM json_populate_recordset(NULL::notifications, CAST(:outcomes AS json)) AS r
+JOIN unnest(CAST(:ids AS bigint[]), CAST(:expected AS text[])) AS k(id, expected) ON k.id = r.id
+WHERE n.id = ANY(CAST(:ids AS bigint[])) AND n.id = r.id AND n.state = k.expected""")
 
 
 def mark(conn: Connection, reference: str, *, now: datetime, expected_state: str, **changes: Any) -> bool:

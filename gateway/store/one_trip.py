@@ -120,14 +120,14 @@ def _run_postgresql(conn: Connection, parts: list[Part]) -> None:
         statement = text(_statement_sql(parts, position))
         with _statements_lock:
             _statements[shape] = statement
-    params = {f"p{n}": json.dumps(p.rows, default=_json_value) for n, p in enumerate(parts)}
+    params = {f"p{n}": json.dumps(p.rows, default=json_value) for n, p in enumerate(parts)}
     params.update({f"k{n}": [row[p.key] for row in p.rows] for n, p in enumerate(parts) if p.key})
     by_name = {f"p{n}": p for n, p in enumerate(parts)}
     for name, row in conn.execute(statement, params):
         by_name[name].returned.append(row)
 
 
-def _json_value(value: Any) -> Any:
+def json_value(value: Any) -> Any:
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise ValueError("naive datetime given to the store")

@@ -27,6 +27,7 @@ from gateway.services.notifications.templates import MessageTemplates, TemplateE
 from gateway.services.unit_of_work import Context
 from gateway.store import dossiers, outbox, server_clock
 from gateway.store import notifications as store
+from gateway.store.database import one_statement, reading
 from gateway.store.one_trip import OneTrip, Part
 
 log = logging.getLogger(__name__)
@@ -177,15 +178,15 @@ class NotificationJobs:
         recorded at once, with those waiting before it. So a worker dying mid-batch sends again to a citizen at
         most the message in hand, as with one job at a time (docs/notifications.md)."""
         references = [p["reference"] for p in payloads]
-        with self.ctx.engine.connect() as conn:
+        with reading(self.ctx.engine) as conn:
             rows = {r["reference"]: r for r in store.by_references(conn, references)}
             files = store.attachments_of(conn, [r["id"] for r in rows.values() if r["channel"] == Channel.EMAIL])
-            # The intent is needed only where an outcome may wait: an SMS with another message after it. A batch
-            # of one commits as often as before (its outcome, recorded right after its send).
-            if may_wait := [r["id"] for ref in references[:-1] if (r := rows.get(ref)) is not None
-                            and r["channel"] == Channel.SMS and r["state"] == NotificationState.QUEUED]:
+        # The intent is needed only where an outcome may wait: an SMS with another message after it. A batch
+        # of one writes as often as before (its outcome, recorded right after its send).
+        if may_wait := [r["id"] for ref in references[:-1] if (r := rows.get(ref)) is not None
+                        and r["channel"] == Channel.SMS and r["state"] == NotificationState.QUEUED]:
+            with one_statement(self.ctx.engine) as conn:
                 store.intend_to_send(conn, may_wait, now=server_clock.now())
-                conn.commit()
         waiting: list[store.Told] = []
         results: list[Exception | None] = []
         for reference in references:
@@ -253,7 +254,7 @@ class NotificationJobs:
 
     def _record(self, outcomes: list[store.Told]) -> None:
         if outcomes:
-            with self.ctx.engine.begin() as conn:
+            with one_statement(self.ctx.engine) as conn:
                 store.record_many(conn, outcomes, now=server_clock.now())
 
     def send_dead(self, conn: Connection, payload: dict[str, Any], error: str) -> None:
