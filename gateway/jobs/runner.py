@@ -22,6 +22,7 @@ from gateway import request_context
 from gateway.adapters.base import BatchHandler, DuplicateError, LeaseEnding, PermanentError, ThrottledError, calls_until
 from gateway.config import JobSettings
 from gateway.store import audit, outbox, server_clock
+from gateway.store.database import one_statement
 
 from .job_metrics import BATCH_SECONDS, JOBS
 from .partner_outage import OutageWatch
@@ -83,7 +84,7 @@ class JobRunner:
         Otherwise the next batch is claimed in the transaction that records this one: a commit per batch."""
         outcomes: list[Outcome] = []
         deadline = time.monotonic() + self.settings.drain_seconds
-        with self.engine.begin() as conn:
+        with one_statement(self.engine) as conn:
             claim = self._claim(conn, queue, server_clock.now())
 
         def go_on() -> bool:  # asked when a batch is recorded: claimed jobs are always run, or they sit out a lease
@@ -99,7 +100,7 @@ class JobRunner:
         return Drained(outcomes, more=False)
 
     def run_batch(self, queue: str) -> list[Outcome]:
-        with self.engine.begin() as conn:
+        with one_statement(self.engine) as conn:
             claim = self._claim(conn, queue, server_clock.now())
         return self._run(queue, claim).outcomes if claim.jobs else []
 
