@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 
 from gateway.store import outbox, server_clock
+from gateway.store.database import reading
 
 
 @dataclass
@@ -28,7 +29,7 @@ class YieldToOthers:
         if self.at_most_seconds <= 0:
             return None
         now = server_clock.now()
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             waiting = outbox.due_backlog(conn, now=now, besides=self.queues, limit=self.backlog_over + 1)
             if waiting <= self.backlog_over:
                 return None

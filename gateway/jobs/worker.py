@@ -22,6 +22,7 @@ from sqlalchemy import ColumnElement, Connection, Engine, select
 from gateway import request_context
 from gateway.config import JobSettings
 from gateway.store import outbox, server_clock
+from gateway.store.database import reading
 
 from .broker import Broker
 from .job_metrics import PERIODIC_RUNS, PERIODIC_SECONDS, PERIODIC_SKIPPED
@@ -286,9 +287,7 @@ class Worker:
             return set()
         now = server_clock.now()
         try:
-            with _measured("look"), self.engine.connect() as conn:
-                if conn.dialect.name == "postgresql":
-                    conn.execution_options(isolation_level="AUTOCOMMIT")
+            with _measured("look"), reading(self.engine) as conn:
                 flags = conn.execute(select(*(task.pending(conn, now).label(f"t{n}")  # type: ignore[misc]
                                               for n, task in enumerate(asked)))).one()
         except Exception as exc:  # noqa: BLE001 - the tasks will say what is wrong

@@ -36,6 +36,7 @@ from gateway.services.notifications import messages as notifications
 from gateway.services.payments.orders import AttemptNow
 from gateway.services.unit_of_work import Context
 from gateway.store import audit, deliveries, dossiers, feed, outbox, server_clock
+from gateway.store.database import reading
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +109,7 @@ def book(ctx: Context, code: str, body: DeliveryIn, *, caller: str, attempt_now:
                 raise
             return _same_or_conflict(existing, request_fp)
     attempt_now(postal.QUEUE, claim)  # the answer then normally carries the waybill
-    with ctx.engine.connect() as conn:
+    with reading(ctx.engine) as conn:
         return Booked(True, deliveries.by_reference(conn, delivery["reference"]))
 
 
@@ -194,7 +195,7 @@ class DeliveryJobs:
         self.client = client
 
     def _load(self, reference: str) -> RowMapping:
-        with self.ctx.engine.connect() as conn:
+        with reading(self.ctx.engine) as conn:
             delivery = deliveries.by_reference(conn, reference)
         if delivery is None:
             raise PermanentError(f"no delivery {reference}")

@@ -25,6 +25,7 @@ from gateway.services.payments.orders import overlapping
 from gateway.services.payments.settlement import Result, expire, record_failed, record_started, settle
 from gateway.services.unit_of_work import Context
 from gateway.store import dossiers, outbox, payments, server_clock
+from gateway.store.database import reading
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ class PaymentJobs:
         self.providers = providers
 
     def _load(self, reference: str) -> tuple[Any, Any, PaymentProvider]:
-        with self.ctx.engine.connect() as conn:
+        with reading(self.ctx.engine) as conn:
             payment = payments.by_reference(conn, reference)
             if payment is None:
                 raise PermanentError(f"no payment {reference}")
@@ -58,7 +59,7 @@ class PaymentJobs:
         if PaymentState(payment["state"]) not in MAY_START:
             return  # started already (a repeated job), or settled meanwhile
         if payment["state"] == PaymentState.FAILED:  # an operator revived its INIT: are its fees still free?
-            with self.ctx.engine.connect() as conn:
+            with reading(self.ctx.engine) as conn:
                 others = [p for p in payments.of_dossier(conn, payment["dossier_id"], HOLDS_FEES)
                           if p["id"] != payment["id"]]
             if (held := overlapping({i["code"] for i in payment["items"]}, others)) is not None:
@@ -117,7 +118,7 @@ class PaymentJobs:
 
     def receipt(self, payload: dict[str, Any]) -> None:
         payment, _, provider = self._load(payload["reference"])
-        with self.ctx.engine.connect() as conn:
+        with reading(self.ctx.engine) as conn:
             if payments.receipt(conn, payment["id"]) is not None:
                 return
         pdf = provider.receipt(payment["reference"], created_at=payment["created_at"])

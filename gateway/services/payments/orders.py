@@ -23,6 +23,7 @@ from gateway.domain.status_machine import is_final
 from gateway.services.errors import Conflict, NotFound
 from gateway.services.unit_of_work import Context
 from gateway.store import audit, dossiers, outbox, payments, server_clock
+from gateway.store.database import reading
 
 # Runs a job claimed by the caller right away (JobRunner.run_claimed); wired by the entry point.
 AttemptNow = Callable[[str, outbox.Claim], object]
@@ -158,7 +159,7 @@ def request_payment(ctx: Context, code: str, body: PaymentRequestIn, *, caller: 
                     return same
         raise
     attempt_now(pay.QUEUE, claim)
-    with ctx.engine.connect() as conn:
+    with reading(ctx.engine) as conn:
         return Requested(True, payments.by_reference(conn, payment["reference"]))
 
 
