@@ -17,9 +17,9 @@ from gateway.config import load_settings
 pytestmark = pytest.mark.skipif(not hasattr(socket, "TCP_USER_TIMEOUT"), reason="TCP_USER_TIMEOUT is Linux's")
 
 
-@pytest.fixture
-def answering() -> str:
-    """A server that answers every request on a connection with an empty 200."""
+def empty_200_server(heads: list[str]) -> socket.socket:
+    """A server that answers every request on a connection with an empty 200, noting each request line in `heads`
+    (it may be an HTTP proxy's: the line then names the whole address)."""
     server = socket.create_server(("127.0.0.1", 0))
 
     def serve() -> None:
@@ -29,10 +29,18 @@ def answering() -> str:
             except OSError:
                 return
             with conn:
-                while conn.recv(65536):
-                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                while data := conn.recv(65536):
+                    if data[:4] in (b"GET ", b"POST"):  # a request's head; a body may come in a read of its own
+                        heads.append(data.split(b"\r\n", 1)[0].decode())
+                        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
 
     threading.Thread(target=serve, daemon=True).start()
+    return server
+
+
+@pytest.fixture
+def answering() -> str:
+    server = empty_200_server([])
     yield f"http://127.0.0.1:{server.getsockname()[1]}/"
     server.close()
 
@@ -120,24 +128,10 @@ def test_a_portal_call_that_could_outlast_its_jobs_lease_is_not_made(engine, tim
 
 @pytest.fixture
 def proxy() -> tuple[str, list[str]]:
-    """An HTTP proxy that answers every request itself with an empty 200, and the request lines it was sent."""
-    server = socket.create_server(("127.0.0.1", 0))
-    lines: list[str] = []
-
-    def serve() -> None:
-        while True:
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                return
-            with conn:
-                while data := conn.recv(65536):
-                    if data[:4] in (b"GET ", b"POST"):  # a request's head; a body may come in a read of its own
-                        lines.append(data.split(b"\r\n", 1)[0].decode())
-                        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-
-    threading.Thread(target=serve, daemon=True).start()
-    yield f"http://127.0.0.1:{server.getsockname()[1]}", lines
+    """An HTTP proxy that answers every request itself, and the request lines it was sent."""
+    heads: list[str] = []
+    server = empty_200_server(heads)
+    yield f"http://127.0.0.1:{server.getsockname()[1]}", heads
     server.close()
 
 

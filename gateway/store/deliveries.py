@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, RowMapping, and_, exists, insert, select, update
+from sqlalchemy import ColumnElement, Connection, RowMapping, and_, bindparam, exists, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .tables import deliveries, delivery_events
@@ -20,9 +20,13 @@ def of_dossier(conn: Connection, dossier_id: int, *, for_update: bool = False) -
     return conn.execute(query.with_for_update() if for_update else query).mappings().first()
 
 
+_BY_REFERENCE = select(deliveries).where(deliveries.c.reference == bindparam("reference"))  # written once
+_BY_REFERENCE_LOCKED = _BY_REFERENCE.with_for_update()
+
+
 def by_reference(conn: Connection, reference: str, *, for_update: bool = False) -> RowMapping | None:
-    query = select(deliveries).where(deliveries.c.reference == reference)
-    return conn.execute(query.with_for_update() if for_update else query).mappings().first()
+    return conn.execute(_BY_REFERENCE_LOCKED if for_update else _BY_REFERENCE, {"reference": reference}
+                        ).mappings().first()
 
 
 def by_order_number(conn: Connection, order_number: str, *, for_update: bool = False) -> RowMapping | None:

@@ -5,19 +5,22 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, RowMapping, exists, func, select, text, update
+from sqlalchemy import ColumnElement, Connection, RowMapping, bindparam, exists, func, select, text, update
 
 from .one_trip import OneTrip, Part
 from .outbox import LOCK_KEYS_SQL
 from .sql_forms import fixed, one_of
 from .tables import dossier_events, dossiers
 
+# Written once: a select built per call costs SQLAlchemy its construction and cache key, more than the look-up
+# (docs/performance.md, "Third round").
+_BY_CODE = select(dossiers).where(dossiers.c.code == bindparam("code"))
+_BY_CODE_LOCKED = _BY_CODE.with_for_update()
+
 
 def get(conn: Connection, code: str, *, for_update: bool = False) -> RowMapping | None:
-    query = select(dossiers).where(dossiers.c.code == code)
-    if for_update and conn.dialect.name != "sqlite":  # SQLite: BEGIN IMMEDIATE already serialises writers
-        query = query.with_for_update()
-    return conn.execute(query).mappings().first()
+    locked = for_update and conn.dialect.name != "sqlite"  # SQLite: BEGIN IMMEDIATE already serialises writers
+    return conn.execute(_BY_CODE_LOCKED if locked else _BY_CODE, {"code": code}).mappings().first()
 
 
 def add_dossier(trip: OneTrip, values: dict[str, Any]) -> Part:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, RowMapping, and_, exists, insert, select, update
+from sqlalchemy import ColumnElement, Connection, RowMapping, and_, bindparam, exists, insert, select, update
 
 from .sql_forms import fixed
 from .tables import payment_receipts, payments
@@ -17,11 +17,13 @@ def insert_payment(conn: Connection, values: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
+_BY_REFERENCE = select(payments).where(payments.c.reference == bindparam("reference"))  # written once, as dossiers.get
+_BY_REFERENCE_LOCKED = _BY_REFERENCE.with_for_update()
+
+
 def by_reference(conn: Connection, reference: str, *, for_update: bool = False) -> RowMapping | None:
-    query = select(payments).where(payments.c.reference == reference)
-    if for_update and conn.dialect.name != "sqlite":  # SQLite: BEGIN IMMEDIATE already serialises writers
-        query = query.with_for_update()
-    return conn.execute(query).mappings().first()
+    locked = for_update and conn.dialect.name != "sqlite"  # SQLite: BEGIN IMMEDIATE already serialises writers
+    return conn.execute(_BY_REFERENCE_LOCKED if locked else _BY_REFERENCE, {"reference": reference}).mappings().first()
 
 
 def by_idempotency_key(conn: Connection, caller: str, key: str) -> RowMapping | None:
