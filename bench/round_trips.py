@@ -11,7 +11,7 @@ the client CPU (time.process_time) per operation, each way of doing it side by s
   `PerThreadHttp().post` (straight to the session's transport, as the Viettel adapter does).
 
 On PostgreSQL (PG_ADMIN_URL's server), in a scratch table it drops afterwards. Medians over the rounds with all
-rounds in brackets (docs/performance.md, "Third round").
+rounds in brackets (docs/performance.md, "Issue 24, third round").
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from .sql_forms import fixed, one_of
 from .tables import dossier_events, dossiers
 
 # Written once: a select built per call costs SQLAlchemy its construction and cache key, more than the look-up
-# (docs/performance.md, "Third round").
+# (docs/performance.md, "Issue 24, third round").
 _BY_CODE = select(dossiers).where(dossiers.c.code == bindparam("code"))
 _BY_CODE_LOCKED = _BY_CODE.with_for_update()
 
