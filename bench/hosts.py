@@ -10,7 +10,8 @@ Seven hosts and a load client, each a network namespace joined by a bridge, addr
   partition     worker-1's link taken down for --partition seconds (longer than the job lease and the broker
                 heartbeat), its processes left running; then up again. Prints how long until the jobs that
                 were in flight at the cut were taken over (done by the other worker), and when worker-1 was
-                consuming again.
+                consuming again. An archive batch's claim (archive.batch_lease_seconds, 300 s) outlasts the
+                cut: worker-1 seals it once back, and the drain checks that.
   freeze-api    every process of api-2 SIGSTOPped for --freeze seconds behind HAProxy, then SIGCONTed. Prints
                 how long until HAProxy took it out (its "takeover"), checks the healthy api-1 stayed in and
                 api-2 came back.
@@ -153,7 +154,7 @@ class Run:
         for _ in range(15):
             self.net.cut("worker-1")
             cut = time.monotonic()
-            held = [r.id for r in self.sql("SELECT id FROM jobs WHERE state = 'in_flight'")]
+            held, longer = self._in_flight()
             if held and not self.args.late_worker_2:
                 time.sleep(2.0)
                 held = [r.id for r in self.sql("SELECT id FROM jobs WHERE id = ANY(:ids) AND state = 'in_flight'",
@@ -178,6 +179,11 @@ class Run:
         mended = time.monotonic()
         outcome.ended = time.time()
         outcome.notes.append(f"worker-1 cut off for {mended - cut:.1f} s; it held {len(held)} jobs in flight")
+        if longer:
+            # An archive batch's claim outlasts the cut (archive.batch_lease_seconds): nobody may take it over
+            # during it. worker-1 seals it once back, within its lease; the drain and the reconciliation check it.
+            outcome.notes.append(f"and {len(longer)} under a lease that outlasts the cut (an archive batch's), "
+                                 "left to it")
         if not held:
             outcome.problems.append("no cut caught worker-1 holding jobs (15 tries)")
         elif taken_over is None:
@@ -192,6 +198,12 @@ class Run:
             outcome.problems.append("worker-1 did not consume again within 90 s of the link coming back")
         else:
             outcome.notes.append(f"worker-1 consuming again {back:.1f} s after its link came back")
+
+    def _in_flight(self) -> tuple[list[int], list[int]]:
+        """The jobs in flight now: those whose claim ends within a job lease, and those under a longer one."""
+        rows = self.sql("SELECT id, locked_until <= now() + make_interval(secs => :lease) AS within FROM jobs "
+                        "WHERE state = 'in_flight'", lease=self.args.lease + 1)
+        return [r.id for r in rows if r.within], [r.id for r in rows if not r.within]
 
     def _waits(self) -> list[str]:
         """The database's sessions that are not idle, and what each waits for."""
