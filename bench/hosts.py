@@ -11,7 +11,7 @@ Seven hosts and a load client, each a network namespace joined by a bridge, addr
                 heartbeat), its processes left running; then up again. Prints how long until the jobs that
                 were in flight at the cut were taken over (done by the other worker), and when worker-1 was
                 consuming again. An archive batch's claim (archive.batch_lease_seconds, 300 s) outlasts the
-                cut: worker-1 seals it once back, and the drain checks that.
+                cut: worker-1 finishes or hands it on once back, and the drain checks that.
   freeze-api    every process of api-2 SIGSTOPped for --freeze seconds behind HAProxy, then SIGCONTed. Prints
                 how long until HAProxy took it out (its "takeover"), checks the healthy api-1 stayed in and
                 api-2 came back.
@@ -181,7 +181,8 @@ class Run:
         outcome.notes.append(f"worker-1 cut off for {mended - cut:.1f} s; it held {len(held)} jobs in flight")
         if longer:
             # An archive batch's claim outlasts the cut (archive.batch_lease_seconds): nobody may take it over
-            # during it. worker-1 seals it once back, within its lease; the drain and the reconciliation check it.
+            # during it. Once back, worker-1 seals it or writes what it could not and hands it on (runner.record_late)
+            # within its lease; the drain and the reconciliation check that.
             outcome.notes.append(f"and {len(longer)} under a lease that outlasts the cut (an archive batch's), "
                                  "left to it")
         if not held:

@@ -6,60 +6,13 @@ cut-off link does. Production stack only (the embedded stack's broker is a folde
 
 from __future__ import annotations
 
-import contextlib
-import socket
-import threading
 import uuid
 from urllib.parse import urlsplit
 
 import pytest
 
 from tests.conftest import AMQP_URL, wait_for
-
-
-class SilentLink:
-    """A TCP relay to RabbitMQ; silence() black-holes the connections open so far (new ones pass)."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target = target
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.port = self.server.getsockname()[1]
-        self.accepted = 0
-        self._silent: set[int] = set()  # connection numbers that pass nothing any more
-        self._sockets: list[socket.socket] = []
-        self._lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.server.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(self.target)
-            with self._lock:
-                number = self.accepted = self.accepted + 1
-                self._sockets += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b, number), daemon=True).start()
-
-    def _pipe(self, source: socket.socket, sink: socket.socket, number: int) -> None:
-        with contextlib.suppress(OSError):
-            while data := source.recv(65536):
-                if number in self._silent:
-                    continue  # read and dropped: the other end hears nothing, no FIN, no RST
-                sink.sendall(data)
-
-    def silence(self) -> None:
-        with self._lock:
-            self._silent |= set(range(1, self.accepted + 1))
-
-    def close(self) -> None:
-        self.server.close()
-        with self._lock:
-            for s in self._sockets:
-                with contextlib.suppress(OSError):
-                    s.close()
+from tests.tcp_relay import Relay
 
 
 def test_a_worker_whose_broker_connection_went_silent_connects_again(stack, engine, monkeypatch):
@@ -68,7 +21,7 @@ def test_a_worker_whose_broker_connection_went_silent_connects_again(stack, engi
     from gateway.bootstrap import bootstrap, build_worker
 
     amqp = urlsplit(AMQP_URL)
-    link = SilentLink((amqp.hostname or "127.0.0.1", amqp.port or 5672))
+    link = Relay((amqp.hostname or "127.0.0.1", amqp.port or 5672))
     prefix = f"gwhb_{uuid.uuid4().hex[:8]}"
     for key, value in {"GATEWAY_DATABASE__URL": engine.url.render_as_string(hide_password=False),
                        "GATEWAY_BROKER__URL": f"amqp://{amqp.username}:{amqp.password}@127.0.0.1:{link.port}//",

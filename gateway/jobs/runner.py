@@ -9,14 +9,16 @@ without another message, and always in order.
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from gateway import request_context
 from gateway.adapters.base import BatchHandler, DuplicateError, LeaseEnding, PermanentError, ThrottledError, calls_until
@@ -51,6 +53,20 @@ class _Batch:
     next: outbox.Claim | None  # the batch after it, claimed in the transaction that recorded this one
 
 
+@dataclass(frozen=True)
+class _Unrecorded:
+    """A batch run whose outcomes could not be written (the database out of reach): kept to write once it is back,
+    while the claim lasts."""
+
+    claim: outbox.Claim
+    results: list[Exception | None]
+    partner_down: bool
+
+
+# The database out of reach (a cut link, a restart): what a batch's outcomes are kept through.
+_UNREACHABLE = (OperationalError, InterfaceError)
+
+
 # Run in the transaction that makes a job a dead letter: (connection, the job's payload, its last error).
 DeadHook = Callable[[Connection, dict[str, Any], str], None]
 
@@ -76,6 +92,8 @@ class JobRunner:
         self.on_dead: Mapping[str, DeadHook] = on_dead or {}
         self.policies: Mapping[str, QueuePolicy] = policies or {}
         self.outages = OutageWatch(settings.outage_after_keys)
+        self._unrecorded: list[_Unrecorded] = []
+        self._unrecorded_lock = threading.Lock()
 
     def drain(self, queue: str, should_stop: Callable[[], bool] = lambda: False) -> Drained:
         """Run batches until the queue has nothing ready. A batch smaller than a claim that made no later job
@@ -134,7 +152,12 @@ class JobRunner:
         finally:
             if token is not None:
                 request_context.request_id.reset(token)
-        batch = self._record(claim, results, claim_next=claim_next)
+        partner_down = self._observe(claim, results)
+        try:
+            batch = self._record(claim, results, partner_down, claim_next=claim_next)
+        except _UNREACHABLE:
+            self._keep(_Unrecorded(claim, results, partner_down))
+            raise
         outcomes = batch.outcomes
         counts: dict[str, int] = defaultdict(int)
         kinds = {job["id"]: job["kind"] for job in claim.jobs}
@@ -176,18 +199,56 @@ class JobRunner:
                 results[i] = None if isinstance(answer, DuplicateError) else answer
         return results
 
-    def _record(self, claim: outbox.Claim, results: list[Exception | None], *,
+    def _observe(self, claim: outbox.Claim, results: list[Exception | None]) -> bool:
+        """Tell the outage watch how the batch's calls went; whether its partner now counts as down."""
+        return self.outages.observe(
+            claim.jobs[0]["queue"], succeeded=any(error is None for error in results),
+            failed_keys=[job["ordering_key"] for job, error in zip(claim.jobs, results, strict=True)
+                         if error is not None and getattr(error, "retryable", True)
+                         and not isinstance(error, LeaseEnding)])  # not called: says nothing of the partner
+
+    def _keep(self, unrecorded: _Unrecorded) -> None:
+        log.warning("%s: the outcomes of %d job(s) could not be written; kept to write once the database answers, "
+                    "until their claim ends at %s", unrecorded.claim.jobs[0]["queue"], len(unrecorded.claim.jobs),
+                    unrecorded.claim.lease_end.isoformat())
+        now = server_clock.now()
+        with self._unrecorded_lock:  # a process without a sweeper (the API's) never writes them: keep only live claims
+            self._unrecorded = [u for u in self._unrecorded if u.claim.lease_end > now] + [unrecorded]
+
+    def record_late(self) -> int:
+        """Write the outcomes kept while the database was out of reach; how many were written (not lost).
+
+        Without this, a worker whose database link failed mid-batch (a partition, a database restart) leaves its
+        claimed jobs to sit out their lease although it is back: a minute for most queues, five for an archive
+        batch. A claim that has ended is dropped: the sweeper has handed its jobs on, and the later holder's record
+        wins. The worker's sweeper calls this every sweep interval."""
+        with self._unrecorded_lock:
+            kept, self._unrecorded = self._unrecorded, []
+        written = 0
+        for n, unrecorded in enumerate(kept):
+            jobs = unrecorded.claim.jobs
+            if unrecorded.claim.lease_end <= server_clock.now():
+                log.warning("%s: the claim of %d job(s) ended before their outcomes could be written: the sweeper "
+                            "hands them on", jobs[0]["queue"], len(jobs))
+                continue
+            try:
+                batch = self._record(unrecorded.claim, unrecorded.results, unrecorded.partner_down, claim_next=None)
+            except _UNREACHABLE:
+                with self._unrecorded_lock:  # still out of reach: try again next time, this one and the rest
+                    self._unrecorded[:0] = kept[n:]
+                raise
+            written += sum(o.state != "lost" for o in batch.outcomes)
+            log.warning("%s: outcomes of %d job(s) written late: %s", jobs[0]["queue"], len(batch.outcomes),
+                     dict(Counter(o.state for o in batch.outcomes)))
+        return written
+
+    def _record(self, claim: outbox.Claim, results: list[Exception | None], partner_down: bool, *,
                 claim_next: Callable[[], bool] | None) -> _Batch:
         """Record the outcomes; if the batch was full or made later jobs ready and `claim_next` says go on, claim
         the next batch in the same transaction."""
         now = server_clock.now()
         queue = claim.jobs[0]["queue"]
         outcomes: list[Outcome] = []
-        partner_down = self.outages.observe(
-            queue, succeeded=any(error is None for error in results),
-            failed_keys=[job["ordering_key"] for job, error in zip(claim.jobs, results, strict=True)
-                         if error is not None and getattr(error, "retryable", True)
-                         and not isinstance(error, LeaseEnding)])  # not called: says nothing of the partner
         with self.engine.begin() as conn:
             delivered = [job for job, error in zip(claim.jobs, results, strict=True) if error is None]
             finished = outbox.finish(conn, delivered, claim.lease_end, now=now)

@@ -94,6 +94,9 @@ class Worker:
         self.periodic = [
             PeriodicTask("sweep", settings.sweep_interval_seconds, self.sweep_once,
                          lambda _conn, now: outbox.sweep_pending(now, settings.republish_after_seconds)),
+            # Outcomes a batch could not write while the database was out of reach (runner.record_late). Nothing to
+            # ask the database: an empty list in this process costs nothing.
+            PeriodicTask("late outcomes", settings.sweep_interval_seconds, runner.record_late),
             PeriodicTask("ready repair", self.REPAIR_EVERY * settings.sweep_interval_seconds, self.repair_ready),
             *(periodic or []),
         ]
