@@ -305,8 +305,8 @@ def finish(conn: Connection, claimed: list[RowMapping], claim_end: datetime, *, 
     ids = [j["id"] for j in claimed]
     if conn.dialect.name == "postgresql":
         finished = Finished([], [])
-        for was_done, job_id in conn.execute(_FINISH, {"ids": ids, "keys": sorted(set(keys)), "queue": queue,
-                                                       "claim_end": claim_end, "now": now}):
+        for was_done, job_id in conn.execute(_FINISH, {"ids": ids, "queue": queue, "claim_end": claim_end,
+                                                       "now": now}):
             (finished.done if was_done else finished.promoted).append(job_id)
         return finished
     done = conn.execute(update(jobs).where(one_of(conn, jobs.c.id, ids), _ours(claim_end)).values(
@@ -318,21 +318,25 @@ def finish(conn: Connection, claimed: list[RowMapping], claim_end: datetime, *, 
 
 # PostgreSQL: finish() in one statement, the keys' locks taken before. The jobs done and the next job of each of their
 # keys made ready: the promotion sees the table as it was before the statement, so the jobs just done are left out
-# of the unfinished by name. The keys again as an array beside the subquery: the index on unfinished jobs is used.
+# of the unfinished by name. Written so that its plan does not turn on estimates (psycopg prepares it, and PostgreSQL
+# then plans it once for any ids): the jobs done found by their ids one by one, each key's next job by a look-up of
+# its own in the index of unfinished jobs. Written as `id = ANY(:ids)` and `ordering_key = ANY(:keys)`, the generic
+# plan read every in-flight job's entry in ix_jobs_state_next and every unfinished job of the queue in
+# ix_jobs_unfinished, for each batch (docs/performance.md).
 _FINISH = text(f"""
 WITH done AS (
     UPDATE jobs SET state = '{DONE}', locked_until = NULL, finished_at = :now, updated_at = :now, last_error = NULL
-    WHERE id = ANY(CAST(:ids AS bigint[])) AND state = '{IN_FLIGHT}' AND locked_until = :claim_end
-    RETURNING id, ordering_key),
+    FROM unnest(CAST(:ids AS bigint[])) AS claimed(id)
+    WHERE jobs.id = claimed.id AND (jobs.state = '{IN_FLIGHT}') IS TRUE AND jobs.locked_until = :claim_end
+    RETURNING jobs.id, jobs.ordering_key),
 heads AS (
-    SELECT min(j.id) AS id FROM jobs AS j
-    WHERE j.queue = :queue AND j.ordering_key = ANY(CAST(:keys AS text[]))
-      AND j.ordering_key IN (SELECT ordering_key FROM done) AND j.id NOT IN (SELECT id FROM done)
-      AND j.state IN ({", ".join(f"'{state}'" for state in UNFINISHED)})
-    GROUP BY j.ordering_key),
+    SELECT (SELECT min(j.id) FROM jobs AS j
+            WHERE j.queue = :queue AND j.ordering_key = k.ordering_key AND j.id NOT IN (SELECT id FROM done)
+              AND j.state IN ({", ".join(f"'{state}'" for state in UNFINISHED)})) AS id
+    FROM (SELECT DISTINCT ordering_key FROM done) AS k),
 promoted AS (
-    UPDATE jobs SET ready = true WHERE id IN (SELECT id FROM heads) AND state = '{PENDING}' AND NOT ready
-    RETURNING id)
+    UPDATE jobs SET ready = true FROM heads WHERE jobs.id = heads.id AND jobs.state = '{PENDING}' AND NOT jobs.ready
+    RETURNING jobs.id)
 SELECT true, id FROM done UNION ALL SELECT false, id FROM promoted""")
 
 
