@@ -5,6 +5,7 @@ sealed; sealing yields to the other queues during a peak, and the sealing lag sh
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import signal
 import zipfile
@@ -88,6 +89,13 @@ def test_dossiers_finished_together_share_one_timestamp_and_each_package_verifie
     for code in codes:  # each its own reduced hash tree to the shared root, its tag manifest's hash in the first list
         own = hashlib.sha256(zipfile.ZipFile(package_file(arch, code)).read("tagmanifest-sha256.txt")).digest()
         assert own in tree_of(arch, code)[0]
+    for code in codes:  # the batch's rows are read together: each package holds its own dossier's and no other's
+        bag = zipfile.ZipFile(package_file(arch, code))
+        data = {name: json.loads(bag.read(f"data/{name}")) for name in ("history.json", "notifications.json",
+                                                                         "audit.json")}
+        assert [step["status"] for step in data["history.json"]] == [2, 7]
+        assert data["notifications.json"] and {n["dossier_code"] for n in data["notifications.json"]} == {code}
+        assert {r["subject"] for r in data["audit.json"]["records"]} == {code}
     for code in codes:
         alone = tmp_path / code
         alone.mkdir()

@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from gateway.domain.archive import FAILING, PENDING, SEALED
 
 from .one_trip import OneTrip
+from .sql_forms import one_of
 from .tables import archive_packages, audit_anchors, audit_log
 
 # Not sealed yet: waiting for its build, or failed and waiting to retry (every state but sealed, named so that
@@ -149,8 +150,9 @@ def unsealed(conn: Connection, limit: int = 100) -> list[RowMapping]:
                              .order_by(archive_packages.c.id).limit(limit)).mappings())
 
 
-def audit_records(conn: Connection, code: str) -> list[RowMapping]:
-    return list(conn.execute(select(audit_log).where(audit_log.c.subject == code).order_by(audit_log.c.id))
+def audit_records(conn: Connection, codes: list[str]) -> list[RowMapping]:
+    """The audit records about several dossiers, in the chain's order."""
+    return list(conn.execute(select(audit_log).where(one_of(conn, audit_log.c.subject, codes)).order_by(audit_log.c.id))
                 .mappings())
 
 

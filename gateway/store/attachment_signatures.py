@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import Connection, RowMapping, select
 from sqlalchemy.exc import IntegrityError
 
+from .sql_forms import one_of
 from .tables import attachment_signatures
 
 
@@ -26,6 +27,10 @@ def add(conn: Connection, values: dict[str, Any]) -> bool:
 
 
 def of_dossier(conn: Connection, dossier_id: int) -> list[RowMapping]:
-    query = (select(attachment_signatures).where(attachment_signatures.c.dossier_id == dossier_id)
+    return of_dossiers(conn, [dossier_id])
+
+
+def of_dossiers(conn: Connection, dossier_ids: list[int]) -> list[RowMapping]:
+    query = (select(attachment_signatures).where(one_of(conn, attachment_signatures.c.dossier_id, dossier_ids))
              .order_by(attachment_signatures.c.id))
     return list(conn.execute(query).mappings())

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, RowMapping, and_, bindparam, exists, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from .sql_forms import one_of
 from .tables import deliveries, delivery_events
 
 
@@ -47,8 +48,20 @@ def add_event(conn: Connection, values: dict[str, Any]) -> bool:
     return conn.execute(statement).rowcount == 1
 
 
+def of_dossiers(conn: Connection, dossier_ids: list[int]) -> list[RowMapping]:
+    return list(conn.execute(select(deliveries).where(one_of(conn, deliveries.c.dossier_id, dossier_ids))
+                             .order_by(deliveries.c.id)).mappings())
+
+
 def events(conn: Connection, delivery_id: int) -> list[RowMapping]:
-    return list(conn.execute(select(delivery_events).where(delivery_events.c.delivery_id == delivery_id)
+    return events_of(conn, [delivery_id])
+
+
+def events_of(conn: Connection, delivery_ids: list[int]) -> list[RowMapping]:
+    """The tracking events of several deliveries, in the order they came."""
+    if not delivery_ids:
+        return []
+    return list(conn.execute(select(delivery_events).where(one_of(conn, delivery_events.c.delivery_id, delivery_ids))
                              .order_by(delivery_events.c.id)).mappings())
 
 

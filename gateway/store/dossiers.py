@@ -95,8 +95,14 @@ def returned_at(conn: Connection, dossier_id: int) -> datetime | None:
 
 
 def history(conn: Connection, dossier_id: int) -> list[RowMapping]:
+    return histories(conn, [dossier_id])
+
+
+def histories(conn: Connection, dossier_ids: list[int]) -> list[RowMapping]:
+    """The steps of several dossiers, each dossier's in order."""
     return list(conn.execute(
-        select(dossier_events).where(dossier_events.c.dossier_id == dossier_id).order_by(dossier_events.c.seq)
+        select(dossier_events).where(one_of(conn, dossier_events.c.dossier_id, dossier_ids))
+        .order_by(dossier_events.c.dossier_id, dossier_events.c.seq)
     ).mappings())
 
 

@@ -76,7 +76,11 @@ def attempts(conn: Connection, notification_id: int) -> list[RowMapping]:
 
 
 def of_dossier(conn: Connection, code: str) -> list[RowMapping]:
-    return list(conn.execute(select(notifications).where(notifications.c.dossier_code == code)
+    return of_dossiers(conn, [code])
+
+
+def of_dossiers(conn: Connection, codes: list[str]) -> list[RowMapping]:
+    return list(conn.execute(select(notifications).where(one_of(conn, notifications.c.dossier_code, codes))
                              .order_by(notifications.c.id)).mappings())
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, RowMapping, and_, bindparam, exists, insert, select, update
 
-from .sql_forms import fixed
+from .sql_forms import fixed, one_of
 from .tables import payment_receipts, payments
 
 
@@ -38,12 +38,13 @@ def of_dossier(conn: Connection, dossier_id: int, states: frozenset[str] | None 
     return list(conn.execute(query.order_by(payments.c.id)).mappings())
 
 
-def of_dossiers(conn: Connection, dossier_ids: list[int], states: frozenset[str]) -> list[RowMapping]:
+def of_dossiers(conn: Connection, dossier_ids: list[int], states: frozenset[str] | None = None) -> list[RowMapping]:
     if not dossier_ids:
         return []
-    return list(conn.execute(select(payments).where(
-        payments.c.dossier_id.in_(dossier_ids), payments.c.state.in_(sorted(states))).order_by(payments.c.id)
-    ).mappings())
+    query = select(payments).where(one_of(conn, payments.c.dossier_id, dossier_ids))
+    if states is not None:
+        query = query.where(payments.c.state.in_(sorted(states)))
+    return list(conn.execute(query.order_by(payments.c.id)).mappings())
 
 
 def change(conn: Connection, payment_id: int, *, expected: frozenset[str], now: datetime,
@@ -102,6 +103,14 @@ def has_receipt(conn: Connection, payment_ids: list[int]) -> set[int]:
 def receipt(conn: Connection, payment_id: int) -> bytes | None:
     return conn.execute(select(payment_receipts.c.pdf).where(payment_receipts.c.payment_id == payment_id)
                         ).scalar_one_or_none()
+
+
+def receipts(conn: Connection, payment_ids: list[int]) -> dict[int, bytes]:
+    """The receipts of several payments, by payment id (none fetched yet: not in the answer)."""
+    if not payment_ids:
+        return {}
+    return dict(conn.execute(select(payment_receipts.c.payment_id, payment_receipts.c.pdf).where(
+        one_of(conn, payment_receipts.c.payment_id, payment_ids))).tuples().all())
 
 
 def store_receipt(conn: Connection, payment_id: int, pdf: bytes, *, now: datetime) -> bool:

@@ -37,7 +37,7 @@ from gateway.config import ArchiveSettings
 from gateway.domain import archive as rules
 from gateway.domain import evidence
 from gateway.domain.archive import EVIDENCE_RECORD, FAILING, SEALED
-from gateway.services.archive.contents import Chain, ContentsReader, Extend, json_file
+from gateway.services.archive.contents import BatchRows, Chain, ContentsReader, Extend, json_file
 from gateway.services.archive.verify import PdfCheck, Report, verify_built, verify_package
 from gateway.services.unit_of_work import Context
 from gateway.signature import evidence_record
@@ -107,6 +107,8 @@ class Archive:
         codes = [p["code"] for p in payloads]
         with self.ctx.engine.connect() as conn:
             rows = packages.of_codes(conn, codes)
+            due = [row for row in rows.values() if row["state"] != SEALED]
+            batch = BatchRows.read(conn, [row["dossier_id"] for row in due], [row["dossier_code"] for row in due])
         outcome: dict[str, AdapterError | None] = {}
         made: list[Made] = []
         chain: Chain | None = None
@@ -122,7 +124,7 @@ class Archive:
                         if chain is None:
                             with self.ctx.engine.connect() as conn:
                                 chain = Chain.now(conn)  # the audit chain at sealing: the same for the batch
-                        package = self._make(row, now, chain)
+                        package = self._make(row, now, chain, batch)
                     except Exception as exc:  # noqa: BLE001 - this package waits; the others go on
                         outcome[code] = self._failed([row], exc)[code]
                         continue
@@ -137,7 +139,8 @@ class Archive:
                 shutil.rmtree(package.scratch, ignore_errors=True)
         return [outcome[c] for c in codes]
 
-    def _make(self, row: RowMapping, now: datetime, chain: Chain | None = None) -> Made | None:
+    def _make(self, row: RowMapping, now: datetime, chain: Chain | None = None,
+              batch: BatchRows | None = None) -> Made | None:
         """The package's bag, made in a scratch folder; None when a whole file of it was stored and is adopted."""
         code = row["dossier_code"]
         self.store.sweep(code)  # what a killed build left behind
@@ -152,7 +155,7 @@ class Archive:
                 return None
             version = latest[0] + 1  # never overwritten: the broken file stays for an operator to look at
         with self.ctx.engine.connect() as conn:
-            contents = self.reader.read(conn, code, chain)
+            contents = self.reader.read(conn, code, chain, batch)
         dossier = contents.dossier
         if contents.retry:
             raise RetryableError("; ".join(contents.retry)[:500])
