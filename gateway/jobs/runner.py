@@ -152,21 +152,17 @@ class JobRunner:
         finally:
             if token is not None:
                 request_context.request_id.reset(token)
-        partner_down = self._observe(claim, results)
+        outage = self._observe(claim, results)
         try:
-            batch = self._record(claim, results, partner_down, claim_next=claim_next)
+            batch = self._record(claim, results, outage, claim_next=claim_next)
         except _UNREACHABLE:
-            self._keep(_Unrecorded(claim, results, partner_down))
+            self._keep(_Unrecorded(claim, results, outage))
             raise
         outcomes = batch.outcomes
-        counts: dict[str, int] = defaultdict(int)
-        kinds = {job["id"]: job["kind"] for job in claim.jobs}
-        for outcome in outcomes:
-            counts[outcome.state] += 1
-            JOBS.labels(queue, kinds[outcome.job_id], outcome.state).inc()
+        counts = _counted(claim, outcomes)
         BATCH_SECONDS.labels(queue).observe(time.monotonic() - started)
         log.info("%s: %d job(s) in %.0f ms: %s; requests %s", queue, len(outcomes),
-                 (time.monotonic() - started) * 1000, dict(counts), " ".join(requests[:20]))
+                 (time.monotonic() - started) * 1000, counts, " ".join(requests[:20]))
         failed = [o for o in outcomes if o.error]
         partner_down = bool(failed) and self.outages.down(queue)
         if partner_down:  # one line a batch, not thousands while a partner is down
@@ -239,7 +235,7 @@ class JobRunner:
                 raise
             written += sum(o.state != "lost" for o in batch.outcomes)
             log.warning("%s: outcomes of %d job(s) written late: %s", jobs[0]["queue"], len(batch.outcomes),
-                     dict(Counter(o.state for o in batch.outcomes)))
+                        _counted(unrecorded.claim, batch.outcomes))
         return written
 
     def _record(self, claim: outbox.Claim, results: list[Exception | None], partner_down: bool, *,
@@ -291,6 +287,14 @@ class JobRunner:
         """A job just became a dead letter: let its kind react (say, mark a payment failed)."""
         if (hook := self.on_dead.get(job["kind"])) is not None:
             hook(conn, job["payload"], error)
+
+
+def _counted(claim: outbox.Claim, outcomes: list[Outcome]) -> dict[str, int]:
+    """The outcomes by state, each counted in gateway_jobs_processed_total."""
+    kinds = {job["id"]: job["kind"] for job in claim.jobs}
+    for outcome in outcomes:
+        JOBS.labels(claim.jobs[0]["queue"], kinds[outcome.job_id], outcome.state).inc()
+    return dict(Counter(outcome.state for outcome in outcomes))
 
 
 def _calls_made(jobs: list[Any], outcomes: list[Outcome], now: datetime) -> list[dict[str, Any]]:
