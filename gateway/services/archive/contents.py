@@ -101,6 +101,8 @@ class BatchRows:
 
     @classmethod
     def read(cls, conn: Connection, dossier_ids: list[int], codes: list[str]) -> BatchRows:
+        if not dossier_ids:  # every package of the batch sealed already (repeated jobs)
+            return cls({}, {}, {}, {}, {}, {}, {}, {})
         paid = payments.of_dossiers(conn, dossier_ids)
         booked = deliveries.of_dossiers(conn, dossier_ids)
         return cls(verdicts=_by(attachment_signatures.of_dossiers(conn, dossier_ids), "dossier_id"),
