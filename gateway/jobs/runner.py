@@ -229,8 +229,8 @@ class JobRunner:
                 continue
             try:
                 batch = self._record(unrecorded.claim, unrecorded.results, unrecorded.partner_down, claim_next=None)
-            except _UNREACHABLE:
-                with self._unrecorded_lock:  # still out of reach: try again next time, this one and the rest
+            except Exception:
+                with self._unrecorded_lock:  # still out of reach (or worse): next time, this one and the rest
                     self._unrecorded[:0] = kept[n:]
                 raise
             written += sum(o.state != "lost" for o in batch.outcomes)
