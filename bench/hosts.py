@@ -11,7 +11,8 @@ Seven hosts and a load client, each a network namespace joined by a bridge, addr
                 heartbeat), its processes left running; then up again. Prints how long until the jobs that
                 were in flight at the cut were taken over (done by the other worker), and when worker-1 was
                 consuming again. An archive batch's claim (archive.batch_lease_seconds, 300 s) outlasts the
-                cut: worker-1 finishes or hands it on once back, and the drain checks that.
+                cut: worker-1 finishes or hands it on once back, and the drain checks that. --cut-sealing
+                makes the cut fall while worker-1 seals a batch.
   freeze-api    every process of api-2 SIGSTOPped for --freeze seconds behind HAProxy, then SIGCONTed. Prints
                 how long until HAProxy took it out (its "takeover"), checks the healthy api-1 stayed in and
                 api-2 came back.
@@ -150,11 +151,17 @@ class Run:
         The cut is made again (after a moment) until it catches worker-1 holding jobs: a cut between two batches
         would prove nothing about leases. Worker-1's are the jobs in flight at the cut that are still in flight
         a moment later (a batch takes milliseconds; worker-2's are done by then). With --late-worker-2,
-        worker-2 starts only at the cut, so every job in flight then is worker-1's."""
+        worker-2 starts only at the cut, so every job in flight then is worker-1's. With --cut-sealing, each cut
+        waits for an archive batch in flight first (its claim outlasts the cut: worker-1 must hand it on once back,
+        which the drain checks)."""
+        sealing: list[int] = []
         for _ in range(15):
+            if self.args.cut_sealing:
+                sealing = self._sealing_batch(limit=60)
             self.net.cut("worker-1")
             cut = time.monotonic()
             held, longer = self._in_flight()
+            sealing = [job_id for job_id in sealing if job_id in longer]  # not finished before the cut fell
             if held and not self.args.late_worker_2:
                 time.sleep(2.0)
                 held = [r.id for r in self.sql("SELECT id FROM jobs WHERE id = ANY(:ids) AND state = 'in_flight'",
@@ -185,6 +192,10 @@ class Run:
             # within its lease; the drain and the reconciliation check that.
             outcome.notes.append(f"and {len(longer)} under a lease that outlasts the cut (an archive batch's), "
                                  "left to it")
+        if self.args.cut_sealing and not sealing:
+            outcome.problems.append("no archive batch was in flight at the cut (--cut-sealing)")
+        elif sealing:
+            outcome.notes.append(f"the cut came while an archive batch of {len(sealing)} was in flight")
         if not held:
             outcome.problems.append("no cut caught worker-1 holding jobs (15 tries)")
         elif taken_over is None:
@@ -199,6 +210,15 @@ class Run:
             outcome.problems.append("worker-1 did not consume again within 90 s of the link coming back")
         else:
             outcome.notes.append(f"worker-1 consuming again {back:.1f} s after its link came back")
+
+    def _sealing_batch(self, limit: float) -> list[int]:
+        """The archive jobs in flight, once a batch of them is (waiting up to `limit` seconds); [] if none came."""
+        started = time.monotonic()
+        while time.monotonic() - started < limit:
+            if ids := [r.id for r in self.sql("SELECT id FROM jobs WHERE queue = 'archive' AND state = 'in_flight'")]:
+                return ids
+            time.sleep(0.02)  # a batch's reads take tens of milliseconds: the cut must fall inside them
+        return []
 
     def _in_flight(self) -> tuple[list[int], list[int]]:
         """The jobs in flight now: those whose claim ends within a job lease, and those under a longer one."""
@@ -332,6 +352,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--heartbeat", type=float, default=10, help="broker.heartbeat_seconds on every host (default 10)")
     p.add_argument("--late-worker-2", action="store_true",
                    help="start worker-2 only at the partition's cut: the jobs in flight then are all worker-1's")
+    p.add_argument("--cut-sealing", action="store_true",
+                   help="partition: cut worker-1 while it seals an archive batch (whose claim outlasts the cut)")
     p.add_argument("--short", action="store_true",
                    help="the test's version: the partition only, lease 5 s, heartbeat 4 s, cut 12 s, worker-2 late")
     p.add_argument("--keep-logs", action="store_true", help="keep the run's temp dir (printed) afterwards")
