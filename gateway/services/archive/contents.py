@@ -123,15 +123,13 @@ class ContentsReader:
         self.verify_pdf = verify_pdf  # the signature report of an attachment nobody verified yet
         self.extend = extend
 
-    def read(self, conn: Connection, code: str, chain: Chain | None = None, rows: BatchRows | None = None) -> Contents:
-        """Everything the gateway holds on the dossier, as the package's payload files; `chain` and `rows`: the audit
-        chain at sealing and the batch's rows, when the caller read them for a batch."""
+    def read(self, conn: Connection, code: str, chain: Chain, rows: BatchRows) -> Contents:
+        """Everything the gateway holds on the dossier, as the package's payload files, from its own row and the
+        batch's rows; `chain`: the audit chain at sealing, read once for the batch."""
         out = Contents()
         dossier = dossiers.get(conn, code)
         if dossier is None:
             raise PermanentError(f"no dossier {code}")
-        if rows is None:
-            rows = BatchRows.read(conn, [dossier["id"]], [code])
         out.dossier = dossier
         data = dict(dossier["data"])
         # The dossier's own size: what was filed, its attachments counted once, as bodies (below), not base64.
@@ -168,7 +166,7 @@ class ContentsReader:
         self._payments(rows, out, dossier)
         self._deliveries(rows, out, dossier)
         self._notifications(conn, rows, out, code)
-        self._audit(rows, out, code, chain or Chain.now(conn))
+        self._audit(rows, out, code, chain)
         return out
 
     def _attachment(self, out: Contents, n: int, attachment: dict[str, Any], body: bytes,

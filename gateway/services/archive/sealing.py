@@ -139,8 +139,7 @@ class Archive:
                 shutil.rmtree(package.scratch, ignore_errors=True)
         return [outcome[c] for c in codes]
 
-    def _make(self, row: RowMapping, now: datetime, chain: Chain | None = None,
-              batch: BatchRows | None = None) -> Made | None:
+    def _make(self, row: RowMapping, now: datetime, chain: Chain, batch: BatchRows) -> Made | None:
         """The package's bag, made in a scratch folder; None when a whole file of it was stored and is adopted."""
         code = row["dossier_code"]
         self.store.sweep(code)  # what a killed build left behind
