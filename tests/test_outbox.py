@@ -6,10 +6,10 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime
 
-import pytest
 from sqlalchemy import update
 
 from gateway.store import outbox
+from gateway.store.one_trip import OneTrip
 from gateway.store.tables import jobs
 
 Q = "national_portal"
@@ -108,13 +108,15 @@ def test_repair_finds_a_head_left_unready(engine):
 
 
 def test_a_job_claimed_at_enqueue_heads_a_new_key_and_is_recovered_if_its_runner_dies(engine):
-    add(engine, "BUSY")
-    with engine.begin() as conn, pytest.raises(ValueError, match="already has jobs"):
-        outbox.enqueue_claimed(conn, outbox.NewJob(Q, "k", "BUSY", {}), now=now(), lease=5, max_attempts=3)
     with engine.begin() as conn:
-        c = outbox.enqueue_claimed(conn, outbox.NewJob(Q, "k", "NEW", {}), now=now(), lease=5, max_attempts=1)
-    [job] = c.jobs
+        trip = OneTrip()
+        claimed = outbox.add_claimed(trip, outbox.NewJob(Q, "k", "NEW", {"n": 1}), now=now(), lease=5,
+                                     max_attempts=1)
+        trip.run(conn)
+    [job] = claimed.claim().jobs
     assert job["state"] == "in_flight" and job["attempts"] == 1 and job["ready"]
+    with engine.connect() as conn:  # the claim its runner holds is the row as stored, column for column
+        assert dict(outbox.get(conn, job["id"])) == job
     assert job["id"] not in [j["id"] for j in claim(engine).jobs]  # nobody else takes it while it is held
     # Its runner (a request) died: once the lease is over, the job is out of attempts, so a dead letter,
     # and the sweeper reports it so that its kind can react.

@@ -5,15 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, RowMapping, and_, bindparam, exists, insert, select, update
+from sqlalchemy import ColumnElement, Connection, RowMapping, and_, bindparam, exists, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from .one_trip import OneTrip, Part
 from .sql_forms import one_of
 from .tables import deliveries, delivery_events
 
 
-def insert_delivery(conn: Connection, values: dict[str, Any]) -> RowMapping:
-    return conn.execute(insert(deliveries).values(**values).returning(deliveries)).mappings().one()
+def add_delivery(trip: OneTrip, values: dict[str, Any]) -> Part:
+    """A new delivery into a one-trip write; the part returns its id."""
+    return trip.insert(deliveries, [values], returning=("id",))
 
 
 def of_dossier(conn: Connection, dossier_id: int, *, for_update: bool = False) -> RowMapping | None:
@@ -46,6 +48,16 @@ def add_event(conn: Connection, values: dict[str, Any]) -> bool:
     statement = dialect_insert(delivery_events).values(**values).on_conflict_do_nothing(
         index_elements=["delivery_id", "status_code", "at"])
     return conn.execute(statement).rowcount == 1
+
+
+def add_change(trip: OneTrip, delivery_id: int, values: dict[str, Any], *, now: datetime) -> None:
+    """Set columns of a delivery whose row lock the caller holds, into a one-trip write."""
+    trip.update(deliveries, [{"id": delivery_id, **values, "updated_at": now}])
+
+
+def add_events(trip: OneTrip, rows: list[dict[str, Any]]) -> None:
+    """Tracking updates into a one-trip write, each kept once (as add_event)."""
+    trip.insert(delivery_events, rows, unique=("delivery_id", "status_code", "at"))
 
 
 def of_dossiers(conn: Connection, dossier_ids: list[int]) -> list[RowMapping]:

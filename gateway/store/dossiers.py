@@ -84,8 +84,8 @@ def replace_data(conn: Connection, dossier_id: int, data: dict[str, Any], *, now
     conn.execute(update(dossiers).where(dossiers.c.id == dossier_id).values(data=data, updated_at=now))
 
 
-def mark_fees_paid_online(conn: Connection, dossier_id: int, *, now: datetime) -> None:
-    conn.execute(update(dossiers).where(dossiers.c.id == dossier_id).values(fees_paid_online_at=now, updated_at=now))
+def add_fees_paid_online(trip: OneTrip, dossier_id: int, *, now: datetime) -> None:
+    trip.update(dossiers, [{"id": dossier_id, "fees_paid_online_at": now, "updated_at": now}])
 
 
 def returned_at(conn: Connection, dossier_id: int) -> datetime | None:

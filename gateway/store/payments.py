@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, RowMapping, and_, bindparam, exists, insert, select, update
 
+from .one_trip import OneTrip, Part
 from .sql_forms import fixed, one_of
 from .tables import payment_receipts, payments
 
@@ -15,6 +16,11 @@ def insert_payment(conn: Connection, values: dict[str, Any]) -> dict[str, Any]:
     values = {**values}
     values["id"] = conn.execute(insert(payments).values(**values).returning(payments.c.id)).scalar_one()
     return values
+
+
+def add_payment(trip: OneTrip, values: dict[str, Any]) -> Part:
+    """A new payment into a one-trip write; the part returns its id."""
+    return trip.insert(payments, [values], returning=("id",))
 
 
 _BY_REFERENCE = select(payments).where(payments.c.reference == bindparam("reference"))  # written once, as dossiers.get
@@ -54,6 +60,13 @@ def change(conn: Connection, payment_id: int, *, expected: frozenset[str], now: 
         update(payments).where(payments.c.id == payment_id, payments.c.state.in_(sorted(expected)))
         .values(updated_at=now, **values).returning(payments)
     ).mappings().first()
+
+
+def add_change(trip: OneTrip, payment_id: int, values: dict[str, Any], *, now: datetime) -> dict[str, Any]:
+    """Set columns of a payment whose row lock the caller holds, into a one-trip write; the values set."""
+    values = {**values, "updated_at": now}
+    trip.update(payments, [{"id": payment_id, **values}])
+    return values
 
 
 def note_error(conn: Connection, payment_id: int, error: str, *, now: datetime) -> None:

@@ -37,6 +37,7 @@ from gateway.services.payments.orders import AttemptNow
 from gateway.services.unit_of_work import Context
 from gateway.store import audit, deliveries, dossiers, feed, outbox, server_clock
 from gateway.store.database import reading
+from gateway.store.one_trip import OneTrip
 
 log = logging.getLogger(__name__)
 
@@ -90,17 +91,21 @@ def book(ctx: Context, code: str, body: DeliveryIn, *, caller: str, attempt_now:
             if Status(dossier["status"]) not in CAN_BOOK:
                 raise Conflict(f"dossier {code} has no result to deliver yet (status {dossier['status']})",
                                current_status=dossier["status"])
-            delivery = deliveries.insert_delivery(conn, {
+            delivery = {
                 "reference": "GH" + secrets.token_hex(6).upper(), "dossier_id": dossier["id"], "dossier_code": code,
                 "provider": VNPostClient.name, "state": DeliveryState.BOOKING.value, "cod_amount": body.cod_amount,
                 "receiver": {**_receiver(dossier, body), "description": body.description},
-                "request_fingerprint": request_fp, "caller": caller, "created_at": now, "updated_at": now})
+                "request_fingerprint": request_fp, "caller": caller, "created_at": now, "updated_at": now}
             job = outbox.NewJob(postal.QUEUE, postal.BOOK, f"delivery:{delivery['reference']}",
                                 {"reference": delivery["reference"]})
-            claim = outbox.enqueue_claimed(conn, job, now=now, lease=ctx.jobs.lease_seconds,
-                                           max_attempts=ctx.jobs.max_attempts)
-            audit.record(conn, actor=caller, action="delivery.requested", subject=code, at=now,
-                         detail={"delivery": delivery["reference"], "cod_amount": body.cod_amount})
+            trip = OneTrip()  # the delivery, its BOOK job (claimed: tried below) and the audit record at once
+            deliveries.add_delivery(trip, delivery)
+            claimed = outbox.add_claimed(trip, job, now=now, lease=ctx.jobs.lease_seconds,
+                                         max_attempts=ctx.jobs.max_attempts)
+            audit.add_records(trip, [{"actor": caller, "action": "delivery.requested", "subject": code, "at": now,
+                                      "detail": {"delivery": delivery["reference"], "cod_amount": body.cod_amount}}])
+            trip.run(conn)
+            claim = claimed.claim()
     except IntegrityError:  # the same booking at the same moment: the first one decides
         with ctx.engine.connect() as conn:
             dossier = dossiers.get(conn, code)
@@ -129,12 +134,21 @@ def get(ctx: Context, code: str) -> tuple[RowMapping, list[RowMapping]]:
         return delivery, deliveries.events(conn, delivery["id"])
 
 
-def _announce(conn: Connection, delivery: dict[str, Any], *, now: datetime) -> None:
-    data = {"delivery_id": delivery["reference"], "state": delivery["state"],
+def _announcement(delivery: dict[str, Any]) -> dict[str, Any]:
+    return {"delivery_id": delivery["reference"], "state": delivery["state"],
             "state_label": STATE_LABELS_VI[DeliveryState(delivery["state"])], "waybill": delivery["waybill"],
             "status_code": delivery["status_code"], "status_message": delivery["status_message"],
             "status_at": delivery["status_at"].isoformat() if delivery["status_at"] else None}
-    feed.append(conn, type="delivery.updated", code=delivery["dossier_code"], at=now, data=data)
+
+
+def _announce(conn: Connection, delivery: dict[str, Any], *, now: datetime) -> None:
+    feed.append(conn, type="delivery.updated", code=delivery["dossier_code"], at=now, data=_announcement(delivery))
+
+
+def _add_announcement(trip: OneTrip, delivery: dict[str, Any], *, now: datetime) -> None:
+    """_announce() into a one-trip write whose caller holds the feed's lock."""
+    feed.add_items(trip, [{"type": "delivery.updated", "code": delivery["dossier_code"], "at": now,
+                           "data": _announcement(delivery)}])
 
 
 def apply_tracking(ctx: Context, conn: Connection, delivery: RowMapping, tracking: Tracking, *, via: str,
@@ -218,25 +232,28 @@ class DeliveryJobs:
                                   last_error=f"{type(exc).__name__}: {exc}")
             raise
         now = server_clock.now()
-        told: list[tuple[int, str]] = []
         with self.ctx.engine.begin() as conn:
             current = deliveries.by_reference(conn, delivery["reference"], for_update=True)
             if current is None or current["state"] != DeliveryState.BOOKING:
                 return
+            dossier = dossiers.get(conn, delivery["dossier_code"])
             # No status_at: the post's own clock (whole seconds) dates its updates; ours must not outrank them.
             changes = {"state": DeliveryState.BOOKED.value, "waybill": waybill, "status_code": "100",
                        "status_message": STATE_LABELS_VI[DeliveryState.BOOKED], "last_error": None,
                        "next_poll_at": now + timedelta(seconds=self.ctx.postal.poll_every_seconds)}
-            deliveries.change(conn, delivery["id"], now=now, **changes)
-            deliveries.add_event(conn, {"delivery_id": delivery["id"], "status_code": "100",
-                                        "status_message": changes["status_message"], "at": now, "via": "booking",
-                                        "applied": True, "received_at": now})
-            _announce(conn, {**current, **changes}, now=now)
-            dossier = dossiers.get(conn, delivery["dossier_code"])
-            told = notifications.tell_applicant(self.ctx, conn, dict(dossier), RESULT_POSTED,
-                                                cause=f"delivery:{delivery['reference']}", origin="delivery", now=now,
-                                                context={"waybill": waybill, "cod_amount": delivery["cod_amount"]})
-        self.ctx.publish_after_commit(told)
+            trip = OneTrip()  # the delivery, its history, the feed item and the citizen's messages: one statement
+            deliveries.add_change(trip, delivery["id"], changes, now=now)
+            deliveries.add_events(trip, [{"delivery_id": delivery["id"], "status_code": "100",
+                                          "status_message": changes["status_message"], "at": now, "via": "booking",
+                                          "applied": True, "received_at": now}])
+            feed.lock(conn)
+            _add_announcement(trip, {**current, **changes}, now=now)
+            told = notifications.tell_applicant(self.ctx, trip, dict(dossier), RESULT_POSTED,
+                                                   cause=f"delivery:{delivery['reference']}", origin="delivery",
+                                                   now=now, context={"waybill": waybill,
+                                                                     "cod_amount": delivery["cod_amount"]})
+            trip.run(conn)
+        self.ctx.publish_after_commit(outbox.to_publish(told) if told is not None else [])
 
     def book_dead(self, conn: Connection, payload: dict[str, Any], error: str) -> None:
         delivery = deliveries.by_reference(conn, payload["reference"], for_update=True)

@@ -111,14 +111,14 @@ class Notifier:
         return outgoing
 
 
-def tell_applicant(ctx: Context, conn: Connection, dossier: dict[str, Any], template: str, *, now: datetime,
-                   **kwargs: Any) -> list[tuple[int, str]]:
-    """Render and store in the caller's transaction; the jobs to publish after commit (none when the gateway
-    is built without notifications)."""
+def tell_applicant(ctx: Context, trip: OneTrip, dossier: dict[str, Any], template: str, *, now: datetime,
+                   **kwargs: Any) -> Part | None:
+    """Render into the caller's one-trip write; the part holding the send jobs to publish after commit (None when
+    the gateway is built without notifications)."""
     if ctx.notifier is None:
-        return []
-    return ctx.notifier.store(conn, ctx.notifier.for_applicant(dossier, template, now=now, **kwargs),
-                             max_attempts=ctx.jobs.max_attempts, now=now)
+        return None
+    return ctx.notifier.add_to(trip, ctx.notifier.for_applicant(dossier, template, now=now, **kwargs),
+                               max_attempts=ctx.jobs.max_attempts, now=now)
 
 
 def send_now(ctx: Context, notifier: Notifier, body: NotificationIn, *, caller: str) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from gateway.adapters.payment.base import Answer, Callback, CallbackVerdict, Pay
 from gateway.services.payments.settlement import Result, settle
 from gateway.services.unit_of_work import Context
 from gateway.store import audit, server_clock
+from gateway.store.one_trip import OneTrip
 
 log = logging.getLogger(__name__)
 
@@ -42,13 +43,15 @@ def handle_callback(ctx: Context, provider: PaymentProvider, data: Mapping[str, 
         verdict = CallbackVerdict.UNKNOWN_REFERENCE
     else:
         with ctx.engine.begin() as conn:
+            trip = OneTrip()  # the settlement's writes and the callback's audit record: one statement
             settled = settle(conn, ctx, provider, callback.reference, callback.state, amount=callback.amount,
-                             transaction_id=callback.transaction_id, via="callback", actor=actor, now=now)
+                             transaction_id=callback.transaction_id, via="callback", actor=actor, now=now, trip=trip)
             verdict = VERDICTS[settled.result]
             if verdict not in REFUSED:
-                audit.record(conn, actor=actor, action="payment.callback", subject=callback.reference, at=now,
-                             detail=_detail(callback, verdict, remote_addr))
-        ctx.publish_after_commit(settled.publish)
+                audit.add_records(trip, [{"actor": actor, "action": "payment.callback", "subject": callback.reference,
+                                          "at": now, "detail": _detail(callback, verdict, remote_addr)}])
+            trip.run(conn)
+        ctx.publish_after_commit(settled.to_publish())
     if verdict in REFUSED:
         refuse(ctx, provider, callback, verdict, remote_addr=remote_addr, now=now)
     return provider.answer(callback, verdict)

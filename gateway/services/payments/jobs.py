@@ -26,6 +26,7 @@ from gateway.services.payments.settlement import Result, expire, record_failed, 
 from gateway.services.unit_of_work import Context
 from gateway.store import dossiers, outbox, payments, server_clock
 from gateway.store.database import reading
+from gateway.store.one_trip import OneTrip, Part
 
 log = logging.getLogger(__name__)
 
@@ -80,15 +81,17 @@ class PaymentJobs:
                 payments.note_error(conn, payment["id"], f"{type(exc).__name__}: {exc}", now=server_clock.now())
             raise
         now = server_clock.now()
-        told: list[tuple[int, str]] = []
+        told: Part | None = None
         with self.ctx.engine.begin() as conn:
+            trip = OneTrip()  # the feed item, the audit record and the citizen's messages: one statement
             if record_started(conn, payment["reference"], started.pay_url, now=now,
-                              check_after=self.ctx.payment.reconcile_after_seconds):
+                              check_after=self.ctx.payment.reconcile_after_seconds, trip=trip):
                 told = notifications.tell_applicant(
-                    self.ctx, conn, dict(dossier), PAYMENT_REQUIRED, cause=f"payment:{payment['reference']}",
+                    self.ctx, trip, dict(dossier), PAYMENT_REQUIRED, cause=f"payment:{payment['reference']}",
                     origin="payment", now=now,
                     context={"pay_url": started.pay_url, "amount": payment["amount"], "items": payment["items"]})
-        self.ctx.publish_after_commit(told)
+            trip.run(conn)
+        self.ctx.publish_after_commit(outbox.to_publish(told) if told is not None else [])
 
     def init_dead(self, conn: Connection, payload: dict[str, Any], error: str) -> None:
         """The INIT job is a dead letter: the payment failed, and the one-stop software is told."""
@@ -100,19 +103,19 @@ class PaymentJobs:
             return  # settled since the check was scheduled
         status = provider.query(payment["reference"], created_at=payment["created_at"])
         now = server_clock.now()
-        publish: list[tuple[int, str]] = []
         with self.ctx.engine.begin() as conn:
+            trip = OneTrip()
             settled = settle(conn, self.ctx, provider, payment["reference"], status.state, amount=status.amount,
                              transaction_id=status.transaction_id, via="reconciliation", actor="reconciliation",
-                             now=now)
-            publish = settled.publish
+                             now=now, trip=trip)
+            trip.run(conn)
             if settled.result is Result.WRONG_AMOUNT:
                 mismatch = f"the provider reports {status.amount} VND, not the {payment['amount']} asked for"
                 payments.change(conn, payment["id"], expected=frozenset({payment["state"]}), now=now, flag=mismatch)
             grace = timedelta(seconds=self.ctx.payment.expiry_grace_seconds)
             if status.state in (ProviderState.PENDING, ProviderState.UNKNOWN) and now > payment["expires_at"] + grace:
                 expire(conn, payment, now=now)
-        self.ctx.publish_after_commit(publish)
+        self.ctx.publish_after_commit(settled.to_publish())
         if settled.result is Result.WRONG_AMOUNT:  # flagged for operators; the job is a dead letter to see
             raise PermanentError(f"payment {payment['reference']}: {mismatch}")
 

@@ -24,6 +24,7 @@ from gateway.services.errors import Conflict, NotFound
 from gateway.services.unit_of_work import Context
 from gateway.store import audit, dossiers, outbox, payments, server_clock
 from gateway.store.database import reading
+from gateway.store.one_trip import OneTrip
 
 # Runs a job claimed by the caller right away (JobRunner.run_claimed); wired by the entry point.
 AttemptNow = Callable[[str, outbox.Claim], object]
@@ -143,14 +144,19 @@ def request_payment(ctx: Context, code: str, body: PaymentRequestIn, *, caller: 
             held = overlapping({i.code for i in items}, holding)
             if held is not None:
                 raise fee_conflict(held)
-            payment = payments.insert_payment(conn, new_payment(
+            payment = new_payment(
                 ctx, dossier, items, origin="request", caller=caller, now=now, description=body.description,
-                payer_ip=body.payer_ip or client_ip, idempotency_key=idempotency_key, request_fingerprint=request_fp))
-            claim = outbox.enqueue_claimed(conn, init_job(payment), now=now, lease=ctx.jobs.lease_seconds,
-                                           max_attempts=ctx.jobs.max_attempts)
-            audit.record(conn, actor=caller, action="payment.requested", subject=code, at=now,
-                         detail={"payment": payment["reference"], "amount": payment["amount"],
-                                 "provider": payment["provider"], "idempotency_key": idempotency_key})
+                payer_ip=body.payer_ip or client_ip, idempotency_key=idempotency_key, request_fingerprint=request_fp)
+            trip = OneTrip()  # the payment, its INIT job (claimed: tried below) and the audit record at once
+            payments.add_payment(trip, payment)
+            claimed = outbox.add_claimed(trip, init_job(payment), now=now, lease=ctx.jobs.lease_seconds,
+                                         max_attempts=ctx.jobs.max_attempts)
+            audit.add_records(trip, [{"actor": caller, "action": "payment.requested", "subject": code, "at": now,
+                                      "detail": {"payment": payment["reference"], "amount": payment["amount"],
+                                                 "provider": payment["provider"],
+                                                 "idempotency_key": idempotency_key}}])
+            trip.run(conn)
+            claim = claimed.claim()
     except IntegrityError:
         # The same Idempotency-Key at the same moment: the request that committed first decides.
         if idempotency_key:

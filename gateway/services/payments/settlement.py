@@ -2,14 +2,17 @@
 callback and a QUERY answer arriving together apply the payment once.
 
 Runs inside the caller's transaction, holding the dossier's row lock, then the payment's (always in that
-order, like steps). Each state change is a conditional update: a payment moves on from the state we
-read, or not at all.
+order, like steps). Under those locks the state read is the state written over, so a settlement's writes
+(the payment, the dossier, the jobs, the feed item, the audit record) go into the caller's one-trip write:
+one statement, with what the caller adds itself (a callback's own audit record). The changes made without
+those locks (expiry, failure, start) are conditional updates: a payment moves on from the state we read, or
+not at all.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
@@ -25,6 +28,7 @@ from gateway.domain.status_machine import is_final
 from gateway.services.dossiers.steps import snapshot
 from gateway.services.unit_of_work import Context
 from gateway.store import audit, dossiers, feed, outbox, payments
+from gateway.store.one_trip import OneTrip, Part
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +46,12 @@ class Result(Enum):
 @dataclass
 class Settlement:
     result: Result
-    payment: RowMapping | None = None
-    publish: list[tuple[int, str]] = field(default_factory=list)  # jobs to wake after commit
+    payment: RowMapping | dict[str, Any] | None = None
+    jobs: Part | None = None  # the new jobs, in the caller's one-trip write
+
+    def to_publish(self) -> list[tuple[int, str]]:
+        """The jobs to wake after the caller ran its one-trip write and committed."""
+        return outbox.to_publish(self.jobs) if self.jobs is not None else []
 
 
 def vnd(amount: int) -> str:
@@ -51,8 +59,10 @@ def vnd(amount: int) -> str:
 
 
 def settle(conn: Connection, ctx: Context, provider: PaymentProvider, reference: str, outcome: ProviderState, *,
-           amount: int | None, transaction_id: str | None, via: str, actor: str, now: datetime) -> Settlement:
-    """Apply what `provider` says of payment `reference`; a provider has no say over another's payments."""
+           amount: int | None, transaction_id: str | None, via: str, actor: str, now: datetime,
+           trip: OneTrip) -> Settlement:
+    """Apply what `provider` says of payment `reference`; a provider has no say over another's payments.
+    The writes go into `trip`, which the caller runs in this transaction (the locks it needs are held)."""
     found = payments.by_reference(conn, reference)
     if found is None or found["provider"] != provider.name:
         return Settlement(Result.UNKNOWN)
@@ -65,38 +75,35 @@ def settle(conn: Connection, ctx: Context, provider: PaymentProvider, reference:
     state = PaymentState(payment["state"])
     if outcome is ProviderState.PAID:
         return _paid(conn, ctx, dict(dossier), payment, state, transaction_id=transaction_id, via=via, actor=actor,
-                     issues_receipt=provider.issues_receipts, now=now)
+                     issues_receipt=provider.issues_receipts, now=now, trip=trip)
     if outcome is ProviderState.CANCELLED:
         if state is PaymentState.CANCELLED:
             return Settlement(Result.ALREADY, payment)
         if state not in MAY_CANCEL:
             return Settlement(Result.IGNORED, payment)
-        changed = payments.change(conn, payment["id"], expected=frozenset({state}), now=now,
-                                  state=PaymentState.CANCELLED.value, settled_by=via, next_check_at=None)
-        if changed is None:
-            return Settlement(Result.ALREADY, payment)
-        _announce(conn, changed, "payment.cancelled", actor=actor, via=via, now=now)
+        changed = {**payment, **payments.add_change(trip, payment["id"], {
+            "state": PaymentState.CANCELLED.value, "settled_by": via, "next_check_at": None}, now=now)}
+        feed.lock(conn)
+        _announce(trip, changed, "payment.cancelled", actor=actor, via=via, now=now)
         return Settlement(Result.APPLIED, changed)
     return Settlement(Result.IGNORED, payment)
 
 
 def _paid(conn: Connection, ctx: Context, dossier: dict[str, Any], payment: RowMapping, state: PaymentState, *,
-          transaction_id: str | None, via: str, actor: str, issues_receipt: bool, now: datetime) -> Settlement:
+          transaction_id: str | None, via: str, actor: str, issues_receipt: bool, now: datetime,
+          trip: OneTrip) -> Settlement:
     verdict = confirm(state, now=now, expires_at=payment["expires_at"], dossier_closed=is_final(dossier["status"]))
     if not verdict.applies:
         return Settlement(Result.ALREADY, payment)
-    changed = payments.change(conn, payment["id"], expected=frozenset({state}), now=now,
-                              state=PaymentState.PAID.value, paid_at=now, transaction_id=transaction_id,
-                              settled_by=via, next_check_at=None, flag=verdict.reason)
-    if changed is None:
-        return Settlement(Result.ALREADY, payment)
+    changed = {**payment, **payments.add_change(trip, payment["id"], {
+        "state": PaymentState.PAID.value, "paid_at": now, "transaction_id": transaction_id, "settled_by": via,
+        "next_check_at": None, "flag": verdict.reason}, now=now)}
     if verdict.late:
         log.warning("payment %s of %s %s: flagged for operators", changed["reference"], changed["dossier_code"],
                      verdict.reason)
-    publish: list[tuple[int, str]] = []
     jobs = [_progress_job(dossier, changed, now)]
     if dossier["fees_paid_online_at"] is None:
-        dossiers.mark_fees_paid_online(conn, dossier["id"], now=now)
+        dossiers.add_fees_paid_online(trip, dossier["id"], now=now)
         dossier["fees_paid_online_at"] = now
         # A payment settled after the result was returned (paid late) must not blank the portal's NgayTra.
         returned = dossiers.returned_at(conn, dossier["id"]) if dossier["status"] == Status.RESULT_RETURNED else None
@@ -104,13 +111,12 @@ def _paid(conn: Connection, ctx: Context, dossier: dict[str, Any], payment: RowM
             "dossier": snapshot(dossier, returned_at=returned.isoformat() if returned else None), "updating": True}))
     if issues_receipt:
         jobs.append(outbox.NewJob(pay.QUEUE, pay.RECEIPT, changed["reference"], {"reference": changed["reference"]}))
-    for job in jobs:
-        job_id, waiting = outbox.enqueue(conn, job, now=now, max_attempts=ctx.jobs.max_attempts)
-        if not waiting:
-            publish.append((job_id, job.queue))
-    _announce(conn, changed, "payment.paid", actor=actor, via=via, now=now,
+    outbox.lock_keys_of(conn, jobs)  # then the feed's: the order enqueue and append took them in before
+    feed.lock(conn)
+    part = outbox.add_jobs(trip, outbox.heads_offered(jobs), now=now, max_attempts=ctx.jobs.max_attempts)
+    _announce(trip, changed, "payment.paid", actor=actor, via=via, now=now,
               extra={"late": verdict.late, "flag": verdict.reason})
-    return Settlement(Result.APPLIED, changed, publish)
+    return Settlement(Result.APPLIED, changed, part)
 
 
 def _progress_job(dossier: dict[str, Any], payment: RowMapping, now: datetime) -> outbox.NewJob:
@@ -128,7 +134,7 @@ def expire(conn: Connection, payment: RowMapping, *, now: datetime) -> RowMappin
     changed = payments.change(conn, payment["id"], expected=MAY_EXPIRE, now=now, state=PaymentState.EXPIRED.value,
                               settled_by="reconciliation", next_check_at=None)
     if changed is not None:
-        _announce(conn, changed, "payment.expired", actor="reconciliation", via="reconciliation", now=now)
+        _announce_now(conn, changed, "payment.expired", actor="reconciliation", via="reconciliation", now=now)
     return changed
 
 
@@ -140,30 +146,41 @@ def record_failed(conn: Connection, reference: str, error: str, *, now: datetime
     changed = payments.change(conn, payment["id"], expected=frozenset({PaymentState.INITIATING}), now=now,
                               state=PaymentState.FAILED.value, last_error=error[:4000])
     if changed is not None:
-        _announce(conn, changed, "payment.failed", actor="worker", via=changed["provider"], now=now,
-                  extra={"error": error[:500]})
+        _announce_now(conn, changed, "payment.failed", actor="worker", via=changed["provider"], now=now,
+                      extra={"error": error[:500]})
     return changed
 
 
-def record_started(conn: Connection, reference: str, pay_url: str, *, now: datetime, check_after: float) -> bool:
-    """The provider gave a pay URL: the citizen can pay now. False if the payment had moved on meanwhile."""
+def record_started(conn: Connection, reference: str, pay_url: str, *, now: datetime, check_after: float,
+                   trip: OneTrip) -> bool:
+    """The provider gave a pay URL: the citizen can pay now. False if the payment had moved on meanwhile.
+    The feed item and audit record go into `trip` (the feed's lock is taken), which the caller runs."""
     payment = payments.by_reference(conn, reference)
     if payment is None:
         return False
     changed = payments.change(conn, payment["id"], expected=MAY_START, now=now, state=PaymentState.PENDING.value,
                               pay_url=pay_url, last_error=None, next_check_at=now + timedelta(seconds=check_after))
     if changed is not None:
-        _announce(conn, changed, "payment.requested", actor="worker", via=changed["provider"], now=now,
+        feed.lock(conn)
+        _announce(trip, changed, "payment.requested", actor="worker", via=changed["provider"], now=now,
                   extra={"pay_url": pay_url, "expires_at": changed["expires_at"].isoformat()})
     return changed is not None
 
 
-def _announce(conn: Connection, payment: RowMapping, kind: str, *, actor: str, via: str, now: datetime,
-              extra: dict[str, Any] | None = None) -> None:
-    """The feed item the one-stop software reads, and the audit record, of one payment change."""
+def _announce(trip: OneTrip, payment: RowMapping | dict[str, Any], kind: str, *, actor: str, via: str,
+              now: datetime, extra: dict[str, Any] | None = None) -> None:
+    """The feed item the one-stop software reads, and the audit record, of one payment change, into a one-trip
+    write whose caller holds the feed's lock."""
     data = {"payment_id": payment["reference"], "state": payment["state"], "amount": payment["amount"],
             "items": payment["items"], "provider": payment["provider"], "via": via,
             "transaction_id": payment["transaction_id"], **(extra or {})}
-    feed.append(conn, type=kind, code=payment["dossier_code"], at=now, data=data)
-    audit.record(conn, actor=actor, action=kind, subject=payment["dossier_code"], at=now,
-                 detail={k: v for k, v in data.items() if k != "items"})
+    feed.add_items(trip, [{"type": kind, "code": payment["dossier_code"], "at": now, "data": data}])
+    audit.add_records(trip, [{"actor": actor, "action": kind, "subject": payment["dossier_code"], "at": now,
+                              "detail": {k: v for k, v in data.items() if k != "items"}}])
+
+
+def _announce_now(conn: Connection, payment: RowMapping, kind: str, **kwargs: Any) -> None:
+    trip = OneTrip()
+    feed.lock(conn)
+    _announce(trip, payment, kind, **kwargs)
+    trip.run(conn)
