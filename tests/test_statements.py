@@ -124,3 +124,37 @@ def test_a_drain_commits_once_per_batch(engine) -> None:  # noqa: ANN001
         drained = runner.drain("q")
     assert delivered == [0, 1, 2] and [o.state for o in drained.outcomes] == ["done"] * 3
     assert drain.commits == 4
+
+
+def test_a_paid_callback_is_settled_in_one_write_and_one_commit(gw) -> None:  # noqa: ANN001
+    """The settlement (payment, dossier, the portal's and the receipt's jobs, feed item, audit records) and the
+    callback's own audit record: one statement after the reads and locks (were 18 in all)."""
+    from tests.test_payments import FEES, ask, signed_platform_callback
+
+    engine = gw.gateway.engine
+    gw.payment.reset()
+    code = gw.file(dossier_body())["code"]
+    asked = ask(gw, code, FEES)
+    assert asked.status_code == 201, asked.get_json()
+    ref = asked.get_json()["id"]
+    with counted(engine) as settling:
+        r = gw.client.post("/api/v1/callbacks/payments/national_platform",
+                           json=signed_platform_callback(gw, ref, 33000))
+    assert r.status_code == 200 and r.get_json()["MaLoi"] == "00", r.get_json()
+    assert settling.commits == 1
+    if engine.dialect.name == "postgresql":  # 3 reads and locks, the key and feed locks, the write
+        assert len(settling.statements) <= 6, settling.statements
+    with engine.connect() as conn:  # and all of it is there
+        payment = conn.execute(select(tables.payments).where(tables.payments.c.reference == ref)).mappings().one()
+        actions = sorted(conn.execute(select(tables.audit_log.c.action).where(
+            tables.audit_log.c.action.in_(["payment.paid", "payment.callback"]),
+            tables.audit_log.c.subject.in_([code, ref]))).scalars())
+        kinds = sorted(conn.execute(select(tables.jobs.c.kind).where(
+            tables.jobs.c.ordering_key.in_([code, ref]), tables.jobs.c.created_at >= payment["paid_at"])).scalars())
+        paid_items = conn.execute(select(tables.feed_items.c.data).where(
+            tables.feed_items.c.code == code, tables.feed_items.c.type == "payment.paid")).scalars().all()
+        dossier = conn.execute(select(tables.dossiers).where(tables.dossiers.c.code == code)).mappings().one()
+    assert payment["state"] == "paid" and payment["settled_by"] == "callback"
+    assert actions == ["payment.callback", "payment.paid"]
+    assert kinds == sorted([np.PROGRESS, np.SYNC_DOSSIER, "payment.receipt"]), kinds
+    assert [i["payment_id"] for i in paid_items] == [ref] and dossier["fees_paid_online_at"] == payment["paid_at"]
