@@ -5,10 +5,11 @@ A use case adds its rows table by table (`insert`, `update`), then `run` writes 
 - On PostgreSQL the whole lot is ONE statement, a WITH of INSERTs and UPDATEs, each fed by a JSON array of
   its rows (`json_populate_record` turns each element into the table's row type, so every value gets its
   column type's own input conversion). The statement's text depends only on which tables and columns are
-  written, never on how many rows: it is built once per shape and cached here, SQLAlchemy compiles it once,
-  psycopg prepares it after a few uses and the server plans it once per connection. Before, a step request
-  sent one statement per table, each rebuilt per batch size by SQLAlchemy's insertmanyvalues (60 % of the
-  API's CPU was SQLAlchemy building ~12 statements per request: docs/performance.md).
+  written, never on how many rows: it is built once per shape and cached here, in the driver's own form (it
+  goes to psycopg as it is), psycopg prepares it after a few uses and the server plans it once per
+  connection. Before, a step request sent one statement per table, each rebuilt per batch size by
+  SQLAlchemy's insertmanyvalues (60 % of the API's CPU was SQLAlchemy building ~12 statements per request:
+  docs/performance.md).
 - On SQLite (in the process: no round trip to save, and no INSERT inside WITH) the same plan runs as one
   executemany per table, in the same order.
 
@@ -26,16 +27,16 @@ Rows of one part must all have the same keys. Rows go in in the order given (ids
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Table, bindparam, insert, text, update
+from sqlalchemy import Connection, Table, bindparam, insert, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.sql.elements import TextClause
 
 AFTER = "_after"  # the key of a row naming the row of the `after` part it depends on
 
@@ -108,7 +109,7 @@ class OneTrip:
 
 # PostgreSQL: one statement ------------------------------------------------------------------------
 
-_statements: dict[tuple[Any, ...], TextClause] = {}
+_statements: dict[tuple[Any, ...], str] = {}
 _statements_lock = threading.Lock()
 
 
@@ -117,14 +118,22 @@ def _run_postgresql(conn: Connection, parts: list[Part]) -> None:
     shape = tuple(p.shape(position) for p in parts)
     statement = _statements.get(shape)
     if statement is None:
-        statement = text(_statement_sql(parts, position))
+        statement = _driver_form(_statement_sql(parts, position))
         with _statements_lock:
             _statements[shape] = statement
     params = {f"p{n}": json.dumps(p.rows, default=json_value) for n, p in enumerate(parts)}
     params.update({f"k{n}": [row[p.key] for row in p.rows] for n, p in enumerate(parts) if p.key})
     by_name = {f"p{n}": p for n, p in enumerate(parts)}
-    for name, row in conn.execute(statement, params):
+    # Straight to the driver: the text is final and its parameters need no conversion by SQLAlchemy, whose
+    # compiled-statement machinery cost a third of the client CPU of this, the API's biggest statement
+    # (docs/performance.md). The engine's events still see it (the statement counts of db_metrics.py).
+    for name, row in conn.exec_driver_sql(statement, params):
         by_name[name].returned.append(row)
+
+
+def _driver_form(sql: str) -> str:
+    """The statement with psycopg's placeholders (%(name)s) for its :name parameters."""
+    return re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", sql.replace("%", "%%"))
 
 
 def json_value(value: Any) -> Any:
