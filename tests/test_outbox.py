@@ -6,11 +6,11 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from gateway.store import outbox
 from gateway.store.one_trip import OneTrip
-from gateway.store.tables import jobs
+from gateway.store.tables import audit_log, jobs
 
 Q = "national_portal"
 
@@ -67,6 +67,40 @@ def test_an_outcome_after_the_lease_was_taken_back_is_refused(engine):
     with engine.begin() as conn:
         assert outbox.complete(conn, c.jobs, c.lease_end, now=now()) == []  # the old holder
         assert outbox.complete(conn, again.jobs, again.lease_end, now=now()) == [a1]
+
+
+def test_a_batchs_audit_records_go_in_with_it_only_if_every_job_was_done(engine):
+    """runner._record hands finish() the records of its jobs as done: written in the same statement (PostgreSQL)
+    when every job was, and not at all when a claim was lost meanwhile (the runner then writes what happened)."""
+    def records(tag: str) -> list[dict]:
+        with engine.connect() as conn:
+            return [dict(r) for r in conn.execute(select(audit_log).where(audit_log.c.subject == tag)).mappings()]
+
+    def done_records(jobs_done: list[int], tag: str) -> list[dict]:
+        return [{"at": now(), "actor": "worker", "action": "job.done", "subject": tag,
+                 "detail": {"kind": "k", "jobs": jobs_done}}]
+
+    a1, _ = add(engine, "A")
+    b1, _ = add(engine, "B")
+    c = claim(engine)
+    with engine.begin() as conn:  # b1's claim ran out and the sweeper took it back
+        conn.execute(update(jobs).where(jobs.c.id == b1).values(locked_until=datetime(2000, 1, 1, tzinfo=UTC)))
+        outbox.recover_expired_leases(conn, now=now())
+    with engine.begin() as conn:
+        lost = outbox.finish(conn, c.jobs, c.lease_end, now=now(), audit=done_records([a1, b1], "lost-one"))
+    assert lost.done == [a1] and not lost.audited and records("lost-one") == []
+
+    c1, _ = add(engine, "C")
+    c = claim(engine)
+    assert [j["id"] for j in c.jobs] == [b1, c1]
+    with engine.begin() as conn:
+        clean = outbox.finish(conn, c.jobs, c.lease_end, now=now(), audit=done_records([b1, c1], "all-done"))
+    assert sorted(clean.done) == [b1, c1]
+    written = records("all-done")
+    if engine.dialect.name == "postgresql":
+        assert clean.audited and [(r["action"], r["detail"]["jobs"]) for r in written] == [("job.done", [b1, c1])]
+    else:  # SQLite: the runner writes them after, as before
+        assert not clean.audited and written == []
 
 
 def test_a_job_enqueued_while_the_one_before_completes_is_never_stranded(engine):

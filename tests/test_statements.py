@@ -124,6 +124,9 @@ def test_a_drain_commits_once_per_batch(engine) -> None:  # noqa: ANN001
         drained = runner.drain("q")
     assert delivered == [0, 1, 2] and [o.state for o in drained.outcomes] == ["done"] * 3
     assert drain.commits == 4
+    if engine.dialect.name == "postgresql":  # a batch: its claim, its keys' locks, its finish with its audit record
+        assert len(drain.statements) == 9, drain.statements
+        assert not [sql for sql in drain.statements if sql.startswith("INSERT INTO audit_log")], drain.statements
 
 
 def test_a_paid_callback_is_settled_in_one_write_and_one_commit(gw) -> None:  # noqa: ANN001

@@ -247,7 +247,10 @@ class JobRunner:
         outcomes: list[Outcome] = []
         with self.engine.begin() as conn:
             delivered = [job for job, error in zip(claim.jobs, results, strict=True) if error is None]
-            finished = outbox.finish(conn, delivered, claim.lease_end, now=now)
+            # Their records go in with them when every one is done, the usual case (outbox.finish).
+            as_done = [Outcome(job["id"], "done") for job in delivered]
+            finished = outbox.finish(conn, delivered, claim.lease_end, now=now,
+                                     audit=_calls_made(claim.jobs, as_done, now))
             recorded = set(finished.done)
             outcomes += [Outcome(job["id"], "done" if job["id"] in recorded else "lost") for job in delivered]
             for job, error in zip(claim.jobs, results, strict=True):
@@ -272,7 +275,8 @@ class JobRunner:
                     if ok:
                         self.buried(conn, job, text)
                     outcomes.append(Outcome(job["id"], "dead" if ok else "lost", text))
-            audit.record_many(conn, _calls_made(claim.jobs, outcomes, now))
+            audit.record_many(conn, _calls_made(claim.jobs, outcomes[len(delivered):] if finished.audited else outcomes,
+                                                now))
             more = len(claim.jobs) >= self._policy(queue).batch_size or bool(finished.promoted)
             following = None
             if more and claim_next is not None and claim_next():
