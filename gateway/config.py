@@ -75,6 +75,9 @@ class JobSettings(BaseModel):
     worker_threads: int = Field(4, ge=1)
     batch_size: int = Field(50, ge=1, le=500)  # jobs claimed and sent to a partner together
     drain_seconds: float = Field(20.0, gt=0)  # a consumer's time slice before it hands the queue on
+    # A wake-up waits this long before its drain claims, and the wake-ups of the same queue that come meanwhile
+    # are covered by that drain: a quiet gateway sends bigger batches (jobs/worker.py Gathering). 0: none.
+    gather_seconds: float = Field(0.25, ge=0, le=5)
     # A queue's partner counts as down after failed calls in a row for this many dossiers; then failures
     # cost no attempts (see jobs/partner_outage.py).
     outage_after_keys: int = Field(3, ge=1)

@@ -286,3 +286,52 @@ def test_a_background_drain_that_gave_way_hands_its_wake_up_on_even_if_the_peak_
             woken.ack()
         finally:
             handed_on.close()
+
+
+def test_wake_ups_that_come_while_a_drain_gathers_are_covered_by_it(gw, engine):
+    """A wake-up waits jobs.gather_seconds before its drain claims; the wake-ups of the same queue that come
+    meanwhile are acknowledged at once, their jobs going out in that drain's batch: one partner call, not three."""
+    import uuid
+
+    from gateway.config import JobSettings
+    from gateway.jobs.runner import JobRunner
+    from gateway.jobs.worker import Worker
+    from tests.conftest import wait_for
+
+    queue = f"gather-{uuid.uuid4().hex[:8]}"
+    calls: list[list[str]] = []
+
+    class Message:
+        def __init__(self) -> None:
+            self.acked = threading.Event()
+
+        def ack(self) -> None:
+            self.acked.set()
+
+        def requeue(self) -> None:
+            raise AssertionError("requeued")
+
+    def enqueue(key: str) -> None:
+        with engine.begin() as conn:
+            outbox.enqueue(conn, outbox.NewJob(queue, "k", key, {"key": key}), now=now(), max_attempts=3)
+
+    settings = JobSettings(gather_seconds=1.0)
+    runner = JobRunner(engine, {"k": lambda payloads: [calls.append([p["key"] for p in payloads])] and
+                                [None] * len(payloads)}, settings)
+    worker = Worker(engine, gw.gateway.broker, runner, settings, [queue], [])
+    enqueue("K0")
+    first = Message()
+    gathering = threading.Thread(target=worker._handle, args=(None, {"job_id": 0, "queue": queue}, first, None))
+    gathering.start()
+    wait_for(lambda: queue in worker.gathering, 5, what="the first wake-up gathering")
+    for key in ("K1", "K2"):  # committed, then their wake-ups: covered, acknowledged without a drain of their own
+        enqueue(key)
+        covered = Message()
+        worker._handle(None, {"job_id": 0, "queue": queue}, covered, None)
+        assert covered.acked.is_set() and calls == []
+    gathering.join(10)
+    assert first.acked.is_set() and calls == [["K0", "K1", "K2"]]
+    after = Message()  # once the drain has claimed, a wake-up gathers again and drains what came since
+    enqueue("K3")
+    worker._handle(None, {"job_id": 0, "queue": queue}, after, None)
+    assert after.acked.is_set() and calls == [["K0", "K1", "K2"], ["K3"]]
