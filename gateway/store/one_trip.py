@@ -125,8 +125,8 @@ def _run_postgresql(conn: Connection, parts: list[Part]) -> None:
     params.update({f"k{n}": [row[p.key] for row in p.rows] for n, p in enumerate(parts) if p.key})
     by_name = {f"p{n}": p for n, p in enumerate(parts)}
     # Straight to the driver: the text is final and its parameters need no conversion by SQLAlchemy, whose
-    # compiled-statement machinery cost a third of the client CPU of this, the API's biggest statement
-    # (docs/performance.md). The engine's events still see it (the statement counts of db_metrics.py).
+    # compiled-statement path cost about a quarter of this statement's client CPU (docs/performance.md, fifth
+    # round). The engine's events still see it (the statement counts of db_metrics.py).
     for name, row in conn.exec_driver_sql(statement, params):
         by_name[name].returned.append(row)
 

@@ -249,9 +249,8 @@ class DeliveryJobs:
             feed.lock(conn)
             _add_announcement(trip, {**current, **changes}, now=now)
             told = notifications.tell_applicant(self.ctx, trip, dict(dossier), RESULT_POSTED,
-                                                   cause=f"delivery:{delivery['reference']}", origin="delivery",
-                                                   now=now, context={"waybill": waybill,
-                                                                     "cod_amount": delivery["cod_amount"]})
+                                                cause=f"delivery:{delivery['reference']}", origin="delivery", now=now,
+                                                context={"waybill": waybill, "cod_amount": delivery["cod_amount"]})
             trip.run(conn)
         self.ctx.publish_after_commit(outbox.to_publish(told) if told is not None else [])
 
