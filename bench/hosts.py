@@ -10,9 +10,10 @@ Seven hosts and a load client, each a network namespace joined by a bridge, addr
   partition     worker-1's link taken down for --partition seconds (longer than the job lease and the broker
                 heartbeat), its processes left running, and on until the jobs that were in flight at the cut
                 were taken over (done by the other worker; at most --partition-limit seconds); then up again.
-                Prints how long the takeover took, and when worker-1 was consuming again. An archive batch's claim (archive.batch_lease_seconds, 300 s) outlasts the
-                cut: worker-1 finishes or hands it on once back, and the drain checks that. --cut-sealing
-                makes the cut fall while worker-1 seals a batch.
+                Prints how long the takeover took, and when worker-1 was consuming again. An archive batch's
+                claim (archive.batch_lease_seconds, 300 s) outlasts the cut: worker-1 finishes or hands it on
+                once back, and the drain checks that. --cut-sealing makes the cut fall while worker-1 seals a
+                batch.
   freeze-api    every process of api-2 SIGSTOPped for --freeze seconds behind HAProxy, then SIGCONTed. Prints
                 how long until HAProxy took it out (its "takeover"), checks the healthy api-1 stayed in and
                 api-2 came back.
