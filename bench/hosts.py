@@ -380,7 +380,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--lease", type=float, default=15, help="jobs.lease_seconds on every host (default 15)")
     p.add_argument("--heartbeat", type=float, default=10, help="broker.heartbeat_seconds on every host (default 10)")
     p.add_argument("--late-worker-2", action="store_true",
-                   help="start worker-2 only at the partition's cut: the jobs in flight then are all worker-1's")
+                   help="start worker-2 only once the partition's cut caught worker-1 holding jobs (2 s after it)")
     p.add_argument("--cut-sealing", action="store_true",
                    help="partition: cut worker-1 while it seals an archive batch (whose claim outlasts the cut)")
     p.add_argument("--short", action="store_true",
