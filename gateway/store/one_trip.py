@@ -141,8 +141,9 @@ _ROWS_JSON = orjson.OPT_PASSTHROUGH_DATETIME
 
 
 def rows_json(rows: list[dict[str, Any]]) -> str:
-    """The rows as the JSON array the statement reads. orjson, not json: json.dumps was 7 % of the API's CPU at
-    210 events/s, these rows being most of what a request writes (docs/performance.md, sixth round)."""
+    """The rows as the JSON array the statement reads. orjson, not json: json.dumps was 7 % of the API's samples at
+    210 events/s, these rows being most of what a request writes; about half the CPU (docs/performance.md, sixth
+    round)."""
     return orjson.dumps(rows, default=json_value, option=_ROWS_JSON).decode()
 
 

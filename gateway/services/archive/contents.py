@@ -45,9 +45,9 @@ def json_file(data: Any) -> bytes:
     """A JSON file of the package: UTF-8, indented, keys sorted, times in UTC.
 
     orjson: the bytes json.dumps(ensure_ascii=False, indent=2, sort_keys=True) gave (tests/test_archive_json.py),
-    but for the exponent of a small float ("1e-7", not "1e-07"; the same number), at a tenth of the CPU: an
-    indent sends json.dumps to its pure-Python encoder, 4 % of a worker's CPU at 210 events/s (docs/performance.md,
-    sixth round)."""
+    but for the exponent of a small float ("1e-7", not "1e-07"; the same number), at about a quarter of the CPU
+    (394 -> 88 us for 30 rows): an indent sends json.dumps to its pure-Python encoder, 4 % of a worker's samples at
+    210 events/s (docs/performance.md, sixth round)."""
     return orjson.dumps(data, default=_file_value, option=_FILE_JSON)
 
 
