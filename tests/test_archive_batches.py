@@ -174,7 +174,8 @@ def test_a_package_stored_by_a_worker_that_died_before_recording_it_is_adopted_n
     monkeypatch.undo()
     for code in codes:  # whole files under their names, but nothing recorded: no package is sealed yet
         assert package_file(arch, code).is_file() and package_state(arch, code)["state"] != "sealed"
-    assert not list((arch.archive_folder / ".building").glob("*"))  # no scratch left behind
+    for code in codes:  # nothing else left behind: no temporary file, no half package
+        assert list(package_file(arch, code).parent.iterdir()) == [package_file(arch, code)]
     written = {code: package_file(arch, code).read_bytes() for code in codes}
     arch.start_worker()
     for code in codes:

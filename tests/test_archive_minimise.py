@@ -13,7 +13,8 @@ from datetime import UTC, datetime, timedelta
 import requests
 from sqlalchemy import select, update
 
-from gateway.adapters.archive.bag import add_tag_file, make_bag, zip_bag
+from gateway.adapters.archive.bag import TAGMANIFEST, zip_bag
+from gateway.adapters.archive.bag_writer import bag_files
 from gateway.adapters.archive.tsa import TsaClient
 from gateway.domain.archive import EVIDENCE_RECORD
 from gateway.domain.minimisation import archived_record, kept_because, without_bodies
@@ -219,11 +220,9 @@ def test_make_runs_mock_tsa_stamps_what_the_roots_it_writes_verify(tmp_path) -> 
         assert len(list((tmp_path / "trust" / "public").glob("mock-root-*.pem"))) == 1
         identity = requests.get(f"{mocks.url}/tsa/_mock/identity", timeout=5).json()
         assert "Time Stamping" in identity["subject"]
-        bag = tmp_path / "bag"
-        bag.mkdir()
-        tagmanifest = make_bag(bag, {"dossier.json": b"{}\n"}, {"External-Identifier": "H56-1"})
-        token = TsaClient(f"{mocks.url}/tsa/", 10).stamp(hashlib.sha256(tagmanifest).digest())
-        add_tag_file(bag, EVIDENCE_RECORD, evidence_record.new_record("sha256", token, []))
+        bag = bag_files({"dossier.json": b"{}\n"}, {"External-Identifier": "H56-1"})
+        token = TsaClient(f"{mocks.url}/tsa/", 10).stamp(hashlib.sha256(bag[TAGMANIFEST]).digest())
+        bag[EVIDENCE_RECORD] = evidence_record.new_record("sha256", token, [])
         (tmp_path / "H56-1.v0001.zip").write_bytes(zip_bag(bag))
         report = verify_package(tmp_path / "H56-1.v0001.zip", roots_from(tmp_path / "trust"))
         assert report.ok, report.text()

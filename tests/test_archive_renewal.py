@@ -12,7 +12,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 
-from gateway.adapters.archive.bag import add_tag_file, make_bag, zip_bag
+from gateway.adapters.archive.bag import TAGMANIFEST, zip_bag
+from gateway.adapters.archive.bag_writer import bag_files
 from gateway.domain.archive import EVIDENCE_RECORD, chain_imprint, token_name
 from gateway.services.archive.offline import verify_path
 
@@ -126,10 +127,8 @@ def test_a_package_sealed_before_evidence_records_still_verifies_and_renews_its_
     """Packages sealed before batches carry archive-timestamps/0001.tsr over H(tag manifest), and each renewal one
     more token over H(tag manifest || earlier tokens): they stay verifiable, and are renewed the same way."""
     code, trust = "000.00.17.H56-240101-0001", arch.tmp / "trust"
-    bag = tmp_path / "bag"
-    bag.mkdir()
-    tagmanifest = make_bag(bag, {"dossier.json": b"{}\n"}, {"External-Identifier": code})
-    add_tag_file(bag, token_name(1), arch.gateway.archive.tsa.stamp(chain_imprint(tagmanifest, [])))
+    bag = bag_files({"dossier.json": b"{}\n"}, {"External-Identifier": code})
+    bag[token_name(1)] = arch.gateway.archive.tsa.stamp(chain_imprint(bag[TAGMANIFEST], []))
     old = tmp_path / f"{code}.v0001.zip"
     old.write_bytes(zip_bag(bag, f"{code}.v0001"))
     report = verify_path(old, trust)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -61,6 +62,13 @@ def parse_label(text: str) -> tuple[str, int | None]:
 
 def token_name(n: int) -> str:
     return f"{TIMESTAMP_DIR}/{n:04d}{TOKEN_SUFFIX}"
+
+
+def chain_tokens(files: Mapping[str, bytes]) -> list[tuple[str, bytes]]:
+    """A package's chained tokens (each file's path in the bag -> bytes), in chain order (token_name)."""
+    prefix = f"{TIMESTAMP_DIR}/"
+    return [(name, files[name]) for name in sorted(files)
+            if name.startswith(prefix) and "/" not in name[len(prefix):] and name.endswith(TOKEN_SUFFIX)]
 
 
 def chain_imprint(tagmanifest: bytes, earlier_tokens: list[bytes], algorithm: str = DIGEST) -> bytes:

@@ -1,18 +1,15 @@
-"""BagIt bags (RFC 8493) with the Library of Congress's `bagit` library, and their zip form.
-
-`bagit.make_bag` changes the process's working directory while it runs, which a threaded worker must never
-see (a relative SQLite path opened meanwhile would land elsewhere), so bags are made in a helper process.
+"""BagIt bags (RFC 8493): their zip form, and reading and checking them with the Library of Congress's `bagit`
+library. A new bag's files are written in memory (bag_writer.py).
 """
 
 from __future__ import annotations
 
-import atexit
-import concurrent.futures
+import io
 import logging
-import multiprocessing
 import os
-import threading
 import zipfile
+import zlib
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import bagit
@@ -30,91 +27,96 @@ class UnreadablePackage(Exception):
     """The file is no package we can open: a truncated or broken zip, a hostile member name, too big."""
 
 
-def _make(folder: str, info: dict[str, str]) -> None:
-    bagit.make_bag(folder, bag_info=info, checksums=[DIGEST])
+def _member_order(name: str) -> tuple[str, ...]:
+    return tuple(name.split("/"))  # as pathlib sorts paths: by their parts
 
 
-_pool: concurrent.futures.ProcessPoolExecutor | None = None
-_pool_lock = threading.Lock()
-PARENT_CHECK_SECONDS = 1.0
-
-
-def _exit_with(parent: int) -> None:
-    """The helper's initializer. A pool's helper outlives a SIGKILLed worker, waiting for work forever (one
-    stray process per kill, seen in the test suite), so it watches its parent and leaves when it is gone."""
-    def watch() -> None:
-        while os.getppid() == parent:
-            threading.Event().wait(PARENT_CHECK_SECONDS)
-        os._exit(0)
-
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
-
-
-def make_bag(folder: Path, files: dict[str, bytes], info: dict[str, str]) -> bytes:
-    """Write `files` (paths inside the payload, without data/) into the empty `folder` and make it a bag
-    (make_bag moves them under data/); the tag manifest's bytes."""
-    global _pool
-    for name, data in files.items():
-        path = folder / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-    with _pool_lock:
-        if _pool is None:
-            _pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
-                                                           initializer=_exit_with, initargs=(os.getpid(),))
-            # Left to the interpreter's teardown, a pool prints "Exception ignored in ... weakref_cb".
-            atexit.register(_pool.shutdown, wait=False, cancel_futures=True)
-        pool = _pool
-    try:
-        pool.submit(_make, str(folder), info).result(timeout=600)
-    except concurrent.futures.process.BrokenProcessPool:
-        with _pool_lock:
-            _pool = None  # the helper died (killed from outside): the next build starts a new one
-        raise
-    return (folder / TAGMANIFEST).read_bytes()
-
-
-def add_tag_file(folder: Path, name: str, data: bytes) -> None:
-    path = folder / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-
-
-def zip_bag(folder: Path, label: str = "") -> bytes:
-    """The bag as one zip, members in name order with fixed times, so the same bag gives the same bytes; `label`
-    (domain/archive.py package_label) is the zip's comment, so that a renamed file still says what it is."""
-    import io
-
+def zip_bag(files: Mapping[str, bytes], label: str = "") -> bytes:
+    """The bag (each file's path in it -> bytes) as one zip, members in path order with fixed times, so the same
+    bag gives the same bytes; `label` (domain/archive.py package_label) is the zip's comment, so that a renamed
+    file still says what it is."""
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         zf.comment = label.encode()
-        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-            member = zipfile.ZipInfo(path.relative_to(folder).as_posix(), date_time=(2000, 1, 1, 0, 0, 0))
+        for name in sorted(files, key=_member_order):
+            member = zipfile.ZipInfo(name, date_time=(2000, 1, 1, 0, 0, 0))
             member.compress_type = zipfile.ZIP_DEFLATED
-            zf.writestr(member, path.read_bytes())
+            zf.writestr(member, files[name])
     return out.getvalue()
+
+
+class FolderFiles(Mapping[str, bytes]):
+    """A bag folder's files by their path in it, read when asked for; a name that leads outside the folder is
+    no file of it."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._root = folder.resolve()
+
+    def _file(self, name: str) -> Path | None:
+        path = self.folder / name
+        return path if path.is_file() and path.resolve().is_relative_to(self._root) else None
+
+    def __getitem__(self, name: str) -> bytes:
+        path = self._file(name)
+        if path is None:
+            raise KeyError(name)
+        return path.read_bytes()
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self._file(name) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        return (p.relative_to(self.folder).as_posix() for p in self.folder.rglob("*") if p.is_file())
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+def _checked_members(zf: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
+    members = zf.infolist()
+    if len(members) > MAX_MEMBERS or sum(m.file_size for m in members) > MAX_UNPACKED_BYTES:
+        raise UnreadablePackage("the zip holds more than a package can")
+    for m in members:
+        name = m.filename
+        if name.startswith(("/", "\\")) or ".." in Path(name).parts or ":" in name:
+            raise UnreadablePackage(f"the zip member {name!r} points outside the package")
+    bad = zf.testzip()
+    if bad is not None:
+        raise UnreadablePackage(f"the zip member {bad} is damaged (its CRC does not match)")
+    return members
+
+
+def _unreadable(exc: Exception) -> UnreadablePackage:
+    return UnreadablePackage(f"not a readable zip: {type(exc).__name__}: {exc}")
+
+
+_ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, OSError, EOFError, ValueError,
+               NotImplementedError)
 
 
 def unzip_to(data_or_path: Path, folder: Path) -> Path:
     """Unpack a package zip into `folder` safely; UnreadablePackage when it is not a whole, sane zip."""
     try:
         with zipfile.ZipFile(data_or_path) as zf:
-            members = zf.infolist()
-            if len(members) > MAX_MEMBERS or sum(m.file_size for m in members) > MAX_UNPACKED_BYTES:
-                raise UnreadablePackage("the zip holds more than a package can")
-            for m in members:
-                name = m.filename
-                if name.startswith(("/", "\\")) or ".." in Path(name).parts or ":" in name:
-                    raise UnreadablePackage(f"the zip member {name!r} points outside the package")
-            bad = zf.testzip()
-            if bad is not None:
-                raise UnreadablePackage(f"the zip member {bad} is damaged (its CRC does not match)")
+            _checked_members(zf)
             zf.extractall(folder)
     except UnreadablePackage:
         raise
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
-        raise UnreadablePackage(f"not a readable zip: {type(exc).__name__}: {exc}") from None
+    except _ZIP_ERRORS as exc:
+        raise _unreadable(exc) from None
     return folder
+
+
+def unzip(path: Path) -> dict[str, bytes]:
+    """A package zip's files by their path in it (folders left out), with unzip_to's checks."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return {m.filename: zf.read(m) for m in _checked_members(zf) if not m.is_dir()}
+    except UnreadablePackage:
+        raise
+    except _ZIP_ERRORS as exc:
+        raise _unreadable(exc) from None
 
 
 def zip_label(path: Path) -> str | None:
@@ -173,7 +175,6 @@ def read_checked(path: Path, member: str) -> bytes:
     manifest against the tag manifest (which the archive timestamp covers). FileNotFoundError when there is no
     package file; UnreadablePackage, saying what is wrong, when the file does not match."""
     import hashlib
-    import zlib
 
     manifest_name = f"manifest-{DIGEST}.txt"
     try:

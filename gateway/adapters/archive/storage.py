@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import uuid
 from pathlib import Path
 
@@ -37,16 +36,8 @@ class PackageStore:
     def folder(self, code: str) -> Path:
         return self.root / safe_name(code)
 
-    def scratch(self, code: str) -> Path:
-        """A fresh working folder for building a bag (removed by the caller, or swept on the next build)."""
-        path = self.root / ".building" / f"{safe_name(code)}-{uuid.uuid4().hex[:8]}"
-        path.mkdir(parents=True)
-        return path
-
     def sweep(self, code: str) -> None:
-        """Forget what a killed build of this dossier left behind: scratch folders and temporary files."""
-        for stale in (self.root / ".building").glob(f"{safe_name(code)}-*"):
-            shutil.rmtree(stale, ignore_errors=True)
+        """Forget what a killed build of this dossier left behind: its temporary files."""
         folder = self.folder(code)
         if folder.is_dir():
             for tmp in folder.glob(".tmp-*"):

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import shutil
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,11 +25,11 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection
 
 from gateway.adapters.archive import QUEUE, RENEW
-from gateway.adapters.archive.bag import TAGMANIFEST, add_tag_file, unzip_to, zip_bag
+from gateway.adapters.archive.bag import TAGMANIFEST, unzip, zip_bag
 from gateway.adapters.archive.storage import AlreadyStored
 from gateway.adapters.base import RetryableError
 from gateway.domain import archive as rules
-from gateway.domain.archive import EVIDENCE_RECORD, SEALED, TIMESTAMP_DIR, TOKEN_SUFFIX
+from gateway.domain.archive import EVIDENCE_RECORD, SEALED
 from gateway.services.archive.sealing import Archive, Stored, sha256_of
 from gateway.signature import evidence_record
 from gateway.signature.timestamp_token import read_token
@@ -128,34 +127,29 @@ class ArchiveRenewal:
     def _with_new_token(self, code: str, version: int, current: Path, row: Any, reason: str,
                         now: datetime) -> bytes | None:
         """The package with one more token over the chain (zip bytes), or None when that would not help."""
-        scratch = self.archive.store.scratch(code)
-        try:
-            folder = unzip_to(current, scratch)
-            tagmanifest = (folder / TAGMANIFEST).read_bytes()
-            digest = self.settings.timestamp_digest
-            record = folder / EVIDENCE_RECORD
-            if record.is_file():  # RFC 4998 5.2: the package's own evidence record gets the new archive timestamp
-                renewal = evidence_record.renewal(record.read_bytes(), tagmanifest, digest)
-                token = self.archive.tsa.stamp(renewal.imprint, digest)
-            else:  # sealed before evidence records: one more token in its chain
-                tokens = [p.read_bytes() for p in sorted((folder / TIMESTAMP_DIR).iterdir())
-                          if p.name.endswith(TOKEN_SUFFIX) and p.is_file()]
-                token = self.archive.tsa.stamp(rules.chain_imprint(tagmanifest, tokens, digest), digest)
-            _, info = read_token(token)
-            if not rules.renewal_helps(old_not_after=row["tsa_not_after"], old_digest=row["timestamp_digest"],
-                                       new_not_after=info.valid_until, new_digest=info.digest,
-                                       weak_digests=self.settings.weak_digests):
-                ends = info.valid_until.date().isoformat() if info.valid_until else "?"
-                self._wait(code, row["version"], now, f"{reason}, but the TSA's new timestamp would not last longer "
-                                                      f"({info.tsa}, certificates ending {ends}): not renewed")
-                return None
-            if record.is_file():
-                record.write_bytes(evidence_record.renewed(record.read_bytes(), renewal, token))
-            else:
-                add_tag_file(folder, rules.token_name(len(tokens) + 1), token)
-            return zip_bag(folder, rules.package_label(code, version))
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
+        files = unzip(current)
+        tagmanifest = files[TAGMANIFEST]
+        digest = self.settings.timestamp_digest
+        record = files.get(EVIDENCE_RECORD)
+        if record is not None:  # RFC 4998 5.2: the package's own evidence record gets the new archive timestamp
+            renewal = evidence_record.renewal(record, tagmanifest, digest)
+            token = self.archive.tsa.stamp(renewal.imprint, digest)
+        else:  # sealed before evidence records: one more token in its chain
+            tokens = [token for _, token in rules.chain_tokens(files)]
+            token = self.archive.tsa.stamp(rules.chain_imprint(tagmanifest, tokens, digest), digest)
+        _, info = read_token(token)
+        if not rules.renewal_helps(old_not_after=row["tsa_not_after"], old_digest=row["timestamp_digest"],
+                                   new_not_after=info.valid_until, new_digest=info.digest,
+                                   weak_digests=self.settings.weak_digests):
+            ends = info.valid_until.date().isoformat() if info.valid_until else "?"
+            self._wait(code, row["version"], now, f"{reason}, but the TSA's new timestamp would not last longer "
+                                                  f"({info.tsa}, certificates ending {ends}): not renewed")
+            return None
+        if record is not None:
+            files[EVIDENCE_RECORD] = evidence_record.renewed(record, renewal, token)
+        else:
+            files[rules.token_name(len(tokens) + 1)] = token
+        return zip_bag(files, rules.package_label(code, version))
 
     def _wait(self, code: str, version: int, now: datetime, why: str) -> None:
         until = now + timedelta(hours=self.settings.renew_retry_hours)

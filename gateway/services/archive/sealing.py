@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,14 +28,15 @@ from asn1crypto import x509 as asn1_x509
 from sqlalchemy import RowMapping
 
 from gateway.adapters.archive import BUILD, QUEUE
-from gateway.adapters.archive.bag import add_tag_file, make_bag, unzip_to, zip_bag
+from gateway.adapters.archive.bag import TAGMANIFEST, unzip, zip_bag
+from gateway.adapters.archive.bag_writer import bag_files
 from gateway.adapters.archive.storage import AlreadyStored, PackageStore
 from gateway.adapters.archive.tsa import TsaClient
 from gateway.adapters.base import AdapterError, PermanentError, RetryableError
 from gateway.config import ArchiveSettings
 from gateway.domain import archive as rules
 from gateway.domain import evidence
-from gateway.domain.archive import EVIDENCE_RECORD, FAILING, SEALED
+from gateway.domain.archive import DIGEST, EVIDENCE_RECORD, FAILING, SEALED
 from gateway.services.archive.contents import BatchRows, Chain, ContentsReader, Extend, json_file
 from gateway.services.archive.verify import PdfCheck, Report, verify_built, verify_package
 from gateway.services.unit_of_work import Context
@@ -50,12 +50,11 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Made:
-    """A package made and waiting for the batch's timestamp: its bag in `scratch`, the tag manifest the tree takes."""
+    """A package made and waiting for the batch's timestamp: its bag's files (path in the bag -> bytes)."""
 
     row: RowMapping
     version: int
-    scratch: Path
-    tagmanifest: bytes
+    files: dict[str, bytes]
     notes: list[str]
     dossier_bytes: int
     years: int
@@ -63,6 +62,10 @@ class Made:
     @property
     def code(self) -> str:
         return self.row["dossier_code"]
+
+    @property
+    def tagmanifest(self) -> bytes:
+        return self.files[TAGMANIFEST]  # what the batch's hash tree takes
 
 
 @dataclass(frozen=True)
@@ -112,35 +115,31 @@ class Archive:
         outcome: dict[str, AdapterError | None] = {}
         made: list[Made] = []
         chain: Chain | None = None
-        try:
-            for code in dict.fromkeys(codes):
-                row = rows.get(code)
-                if row is None:
-                    outcome[code] = PermanentError(f"no archive package is due for {code}")
-                elif row["state"] == SEALED:
-                    outcome[code] = None  # a repeated job: the package exists
+        for code in dict.fromkeys(codes):
+            row = rows.get(code)
+            if row is None:
+                outcome[code] = PermanentError(f"no archive package is due for {code}")
+            elif row["state"] == SEALED:
+                outcome[code] = None  # a repeated job: the package exists
+            else:
+                try:
+                    if chain is None:
+                        with self.ctx.engine.connect() as conn:
+                            chain = Chain.now(conn)  # the audit chain at sealing: the same for the batch
+                    package = self._make(row, now, chain, batch)
+                except Exception as exc:  # noqa: BLE001 - this package waits; the others go on
+                    outcome[code] = self._failed([row], exc)[code]
+                    continue
+                if package is None:
+                    outcome[code] = None  # adopted: stored by a worker that died before recording it
                 else:
-                    try:
-                        if chain is None:
-                            with self.ctx.engine.connect() as conn:
-                                chain = Chain.now(conn)  # the audit chain at sealing: the same for the batch
-                        package = self._make(row, now, chain, batch)
-                    except Exception as exc:  # noqa: BLE001 - this package waits; the others go on
-                        outcome[code] = self._failed([row], exc)[code]
-                        continue
-                    if package is None:
-                        outcome[code] = None  # adopted: stored by a worker that died before recording it
-                    else:
-                        made.append(package)
-            if made:
-                outcome.update(self._seal(made, now))
-        finally:
-            for package in made:
-                shutil.rmtree(package.scratch, ignore_errors=True)
+                    made.append(package)
+        if made:
+            outcome.update(self._seal(made, now))
         return [outcome[c] for c in codes]
 
     def _make(self, row: RowMapping, now: datetime, chain: Chain, batch: BatchRows) -> Made | None:
-        """The package's bag, made in a scratch folder; None when a whole file of it was stored and is adopted."""
+        """The package's bag, made in memory; None when a whole file of it was stored and is adopted."""
         code = row["dossier_code"]
         self.store.sweep(code)  # what a killed build left behind
         version = row["version"] + 1
@@ -163,13 +162,8 @@ class Archive:
                               agency=self.settings.agency, agency_code=self.settings.agency_code,
                               documents=contents.documents, notes=contents.notes)
         contents.files["metadata.json"] = json_file(meta)
-        scratch = self.store.scratch(code)
-        try:
-            tagmanifest = make_bag(scratch, contents.files, rules.bag_info(meta, sealed_at=now))
-        except BaseException:
-            shutil.rmtree(scratch, ignore_errors=True)
-            raise
-        return Made(row, version, scratch, tagmanifest, contents.notes, contents.dossier_bytes, years)
+        files = bag_files(contents.files, rules.bag_info(meta, sealed_at=now), DIGEST)
+        return Made(row, version, files, contents.notes, contents.dossier_bytes, years)
 
     def _seal(self, made: list[Made], now: datetime) -> dict[str, AdapterError | None]:
         """One timestamp for the packages made; each written and checked; the batch recorded in one transaction."""
@@ -184,14 +178,14 @@ class Archive:
         stored: list[Stored] = []
         for package, reduced in zip(made, tree.reduced, strict=True):
             try:
-                add_tag_file(package.scratch, EVIDENCE_RECORD, evidence_record.new_record(algorithm, token, reduced))
-                data = zip_bag(package.scratch, rules.package_label(package.code, package.version))
+                package.files[EVIDENCE_RECORD] = evidence_record.new_record(algorithm, token, reduced)
+                data = zip_bag(package.files, rules.package_label(package.code, package.version))
                 try:
                     path = self.store.write_once(package.code, package.version, data)
                 except AlreadyStored:
                     raise RetryableError(f"package version {package.version} of {package.code} appeared meanwhile; "
                                          "trying again") from None
-                report = verify_built(path, data, package.scratch, package.code, self.roots, pdf_check=self.pdf_check,
+                report = verify_built(path, data, package.files, package.code, self.roots, pdf_check=self.pdf_check,
                                       judge=judge, now=now)
             except Exception as exc:  # noqa: BLE001 - this package waits; the batch's others are recorded
                 out.update(self._failed([package.row], exc))
@@ -218,11 +212,7 @@ class Archive:
         return verify_package(path, self.roots, pdf_check=self.pdf_check)
 
     def _notes_of(self, path: Path) -> list[str]:
-        import tempfile
-
-        with tempfile.TemporaryDirectory() as scratch:
-            folder = unzip_to(path, Path(scratch))
-            meta = json.loads((folder / "data" / "metadata.json").read_text(encoding="utf-8"))
+        meta = json.loads(unzip(path)["data/metadata.json"])
         note = next((f["value"] for f in meta["fields"] if f["key"] == "chu_giai"), None)
         return note.split("; ") if note else []
 

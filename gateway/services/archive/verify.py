@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -20,17 +20,25 @@ from typing import Any
 from asn1crypto import cms
 from asn1crypto import x509 as asn1_x509
 
-from gateway.adapters.archive.bag import TAGMANIFEST, UnreadablePackage, check_bag, open_bag, unzip_to, zip_label
+from gateway.adapters.archive.bag import (
+    TAGMANIFEST,
+    FolderFiles,
+    UnreadablePackage,
+    check_bag,
+    open_bag,
+    unzip_to,
+    zip_label,
+)
 from gateway.domain.archive import (
     EVIDENCE_RECORD,
     FAILED,
     NOTE,
     PASSED,
     TIMESTAMP_DIR,
-    TOKEN_SUFFIX,
     WARNING,
     Item,
     chain_imprint,
+    chain_tokens,
     package_name,
     parse_label,
     safe_name,
@@ -99,26 +107,28 @@ def verify_package(path: Path, roots: list[asn1_x509.Certificate], *, now: datet
             return report
         report.code = bag.info.get("External-Identifier")
         # One step each, in this order, so that a caller can show how far the check got.
+        files = FolderFiles(folder)
         steps = [partial(_check_files, report, bag), partial(_check_name, report, path, expect),
-                 partial(_check_timestamps, report, folder, roots, now)]
+                 partial(_check_timestamps, report, files, roots, now)]
         if pdf_check is not None:
             steps += [partial(_check_pdf, report, pdf_check, pdf_path, data, roots, now)
-                      for pdf_path, data in _signed_pdfs(folder)]
+                      for pdf_path, data in _signed_pdfs(files)]
         for step in track(steps, len(steps)):
             step()
     return report
 
 
-def verify_built(path: Path, built: bytes, folder: Path, code: str, roots: list[asn1_x509.Certificate], *,
-                 pdf_check: PdfCheck | None = None, judge: TokenJudge | None = None,
-                 now: datetime | None = None) -> Report:
-    """The check right after sealing, on the bag folder the package was zipped from: the stored file must be
-    the built zip byte for byte, the new timestamp must cover the tag manifest and chain to a trusted TSA, and
-    each signed PDF must hold its long-term signatures. What it leaves to verify_package: unzipping and
-    re-hashing every file against manifests bagit wrote moments ago from these very files (a third of the
-    cost of a full verify, for a check of bagit against itself); minimisation re-reads the stored file anyway
-    before it drops a byte. The packages of a batch pass one `judge` and one `now`: their shared token's
-    signature and path are validated once."""
+def verify_built(path: Path, built: bytes, files: Mapping[str, bytes], code: str,
+                 roots: list[asn1_x509.Certificate], *, pdf_check: PdfCheck | None = None,
+                 judge: TokenJudge | None = None, now: datetime | None = None) -> Report:
+    """The check right after sealing, on the bag's files the package was zipped from (each file's path in the bag
+    -> bytes): the stored file must be the built zip byte for byte, the new timestamp must cover the tag manifest
+    and chain to a trusted TSA, and each signed PDF must hold its long-term signatures. What it leaves to
+    verify_package: unzipping and re-hashing every file against manifests written moments ago from these very
+    bytes (a third of the cost of a full verify, for a check of the writer against itself, which
+    tests/test_bag_writer.py holds to bagit); minimisation re-reads the stored file anyway before it drops a byte.
+    The packages of a batch pass one `judge` and one `now`: their shared token's signature and path are validated
+    once."""
     now = now or server_clock.now()
     report = Report(str(path), code)
     stored = path.read_bytes() if path.is_file() else b""
@@ -127,11 +137,11 @@ def verify_built(path: Path, built: bytes, folder: Path, code: str, roots: list[
                                                     f"built ({len(built)} bytes)"))
         return report
     report.items.append(Item("manifest", PASSED, "stored byte for byte as zipped from the bag just made, whose "
-                                                 "manifests bagit wrote from these files"))
+                                                 "manifests were written from these files"))
     _check_name(report, path)
-    _check_timestamps(report, folder, roots, now, judge)
+    _check_timestamps(report, files, roots, now, judge)
     if pdf_check is not None:
-        for pdf_path, data in _signed_pdfs(folder):
+        for pdf_path, data in _signed_pdfs(files):
             _check_pdf(report, pdf_check, pdf_path, data, roots, now)
     return report
 
@@ -188,32 +198,24 @@ def _check_files(report: Report, bag: Any) -> None:
         report.items.append(Item("manifest", PASSED, f"all {count} files match the manifest and the tag manifest"))
 
 
-def _tokens(folder: Path) -> list[tuple[str, bytes]]:
-    tokens_dir = folder / TIMESTAMP_DIR
-    if not tokens_dir.is_dir():
-        return []
-    return [(f"{TIMESTAMP_DIR}/{p.name}", p.read_bytes()) for p in sorted(tokens_dir.iterdir())
-            if p.name.endswith(TOKEN_SUFFIX) and p.is_file()]
-
-
-def _check_timestamps(report: Report, folder: Path, roots: list[asn1_x509.Certificate], now: datetime,
-                      judge: TokenJudge | None = None) -> None:
-    tagmanifest_path = folder / TAGMANIFEST
-    record = folder / EVIDENCE_RECORD
-    tokens = _tokens(folder)
-    if not tokens and not record.is_file():
+def _check_timestamps(report: Report, files: Mapping[str, bytes], roots: list[asn1_x509.Certificate],
+                      now: datetime, judge: TokenJudge | None = None) -> None:
+    tokens = chain_tokens(files)
+    record = files.get(EVIDENCE_RECORD)
+    if not tokens and record is None:
         report.items.append(Item("timestamp", FAILED, "the package has no archive timestamp: it was never sealed"))
         return
-    if not tagmanifest_path.is_file():
+    tagmanifest = files.get(TAGMANIFEST)
+    if tagmanifest is None:
         report.items.append(Item("timestamp", FAILED, f"{TAGMANIFEST} is missing: nothing to check the seal against"))
         return
-    if record.is_file():
+    if record is not None:
         if tokens:  # one notion of evidence: a token beside the record is no part of it
             report.items.append(Item(tokens[0][0], FAILED, f"a token beside {EVIDENCE_RECORD}: a package holds one "
                                                            "or the other, so one of them was added"))
-        _check_evidence(report, record.read_bytes(), tagmanifest_path.read_bytes(), judge or TokenJudge(roots), now)
+        _check_evidence(report, record, tagmanifest, judge or TokenJudge(roots), now)
         return
-    _check_token_chain(report, tagmanifest_path.read_bytes(), tokens, roots, now)
+    _check_token_chain(report, tagmanifest, tokens, roots, now)
 
 
 def _check_evidence(report: Report, der: bytes, tagmanifest: bytes, judge: TokenJudge, now: datetime) -> None:
@@ -301,10 +303,9 @@ def _token_item(name: str, info: TokenInfo, check: TokenCheck, at: datetime, fir
     }[check.problem]
 
 
-def _signed_pdfs(folder: Path) -> list[tuple[str, bytes]]:
-    index_path = folder / "data" / "attachments.json"
+def _signed_pdfs(files: Mapping[str, bytes]) -> list[tuple[str, bytes]]:
     try:
-        index = json.loads(index_path.read_text(encoding="utf-8")) if index_path.is_file() else []
+        index = json.loads(files.get("data/attachments.json") or b"[]")
     except (ValueError, OSError):
         return []
     out = []
@@ -312,7 +313,7 @@ def _signed_pdfs(folder: Path) -> list[tuple[str, bytes]]:
         rel = entry.get("path") if isinstance(entry, dict) else None
         if not isinstance(rel, str) or not entry.get("signed"):
             continue
-        file = folder / "data" / rel
-        if file.is_file() and file.resolve().is_relative_to(folder.resolve()):
-            out.append((f"data/{rel}", file.read_bytes()))
+        data = files.get(f"data/{rel}")
+        if data is not None:
+            out.append((f"data/{rel}", data))
     return out
