@@ -274,14 +274,17 @@ class MixedLoad:
 
     def _accepted_step(self, code: str, n: int, body: dict[str, Any]) -> None:
         status = self.mix.steps[n]
+        number = dossier_index(code)
+        # A paying dossier goes on once its fee is asked, as a one-stop office would: a journey that ran ahead to
+        # its final status while the ask waited (202, the platform busy) was refused, rightly ("dossier closed").
+        pays = n == 0 and _one_in(number, self.mix.pay_every)
         with self._lock:
             taken = self.ledger.steps[code]
             if len(taken) == n:  # not an answer to a repeat of a step already counted
                 taken.append((status, body["note"]))
-            if n + 1 < len(self.mix.steps):
+            if n + 1 < len(self.mix.steps) and not pays:
                 self._ready.append((code, n + 1))
-        number = dossier_index(code)
-        if n == 0 and _one_in(number, self.mix.pay_every):
+        if pays:
             self._submit(self._ask_payment, code)
         if status == 9 and _one_in(number + 1, self.mix.post_every):  # other dossiers than those paying
             self._submit(self._book_delivery, code)
@@ -293,9 +296,17 @@ class MixedLoad:
             with self._lock:
                 self.ledger.payments[code] = r.json()["id"]
             self._submit(self._pay, code)
+            self._go_on_after_payment(code)
         elif (r is not None and r.status_code == 202  # the platform has not answered yet: ask again later
               or not self._refused(f"payment {code}", r)):
             self._later("payments", self._ask_payment, code)
+        else:
+            self._go_on_after_payment(code)  # refused for good (noted): the journey still ends
+
+    def _go_on_after_payment(self, code: str) -> None:
+        with self._lock:
+            if len(self.mix.steps) > 1:
+                self._ready.append((code, 1))
 
     def _pay(self, code: str) -> None:
         ref = self.ledger.payments[code]
