@@ -333,6 +333,9 @@ class ArchiveSettings(BaseModel):
     # ... once the oldest has waited this long for others to fill its batch (a full backlog goes at once).
     batch_wait_seconds: float = Field(10.0, ge=0)
     batch_lease_seconds: float = Field(300.0, gt=0)  # a batch's claim; then another worker may take it over
+    # A batch's packages are held in memory until its timestamp: past this many MB made, the ones made go under a
+    # timestamp of their own, so a batch of large dossiers never holds more (sealing.py).
+    batch_memory_mb: float = Field(64.0, gt=0)
     # Sealing yields to the other queues: it waits while more than `defer_backlog` of their jobs are due and
     # unclaimed, but never more than `defer_max_seconds` past its batch's time (0: it never waits).
     defer_backlog: int = Field(100, ge=1)

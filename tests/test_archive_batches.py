@@ -142,6 +142,23 @@ def test_a_batch_takes_at_most_batch_size_packages_and_a_batch_of_one_needs_no_t
     assert report.ok and report.timestamps[0]["tree_levels"] == 0, report.text()
 
 
+def test_a_batch_holds_no_more_packages_in_memory_than_its_budget(arch, worker_with) -> None:  # noqa: ANN001, F811
+    """A batch's packages are held in memory until their timestamp: past archive.batch_memory_mb, the ones made go
+    under a timestamp of their own, so a batch of large dossiers never holds fifty of them. Here every package is
+    past the budget (1 kB): three timestamps, each package whole and verifying."""
+    worker_with(GATEWAY_ARCHIVE__BATCH_MEMORY_MB="0.001")
+    calls = len(timestamp_calls(arch))
+    codes = finish_together(arch, 3)
+    for code in codes:
+        wait_sealed(arch, code)
+    assert len(timestamp_calls(arch)) == calls + 3
+    assert len({token_of(arch, code) for code in codes}) == 3
+    for code in codes:
+        assert tree_of(arch, code) == []
+        report = verify_path(package_file(arch, code), arch.tmp / "trust")
+        assert report.ok, report.text()
+
+
 def test_a_tsa_failure_retries_the_whole_batch_and_seals_each_package_once(arch) -> None:  # noqa: ANN001, F811
     arch.tsa.faults("http_500", 1)
     calls = len(timestamp_calls(arch))

@@ -67,6 +67,10 @@ class Made:
     def tagmanifest(self) -> bytes:
         return self.files[TAGMANIFEST]  # what the batch's hash tree takes
 
+    @property
+    def size(self) -> int:
+        return sum(len(data) for data in self.files.values())
+
 
 @dataclass(frozen=True)
 class Stored:
@@ -114,6 +118,7 @@ class Archive:
             batch = BatchRows.read(conn, [row["dossier_id"] for row in due], [row["dossier_code"] for row in due])
         outcome: dict[str, AdapterError | None] = {}
         made: list[Made] = []
+        held, budget = 0, self.settings.batch_memory_mb * 2**20
         chain: Chain | None = None
         for code in dict.fromkeys(codes):
             row = rows.get(code)
@@ -132,8 +137,12 @@ class Archive:
                     continue
                 if package is None:
                     outcome[code] = None  # adopted: stored by a worker that died before recording it
-                else:
-                    made.append(package)
+                    continue
+                made.append(package)
+                held += package.size
+                if held >= budget:  # the packages made are held in memory until their timestamp: no more than this
+                    outcome.update(self._seal(made, now))
+                    made, held = [], 0
         if made:
             outcome.update(self._seal(made, now))
         return [outcome[c] for c in codes]
