@@ -78,12 +78,18 @@ def finish_together(gw, n: int, wait: float = 4.0) -> list[str]:  # noqa: ANN001
         return [finished_dossier(gw, PNG) for _ in range(n)]
 
 
-def test_dossiers_finished_together_share_one_timestamp_and_each_package_verifies_alone(arch, tmp_path) -> None:  # noqa: ANN001, F811
-    calls = len(timestamp_calls(arch))
-    codes = finish_together(arch, 3)
+def sealed_together(gw, n: int) -> tuple[list[str], int]:  # noqa: ANN001
+    """`n` dossiers finished together, their packages sealed: their codes, and how many timestamps that took."""
+    calls = len(timestamp_calls(gw))
+    codes = finish_together(gw, n)
     for code in codes:
-        wait_sealed(arch, code)
-    assert len(timestamp_calls(arch)) == calls + 1  # one token for the three
+        wait_sealed(gw, code)
+    return codes, len(timestamp_calls(gw)) - calls
+
+
+def test_dossiers_finished_together_share_one_timestamp_and_each_package_verifies_alone(arch, tmp_path) -> None:  # noqa: ANN001, F811
+    codes, timestamps = sealed_together(arch, 3)
+    assert timestamps == 1  # one token for the three
     tokens = {token_of(arch, code) for code in codes}
     assert len(tokens) == 1
     for code in codes:  # each its own reduced hash tree to the shared root, its tag manifest's hash in the first list
@@ -130,11 +136,8 @@ def test_dossiers_finished_together_share_one_timestamp_and_each_package_verifie
 
 def test_a_batch_takes_at_most_batch_size_packages_and_a_batch_of_one_needs_no_tree(arch, worker_with) -> None:  # noqa: ANN001, F811
     worker_with(GATEWAY_ARCHIVE__BATCH_SIZE="2")
-    calls = len(timestamp_calls(arch))
-    codes = finish_together(arch, 3)
-    for code in codes:
-        wait_sealed(arch, code)
-    assert len(timestamp_calls(arch)) == calls + 2
+    codes, timestamps = sealed_together(arch, 3)
+    assert timestamps == 2
     tokens = [token_of(arch, code) for code in codes]
     assert tokens[0] == tokens[1] != tokens[2]  # the oldest two together, the third in a batch of its own
     assert tree_of(arch, codes[2]) == []  # degenerate: the token stamps the tag manifest's hash itself
@@ -147,11 +150,8 @@ def test_a_batch_holds_no_more_packages_in_memory_than_its_budget(arch, worker_w
     under a timestamp of their own, so a batch of large dossiers never holds fifty of them. Here every package is
     past the budget (1 kB): three timestamps, each package whole and verifying."""
     worker_with(GATEWAY_ARCHIVE__BATCH_MEMORY_MB="0.001")
-    calls = len(timestamp_calls(arch))
-    codes = finish_together(arch, 3)
-    for code in codes:
-        wait_sealed(arch, code)
-    assert len(timestamp_calls(arch)) == calls + 3
+    codes, timestamps = sealed_together(arch, 3)
+    assert timestamps == 3
     assert len({token_of(arch, code) for code in codes}) == 3
     for code in codes:
         assert tree_of(arch, code) == []
