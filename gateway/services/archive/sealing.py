@@ -28,7 +28,7 @@ from asn1crypto import x509 as asn1_x509
 from sqlalchemy import RowMapping
 
 from gateway.adapters.archive import BUILD, QUEUE
-from gateway.adapters.archive.bag import TAGMANIFEST, unzip, zip_bag
+from gateway.adapters.archive.bag import TAGMANIFEST, read_checked, zip_bag
 from gateway.adapters.archive.bag_writer import bag_files
 from gateway.adapters.archive.storage import AlreadyStored, PackageStore
 from gateway.adapters.archive.tsa import TsaClient
@@ -221,7 +221,7 @@ class Archive:
         return verify_package(path, self.roots, pdf_check=self.pdf_check)
 
     def _notes_of(self, path: Path) -> list[str]:
-        meta = json.loads(unzip(path)["data/metadata.json"])
+        meta = json.loads(read_checked(path, "data/metadata.json"))  # one file, not the whole package
         note = next((f["value"] for f in meta["fields"] if f["key"] == "chu_giai"), None)
         return note.split("; ") if note else []
 
