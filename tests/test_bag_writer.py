@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.adapters.archive.bag import TAGMANIFEST, unzip_to, zip_bag
+from gateway.adapters.archive.bag import TAGMANIFEST, UnreadablePackage, unzip, unzip_to, zip_bag
 from gateway.adapters.archive.bag_writer import AGENT, bag_files
 
 
@@ -93,3 +93,17 @@ def test_a_line_break_in_a_value_never_makes_a_bag_bagit_cannot_open(tmp_path, b
     bag = bagit.Bag(str(folder))
     bag.validate()
     assert bag.info["External-Description"] == "Hồ sơđất đai"
+
+
+def test_a_package_read_whole_in_memory_is_refused_when_a_member_is_damaged(tmp_path) -> None:  # noqa: ANN001
+    """unzip (the renewal's read) checks each member's CRC as it reads it: a flipped byte is refused, never renewed."""
+    files = bag_files({"dossier.json": b'{"note": "' + b"ho so " * 200 + b'"}\n'}, {"Bagging-Date": "2026-12-07"})
+    stored = tmp_path / "p.zip"
+    stored.write_bytes(zip_bag(files))
+    assert unzip(stored) == files
+    damaged = bytearray(stored.read_bytes())
+    at = damaged.find(b"data/dossier.json") + len(b"data/dossier.json") + 5  # inside the member's deflated data
+    damaged[at] ^= 0xFF
+    stored.write_bytes(bytes(damaged))
+    with pytest.raises(UnreadablePackage):
+        unzip(stored)

@@ -73,7 +73,8 @@ class FolderFiles(Mapping[str, bytes]):
         return sum(1 for _ in self)
 
 
-def _checked_members(zf: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
+def _checked_members(zf: zipfile.ZipFile, *, test: bool = True) -> list[zipfile.ZipInfo]:
+    """The members, once the zip is sane; `test`: each member's CRC checked (testzip reads them all)."""
     members = zf.infolist()
     if len(members) > MAX_MEMBERS or sum(m.file_size for m in members) > MAX_UNPACKED_BYTES:
         raise UnreadablePackage("the zip holds more than a package can")
@@ -81,7 +82,7 @@ def _checked_members(zf: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
         name = m.filename
         if name.startswith(("/", "\\")) or ".." in Path(name).parts or ":" in name:
             raise UnreadablePackage(f"the zip member {name!r} points outside the package")
-    bad = zf.testzip()
+    bad = zf.testzip() if test else None
     if bad is not None:
         raise UnreadablePackage(f"the zip member {bad} is damaged (its CRC does not match)")
     return members
@@ -109,10 +110,11 @@ def unzip_to(data_or_path: Path, folder: Path) -> Path:
 
 
 def unzip(path: Path) -> dict[str, bytes]:
-    """A package zip's files by their path in it (folders left out), with unzip_to's checks."""
+    """A package zip's files by their path in it (folders left out), with unzip_to's checks. Reading a member checks
+    its CRC (BadZipFile): no testzip first, which would read every member twice."""
     try:
         with zipfile.ZipFile(path) as zf:
-            return {m.filename: zf.read(m) for m in _checked_members(zf) if not m.is_dir()}
+            return {m.filename: zf.read(m) for m in _checked_members(zf, test=False) if not m.is_dir()}
     except UnreadablePackage:
         raise
     except _ZIP_ERRORS as exc:
