@@ -5,51 +5,59 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, insert, select, text, update
+from sqlalchemy import Connection, RowMapping, func, insert, select, text, update
 
 from gateway.domain.dossier import VN_TZ
 
 from .one_trip import OneTrip
 from .tables import feed_items
 
-# Concurrent PostgreSQL transactions could commit ids out of order, and a reader that had moved its
-# cursor past a later id would never see the earlier one. Appends therefore take a transaction-scoped
-# advisory lock, so ids become visible in order. SQLite has one writer at a time anyway.
+# Concurrent PostgreSQL transactions commit their ids out of order, so a reader whose cursor were the id would
+# move past an id that commits later and never see it. Writers therefore leave the cursor (`position`) empty and
+# readers number what has become visible since the last reading, in id order, under a transaction-scoped advisory
+# lock (`place`): positions are drawn and made visible by one reader at a time, always after every position seen
+# before. Writers used to take that lock until their commit, which queued every filing, booking and payment change
+# behind the one before (docs/performance.md, issue 24's eighth round). On SQLite the numbering, one statement,
+# is a write and so has the database to itself.
 _FEED_LOCK = 0x6665_6564  # "feed"
-
-
 _LOCK = text("SELECT pg_advisory_xact_lock(:k)")
-
-
-def lock(conn: Connection) -> None:
-    """Hold the feed until commit (PostgreSQL): before adding items to a one-trip write, in a statement of its own,
-    so that the items' ids are drawn under the lock."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(_LOCK, {"k": _FEED_LOCK})
+PLACE_AT_MOST = 5000  # items numbered per reading: a reader after a long quiet catches up over a few readings
 
 
 def add_items(trip: OneTrip, items: list[dict[str, Any]]) -> None:
-    """Items (type, code, at, data) into a one-trip write; the caller holds the lock (`lock`)."""
+    """Items (type, code, at, data) into a one-trip write."""
     trip.insert(feed_items, items)
 
 
 def append(conn: Connection, *, type: str, code: str, at: datetime, data: dict[str, Any]) -> int:
-    lock(conn)
     return conn.execute(
         insert(feed_items).values(type=type, code=code, at=at, data=data).returning(feed_items.c.id)
     ).scalar_one()
 
 
-def as_item(row: RowMapping) -> dict[str, Any]:
-    """A feed item as callers see it, in the feed and in the webhook push alike."""
-    return {"cursor": str(row["id"]), "type": row["type"], "code": row["code"],
-            "at": row["at"].astimezone(VN_TZ).isoformat(), "data": row["data"]}
+def place(conn: Connection, limit: int = PLACE_AT_MOST) -> int:
+    """Give the items committed since the last reading their positions, after every position given before; how
+    many. Holds the feed's lock until the caller's commit (PostgreSQL), so readers number one at a time."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(_LOCK, {"k": _FEED_LOCK})
+    last = select(func.coalesce(func.max(feed_items.c.position), 0)).scalar_subquery()
+    unplaced = (select(feed_items.c.id, func.row_number().over(order_by=feed_items.c.id).label("n"))
+                .where(feed_items.c.position.is_(None)).order_by(feed_items.c.id).limit(limit).subquery())
+    return conn.execute(update(feed_items).where(feed_items.c.id == unplaced.c.id)
+                        .values(position=last + unplaced.c.n)).rowcount
 
 
 def read(conn: Connection, after: int, limit: int) -> list[RowMapping]:
+    """Up to `limit` numbered items after the cursor `after`, in cursor order (`place` numbers the newest)."""
     return list(conn.execute(
-        select(feed_items).where(feed_items.c.id > after).order_by(feed_items.c.id).limit(limit)
+        select(feed_items).where(feed_items.c.position > after).order_by(feed_items.c.position).limit(limit)
     ).mappings())
+
+
+def as_item(row: RowMapping) -> dict[str, Any]:
+    """A feed item as callers see it, in the feed and in the webhook push alike."""
+    return {"cursor": str(row["position"]), "type": row["type"], "code": row["code"],
+            "at": row["at"].astimezone(VN_TZ).isoformat(), "data": row["data"]}
 
 
 def of_code(conn: Connection, code: str) -> list[RowMapping]:

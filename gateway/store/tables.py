@@ -106,7 +106,13 @@ feed_items = Table(
     Column("code", String(64), nullable=False),
     Column("at", UtcDateTime(), nullable=False),
     Column("data", JSON, nullable=False),
+    # The cursor: numbered by the feed's readers, in the order items became visible (store/feed.place); NULL
+    # until the next reading after the item's commit.
+    Column("position", BigInteger),
+    Index("ux_feed_items_position", "position", unique=True),
 )
+_UNPLACED = text("position IS NULL")
+Index("ix_feed_items_unplaced", feed_items.c.id, postgresql_where=_UNPLACED, sqlite_where=_UNPLACED)
 
 jobs = Table(
     "jobs",

@@ -13,11 +13,12 @@ ROW = 1
 
 
 def push_pending() -> ColumnElement[bool]:
-    """Whether the pusher has anything to do: no cursor yet, a batch unanswered, or feed items past the cursor
-    (a retry not due yet is the pusher's to see): the sweeper asks before it takes the lease."""
+    """Whether the pusher has anything to do: no cursor yet, a batch unanswered, or feed items past the cursor or
+    not numbered yet (a retry not due yet is the pusher's to see): the sweeper asks before it takes the lease."""
     row = webhook_cursor.c.id == ROW
     return or_(~exists().where(row), exists().where(row, or_(
-        webhook_cursor.c.pending_through.is_not(None), exists().where(feed_items.c.id > webhook_cursor.c.cursor))))
+        webhook_cursor.c.pending_through.is_not(None), exists().where(feed_items.c.position.is_(None)),
+        exists().where(feed_items.c.position > webhook_cursor.c.cursor))))
 
 
 def lease(conn: Connection, *, now: datetime, until: datetime) -> RowMapping | None:

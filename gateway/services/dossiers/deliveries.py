@@ -146,7 +146,7 @@ def _announce(conn: Connection, delivery: dict[str, Any], *, now: datetime) -> N
 
 
 def _add_announcement(trip: OneTrip, delivery: dict[str, Any], *, now: datetime) -> None:
-    """_announce() into a one-trip write whose caller holds the feed's lock."""
+    """_announce() into a one-trip write."""
     feed.add_items(trip, [{"type": "delivery.updated", "code": delivery["dossier_code"], "at": now,
                            "data": _announcement(delivery)}])
 
@@ -246,7 +246,6 @@ class DeliveryJobs:
             deliveries.add_events(trip, [{"delivery_id": delivery["id"], "status_code": "100",
                                           "status_message": changes["status_message"], "at": now, "via": "booking",
                                           "applied": True, "received_at": now}])
-            feed.lock(conn)
             _add_announcement(trip, {**current, **changes}, now=now)
             told = notifications.tell_applicant(self.ctx, trip, dict(dossier), RESULT_POSTED,
                                                 cause=f"delivery:{delivery['reference']}", origin="delivery", now=now,

@@ -38,9 +38,9 @@ def _same_or_conflict(conn: Connection, dossier: DossierIn, fingerprint: str) ->
 def file_dossier(ctx: Context, dossier: DossierIn, *, source: str, actor: str) -> Filed:
     """Store a new dossier (idempotent on its code) and mirror it to the national portal.
 
-    Four statements on PostgreSQL: the code looked up, the feed's lock, the dossier with its jobs, then its
-    audit record, feed item, notifications (whose audit record names the job) and its enrolment for the
-    national portal's read-back (which needs the dossier's id).
+    Three statements on PostgreSQL: the code looked up, the dossier with its jobs, then its audit record, feed
+    item, notifications (whose audit record names the job) and its enrolment for the national portal's read-back
+    (which needs the dossier's id).
     """
     now = server_clock.now()
     fingerprint = dossier.fingerprint()
@@ -49,7 +49,6 @@ def file_dossier(ctx: Context, dossier: DossierIn, *, source: str, actor: str) -
         with ctx.engine.begin() as conn:
             if (same := _same_or_conflict(conn, dossier, fingerprint)) is not None:
                 return same
-            feed.lock(conn)
             row = {
                 "code": dossier.code, "procedure_code": dossier.procedure_code,
                 "procedure_name": dossier.procedure_name, "level": dossier.level, "channel": dossier.channel,

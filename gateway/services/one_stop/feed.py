@@ -9,6 +9,8 @@ from gateway.store import feed
 
 
 def page(ctx: Context, after: int, limit: int) -> list[dict[str, Any]]:
-    """Up to `limit` items after the cursor `after`, oldest first, as callers see them."""
-    with ctx.engine.connect() as conn:
+    """Up to `limit` items after the cursor `after`, oldest first, as callers see them: the items committed since
+    the last reading are numbered first (a write; the feed's lock is held only by readers)."""
+    with ctx.engine.begin() as conn:
+        feed.place(conn)
         return [feed.as_item(row) for row in feed.read(conn, after, limit)]

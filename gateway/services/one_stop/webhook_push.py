@@ -50,13 +50,14 @@ class WebhookPusher:
         cursor, through, attempts, pushed = state["cursor"], state["pending_through"], state["attempts"], 0
         error: AdapterError | None = None
         for _ in range(max_batches):
-            with self.engine.connect() as conn:
+            with self.engine.begin() as conn:
+                feed.place(conn)
                 rows = feed.read(conn, cursor, self.settings.batch_size)
             if through is not None:  # resend the unanswered batch exactly as it was, under the same id
-                rows = [r for r in rows if r["id"] <= through]
+                rows = [r for r in rows if r["position"] <= through]
             if not rows:
                 break
-            first, last = rows[0]["id"], rows[-1]["id"]
+            first, last = rows[0]["position"], rows[-1]["position"]
             # The batch's bounds are stored before it goes out and the cursor as soon as it is taken: a
             # pusher that dies (or outlives its lease) mid-push leaves the row saying exactly what the
             # receiver may already hold, so whoever takes over resends that batch under the same id

@@ -83,7 +83,6 @@ def settle(conn: Connection, ctx: Context, provider: PaymentProvider, reference:
             return Settlement(Result.IGNORED, payment)
         changed = {**payment, **payments.add_change(trip, payment["id"], {
             "state": PaymentState.CANCELLED.value, "settled_by": via, "next_check_at": None}, now=now)}
-        feed.lock(conn)
         _announce(trip, changed, "payment.cancelled", actor=actor, via=via, now=now)
         return Settlement(Result.APPLIED, changed)
     return Settlement(Result.IGNORED, payment)
@@ -111,8 +110,7 @@ def _paid(conn: Connection, ctx: Context, dossier: dict[str, Any], payment: RowM
             "dossier": snapshot(dossier, returned_at=returned.isoformat() if returned else None), "updating": True}))
     if issues_receipt:
         jobs.append(outbox.NewJob(pay.QUEUE, pay.RECEIPT, changed["reference"], {"reference": changed["reference"]}))
-    outbox.lock_keys_of(conn, jobs)  # then the feed's: the order enqueue and append took them in before
-    feed.lock(conn)
+    outbox.lock_keys_of(conn, jobs)
     part = outbox.add_jobs(trip, outbox.heads_offered(jobs), now=now, max_attempts=ctx.jobs.max_attempts)
     _announce(trip, changed, "payment.paid", actor=actor, via=via, now=now,
               extra={"late": verdict.late, "flag": verdict.reason})
@@ -154,14 +152,13 @@ def record_failed(conn: Connection, reference: str, error: str, *, now: datetime
 def record_started(conn: Connection, reference: str, pay_url: str, *, now: datetime, check_after: float,
                    trip: OneTrip) -> bool:
     """The provider gave a pay URL: the citizen can pay now. False if the payment had moved on meanwhile.
-    The feed item and audit record go into `trip` (the feed's lock is taken), which the caller runs."""
+    The feed item and audit record go into `trip`, which the caller runs."""
     payment = payments.by_reference(conn, reference)
     if payment is None:
         return False
     changed = payments.change(conn, payment["id"], expected=MAY_START, now=now, state=PaymentState.PENDING.value,
                               pay_url=pay_url, last_error=None, next_check_at=now + timedelta(seconds=check_after))
     if changed is not None:
-        feed.lock(conn)
         _announce(trip, changed, "payment.requested", actor="worker", via=changed["provider"], now=now,
                   extra={"pay_url": pay_url, "expires_at": changed["expires_at"].isoformat()})
     return changed is not None
@@ -170,7 +167,7 @@ def record_started(conn: Connection, reference: str, pay_url: str, *, now: datet
 def _announce(trip: OneTrip, payment: RowMapping | dict[str, Any], kind: str, *, actor: str, via: str,
               now: datetime, extra: dict[str, Any] | None = None) -> None:
     """The feed item the one-stop software reads, and the audit record, of one payment change, into a one-trip
-    write whose caller holds the feed's lock."""
+    write."""
     data = {"payment_id": payment["reference"], "state": payment["state"], "amount": payment["amount"],
             "items": payment["items"], "provider": payment["provider"], "via": via,
             "transaction_id": payment["transaction_id"], **(extra or {})}
@@ -181,6 +178,5 @@ def _announce(trip: OneTrip, payment: RowMapping | dict[str, Any], kind: str, *,
 
 def _announce_now(conn: Connection, payment: RowMapping, kind: str, **kwargs: Any) -> None:
     trip = OneTrip()
-    feed.lock(conn)
     _announce(trip, payment, kind, **kwargs)
     trip.run(conn)
