@@ -12,6 +12,7 @@ from typing import Any
 import _observe as observe
 import requests
 import sqlalchemy as sa
+from _feed_reader import FeedRead
 from _mixed import Ledger
 
 from gateway.adapters.sms_email.viettel import numeric_request_id
@@ -57,12 +58,15 @@ def _get(url: str) -> Any:
     return reply.json()
 
 
-def reconcile(mocks: Callable[[str], str], db_url: str, ledger: Ledger, notifications: bool = True) -> Reconciliation:
+def reconcile(mocks: Callable[[str], str], db_url: str, ledger: Ledger, notifications: bool = True,
+              feed: FeedRead | None = None) -> Reconciliation:
     r = Reconciliation()
     _national_portal(r, mocks, db_url, ledger)
     _payments(r, mocks, db_url, ledger)
     _deliveries(r, mocks, db_url, ledger)
     _notifications(r, mocks, db_url, ledger, notifications)
+    if feed is not None:
+        _feed(r, db_url, feed)
     if ledger.refused:
         r.problems += [f"refused by the gateway: {x}" for x in ledger.refused[:10]]
     return r
@@ -161,3 +165,17 @@ def _notifications(r: Reconciliation, mocks: Callable[[str], str], db_url: str, 
                                 "SMS at mocks": len(sms), "emails at mock": len(mails), "missing": len(missing),
                                 "received twice": len(twice), "emails resent, same Message-ID": resent}
     r.problems += problems
+
+
+def _feed(r: Reconciliation, db_url: str, read: FeedRead) -> None:
+    """The one-stop software's reader saw every item the gateway wrote, once, in rising cursor order."""
+    written = _rows(db_url, "SELECT count(*) AS n FROM feed_items")[0]["n"]
+    cursors = read.cursors
+    twice = len(cursors) - len(set(cursors))
+    backwards = sum(1 for a, b in zip(cursors, cursors[1:], strict=False) if b <= a)
+    r.figures["one-stop feed"] = {"items written": written, "read": len(set(cursors)), "read twice": twice,
+                                  "out of order": backwards, "pages": read.pages, "pages failed": read.failures}
+    if len(set(cursors)) != written:
+        r.problems.append(f"feed: {written:,} items written, {len(set(cursors)):,} read")
+    if twice or backwards:
+        r.problems.append(f"feed: {twice} items read twice, {backwards} cursors out of order")

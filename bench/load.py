@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _observe as observe  # noqa: E402 - the bench's own modules, beside this file
 import _profile as profile  # noqa: E402
 from _cpu import CpuMeter, cpu_seconds, ms_per_unit, usage  # noqa: E402
+from _feed_reader import FeedReader  # noqa: E402
 from _load import journey  # noqa: E402
 from _mixed import Mix, MixedLoad  # noqa: E402
 from _plot import plot  # noqa: E402
@@ -291,7 +292,7 @@ def benchmark(args: argparse.Namespace, log_dir: Path, gateway_workers: int | No
         levels: list[Level] = []
         profiles: list[dict[str, Any]] = []
         try:
-            with DepthSampler(stack.api_url) as depth:
+            with DepthSampler(stack.api_url) as depth, FeedReader(stack.api_url) as feed:
                 if not mix.filings:
                     needed = int(1.05 * sum(parse_rates(args.rates)) * args.seconds / len(mix.steps)) + 50
                     print(f"filing {needed:,} dossiers beforehand ...", flush=True)
@@ -308,7 +309,7 @@ def benchmark(args: argparse.Namespace, log_dir: Path, gateway_workers: int | No
                 print("\nfinishing every journey, draining, reconciling with the mocks ...", flush=True)
                 load.finish()
                 drained = wait_drained(stack, load, args.drain_limit)
-            rec = reconcile(stack.mock, stack.db_url, load.ledger, notifications)
+            rec = reconcile(stack.mock, stack.db_url, load.ledger, notifications, feed.read_to_tail())
         finally:
             load.close()
     sustained = [lv for lv in levels if not lv.saturated]
