@@ -20,7 +20,7 @@ class FeedRead:
 
 
 class FeedReader:
-    """Follows the feed on a thread of its own; `close` reads to the tail and stops."""
+    """Follows the feed on a thread of its own while in its `with`; then `read_to_tail` reads what is left."""
 
     def __init__(self, api_url: str, every: float = 1.0, limit: int = 500) -> None:
         self.url = f"{api_url}/api/v1/one-stop/feed"

@@ -177,6 +177,10 @@ def run_level(stack: Stack, load: MixedLoad, depth: DepthSampler, meter: CpuMete
                                              window=(cpu_drained.wall - cpu_start.wall))
     gateway = ("api", "workers", "postgres", "rabbitmq")
     figures["gateway_cpu_ms_per_event"] = round(sum(figures["cpu_ms_per_event"].get(k, 0) for k in gateway), 2)
+    # For a change that sends the partners the same requests, the mocks' work per event stays the same: this ratio
+    # then cancels the machine's own drift between two runs (docs/performance.md, issue 24's eighth round).
+    mocks = figures["cpu_ms_per_event"].get("mocks", 0)
+    figures["gateway_per_mock_cpu"] = round(figures["gateway_cpu_ms_per_event"] / mocks, 2) if mocks else None
     figures["saturated"] = (api_rate < 0.9 * rate or drain is None or drain > seconds
                             or offered["client_backlog"] > 50 or offered["starved"] > 0.05 * rate * seconds)
     return Level(rate, figures)
@@ -245,7 +249,8 @@ def print_level(level: Level) -> None:
     print(f"   CPU ms per status event (level + drain): gateway {f['gateway_cpu_ms_per_event']:.2f} "
           "(api + workers + postgres + rabbitmq); " + ", ".join(f"{k} {v:.2f}" for k, v in ms.items()))
     print("   mocks' CPU ms per status event, by partner: " + ", ".join(
-        f"{k} {v:.2f}" for k, v in f["mock_cpu_ms_per_event"].items()))
+        f"{k} {v:.2f}" for k, v in f["mock_cpu_ms_per_event"].items())
+        + f"; gateway CPU / mocks' CPU {f['gateway_per_mock_cpu']}")
     pg = f["postgres_per_event"]["database"]
     print("   PostgreSQL per status event: " + ", ".join(f"{k} {v:g}" for k, v in pg.items()))
     work = f["database_work"]
