@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import smtplib
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email import encoders
 from email.header import Header
@@ -20,6 +21,7 @@ from gateway.adapters.base import PermanentError, RetryableError
 from gateway.config import EmailSettings
 
 from .base import RejectedError
+from .email_wire import envelope_sender, plain_text, sender_header
 
 
 @dataclass(frozen=True)
@@ -85,14 +87,29 @@ class SmtpEmail:
 
     def __init__(self, settings: EmailSettings) -> None:
         self.settings = settings
+        self._from_line = sender_header(settings.sender)
+        self._envelope_from = envelope_sender(settings.sender)
+        self._domain = _domain(settings.sender)
         self._local = threading.local()
         self._resend_on_stale = Retrying(stop=stop_after_attempt(2), retry=retry_if_exception_type(_StaleConnection),
                                          reraise=True)
 
     def send(self, email: Email) -> str:
-        message = build_message(email, self.settings.sender)
+        message_id = f"<{email.reference}@{self._domain}>"
+        # A plain message is written directly (email_wire: the same bytes for a tenth of the CPU); the rest, and
+        # anything off that shape, goes through the email package.
+        wire = None if email.attachments else plain_text(self._from_line, email.to, email.subject, email.text,
+                                                         message_id)
+        if wire is not None:
+            def deliver(smtp: smtplib.SMTP) -> object:
+                return smtp.sendmail(self._envelope_from, [email.to], wire)
+        else:
+            message = build_message(email, self.settings.sender)
+
+            def deliver(smtp: smtplib.SMTP) -> object:
+                return smtp.send_message(message)
         try:
-            self._resend_on_stale(self._send_once, message)
+            self._resend_on_stale(self._send_once, deliver)
         except _StaleConnection as exc:  # reopened and closed again at once: the server is in trouble
             raise RetryableError(f"smtp: connection closed: {exc.__cause__}") from exc
         except smtplib.SMTPRecipientsRefused as exc:
@@ -108,12 +125,12 @@ class SmtpEmail:
             raise kind(f"smtp: {exc.smtp_code} {said}") from exc
         except (TimeoutError, smtplib.SMTPException, OSError) as exc:  # disconnects, refused connections
             raise RetryableError(f"smtp: {type(exc).__name__}: {exc}") from exc
-        return message["Message-ID"]
+        return message_id
 
-    def _send_once(self, message: Message) -> None:
+    def _send_once(self, deliver: Callable[[smtplib.SMTP], object]) -> None:
         smtp, reused = self._connection()
         try:
-            smtp.send_message(message)
+            deliver(smtp)
         except smtplib.SMTPRecipientsRefused:
             raise  # smtplib has reset the transaction: the connection serves the next message
         except (smtplib.SMTPServerDisconnected, ConnectionError) as exc:
