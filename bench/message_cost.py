@@ -8,8 +8,9 @@ In one process on a fresh PostgreSQL database: notifications are stored as a ste
 a `received` SMS and email per dossier), then the worker's JobRunner drains the `notifications` queue in this
 thread against the SMS and SMTP mocks (one `python -m mocks --only /sms --only /email` process); no broker, no
 API. Only the drain is measured; then, apart, `viettel_adapter_ms`: the Viettel adapter's own CPU per SMS
-(envelope, HTTP, answer) over 200 sends to the same mock. Two commits compare side by side: run each from its
-own snapshot at the same time (`git archive COMMIT | tar -x -C DIR`, copy this file into DIR/bench if it is not
+(envelope, HTTP, answer) over 200 sends to the same mock, and `smtp_adapter_ms`: the SMTP adapter's per email
+(the message and the SMTP exchange) over 200 sends. Two commits compare side by side: run each from its own
+snapshot at the same time (`git archive COMMIT | tar -x -C DIR`, copy this file into DIR/bench if it is not
 there, then `python bench/message_cost.py` from DIR). Medians over the rounds with all rounds in brackets.
 """
 
@@ -87,6 +88,21 @@ def viettel_adapter_ms(settings: Any, calls: int, number: int) -> float:
     return 1000 * (time.process_time() - cpu) / calls
 
 
+def smtp_adapter_ms(settings: Any, calls: int, number: int) -> float:
+    """CPU ms per email of the SMTP adapter alone (the message and the SMTP exchange), sending `calls` emails."""
+    from gateway.adapters.sms_email.smtp_email import Email, SmtpEmail
+
+    adapter = SmtpEmail(settings.notifications.email)
+    text = ("Kính gửi ông/bà Nguyễn Văn An,\nHồ sơ của ông/bà đã có kết quả giải quyết. Vui lòng đến nhận tại "
+            "Bộ phận Một cửa hoặc qua bưu chính công ích.\nTrân trọng.\n")
+    adapter.send(Email(f"TBwarm{number}", "an.nguyen@example.vn", "warm", text))
+    cpu = time.process_time()
+    for n in range(calls):
+        adapter.send(Email(f"TB{number}{n:012d}", "an.nguyen@example.vn",
+                           f"Hồ sơ 000.00.{number:02d}.H31-240725-{n:04d} đã có kết quả giải quyết", text))
+    return 1000 * (time.process_time() - cpu) / calls
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--messages", type=int, default=400, help="messages sent per round (half SMS, half email)")
@@ -129,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
                 conn.exec_driver_sql("ANALYZE")
             rounds.append(one_round(gateway, meter, sent, args.messages, n + 1, not args.sms_only))
             rounds[-1]["viettel_adapter_ms"] = viettel_adapter_ms(settings, 200, n + 1)
+            rounds[-1]["smtp_adapter_ms"] = smtp_adapter_ms(settings, 200, n + 1)
         gateway.close()
     finally:
         mocks.terminate()
@@ -143,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     print("  " + ", ".join(f"{figure} {statistics.median(r[figure] for r in rounds):.2f} "
                            f"[{', '.join(f'{r[figure]:.2f}' for r in rounds)}]"
                            for figure in ("worker_ms", "postgres_ms", "mocks_ms", "statements", "commits",
-                                          "viettel_adapter_ms")))
+                                          "viettel_adapter_ms", "smtp_adapter_ms")))
     return 0
 
 
