@@ -123,6 +123,17 @@ def free_port() -> int:
     raise RuntimeError(f"no free port in {_port_range()}")
 
 
+@pytest.fixture
+def smtp_server() -> Iterator[tuple[Any, int]]:
+    """The SMTP mock in this process, on a port of its own: its MailStore and the port."""
+    from mocks.email import MailStore, start_smtp
+
+    store, port = MailStore(), free_port()
+    controller = start_smtp(store, port=port)
+    yield store, port
+    controller.stop()
+
+
 def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05,
              what: str = "condition") -> Any:
     """Poll until predicate() is truthy; the interval is a polling period, not a guess at a race."""

@@ -7,7 +7,6 @@ and in quoted-printable (the package picks the shorter)."""
 from __future__ import annotations
 
 import smtplib
-from collections.abc import Iterator
 from email.generator import BytesGenerator
 from io import BytesIO
 
@@ -18,9 +17,6 @@ from hypothesis import strategies as st
 from gateway.adapters.sms_email import email_wire
 from gateway.adapters.sms_email.smtp_email import Attachment, Email, SmtpEmail, build_message
 from gateway.config import EmailSettings
-from mocks.email import MailStore, start_smtp
-
-from .conftest import free_port
 
 VIETNAMESE = "aăâbcdđeêghiklmnoôơpqrstuưvxyàảãáạằẳẵắặầẩẫấậèẻẽéẹềểễếệìỉĩíịòỏõóọồổỗốộờởỡớợùủũúụừửữứựỳỷỹýỵĐƯ"
 ASCII = "abcdefghijklmnopqrstuvwxyzABCXYZ0123456789 -_.,:;()/!?=\"'*+@"
@@ -75,18 +71,10 @@ def test_what_is_off_the_plain_shape_is_left_to_the_email_package(to, subject):
     assert wire(Email("TB0000000000000001", to, subject, "Nội dung"), SENDERS[0]) is None
 
 
-@pytest.fixture
-def server() -> Iterator[tuple[MailStore, int]]:
-    store, port = MailStore(), free_port()
-    controller = start_smtp(store, port=port)
-    yield store, port
-    controller.stop()
-
-
-def test_the_server_receives_what_the_email_package_path_sent(server):
+def test_the_server_receives_what_the_email_package_path_sent(smtp_server):
     """The same messages through the adapter (fast path, and the package for attachments and named recipients) and
     through smtplib.send_message of build_message: the server's raw bytes are identical."""
-    store, port = server
+    store, port = smtp_server
     sender = "Bộ phận Một cửa <motcua@example.gov.vn>"
     adapter = SmtpEmail(EmailSettings(host="127.0.0.1", port=port, timeout_seconds=5, sender=sender))
     emails = [

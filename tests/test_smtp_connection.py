@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import smtplib
-from collections.abc import Iterator
 
 import pytest
 
@@ -29,14 +28,6 @@ class Opened:
         monkeypatch.setattr(smtplib, "SMTP", counting)
 
 
-@pytest.fixture
-def server() -> Iterator[tuple[MailStore, int]]:
-    store, port = MailStore(), free_port()
-    controller = start_smtp(store, port=port)
-    yield store, port
-    controller.stop()
-
-
 def email(n: int) -> Email:
     return Email(f"TB{n:016d}", "an@example.vn", f"Hồ sơ số {n}", "Hồ sơ của ông/bà đã được tiếp nhận.")
 
@@ -45,8 +36,8 @@ def adapter(port: int) -> SmtpEmail:
     return SmtpEmail(EmailSettings(host="127.0.0.1", port=port, timeout_seconds=5))
 
 
-def test_messages_share_one_connection(server, monkeypatch):
-    store, port = server
+def test_messages_share_one_connection(smtp_server, monkeypatch):
+    store, port = smtp_server
     opened = Opened(monkeypatch)
     smtp = adapter(port)
     for n in range(3):
