@@ -25,7 +25,8 @@ SENDERS = ["Bộ phận Một cửa <motcua@example.gov.vn>", "motcua@example.go
 text_of = st.text(alphabet=VIETNAMESE + ASCII + "\n", max_size=600)
 subjects = st.one_of(st.text(alphabet=VIETNAMESE + ASCII, min_size=1, max_size=240),
                      st.text(alphabet=ASCII + "é", min_size=1, max_size=240))  # mostly ASCII: quoted-printable
-recipients = st.from_regex(r"[a-z0-9._+\-]{1,40}@[a-z0-9\-]{1,30}\.(vn|gov\.vn|com)", fullmatch=True)
+recipients = st.from_regex(r"[a-z0-9_+\-]{1,20}(\.[a-z0-9_+\-]{1,10}){0,2}@[a-z0-9]{1,20}(\.[a-z0-9]{1,12})?"
+                           r"\.(vn|gov\.vn|com)", fullmatch=True)
 
 
 def as_smtplib_flattens(email: Email, sender: str) -> bytes:
@@ -63,6 +64,7 @@ def test_subjects_cut_into_several_words_are_cut_where_the_package_cuts_them(sub
     ("Nguyễn Văn An <an@example.vn>", "Hồ sơ"),  # a display name: smtplib must parse it
     ("an@example.vn, binh@example.vn", "Hồ sơ"),  # a list
     ("ẩn@example.vn", "Hồ sơ"),  # not ASCII: SMTPUTF8 territory
+    ("an..binh@example.vn", "Hồ sơ"),  # not a dot-atom: left to smtplib's own parsing
     ("a" * 80 + "@example.vn", "Hồ sơ"),  # a To line compat32 would fold
     ("an@example.vn", "Dòng một\nDòng hai"),  # a subject on several lines
     ("an@example.vn", ""),

@@ -26,8 +26,11 @@ CHROME = len(CHARSET) + 7  # '=?utf-8?b?' + '?=': RFC 2047's chrome around an en
 # What MIMEText(text, "plain", "utf-8") puts before From, in this order.
 FIXED_HEADERS = (b'Content-Type: text/plain; charset="utf-8"\r\nMIME-Version: 1.0\r\n'
                  b"Content-Transfer-Encoding: base64\r\n")
-# An address smtplib would send as it is and the generator would write unfolded: no display name, no list, ASCII.
-_PLAIN_ADDRESS = re.compile(r"[!#-'*+\-./0-9=?A-Z^_`a-z{|}~]+@[A-Za-z0-9.\-]+")
+# A bare RFC 5321 address (dot-atom local part, dotted host name), ASCII: what smtplib's address parsing gives back
+# unchanged as the envelope recipient, and the generator writes as it is. Names, lists and the rest: the package.
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_PLAIN_ADDRESS = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*@{_LABEL}(?:\.{_LABEL})+")
 # The characters quoted-printable header encoding writes as one character (email.quoprimime's header map).
 _QP_ONE = frozenset(ord(c) for c in "-!*+/ ") | frozenset(range(ord("a"), ord("z") + 1)) \
     | frozenset(range(ord("A"), ord("Z") + 1)) | frozenset(range(ord("0"), ord("9") + 1))
