@@ -112,8 +112,8 @@ def record_many(conn: Connection, outcomes: list[Told], *, now: datetime) -> Non
     if conn.dialect.name == "postgresql":
         conn.execute(_RECORD, {
             "now": now, "tried": json.dumps(tried, default=json_value),
-            "outcomes": json.dumps([{"id": o.notification_id, **o.changes} for o in outcomes], default=json_value),
-            "ids": [o.notification_id for o in outcomes], "expected": [o.expected_state for o in outcomes]})
+            "outcomes": json.dumps([{"id": o.notification_id, "expected": o.expected_state, **o.changes}
+                                    for o in outcomes], default=json_value)})
         return
     if tried:
         conn.execute(insert(notification_attempts), tried)
@@ -127,6 +127,10 @@ def record_many(conn: Connection, outcomes: list[Told], *, now: datetime) -> Non
 
 
 # Told.changes always carries these five (NotificationJobs._told keeps what does not change).
+# No parameter of the statement is an array: with one (`id = ANY(:ids)`) PostgreSQL judged each call's own plan
+# cheaper than the prepared generic plan and planned the statement at every call, which cost as much as running
+# it (docs/performance.md, ninth round). The ids come out of the JSON in an InitPlan, unknown to custom and generic
+# plans alike, so the generic plan is kept; it still finds the rows through notifications_pkey.
 _RECORD = text("""
 WITH tried AS (
     INSERT INTO notification_attempts (notification_id, at, provider, outcome, detail)
@@ -135,9 +139,10 @@ WITH tried AS (
 UPDATE notifications AS n
 SET attempts = n.attempts + 1, updated_at = :now, sending_since = NULL, state = r.state, provider = r.provider,
     provider_message_id = r.provider_message_id, sent_at = r.sent_at, last_error = r.last_error
-FROM json_populate_recordset(NULL::notifications, CAST(:outcomes AS json)) AS r
-JOIN unnest(CAST(:ids AS bigint[]), CAST(:expected AS text[])) AS k(id, expected) ON k.id = r.id
-WHERE n.id = ANY(CAST(:ids AS bigint[])) AND n.id = r.id AND n.state = k.expected""")
+FROM json_to_recordset(CAST(:outcomes AS json)) AS r(id bigint, expected text, state text, provider text,
+                                                     provider_message_id text, sent_at timestamptz, last_error text)
+WHERE n.id = ANY(ARRAY(SELECT CAST(v->>'id' AS bigint) FROM json_array_elements(CAST(:outcomes AS json)) AS v))
+  AND n.id = r.id AND n.state = r.expected""")
 
 
 def mark(conn: Connection, reference: str, *, now: datetime, expected_state: str, **changes: Any) -> bool:

@@ -1,0 +1,72 @@
+"""A hot statement keeps its prepared generic plan on PostgreSQL: planned a few times per connection, not at every
+call. With an array parameter (`id = ANY(:ids)`), PostgreSQL judged each call's own plan cheaper than the generic
+one and planned the citizen messages' outcomes at every call, which cost it as much as running them
+(docs/performance.md, ninth round)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import Engine, insert, select
+
+from gateway.store import notifications as store
+from gateway.store.database import make_engine, migrate
+from gateway.store.tables import notification_attempts, notifications
+
+from .conftest import _pg_database, _pg_drop, production_services_up
+
+AT = datetime(2026, 12, 7, 20, 0, tzinfo=UTC)
+CALLS = 16  # psycopg prepares at the 6th; PostgreSQL plans the first 5 executions of a prepared statement apart
+
+
+@pytest.fixture
+def engine() -> Iterator[Engine]:
+    """A migrated PostgreSQL database of the test's own (prepared statements and their plans are PostgreSQL's)."""
+    if not production_services_up():
+        pytest.skip("PostgreSQL is not reachable (.ci/run requires it)")
+    name = f"gwplan_{uuid.uuid4().hex[:8]}"
+    url = _pg_database(name)
+    migrate(url)
+    engine = make_engine(url)
+    yield engine
+    engine.dispose()
+    _pg_drop(name)
+
+
+def test_recording_outcomes_keeps_one_generic_plan(engine):
+    with engine.begin() as conn:
+        ids = conn.execute(insert(notifications).returning(notifications.c.id), [
+            {"reference": f"TB{n:016d}", "channel": "sms", "recipient": "84912345678", "template": "received",
+             "body": "Hồ sơ đã được tiếp nhận", "state": "queued", "attempts": 0, "origin": "step",
+             "caller": "one-stop", "created_at": AT, "updated_at": AT} for n in range(CALLS + 1)]).scalars().all()
+        # A table of some size, as in service, its statistics fresh: on a handful of rows every plan is one scan.
+        conn.exec_driver_sql(
+            "INSERT INTO notifications (reference, channel, recipient, template, body, state, attempts, origin, "
+            "caller, created_at, updated_at) SELECT 'TS' || g, 'sms', '84912345678', 'received', 'Đã gửi', 'sent', "
+            "1, 'step', 'one-stop', now(), now() FROM generate_series(1, 20000) AS g")
+        conn.exec_driver_sql("ANALYZE notifications")
+    with engine.connect() as conn:  # one connection: psycopg prepares per connection
+        conn = conn.execution_options(isolation_level="AUTOCOMMIT")  # as database.one_statement runs it
+        for notification_id in ids[:-1]:
+            store.record_many(conn, [store.Told(notification_id, "queued", [
+                {"provider": "viettel", "outcome": "sent", "detail": None}], {
+                "state": "sent", "provider": "viettel", "provider_message_id": f"VT{notification_id}", "sent_at": AT,
+                "last_error": None})], now=AT)
+        # A notification another worker moved on meanwhile is left as it is.
+        store.record_many(conn, [store.Told(ids[-1], "sending", [], {
+            "state": "sent", "provider": "viettel", "provider_message_id": "VTx", "sent_at": AT,
+            "last_error": None})], now=AT)
+        generic, custom = conn.exec_driver_sql(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements "
+            "WHERE strpos(statement, 'INSERT INTO notification_attempts') > 0").one()
+        rows = conn.execute(select(notifications.c.id, notifications.c.state, notifications.c.attempts,
+                                   notifications.c.provider_message_id).where(notifications.c.id.in_(ids))
+                           .order_by(notifications.c.id)).all()
+        tried = conn.execute(select(notification_attempts.c.notification_id)).scalars().all()
+    assert custom <= 5 and generic >= CALLS - 10, (generic, custom)  # before: every execution a custom plan
+    assert [(r.state, r.attempts, r.provider_message_id) for r in rows] == [
+        ("sent", 1, f"VT{i}") for i in ids[:-1]] + [("queued", 0, None)]
+    assert sorted(tried) == ids[:-1]
