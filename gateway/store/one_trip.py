@@ -122,7 +122,6 @@ def _run_postgresql(conn: Connection, parts: list[Part]) -> None:
         with _statements_lock:
             _statements[shape] = statement
     params = {f"p{n}": rows_json(p.rows) for n, p in enumerate(parts)}
-    params.update({f"k{n}": [row[p.key] for row in p.rows] for n, p in enumerate(parts) if p.key})
     by_name = {f"p{n}": p for n, p in enumerate(parts)}
     # Straight to the driver: the text is final and its parameters need no conversion by SQLAlchemy, whose
     # compiled-statement path cost about a quarter of this statement's client CPU (docs/performance.md, fifth
@@ -188,10 +187,14 @@ def _update_sql(part: Part, n: int) -> str:
     table = part.table.name
     sets = ", ".join(f"{c} = r.{c}" for c in part.rows[0] if c != part.key)
     # The keys again as an array: the planner takes a function's rows for 100, and on a table of a few thousand
-    # rows would rather hash the whole table than look 100 rows up; `= ANY(array)` makes it use the index.
+    # rows would rather hash the whole table than look 100 rows up; `= ANY(array)` makes it use the index. The
+    # array is read out of the rows' JSON in the statement, not bound: with an array parameter PostgreSQL judged
+    # each call's own plan cheaper than the prepared generic one and planned the statement at every call (a
+    # payment's settlement: 0.7 ms of planning each; docs/performance.md, ninth round).
     key_type = part.table.c[part.key].type.compile(dialect=postgresql.dialect())
+    keys = f"ARRAY(SELECT CAST(v ->> '{part.key}' AS {key_type}) FROM json_array_elements(CAST(:p{n} AS json)) AS v)"
     return (f"UPDATE {table} AS t SET {sets} FROM json_populate_recordset(NULL::{table}, CAST(:p{n} AS json)) AS r "
-            f"WHERE t.{part.key} = ANY(CAST(:k{n} AS {key_type}[])) AND t.{part.key} = r.{part.key}")
+            f"WHERE t.{part.key} = ANY({keys}) AND t.{part.key} = r.{part.key}")
 
 
 # SQLite: a statement per part ---------------------------------------------------------------------
