@@ -31,9 +31,6 @@ FIXED_HEADERS = (b'Content-Type: text/plain; charset="utf-8"\r\nMIME-Version: 1.
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
 _PLAIN_ADDRESS = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*@{_LABEL}(?:\.{_LABEL})+")
-# The characters quoted-printable header encoding writes as one character (email.quoprimime's header map).
-_QP_ONE = frozenset(ord(c) for c in "-!*+/ ") | frozenset(range(ord("a"), ord("z") + 1)) \
-    | frozenset(range(ord("A"), ord("Z") + 1)) | frozenset(range(ord("0"), ord("9") + 1))
 
 
 def sender_header(sender: str) -> bytes:
@@ -82,23 +79,22 @@ def _encoded_subject(subject: str) -> bytes | None:
     limit = MAX_LINE - CHROME  # then MAX_LINE - 1 - CHROME: continuation lines start with one space
     words: list[bytes] = []
     current = bytearray()
-    qp_length = 0
+    qp_length = piece_qp = 0
     for character in subject:
         piece = character.encode(CHARSET)
-        if use_base64:
+        if use_base64:  # base64's length follows from the byte count
             length = -(-(len(current) + len(piece)) // 3) * 4
-        else:
-            length = qp_length + sum(1 if octet in _QP_ONE else 3 for octet in piece)
+        else:  # quoted-printable's adds up, character by character
+            piece_qp = quoprimime.header_length(piece)
+            length = qp_length + piece_qp
         if length > limit:
             if not current:
                 return None  # nothing fits the first line: a case the package writes differently; leave it to it
             words.append(bytes(current))
-            current = bytearray(piece)
-            qp_length = sum(1 if octet in _QP_ONE else 3 for octet in piece)
+            current, qp_length = bytearray(), 0  # the character starts the next word, unmeasured (as the package)
             limit = MAX_LINE - 1 - CHROME
-        else:
-            current += piece
-            qp_length = length if not use_base64 else 0
+        current += piece
+        qp_length += piece_qp
     words.append(bytes(current))
     encoded = [_word(w, use_base64) for w in words]
     return (LINESEP + b" ").join(encoded)
