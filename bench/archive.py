@@ -45,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from _cpu import CpuMeter, ms_per_unit  # noqa: E402
 from _load import ONE_STOP_KEY, PORTAL_KEY, dossier_body, dossier_code, event_body  # noqa: E402
-from _observe import UNFINISHED, job_counts  # noqa: E402
+from _observe import backlog  # noqa: E402
 from _report import write_json  # noqa: E402
 from _stack import Stack, StackOptions, reachable, wait_until  # noqa: E402
 
@@ -118,7 +118,7 @@ class Bench:
 
     def wait_idle(self, timeout: float = 300) -> None:
         """The filing's own jobs (signature checks, portal syncs) done, so a burst measures sealing alone."""
-        wait_until(lambda: not any(job_counts(self.stack.api_url)[s] for s in UNFINISHED), timeout,
+        wait_until(lambda: backlog(self.stack.api_url) == 0, timeout,
                    "an empty job backlog", interval=0.3)
 
     # Reading the outcome -----------------------------------------------------------------------

@@ -48,7 +48,7 @@ import sqlalchemy as sa  # noqa: E402
 from _hosts_stack import ADDRESS, HOSTS, HostStack, missing_tools  # noqa: E402
 from _mixed import Mix, MixedLoad  # noqa: E402
 from _netns import Network, NetworkRefused, cleanup_leftovers, why_unavailable  # noqa: E402
-from _observe import UNFINISHED, job_counts  # noqa: E402
+from _observe import backlog  # noqa: E402
 from _reconcile import reconcile  # noqa: E402
 from _report import percentile  # noqa: E402
 from _stack import wait_until  # noqa: E402
@@ -137,7 +137,7 @@ class Run:
         while time.monotonic() - started < limit:
             self.stack.check_alive()
             try:
-                if self.load.idle() and sum(job_counts(self.stack.api_url)[s] for s in UNFINISHED) == 0:
+                if self.load.idle() and backlog(self.stack.api_url) == 0:
                     return time.monotonic() - started
             except Exception:  # noqa: BLE001 - the balancer may have no host for a moment
                 pass

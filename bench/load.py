@@ -78,7 +78,7 @@ class DepthSampler:
 
         while not self._stop.wait(self.every):
             try:
-                rows = requests.get(f"{self.api_url}/ops/jobs", timeout=5,
+                rows = requests.get(f"{self.api_url}/ops/jobs", timeout=5, params={"counts": "unfinished"},
                                     headers={"Authorization": f"Bearer {observe.OPS_KEY}"}).json()["counts"]
             except Exception:  # noqa: BLE001 - the API is down (a chaos run): a gap in the series
                 continue
@@ -92,23 +92,18 @@ class DepthSampler:
         return [(round(t - start, 1), sum(d.values())) for t, d in self.points if start <= t <= end]
 
 
-def unfinished_jobs(api_url: str) -> int:
-    counts = observe.job_counts(api_url)
-    return sum(counts[s] for s in observe.UNFINISHED)
-
-
 def wait_drained(stack: Stack, load: MixedLoad, limit: float, check: Callable[[], None] | None = None) -> float | None:
     """Seconds until the client has its answers and no job is pending or in flight; None past `limit`."""
     started = time.monotonic()
     while time.monotonic() - started < limit:
         (check or stack.check_alive)()
         try:
-            idle = load.idle() and unfinished_jobs(stack.api_url) == 0
+            idle = load.idle() and observe.backlog(stack.api_url) == 0
         except Exception:  # noqa: BLE001 - the API may be restarting under chaos
             idle = False
         if idle:
             return time.monotonic() - started
-        time.sleep(1.0)  # each look costs the gateway a count of every job: as often as the backlog sampler
+        time.sleep(1.0)  # each look costs the gateway a count of its backlog: as often as the backlog sampler
     return None
 
 

@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from unittest import mock
 
 import pytest
@@ -29,6 +29,9 @@ import requests
 from mocks.provincial_portal import sample_dossier
 
 from .warm_start import WarmProcess, starter
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 pytest_plugins = ["tests.suite_times"]  # GATEWAY_TEST_TIMES=FILE: what each test costs
 
@@ -562,6 +565,23 @@ def _pg_drop(name: str) -> None:
     with admin.connect() as conn:
         conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+@pytest.fixture
+def pg_engine() -> Iterator[Engine]:
+    """A migrated PostgreSQL database of the test's own: for what only PostgreSQL shows (its plans, its prepared
+    statements), on tables a test fills to some size."""
+    if not production_services_up():
+        pytest.skip("PostgreSQL is not reachable (.ci/run requires it)")
+    from gateway.store.database import make_engine, migrate
+
+    name = f"gwplan_{uuid.uuid4().hex[:8]}"
+    url = _pg_database(name)
+    migrate(url)
+    engine = make_engine(url)
+    yield engine
+    engine.dispose()
+    _pg_drop(name)
 
 
 def _rabbit_cleanup(prefix: str) -> None:

@@ -5,36 +5,16 @@ at every call: the outcomes' planning cost it as much as running them (docs/perf
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
-import pytest
 from sqlalchemy import Engine, insert, select
 
 from gateway.store import notifications as store
-from gateway.store.database import make_engine, migrate
 from gateway.store.one_trip import OneTrip
 from gateway.store.tables import notification_attempts, notifications
 
-from .conftest import _pg_database, _pg_drop, production_services_up
-
 AT = datetime(2026, 12, 7, 20, 0, tzinfo=UTC)
 CALLS = 16  # psycopg prepares at the 6th; PostgreSQL plans the first 5 executions of a prepared statement apart
-
-
-@pytest.fixture
-def engine() -> Iterator[Engine]:
-    """A migrated PostgreSQL database of the test's own (prepared statements and their plans are PostgreSQL's)."""
-    if not production_services_up():
-        pytest.skip("PostgreSQL is not reachable (.ci/run requires it)")
-    name = f"gwplan_{uuid.uuid4().hex[:8]}"
-    url = _pg_database(name)
-    migrate(url)
-    engine = make_engine(url)
-    yield engine
-    engine.dispose()
-    _pg_drop(name)
 
 
 def _plans(conn, marker: str) -> tuple[int, int]:  # noqa: ANN001
@@ -59,9 +39,9 @@ def _notifications(engine: Engine, n: int) -> list[int]:
     return ids
 
 
-def test_recording_outcomes_keeps_one_generic_plan(engine):
-    ids = _notifications(engine, CALLS + 1)
-    with engine.connect() as conn:  # one connection: psycopg prepares per connection
+def test_recording_outcomes_keeps_one_generic_plan(pg_engine):
+    ids = _notifications(pg_engine, CALLS + 1)
+    with pg_engine.connect() as conn:  # one connection: psycopg prepares per connection
         conn = conn.execution_options(isolation_level="AUTOCOMMIT")  # as database.one_statement runs it
         for notification_id in ids[:-1]:
             store.record_many(conn, [store.Told(notification_id, "queued", [
@@ -83,9 +63,9 @@ def test_recording_outcomes_keeps_one_generic_plan(engine):
     assert sorted(tried) == ids[:-1]
 
 
-def test_a_one_trip_update_keeps_one_generic_plan(engine):
-    ids = _notifications(engine, CALLS)
-    with engine.connect() as conn:
+def test_a_one_trip_update_keeps_one_generic_plan(pg_engine):
+    ids = _notifications(pg_engine, CALLS)
+    with pg_engine.connect() as conn:
         conn = conn.execution_options(isolation_level="AUTOCOMMIT")
         for n, notification_id in enumerate(ids):
             trip = OneTrip()

@@ -12,10 +12,11 @@ STATES = (PENDING, IN_FLIGHT, DONE, DEAD, DISCARDED)
 UNFINISHED = (PENDING, IN_FLIGHT)
 
 
-def counts(ctx: Context) -> list[RowMapping]:
-    """(queue, state, count) for every queue and state that has jobs."""
+def counts(ctx: Context, *, unfinished_only: bool = False) -> list[RowMapping]:
+    """(queue, state, count) for every queue and state that has jobs; with `unfinished_only`, for the pending,
+    in-flight and dead ones alone, at a cost that follows the backlog rather than the history."""
     with ctx.engine.connect() as conn:
-        return outbox.counts(conn)
+        return outbox.counts(conn, unfinished_only=unfinished_only)
 
 
 def in_state(ctx: Context, state: str, *, queue: str | None = None, ordering_key: str | None = None,
