@@ -419,8 +419,15 @@ def _due_unpublished(now: datetime, republish_after: float) -> ColumnElement[boo
 
 
 def sweep_pending(now: datetime, republish_after: float) -> ColumnElement[bool]:
-    """Whether a sweep has anything to do (an expired lease, a job to publish): the sweeper asks first."""
-    return or_(exists().where(_expired(now)), exists().where(_due_unpublished(now, republish_after)))
+    """Whether a sweep has anything to do (an expired lease, a job to publish): the sweeper asks first.
+
+    The job to publish is looked for as the first in due order, not with EXISTS: PostgreSQL expected a good share
+    of the pending jobs to qualify and planned EXISTS as a sequential scan to stop at the first; they are rare,
+    so it read the whole table, finished jobs and all, every second (11 ms at 47,000 jobs). In due order it walks
+    ix_jobs_state_next through the pending jobs alone."""
+    first_to_publish = (select(jobs.c.id).where(_due_unpublished(now, republish_after))
+                        .order_by(jobs.c.next_attempt_at).limit(1).scalar_subquery())
+    return or_(exists().where(_expired(now)), first_to_publish.is_not(None))
 
 
 def recover_expired_leases(conn: Connection, *, now: datetime) -> list[RowMapping]:
@@ -460,9 +467,11 @@ def oldest_due(conn: Connection, queues: list[str], *, now: datetime) -> datetim
 
 def take_due_for_publish(conn: Connection, *, now: datetime, republish_after: float,
                          limit: int = 500) -> list[tuple[int, str]]:
-    """Due ready jobs that the broker never got, whose retry is due, or whose message seems lost."""
+    """Due ready jobs that the broker never got, whose retry is due, or whose message seems lost. Oldest due first:
+    ordered by id, PostgreSQL walked the primary key through every job ever made to find the few (13 ms at 47,000
+    jobs, 20 ms in the bench's top level); in due order it reads the pending jobs alone."""
     query = (select(jobs.c.id, jobs.c.queue).where(_due_unpublished(now, republish_after))
-             .order_by(jobs.c.id).limit(limit))
+             .order_by(jobs.c.next_attempt_at, jobs.c.id).limit(limit))
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)  # several sweepers share the work
     rows = [(r.id, r.queue) for r in conn.execute(query)]
