@@ -13,6 +13,8 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 
 from gateway.config import DatabaseSettings
 
+from .json_columns import read_json
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -62,7 +64,7 @@ def make_engine(url: str, pool_size: int = 10, settings: DatabaseSettings | None
     # No pre-ping: it costs a round trip per transaction. A connection broken by a database restart
     # fails once; SQLAlchemy then discards the whole pool and the API answers 503 (see api/errors.py).
     return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800,
-                         connect_args=liveness_args(settings or DatabaseSettings(url=url)))
+                         json_deserializer=read_json, connect_args=liveness_args(settings or DatabaseSettings(url=url)))
 
 
 # The execution option that marks a connection whose every statement is a transaction committed (one_statement):
