@@ -37,7 +37,9 @@ def bagit_makes():
 
 
 SEGMENT = st.text("abcxyzĐđệữ0189 _-.%()", min_size=1, max_size=8).filter(lambda s: s not in {".", ".."})
-PATHS = st.lists(SEGMENT, min_size=1, max_size=3).map("/".join)
+# bagit reads a manifest line stripped, so a path ending in a space cannot be told from the path without it (make_bag
+# then refuses its own bag: "lists data/0 multiple times"); the gateway's payload paths never end so (safe_name).
+PATHS = st.lists(SEGMENT, min_size=1, max_size=3).map("/".join).filter(lambda path: not path.endswith(" "))
 BREAKS = "\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"  # line breaks to bagit's reader besides CR and LF
 VALUES = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",), exclude_characters=BREAKS), max_size=40)
 
