@@ -9,6 +9,7 @@ import socket
 import threading
 
 import pytest
+import requests
 
 from gateway.adapters.national_portal.client import NationalPortalClient
 from gateway.adapters.postal.vnpost import VNPostClient
@@ -147,11 +148,41 @@ def test_partner_calls_take_the_environments_proxy_read_once_per_partner(proxy, 
     for _ in range(2):  # the second call from what the first read
         assert http.post("http://partner.invalid/ws", b"<x/>", {"Content-Type": "text/xml"}, timeout=5).ok
         assert send(http.session(), "GET", "http://partner.invalid/token", "token", timeout=5).ok
-    assert lines == ["POST http://partner.invalid/ws HTTP/1.1", "GET http://partner.invalid/token HTTP/1.1"] * 2
-    with pytest.raises(RetryableError):  # not through the proxy: the name does not resolve
-        send(http.session(), "GET", "http://direct.invalid/", "direct", timeout=5)
-    assert len(lines) == 4
+        assert send(http, "POST", "http://partner.invalid/api", "api", json={"a": 1}, timeout=5).ok
+    assert lines == ["POST http://partner.invalid/ws HTTP/1.1", "GET http://partner.invalid/token HTTP/1.1",
+                     "POST http://partner.invalid/api HTTP/1.1"] * 2
+    for call in (lambda: send(http.session(), "GET", "http://direct.invalid/", "direct", timeout=5),
+                 lambda: send(http, "GET", "http://direct.invalid/", "direct", timeout=5)):
+        with pytest.raises(RetryableError):  # not through the proxy: the name does not resolve
+            call()
+    assert len(lines) == 6
     monkeypatch.delenv("HTTP_PROXY")
     assert send(http.session(), "GET", "http://partner.invalid/again", "own proxy", timeout=5,
                 proxies={"http": address}).ok
     assert lines[-1] == "GET http://partner.invalid/again HTTP/1.1"
+
+
+@pytest.mark.parametrize(("method", "headers", "body"), [
+    ("POST", {}, {"service": "CapNhatTienDoHoSoMC", "data": [{"MaHoSo": "000.00.01.H01-261207-0001",
+                                                             "TrangThai": "Đang xử lý"}]}),
+    ("POST", {"Authorization": "Bearer t0k3n", "Accept": "application/json"}, {"Phí": 33000}),
+    ("GET", {"Authorization": "Bearer t0k3n"}, None),
+])
+def test_the_short_way_sends_what_a_session_sends(method, headers, body):
+    """PerThreadHttp.request (the portal's steps, the payment platform's and VNPost's calls) hands the transport the
+    request Session.request would: method, address, every header, the body's bytes."""
+    import responses
+
+    from gateway.adapters.base import PerThreadHttp
+
+    url = "http://partner.invalid/api/orders?x=1"
+    with responses.RequestsMock() as mock:
+        mock.add(method, url, json={"ok": True})
+        mock.add(method, url, json={"ok": True})
+        with requests.Session() as session:
+            assert session.request(method, url, headers=headers, json=body, timeout=5).json() == {"ok": True}
+        assert PerThreadHttp(abandon_after=5).request(method, url, headers=headers, json=body,
+                                                      timeout=5).json() == {"ok": True}
+        by_session, short = (call.request for call in mock.calls)
+    assert (short.method, short.url, short.body) == (by_session.method, by_session.url, by_session.body)
+    assert dict(short.headers) == dict(by_session.headers)

@@ -250,9 +250,12 @@ class NationalPortalClient:
             before_calling(2 * self.settings.timeout_seconds, service)
             full = {"madonvi": self.settings.unit_code, **self.auth.prepare(http, body)}
             try:
-                response = http.post(self.auth.url(), json=full, timeout=self.settings.timeout_seconds,
-                                     stream=limit is not None)
-                if limit is not None:
+                if limit is None:  # the filings and steps: the short way (adapters/base.py PerThreadHttp.request)
+                    response = self._http_sessions.request("POST", self.auth.url(), json=full,
+                                                           timeout=self.settings.timeout_seconds)
+                else:
+                    response = http.post(self.auth.url(), json=full, timeout=self.settings.timeout_seconds,
+                                         stream=True)
                     read_bounded(response, limit, service)
             except requests.RequestException as exc:
                 raise RetryableError(f"{service}: {type(exc).__name__}: {exc}") from exc

@@ -86,12 +86,9 @@ class NationalPlatform(PaymentProvider):
         self.timeout = timeout
         self._http_sessions = PerThreadHttp(abandon_after=timeout)
 
-    def _http(self) -> requests.Session:
-        return self._http_sessions.session()
-
     def _post(self, kind: str, message: dict[str, Any]) -> requests.Response:
         # [assumed] one endpoint for every message type; both clients configure a URL per type.
-        return send(self._http(), "POST", f"{self.base_url}/api", f"payment platform {kind}",
+        return send(self._http_sessions, "POST", f"{self.base_url}/api", f"payment platform {kind}",
                     timeout=self.timeout, json=checksum.sign(kind, message, self.secret))
 
     def _checked(self, kind: str, response: requests.Response) -> dict[str, Any]:

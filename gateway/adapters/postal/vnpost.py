@@ -91,8 +91,8 @@ class VNPostClient:
         for renew in (False, True):
             headers = {"Authorization": f"Bearer {self._token_now(renew)}"}
             try:
-                response = self.http.session().request(method, url, headers=headers,
-                                                       timeout=self.settings.timeout_seconds, **kwargs)
+                response = self.http.request(method, url, headers=headers, timeout=self.settings.timeout_seconds,
+                                             **kwargs)
             except requests.RequestException as exc:
                 raise RetryableError(f"{what}: {type(exc).__name__}: {exc}") from exc
             if response.status_code != 401:
