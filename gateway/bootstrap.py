@@ -196,7 +196,7 @@ def build_worker(gateway: Gateway) -> Worker:
                      lambda _conn, _now: audit.unsealed_pending()),
         PeriodicTask("queue sampling", s.jobs.sample_every_seconds,
                      partial(queue_history.sample, gateway.engine, QUEUES)),
-        PeriodicTask("planner statistics", s.jobs.analyze_every_seconds,
+        PeriodicTask("job statistics", s.jobs.analyze_every_seconds,
                      partial(outbox_jobs.refresh_statistics, gateway.engine),
                      lambda conn, _now: outbox.statistics_stale(conn)),
         PeriodicTask("portal reconciliation", s.national_portal.reconcile.scan_interval_seconds,

@@ -82,7 +82,7 @@ class JobSettings(BaseModel):
     # cost no attempts (see jobs/partner_outage.py).
     outage_after_keys: int = Field(3, ge=1)
     sample_every_seconds: float = Field(60.0, gt=0)  # each worker samples the queues for the console's chart
-    # Stale planner statistics (jobs, and the tables that grow) are refreshed this often (store/outbox.py).
+    # The jobs table's planner statistics are refreshed this often (see store/outbox.py refresh_statistics).
     analyze_every_seconds: float = Field(15.0, gt=0)
 
 

@@ -583,45 +583,24 @@ def counts(conn: Connection, *, unfinished_only: bool = False) -> list[RowMappin
 # Rows changed since the last ANALYZE (PostgreSQL's own count) worth new statistics: a thousand, whatever the
 # table's size (a backlog of 15,000 built in seconds needs them at once; ANALYZE reads a bounded sample, so its
 # cost does not grow with the table), and none on a quiet gateway.
-# The tables whose plans turn on their size: the hot statements join them to a batch of rows in one statement
-# (store/one_trip.py), and planned on statistics of a table a hundredth of its size, the join reads the whole table
-# (a hash over a sequential scan) where it should look up the batch's rows by index. `jobs` churns: its statistics
-# go stale with the states' shares, after 1,000 changes; the others grow: theirs after the table has grown by its
-# size at the last ANALYZE (or by 1,000 rows, whichever is more), a few times while a new gateway fills up, then
-# rarely. Autovacuum does the same, but at most once a minute and only after a tenth of a table changed.
-JOBS_STALE_AFTER = 1000
-GROWING_TABLES = ("dossiers", "dossier_events", "audit_log", "notifications", "notification_attempts", "payments",
-                  "deliveries", "feed_items", "archive_packages")
-_STALE_TABLES = text(f"""
-SELECT s.relname FROM pg_stat_user_tables AS s JOIN pg_class AS c ON c.oid = s.relid
-WHERE s.schemaname = current_schema() AND (
-    (s.relname = 'jobs' AND s.n_mod_since_analyze >= {JOBS_STALE_AFTER})
-    OR (s.relname IN ({", ".join(f"'{name}'" for name in GROWING_TABLES)})
-        AND s.n_mod_since_analyze >= greatest({JOBS_STALE_AFTER}, c.reltuples)))
-ORDER BY s.relname""")
-_STATISTICS_STALE = literal_column(f"EXISTS ({_STALE_TABLES.text})", Boolean)
+_STATISTICS_STALE = literal_column("EXISTS (SELECT 1 FROM pg_stat_user_tables WHERE relname = 'jobs' "
+                                   "AND n_mod_since_analyze >= 1000)", Boolean)
 
 
 def statistics_stale(conn: Connection) -> ColumnElement[bool]:
-    """Whether a table's statistics are stale enough for refresh_statistics to be worth its scan (PostgreSQL)."""
+    """Whether enough of the jobs table changed for refresh_statistics to be worth its scan (PostgreSQL)."""
     return _STATISTICS_STALE if conn.dialect.name == "postgresql" else false()
 
 
-def refresh_statistics(conn: Connection) -> list[str]:
-    """Fresh planner statistics for the tables that need them (PostgreSQL); the tables analyzed. Autovacuum analyzes
-    at most once a minute and only after a tenth of a table changed, so a backlog that builds up in seconds (the
-    morning after a quiet night) is planned as the empty queue the last statistics saw: the per-key look-ups then
-    read the whole backlog through the state index, ~10-20 ms each with 15,000 waiting (bench/load.py, steps only,
-    1,000/s). A new gateway's tables grow likewise between two autovacuum runs (_STALE_TABLES).
+def refresh_statistics(conn: Connection) -> None:
+    """Fresh planner statistics for the jobs table (PostgreSQL). Autovacuum analyzes at most once a minute and
+    only after a tenth of the table changed, so a backlog that builds up in seconds (the morning after a quiet
+    night) is planned as the empty queue the last statistics saw: the per-key look-ups then read the whole
+    backlog through the state index, ~10-20 ms each with 15,000 waiting (bench/load.py, steps only, 1,000/s).
 
-    These plans need a table's size and the share of each state, not fine histograms: a sample of 3,000 rows
+    These plans need the table's size and the share of each state, not fine histograms: a sample of 3,000 rows
     (statistics target 10) instead of 30,000 makes the ANALYZE about nine times cheaper (143 ms each, every 15 s,
     at the bench's top level; docs/performance.md, tenth round). Autovacuum's own ANALYZE keeps the full target."""
-    if conn.dialect.name != "postgresql":
-        return []
-    stale = list(conn.execute(_STALE_TABLES).scalars())
-    if stale:
+    if conn.dialect.name == "postgresql":
         conn.execute(text("SET LOCAL default_statistics_target = 10"))  # this transaction only
-        # SKIP_LOCKED: another worker's ANALYZE of a table in progress is enough.
-        conn.execute(text(f"ANALYZE (SKIP_LOCKED) {', '.join(stale)}"))
-    return stale
+        conn.execute(text("ANALYZE (SKIP_LOCKED) jobs"))  # a worker's ANALYZE in progress is enough

@@ -33,7 +33,6 @@ def of_dossier(ctx: Context, code: str) -> list[RowMapping]:
 
 
 def refresh_statistics(engine: Engine) -> None:
-    """A worker's periodic task: fresh planner statistics for the jobs table and the growing ones (see
-    outbox.refresh_statistics)."""
+    """A worker's periodic task: fresh planner statistics for the jobs table (see outbox.refresh_statistics)."""
     with engine.begin() as conn:
         outbox.refresh_statistics(conn)
