@@ -8,7 +8,11 @@ the client CPU (time.process_time) per operation, each way of doing it side by s
 - a one-statement write: `engine.begin()` (BEGIN, the statement, COMMIT) against `database.one_statement`;
 - a partner's POST of an 800-byte body to a local HTTP server (a process of its own): `requests.Session.post`
   (what the adapters used), `PerThreadHttp().session().post` (the environment's proxy settings read once) and
-  `PerThreadHttp().post` (straight to the session's transport, as the Viettel adapter does).
+  `PerThreadHttp().post` (straight to the session's transport, as the Viettel adapter does);
+- a partner's JSON POST (the national portal's steps, the payment platform's, VNPost's calls):
+  `PerThreadHttp().session().post(json=...)` (what they used) against `PerThreadHttp().request` (the short way);
+- a read of a row of eight timestamps: in a session whose zone is the server's (Asia/Ho_Chi_Minh, as a Vietnamese
+  server may be set; psycopg returns ZoneInfo values that UtcDateTime converts) against the gateway's UTC session.
 
 On PostgreSQL (PG_ADMIN_URL's server), in a scratch table it drops afterwards. Medians over the rounds with all
 rounds in brackets (docs/performance.md, "Issue 24, third round").
@@ -25,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import requests
-from sqlalchemy import text
+from sqlalchemy import Engine, create_engine, text
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the gateway of this checkout, not an installed one
@@ -34,7 +38,9 @@ sys.path.insert(1, str(ROOT / "bench"))
 from _stack import PG_ADMIN_URL  # noqa: E402
 
 from gateway.adapters.base import PerThreadHttp  # noqa: E402
+from gateway.adapters.national_portal.mapping import event_to_progress  # noqa: E402
 from gateway.store.database import make_engine, one_statement, reading  # noqa: E402
+from gateway.store.tables import UtcDateTime  # noqa: E402
 
 SERVER = r"""
 import sys
@@ -79,6 +85,17 @@ def main() -> int:
     url = f"http://127.0.0.1:{port}/ws"
     body, headers = b"x" * 800, {"Content-Type": "text/xml; charset=utf-8"}
     plain, partner = requests.Session(), PerThreadHttp(abandon_after=10)
+    step = {"service": "CapNhatTienDoHoSoMC", "data": [event_to_progress("000.00.01.H01-261207-0001", {
+        "status": 2, "at": "2026-12-07T10:00:00+07:00", "officer": "Nguyễn Văn A", "note": "Đã tiếp nhận hồ sơ"})]}
+    hanoi = create_engine(PG_ADMIN_URL, pool_size=2, connect_args={"options": "-c TimeZone=Asia/Ho_Chi_Minh"})
+    stamps = text("SELECT " + ", ".join(f"now() - interval '{i} s' AS t{i}" for i in range(8))).columns(
+        **{f"t{i}": UtcDateTime() for i in range(8)})
+
+    def stamps_read(on: Engine) -> Callable[[], object]:
+        def read_stamps() -> None:
+            with reading(on) as conn:
+                conn.execute(stamps).all()
+        return read_stamps
 
     def connect_read() -> None:
         with engine.connect() as conn:
@@ -105,6 +122,11 @@ def main() -> int:
         "POST, PerThreadHttp().session().post": lambda: partner.session().post(
             url, data=body, headers=headers, timeout=5).content,
         "POST, PerThreadHttp().post": lambda: partner.post(url, body, headers, timeout=5).content,
+        "JSON POST, PerThreadHttp().session().post": lambda: partner.session().post(
+            url, json=step, timeout=5).content,
+        "JSON POST, PerThreadHttp().request": lambda: partner.request("POST", url, json=step, timeout=5).content,
+        "8 timestamps, session in Hà Nội time": stamps_read(hanoi),
+        "8 timestamps, session in UTC (the gateway's)": stamps_read(engine),
     }
     try:
         results: dict[str, list[float]] = {name: [] for name in measures}
@@ -116,9 +138,10 @@ def main() -> int:
         with engine.begin() as conn:
             conn.execute(text("DROP TABLE IF EXISTS bench_round_trips"))
         engine.dispose()
+        hanoi.dispose()
     print(f"client CPU per operation, µs: median [each round] ({args.n} operations a round)")
     for name, values in results.items():
-        print(f"  {name:40s} {statistics.median(values):7.0f} [{', '.join(f'{v:.0f}' for v in values)}]")
+        print(f"  {name:46s} {statistics.median(values):7.0f} [{', '.join(f'{v:.0f}' for v in values)}]")
     return 0
 
 
