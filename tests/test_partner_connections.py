@@ -12,6 +12,7 @@ import pytest
 import requests
 
 from gateway.adapters.national_portal.client import NationalPortalClient
+from gateway.adapters.national_portal.mapping import event_to_progress
 from gateway.adapters.postal.vnpost import VNPostClient
 from gateway.config import load_settings
 
@@ -162,10 +163,13 @@ def test_partner_calls_take_the_environments_proxy_read_once_per_partner(proxy, 
     assert lines[-1] == "GET http://partner.invalid/again HTTP/1.1"
 
 
+STEP = {"service": "CapNhatTienDoHoSoMC", "data": [event_to_progress("000.00.01.H01-261207-0001", {
+    "status": 2, "at": "2026-12-07T10:00:00+07:00", "officer": "Nguyễn Văn A", "note": "Đã tiếp nhận hồ sơ"})]}
+
+
 @pytest.mark.parametrize(("method", "headers", "body"), [
-    ("POST", {}, {"service": "CapNhatTienDoHoSoMC", "data": [{"MaHoSo": "000.00.01.H01-261207-0001",
-                                                             "TrangThai": "Đang xử lý"}]}),
-    ("POST", {"Authorization": "Bearer t0k3n", "Accept": "application/json"}, {"Phí": 33000}),
+    ("POST", {}, STEP),
+    ("POST", {"Authorization": "Bearer t0k3n", "Accept": "application/json"}, {"amount": 33000, "note": "Lệ phí"}),
     ("GET", {"Authorization": "Bearer t0k3n"}, None),
 ])
 def test_the_short_way_sends_what_a_session_sends(method, headers, body):

@@ -28,8 +28,10 @@ def test_timestamps_read_in_utc_on_a_database_set_to_hanoi_time(pg_engine):
         assert raw == read == written
         assert raw.tzinfo is UTC and read.tzinfo is UTC  # psycopg's own UTC: no zone conversion on read
         assert text == "2026-12-07 23:30:15.123456+00"
-        with sa.create_engine(pg_engine.url).connect() as other:  # a session not the gateway's: the database's zone
+        plain = sa.create_engine(pg_engine.url)  # a session not the gateway's: the database's zone
+        with plain.connect() as other:
             assert other.execute(sa.text("SELECT at FROM audit_log")).scalar_one() == written
             assert other.execute(sa.text("SELECT current_setting('TimeZone')")).scalar_one() == "Asia/Ho_Chi_Minh"
+        plain.dispose()
     finally:
         engine.dispose()
