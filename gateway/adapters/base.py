@@ -171,7 +171,7 @@ class PerThreadHttp:
         (docs/performance.md). The proxies of the session and of the environment apply as they would there."""
         request = requests.PreparedRequest()
         request.prepare(method="POST", url=url, headers=headers, data=body)
-        return self._send(request, timeout)
+        return self._send(self.session(), request, timeout)
 
     def request(self, method: str, url: str, *, timeout: float, headers: Mapping[str, str] | None = None,
                 json: Any = None) -> requests.Response:
@@ -182,10 +182,10 @@ class PerThreadHttp:
         request = requests.PreparedRequest()
         request.prepare(method=method.upper(), url=url, json=json,
                         headers=merge_setting(headers, http.headers, dict_class=CaseInsensitiveDict))
-        return self._send(request, timeout)
+        return self._send(http, request, timeout)
 
-    def _send(self, request: requests.PreparedRequest, timeout: float) -> requests.Response:
-        http = self.session()
+    @staticmethod
+    def _send(http: requests.Session, request: requests.PreparedRequest, timeout: float) -> requests.Response:
         url = request.url or ""
         return http.get_adapter(url).send(request, timeout=timeout,
                                           **http.merge_environment_settings(url, {}, None, None, None))
